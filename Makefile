@@ -1,0 +1,80 @@
+# ai-fabric-controller: one-command setup, tests, demo and benchmarks.
+# Every target that needs the environment runs the idempotent `setup` first.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV    := .venv
+PY      := $(VENV)/bin/python
+PIP     := $(VENV)/bin/pip
+STAMPS  := $(VENV)/.stamps
+APT_PKGS := openvswitch-switch mininet iperf3 ethtool iputils-ping iproute2 python3-venv prometheus
+OVS_CTL := /usr/share/openvswitch/scripts/ovs-ctl
+PROTO_SRC := $(wildcard proto/fabric/v1/*.proto)
+PROTO_GEN := $(PROTO_SRC:.proto=_pb2.py)
+PYTEST_ARGS ?=
+
+.PHONY: help setup system-packages ovs proto lint test unit integration demo bench clean
+
+help:
+	@echo "make demo    - the main job: AI traffic on an emulated leaf-spine, with a report"
+	@echo "make test    - the whole suite: lint, unit and integration tests (needs root)"
+	@echo "make bench   - benchmarks, side by side, written to out/bench/"
+	@echo "make setup   - install everything (idempotent; the targets above run it)"
+
+setup: system-packages $(STAMPS)/python proto ovs
+
+# Debian packages: installed only when one is missing.
+system-packages:
+	@missing=$$(for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "setup: installing $$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	else echo "setup: Debian packages present"; fi
+
+# The venv sees Debian's Python packages (Mininet lives there). Ryu 4.34 needs
+# an old setuptools and no build isolation (see README, "Environment traps").
+$(VENV)/bin/python:
+	/usr/bin/python3 -m venv --system-site-packages $(VENV)
+
+$(STAMPS)/ryu: | $(VENV)/bin/python
+	$(PIP) install -q "setuptools<67" wheel
+	$(PIP) install -q --no-build-isolation ryu==4.34
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/python: pyproject.toml $(STAMPS)/ryu
+	$(PIP) install -q --no-build-isolation -e ".[dev]"
+	@mkdir -p $(STAMPS) && touch $@
+
+proto: $(PROTO_GEN)
+
+proto/fabric/v1/%_pb2.py: proto/fabric/v1/%.proto $(STAMPS)/python
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=proto --grpc_python_out=proto --pyi_out=proto $<
+
+ovs:
+	@if ovs-vsctl --timeout=3 show >/dev/null 2>&1; then echo "setup: Open vSwitch running"; \
+	else echo "setup: starting Open vSwitch (userspace datapath)"; $(OVS_CTL) start --system-id=random 2>&1 | grep -v ulimit; \
+	  ovs-vsctl --timeout=10 show >/dev/null; fi
+
+lint: setup
+	$(VENV)/bin/ruff check controller mininet_topos tests benchmarks
+	$(VENV)/bin/ruff format --check controller mininet_topos tests benchmarks
+	$(VENV)/bin/mypy
+
+test: setup lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit: setup
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: setup
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+demo: setup
+	$(PY) -m benchmarks.demo
+
+bench: setup
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache proto/fabric/v1/*_pb2*.py proto/fabric/v1/*_pb2*.pyi

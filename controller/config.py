@@ -1,0 +1,221 @@
+"""fabricd configuration: command-line flags and an optional YAML file with the same keys.
+
+Precedence: flag > file > default. Every problem is a :class:`ConfigError`
+whose message is one line naming the flag or key, so the daemon can exit with
+exactly that line. Nothing here starts anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+
+__all__ = ["ConfigError", "HostPort", "FabricdConfig", "load_config", "parse_host_port"]
+
+
+class ConfigError(Exception):
+    """A configuration problem; ``str()`` is one line for the operator."""
+
+
+@dataclass(frozen=True)
+class HostPort:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_host_port(text: str, *, what: str) -> HostPort:
+    host, sep, port_text = str(text).rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit():
+        raise ConfigError(f"{what}: {text!r} is not HOST:PORT")
+    port = int(port_text)
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{what}: port {port} outside 0-65535")
+    return HostPort(host, port)
+
+
+@dataclass(frozen=True)
+class FabricdConfig:
+    of_listen: HostPort = HostPort("127.0.0.1", 6653)
+    grpc_listen: HostPort = HostPort("127.0.0.1", 50051)
+    metrics_listen: HostPort = HostPort("127.0.0.1", 9108)
+    state_dir: Path = Path("state")
+    policies: Path = Path("policies")
+    log_level: str = "info"
+    config: Path | None = None
+    # discovery
+    lldp_interval: float = 1.0
+    # telemetry
+    poll_interval: float = 1.0
+    ewma_alpha: float = 0.5
+    link_capacity_mbps: float | None = None
+    link_capacity_overrides: dict[str, float] = field(default_factory=dict)
+    congestion_threshold: float = 0.8
+    clear_threshold: float = 0.6
+    congestion_samples: int = 2
+    # traffic engineering
+    rebalance_period: float = 2.0
+    max_moves_per_round: int = 8
+    packet_in_rate: int = 2000
+    flow_setup_budget: int = 500
+    seed: int = 0
+    # API
+    grpc_tls_cert: Path | None = None
+    grpc_tls_key: Path | None = None
+    grpc_token_file: Path | None = None
+
+
+_LEVELS = ("debug", "info", "warning", "error")
+
+# key -> (flag help, converter for file values and flag strings)
+_HELP = {
+    "of_listen": "OpenFlow listen address (default 127.0.0.1:6653)",
+    "grpc_listen": "gRPC API listen address (default 127.0.0.1:50051)",
+    "metrics_listen": "Prometheus /metrics listen address (default 127.0.0.1:9108)",
+    "state_dir": "directory for persistent state (policy store, learned hosts)",
+    "policies": "directory of default policy files (*.yaml), loaded into a new store",
+    "log_level": "debug, info, warning or error",
+    "config": "YAML file with any of these keys (underscores instead of dashes)",
+    "lldp_interval": "seconds between LLDP probes on every port",
+    "poll_interval": "seconds between port/flow statistics polls of each switch",
+    "ewma_alpha": "weight of the newest rate sample (0 < a <= 1; 1 = no smoothing)",
+    "link_capacity_mbps": "capacity of every link in Mbit/s unless overridden",
+    "link_capacity_overrides": "(config file only) map of 'A-B' or 'A/p-B/q' to Mbit/s",
+    "congestion_threshold": "utilization above which a link is congested",
+    "clear_threshold": "utilization below which a congested link clears",
+    "congestion_samples": "consecutive samples needed to enter or leave congestion",
+    "rebalance_period": "seconds between rebalancing rounds",
+    "max_moves_per_round": "cap on flows moved per rebalancing round",
+    "packet_in_rate": "packet-ins per second each switch may send (meter; 0 = unmetered)",
+    "flow_setup_budget": "new flows the controller places per second before shedding",
+    "seed": "seed for hash-based path choices",
+    "grpc_tls_cert": "PEM certificate: serve gRPC over TLS",
+    "grpc_tls_key": "PEM private key for --grpc-tls-cert",
+    "grpc_token_file": "file holding a bearer token every RPC must present",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"{message} (see fabricd --help)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="fabricd", description="AI fabric SDN controller daemon", add_help=True)
+    for f in fields(FabricdConfig):
+        if f.name == "link_capacity_overrides":
+            continue
+        p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None, help=_HELP[f.name])
+    return p
+
+
+def _convert(key: str, value: Any, default: Any) -> Any:
+    flag = f"--{key.replace('_', '-')}"
+    if key in ("of_listen", "grpc_listen", "metrics_listen"):
+        return parse_host_port(value, what=flag)
+    if key in ("state_dir", "policies", "config", "grpc_tls_cert", "grpc_tls_key", "grpc_token_file"):
+        return Path(str(value))
+    if key == "log_level":
+        level = str(value).lower()
+        if level not in _LEVELS:
+            raise ConfigError(f"{flag}: {value!r} is not one of {', '.join(_LEVELS)}")
+        return level
+    if key == "link_capacity_overrides":
+        if not isinstance(value, dict):
+            raise ConfigError("link_capacity_overrides: expected a mapping of link to Mbit/s")
+        out = {}
+        for ref, mbps in value.items():
+            out[str(ref)] = _number(f"link_capacity_overrides.{ref}", mbps, positive=True)
+        return out
+    if key in ("congestion_samples", "max_moves_per_round", "packet_in_rate", "flow_setup_budget", "seed"):
+        number = _number(flag, value)
+        if number != int(number) or number < 0:
+            raise ConfigError(f"{flag}: {value!r} is not a non-negative integer")
+        return int(number)
+    return _number(flag, value)
+
+
+def _number(what: str, value: Any, *, positive: bool = False) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(f"{what}: {value!r} is not a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what}: {value!r} is not a number") from None
+    if not math.isfinite(number) or (positive and number <= 0):
+        raise ConfigError(f"{what}: {value!r} must be a positive number" if positive else f"{what}: {value!r} is not finite")
+    return number
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"--config {path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"--config {path}:{where}: {problem}") from None
+    if doc is None:
+        raise ConfigError(f"--config {path}: file is empty")
+    if not isinstance(doc, dict):
+        raise ConfigError(f"--config {path}: expected a mapping of keys, got {type(doc).__name__}")
+    known = {f.name for f in fields(FabricdConfig)} - {"config"}
+    for key in doc:
+        norm = str(key).replace("-", "_")
+        if norm not in known:
+            raise ConfigError(f"--config {path}: unknown key {key!r}")
+    return {str(k).replace("-", "_"): v for k, v in doc.items()}
+
+
+def _check(cfg: FabricdConfig) -> FabricdConfig:
+    def bad(flag: str, why: str) -> NoReturn:
+        raise ConfigError(f"--{flag}: {why}")
+
+    if not 0 < cfg.ewma_alpha <= 1:
+        bad("ewma-alpha", f"{cfg.ewma_alpha} outside (0, 1]")
+    for name in ("lldp_interval", "poll_interval", "rebalance_period"):
+        value = getattr(cfg, name)
+        if not 0.05 <= value <= 3600:
+            bad(name.replace("_", "-"), f"{value} s outside 0.05-3600")
+    if cfg.link_capacity_mbps is not None and cfg.link_capacity_mbps <= 0:
+        bad("link-capacity-mbps", f"{cfg.link_capacity_mbps} must be positive")
+    if not 0 < cfg.clear_threshold < cfg.congestion_threshold <= 1.0:
+        bad("clear-threshold", "need 0 < clear-threshold < congestion-threshold <= 1")
+    if cfg.congestion_samples < 1:
+        bad("congestion-samples", "must be at least 1")
+    if (cfg.grpc_tls_cert is None) != (cfg.grpc_tls_key is None):
+        bad("grpc-tls-cert", "--grpc-tls-cert and --grpc-tls-key go together")
+    for name in ("grpc_tls_cert", "grpc_tls_key", "grpc_token_file"):
+        path = getattr(cfg, name)
+        if path is not None and not path.is_file():
+            bad(name.replace("_", "-"), f"{path} is not a readable file")
+    return cfg
+
+
+def load_config(argv: list[str] | None = None) -> FabricdConfig:
+    """Parse flags (and the file named by ``--config``) into a checked config."""
+    args = vars(_parser().parse_args(sys.argv[1:] if argv is None else argv))
+    defaults = FabricdConfig()
+    values: dict[str, Any] = {}
+    if args.get("config"):
+        path = Path(args["config"])
+        for key, value in _read_file(path).items():
+            values[key] = _convert(key, value, getattr(defaults, key))
+        values["config"] = path
+    for key, value in args.items():
+        if value is not None:
+            values[key] = _convert(key, value, getattr(defaults, key))
+    return _check(replace(defaults, **values))

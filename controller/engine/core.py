@@ -1,0 +1,351 @@
+"""FabricCore: discovery, host learning and default forwarding, driven by events.
+
+The Ryu shim calls one method per thing that happened on the network and
+sends what comes back (:class:`CoreOutput`). All state here belongs to the hub
+thread. Decisions only: no OpenFlow objects, no clocks, no sockets.
+
+Edge ports: a port is trusted as a host port only after it has been up for
+``edge_grace_s`` without LLDP proving it is an inter-switch port. Host
+learning and ARP relaying use trusted edge ports only, so a fabric port whose
+LLDP has not arrived yet can never be mistaken for a host port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from controller.engine.outputs import ArpReply, CoreOutput, LldpProbe, Notice, PacketOut
+from controller.fabric.events import (
+    FabricEvent,
+    HostLearned,
+    HostMoved,
+    LinkDown,
+    LinkUp,
+    LldpIgnored,
+    PortChanged,
+    SwitchDown,
+    SwitchUp,
+)
+from controller.fabric.model import Dpid, Host, LinkId, Port, PortRef
+from controller.fabric.topology import Topology
+from controller.flowprog.forwarding import ClassTrap, ForwardingInputs, compile_forwarding
+from controller.flowprog.plan import Phase, Program
+from controller.flowprog.programmer import Programmer
+from controller.flowprog.tables import SwitchTable
+from controller.policy.model import Policy, Strategy
+
+__all__ = ["CoreConfig", "FabricCore", "FabricListener"]
+
+ARP_REQUEST = 1
+ARP_REPLY = 2
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    lldp_interval_s: float = 1.0
+    link_timeout_s: float = 3.5
+    edge_grace_s: float = 2.0
+    warmup_s: float = 4.0
+    packet_in_pps: int = 0  # per-switch packet-in meter; 0 = none
+
+
+# Layers above (per-flow traffic engineering) hear about fabric changes.
+FabricListener = Callable[[list[FabricEvent], float], CoreOutput]
+
+
+class FabricCore:
+    def __init__(self, config: CoreConfig | None = None) -> None:
+        self.config = config or CoreConfig()
+        self.topo = Topology()
+        self.prog = Programmer(warmup_s=self.config.warmup_s)
+        self.traps: tuple[ClassTrap, ...] = ()
+        self.catch_all: Policy | None = None
+        self.listeners: list[FabricListener] = []
+        self.hosts_changed = False  # set when the host table changed (for persistence)
+        self._port_since: dict[PortRef, float] = {}
+        self._next_lldp = 0.0
+        self.counters: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ switches
+    def switch_connected(
+        self, dpid: Dpid, *, name: str, ports: list[Port], reported: SwitchTable, now: float
+    ) -> CoreOutput:
+        """A switch connected and reported its ports and tables (flows, groups, meters)."""
+        events = self.topo.switch_up(dpid, name=name, ports=ports, now=now)
+        for port in ports:
+            if port.up:
+                self._port_since[PortRef(dpid, port.port_no)] = now
+        out = CoreOutput()
+        # Bring the desired state up to date first, then fix this switch against
+        # what it really holds; other switches get only real differences.
+        refresh = self.refresh_forwarding(now=now, reason="switch-up")
+        ops = self.prog.switch_synced(dpid, reported, now=now)
+        if ops:
+            phase = Phase()
+            phase.add(dpid, ops)
+            out.add_program(Program(phases=[phase], reason="reconcile"))
+        out.add_program(refresh)
+        self._next_lldp = min(self._next_lldp, now)  # probe the new switch at once
+        return out.merge(self._react(events, now))
+
+    def resync(self, dpid: Dpid, *, reported: SwitchTable, now: float) -> CoreOutput:
+        """Re-read tables of a connected switch (after an error): fix them fully."""
+        out = CoreOutput()
+        ops = self.prog.switch_synced(dpid, reported, now=now, warm=False)
+        if ops:
+            phase = Phase()
+            phase.add(dpid, ops)
+            out.add_program(Program(phases=[phase], reason="resync"))
+        return out
+
+    def switch_disconnected(self, dpid: Dpid, *, now: float) -> CoreOutput:
+        events = self.topo.switch_down(dpid, now=now)
+        self.prog.switch_lost(dpid)
+        for ref in [r for r in self._port_since if r.dpid == dpid]:
+            del self._port_since[ref]
+        out = self._react(events, now)
+        out.add_program(self.refresh_forwarding(now=now, reason="switch-down"))
+        return out
+
+    def port_status(self, dpid: Dpid, port: Port, *, deleted: bool, now: float) -> CoreOutput:
+        ref = PortRef(dpid, port.port_no)
+        if deleted:
+            events = self.topo.port_deleted(dpid, port.port_no, now=now)
+        else:
+            events = self.topo.port_update(dpid, port, now=now)
+        if port.up and not deleted:
+            self._port_since.setdefault(ref, now)
+        else:
+            self._port_since.pop(ref, None)
+        if any(isinstance(e, PortChanged) and e.up for e in events):
+            self._next_lldp = min(self._next_lldp, now)
+        out = self._react(events, now)
+        if events:
+            out.add_program(self.refresh_forwarding(now=now, reason="port-status"))
+        return out
+
+    # --------------------------------------------------------------- discovery
+    def lldp_received(self, *, tx: PortRef, rx: PortRef, now: float) -> CoreOutput:
+        events = self.topo.lldp_seen(tx=tx, rx=rx, now=now)
+        out = self._react(events, now)
+        if any(isinstance(e, LinkUp | LinkDown) for e in events):
+            out.add_program(self.refresh_forwarding(now=now, reason="link-up"))
+        return out
+
+    def tick(self, *, now: float) -> tuple[CoreOutput, list[LldpProbe]]:
+        """Periodic work: LLDP probes, link expiry, end of warm-ups, edge ports settling."""
+        out = CoreOutput()
+        probes: list[LldpProbe] = []
+        if now >= self._next_lldp:
+            self._next_lldp = now + self.config.lldp_interval_s
+            probes = self._lldp_probes()
+        events = self.topo.expire_links(now=now, timeout=self.config.link_timeout_s)
+        if events:
+            out.merge(self._react(events, now))
+            out.add_program(self.refresh_forwarding(now=now, reason="lldp-timeout"))
+        out.add_program(self.prog.end_warmups(now=now))
+        return out, probes
+
+    def _lldp_probes(self) -> list[LldpProbe]:
+        probes = []
+        for dpid in self.topo.connected():
+            sw = self.topo.switches[dpid]
+            for port in sorted(sw.ports.values(), key=lambda p: p.port_no):
+                ref = PortRef(dpid, port.port_no)
+                # Never hand a host a signed LLDP frame it could replay elsewhere.
+                if port.up and not self.topo.hosts_on(ref):
+                    probes.append(LldpProbe(port=ref, hw_addr=port.hw_addr))
+        return probes
+
+    # ------------------------------------------------------------------- hosts
+    def trusted_edge(self, ref: PortRef, now: float) -> bool:
+        since = self._port_since.get(ref)
+        return (
+            since is not None
+            and now - since >= self.config.edge_grace_s
+            and not self.topo.is_fabric_port(ref)
+        )
+
+    def learn_host(self, *, mac: str, ipv4: str | None, at: PortRef, now: float) -> CoreOutput:
+        if not self.trusted_edge(at, now) or _is_special_mac(mac):
+            return CoreOutput()
+        events = self.topo.host_seen(mac=mac, ipv4=ipv4, at=at, now=now)
+        out = self._react(events, now)
+        if events:
+            self.hosts_changed = True
+            out.add_program(self.refresh_forwarding(now=now, reason="host-learned"))
+        return out
+
+    def restore_hosts(self, hosts: Iterable[Host]) -> None:
+        """Hosts remembered from a previous run (revalidated as traffic flows)."""
+        for host in hosts:
+            self.topo.hosts.setdefault(host.mac, host)
+
+    def arp_received(
+        self,
+        *,
+        at: PortRef,
+        opcode: int,
+        src_mac: str,
+        src_ip: str,
+        dst_ip: str,
+        data: bytes,
+        now: float,
+    ) -> CoreOutput:
+        """ARP is never flooded: answer from the host table, else relay to edge ports."""
+        self._count("arp")
+        if not self.trusted_edge(at, now):
+            self._count("arp-non-edge")
+            return CoreOutput()
+        out = self.learn_host(mac=src_mac, ipv4=src_ip, at=at, now=now)
+        if opcode == ARP_REQUEST and src_ip != dst_ip:
+            target = self.topo.host_by_ip(dst_ip)
+            if target is not None and target.attach != at:
+                out.packets.append(
+                    ArpReply(
+                        dpid=at.dpid,
+                        port=at.port,
+                        target_mac=target.mac,
+                        target_ip=dst_ip,
+                        requester_mac=src_mac.lower(),
+                        requester_ip=src_ip,
+                    )
+                )
+            elif target is None:
+                out.packets += self._to_edge_ports(data, exclude=at, now=now)
+        elif opcode == ARP_REPLY:
+            requester = self.topo.host_by_ip(dst_ip)
+            if requester is not None and requester.attach != at:
+                out.packets.append(
+                    PacketOut(dpid=requester.attach.dpid, data=data, out_port=requester.attach.port)
+                )
+        return out
+
+    def _to_edge_ports(self, data: bytes, *, exclude: PortRef, now: float) -> list[PacketOut]:
+        self._count("arp-relay")
+        outs = []
+        for dpid in self.topo.connected():
+            for port_no in self.topo.edge_ports(dpid):
+                ref = PortRef(dpid, port_no)
+                if ref != exclude and self.trusted_edge(ref, now):
+                    outs.append(PacketOut(dpid=dpid, data=data, out_port=port_no))
+        return outs
+
+    def unicast_missed(
+        self,
+        *,
+        at: PortRef,
+        src_mac: str,
+        dst_mac: str,
+        src_ip: str | None,
+        data: bytes,
+        now: float,
+    ) -> CoreOutput:
+        """A unicast packet hit table-miss: learn its sender; re-inject it only if a route
+        now exists (never bounce a packet between the switch and the controller)."""
+        self._count("miss")
+        out = self.learn_host(mac=src_mac, ipv4=src_ip, at=at, now=now)
+        if dst_mac.lower() in self.topo.hosts and self._has_route(at.dpid, dst_mac.lower()):
+            out.packets_after.append(PacketOut(dpid=at.dpid, data=data, in_port=at.port))
+        return out
+
+    def _has_route(self, dpid: Dpid, mac: str) -> bool:
+        table = self.prog.desired.table(dpid)
+        return any(e.match.get("eth_dst") == mac for e in table.flows.values())
+
+    # -------------------------------------------------------------- forwarding
+    def set_traps(self, traps: Iterable[ClassTrap], *, now: float) -> Program:
+        self.traps = tuple(traps)
+        return self.refresh_forwarding(now=now, reason="policy")
+
+    def set_catch_all(self, policy: Policy | None, *, now: float) -> Program:
+        self.catch_all = policy
+        return self.refresh_forwarding(now=now, reason="policy")
+
+    def set_drained(self, links: Iterable[LinkId], drained: bool, *, now: float) -> Program:
+        for lid in links:
+            self.topo.set_drained(lid, drained)
+        return self.refresh_forwarding(now=now, reason="drain" if drained else "undrain")
+
+    def refresh_forwarding(self, *, now: float, reason: str) -> Program:
+        """Recompute every switch's default forwarding; program only the differences."""
+        inputs = ForwardingInputs(
+            switches=sorted(self.topo.switches),
+            links=sorted(self.topo.links),
+            hosts=sorted(self.topo.hosts.values(), key=lambda h: h.mac),
+            edge_ports=self.topo.edge_ports,
+            drained=frozenset(self.topo.drained),
+            traps=self.traps,
+            single_path=self._catch_all_strategy() is Strategy.SHORTEST,
+            neighbour_weight=self._neighbour_weight(),
+            packet_in_pps=self.config.packet_in_pps,
+        )
+        needs = compile_forwarding(inputs)
+        return self.prog.set_owners(
+            {("fwd", dpid): need for dpid, need in needs.items()}, now=now, reason=reason
+        )
+
+    def _catch_all_strategy(self) -> Strategy:
+        return self.catch_all.strategy if self.catch_all else Strategy.ECMP
+
+    def _neighbour_weight(self) -> Callable[[Dpid], float] | None:
+        policy = self.catch_all
+        if policy is None or policy.strategy is not Strategy.WEIGHTED:
+            return None
+        weights = policy.weight_map
+
+        def weight(dpid: Dpid) -> float:
+            sw = self.topo.switches.get(dpid)
+            for key in (sw.name if sw else "", f"{dpid:016x}"):
+                if key in weights:
+                    return weights[key]
+            return 1.0
+
+        return weight
+
+    # ------------------------------------------------------------------ events
+    def _react(self, events: list[FabricEvent], now: float) -> CoreOutput:
+        out = CoreOutput(notices=[n for e in events if (n := self._notice(e)) is not None])
+        if events:
+            for listener in self.listeners:
+                out.merge(listener(events, now))
+        return out
+
+    def _notice(self, event: FabricEvent) -> Notice | None:
+        topo = self.topo
+        match event:
+            case SwitchUp(dpid=dpid):
+                return Notice("switch-up", topo.label(dpid), attributes=(("dpid", f"{dpid:016x}"),))
+            case SwitchDown(dpid=dpid):
+                return Notice(
+                    "switch-down", topo.label(dpid), attributes=(("dpid", f"{dpid:016x}"),)
+                )
+            case LinkUp(link=lid):
+                return Notice("link-up", topo.link_name(lid))
+            case LinkDown(link=lid, reason=reason):
+                return Notice("link-down", topo.link_name(lid), reason=reason)
+            case HostLearned(mac=mac, ipv4=ip, attach=at):
+                return Notice("host-learned", mac, attributes=_host_attrs(ip, at, topo))
+            case HostMoved(mac=mac, ipv4=ip, attach=at):
+                return Notice("host-moved", mac, attributes=_host_attrs(ip, at, topo))
+            case LldpIgnored():
+                self._count("lldp-ignored")
+                return None
+        return None
+
+    def _count(self, what: str) -> None:
+        self.counters[what] = self.counters.get(what, 0) + 1
+
+
+def _dpid_attr(dpid: Dpid) -> tuple[tuple[str, str], ...]:
+    return (("dpid", f"{dpid:016x}"),)
+
+
+def _host_attrs(ip: str | None, at: PortRef, topo: Topology) -> tuple[tuple[str, str], ...]:
+    return (("ipv4", ip or ""), ("switch", topo.label(at.dpid)), ("port", str(at.port)))
+
+
+def _is_special_mac(mac: str) -> bool:
+    first = int(mac.split(":")[0], 16)
+    return bool(first & 1) or mac == "00:00:00:00:00:00"

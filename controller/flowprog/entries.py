@@ -1,0 +1,184 @@
+"""Flow and group entries as plain data, independent of any OpenFlow library.
+
+The core describes the tables it wants with these values; the Ryu shim turns
+them into ``OFPFlowMod`` / ``OFPGroupMod`` and turns what a switch reports
+back into them, so "desired" and "installed" compare with ``==``.
+
+Match fields use OpenFlow 1.3 OXM names as Ryu spells them (``eth_dst``,
+``ipv4_dst``, ``tcp_dst`` ...). MACs are lower-case strings, IPv4 addresses
+dotted strings, masked values ``(value, mask)`` tuples.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+__all__ = [
+    "MatchValue",
+    "Match",
+    "Output",
+    "ToController",
+    "GroupAction",
+    "Action",
+    "FlowEntry",
+    "EntryKey",
+    "Bucket",
+    "GroupType",
+    "GroupEntry",
+    "Cookie",
+    "CookieKind",
+    "MeterEntry",
+]
+
+MatchValue = int | str | tuple[int, int] | tuple[str, str]
+
+
+@dataclass(frozen=True, order=True)
+class Match:
+    """An OXM match as a sorted tuple of (field, value) pairs."""
+
+    fields: tuple[tuple[str, MatchValue], ...] = ()
+
+    @classmethod
+    def of(cls, **fields: MatchValue) -> Match:
+        return cls(tuple(sorted(fields.items())))
+
+    def as_dict(self) -> dict[str, MatchValue]:
+        return dict(self.fields)
+
+    def get(self, name: str) -> MatchValue | None:
+        return dict(self.fields).get(name)
+
+    def __str__(self) -> str:
+        return ",".join(f"{k}={v}" for k, v in self.fields) or "*"
+
+
+@dataclass(frozen=True, order=True)
+class Output:
+    port: int
+
+
+@dataclass(frozen=True, order=True)
+class ToController:
+    """Send to the controller, whole packet (no switch buffering)."""
+
+
+@dataclass(frozen=True, order=True)
+class GroupAction:
+    group_id: int
+
+
+Action = Output | ToController | GroupAction
+
+
+class CookieKind(enum.IntEnum):
+    BASE = 1  # table-miss, LLDP/ARP traps, multicast drop
+    HOST_ROUTE = 2  # per-destination forwarding
+    CLASS_TRAP = 3  # first packet of a policy-governed flow to the controller
+    FLOW = 4  # exact rules of one placed flow
+
+
+COOKIE_TAG = 0xFA  # top byte of every cookie this controller writes
+
+
+@dataclass(frozen=True, order=True)
+class Cookie:
+    """64-bit cookie: tag(8) | kind(8) | flow id(32) | generation(16).
+
+    The flow id names a placed flow, the generation its placement, so entries
+    of an older placement are recognisable and removable by cookie alone.
+    """
+
+    kind: CookieKind
+    flow_id: int = 0
+    generation: int = 0
+
+    def encode(self) -> int:
+        return (
+            (COOKIE_TAG << 56)
+            | (int(self.kind) << 48)
+            | ((self.flow_id & 0xFFFFFFFF) << 16)
+            | (self.generation & 0xFFFF)
+        )
+
+    @classmethod
+    def decode(cls, value: int) -> Cookie | None:
+        """The cookie for ``value``, or None if this controller did not write it."""
+        if value >> 56 != COOKIE_TAG:
+            return None
+        try:
+            kind = CookieKind((value >> 48) & 0xFF)
+        except ValueError:
+            return None
+        return cls(kind=kind, flow_id=(value >> 16) & 0xFFFFFFFF, generation=value & 0xFFFF)
+
+    # Mask that selects all entries of one flow, whatever the generation.
+    FLOW_MASK = 0xFFFFFFFFFFFF0000
+
+
+EntryKey = tuple[int, int, "Match"]  # (table_id, priority, match): unique per switch
+
+
+@dataclass(frozen=True)
+class FlowEntry:
+    """One flow entry. ``ingress`` marks the entry whose change switches a flow's path
+    (it is updated only after the rest of the new path is in place); it is metadata
+    and not part of what the switch holds."""
+
+    priority: int
+    match: Match
+    actions: tuple[Action, ...]
+    cookie: int
+    table_id: int = 0
+    idle_timeout: int = 0
+    hard_timeout: int = 0
+    send_flow_removed: bool = False
+    meter_id: int | None = None  # rate-limit through this meter before the actions
+    ingress: bool = False
+
+    @property
+    def key(self) -> EntryKey:
+        return (self.table_id, self.priority, self.match)
+
+    def same_on_switch(self, other: FlowEntry) -> bool:
+        """Whether the switch would hold the same entry (ignores metadata)."""
+        return (
+            self.key == other.key
+            and self.actions == other.actions
+            and self.cookie == other.cookie
+            and self.idle_timeout == other.idle_timeout
+            and self.hard_timeout == other.hard_timeout
+            and self.send_flow_removed == other.send_flow_removed
+            and self.meter_id == other.meter_id
+        )
+
+
+class GroupType(enum.Enum):
+    SELECT = "select"
+    FAST_FAILOVER = "ff"
+    ALL = "all"
+    INDIRECT = "indirect"
+
+
+@dataclass(frozen=True, order=True)
+class Bucket:
+    actions: tuple[Action, ...]
+    weight: int = 0  # SELECT only
+    watch_port: int | None = None  # FAST_FAILOVER liveness; also honoured by OVS SELECT
+
+
+@dataclass(frozen=True)
+class GroupEntry:
+    group_id: int
+    type: GroupType
+    buckets: tuple[Bucket, ...]
+
+
+@dataclass(frozen=True)
+class MeterEntry:
+    """A packets-per-second meter with one drop band (used to rate-limit packet-ins)."""
+
+    meter_id: int
+    rate_pps: int
+    burst: int = 0

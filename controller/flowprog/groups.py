@@ -1,0 +1,53 @@
+"""Groups named by their contents.
+
+A group's id is derived from what it does (its type and buckets), so the same
+need always maps to the same id: after a controller restart the groups a
+switch kept are recognised without any saved allocation table, owners that
+need the same spread share one group, and a changed need is a *new* group
+that can be installed before the old one is retired (make-before-break).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping, Sequence
+
+from controller.flowprog.entries import Bucket, GroupEntry, GroupType, Output
+
+__all__ = ["select_group", "failover_group", "group_id_for"]
+
+# Id ranges per group type keep ids readable in dump-groups output.
+_RANGE = {GroupType.SELECT: 0x10000000, GroupType.FAST_FAILOVER: 0x20000000}
+
+
+def group_id_for(gtype: GroupType, buckets: Sequence[Bucket]) -> int:
+    canon = repr((gtype.value, tuple(buckets))).encode()
+    return _RANGE.get(gtype, 0x30000000) | (zlib.crc32(canon) & 0x0FFFFFFF)
+
+
+def select_group(ports: Sequence[int], *, weights: Mapping[int, int] | None = None) -> GroupEntry:
+    """ECMP over ``ports``: a SELECT group with a live-watched bucket per port.
+
+    Open vSwitch skips buckets whose watch port is down, so the data plane stops
+    hashing onto a dead uplink before the controller re-derives anything.
+    """
+    weights = weights or {}
+    buckets = tuple(
+        Bucket(actions=(Output(p),), weight=max(1, int(weights.get(p, 1))), watch_port=p)
+        for p in sorted(ports)
+        if weights.get(p, 1) > 0
+    )
+    if not buckets:
+        raise ValueError(f"select group over {list(ports)} has no bucket with a positive weight")
+    return GroupEntry(group_id_for(GroupType.SELECT, buckets), GroupType.SELECT, buckets)
+
+
+def failover_group(primary: int, backup: int) -> GroupEntry:
+    """Forward on ``primary`` while it is up, else on ``backup`` (repaired in the switch)."""
+    buckets = (
+        Bucket(actions=(Output(primary),), watch_port=primary),
+        Bucket(actions=(Output(backup),), watch_port=backup),
+    )
+    return GroupEntry(
+        group_id_for(GroupType.FAST_FAILOVER, buckets), GroupType.FAST_FAILOVER, buckets
+    )

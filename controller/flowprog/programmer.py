@@ -1,0 +1,179 @@
+"""Keep every switch's tables equal to the desired state, sending only differences.
+
+The programmer tracks two things per switch: what it *should* hold (the
+merged :class:`DesiredTables`) and what we believe it *does* hold
+(``installed``: read from the switch when it connects, then updated as we
+program it). Every change is the difference between the two, so re-applying
+the same state sends nothing.
+
+Right after a switch connects, stale entries are kept rather than deleted
+(``warmup_s``): a restarted controller has not yet re-discovered links, and
+wiping what it cannot yet explain would interrupt traffic that was flowing.
+When the warm-up ends, a full reconcile removes what is really stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+
+from controller.fabric.model import Dpid
+from controller.flowprog.plan import Op, Phase, Program, plan_changes, reconcile
+from controller.flowprog.tables import (
+    DesiredTables,
+    OwnerNeeds,
+    SwitchChanges,
+    SwitchTable,
+    TableChanges,
+)
+
+__all__ = ["Programmer"]
+
+
+class Programmer:
+    def __init__(self, *, warmup_s: float = 4.0) -> None:
+        self.desired = DesiredTables()
+        self.installed: dict[Dpid, SwitchTable] = {}
+        self._warm_until: dict[Dpid, float] = {}
+        self.warmup_s = warmup_s
+
+    # ------------------------------------------------------------- switches
+    def switch_synced(
+        self, dpid: Dpid, reported: SwitchTable, *, now: float, warm: bool = True
+    ) -> list[Op]:
+        """A switch reported its tables: the operations that fix them.
+
+        ``warm``: keep what we cannot explain yet (a fresh connection); else delete it.
+        """
+        self._warm_until[dpid] = now + self.warmup_s if warm else 0.0
+        desired = self.desired.table(dpid)
+        kept = _keep_stale(desired, reported) if warm else _copy(desired)
+        ops = reconcile(kept, reported)
+        self.installed[dpid] = _copy(kept)
+        return ops
+
+    def switch_lost(self, dpid: Dpid) -> None:
+        self.installed.pop(dpid, None)
+        self._warm_until.pop(dpid, None)
+
+    def is_synced(self, dpid: Dpid) -> bool:
+        return dpid in self.installed
+
+    def warming(self, dpid: Dpid, now: float) -> bool:
+        return now < self._warm_until.get(dpid, 0.0)
+
+    def end_warmups(self, *, now: float) -> Program:
+        """Reconcile switches whose warm-up just ended (deleting what is stale)."""
+        program = Program(reason="warm-up over")
+        for dpid, until in sorted(self._warm_until.items()):
+            if until == 0.0 or now < until:
+                continue
+            self._warm_until[dpid] = 0.0
+            ops = reconcile(self.desired.table(dpid), self.installed[dpid])
+            self.installed[dpid] = _copy(self.desired.table(dpid))
+            if ops:
+                phase = Phase()
+                phase.add(dpid, ops)
+                program.phases.append(phase)
+        return program
+
+    # --------------------------------------------------------------- owners
+    def set_owner(
+        self,
+        owner: Hashable,
+        needs: OwnerNeeds,
+        *,
+        now: float,
+        reason: str = "",
+        egress_first: Sequence[Dpid] = (),
+    ) -> Program:
+        """Declare what ``owner`` needs; returns the make-before-break program."""
+        return self.set_owners({owner: needs}, now=now, reason=reason, egress_first=egress_first)
+
+    def set_owners(
+        self,
+        updates: Mapping[Hashable, OwnerNeeds],
+        *,
+        now: float,
+        reason: str = "",
+        egress_first: Sequence[Dpid] = (),
+    ) -> Program:
+        """Several owners at once, programmed as one make-before-break program."""
+        candidates: TableChanges = {}
+        for owner, needs in updates.items():
+            for dpid, ch in self.desired.set_owner(owner, needs).items():
+                _absorb(candidates.setdefault(dpid, SwitchChanges()), ch)
+        return plan_changes(
+            self._against_installed(candidates, now), reason=reason, egress_first=egress_first
+        )
+
+    def drop_owner(self, owner: Hashable, *, now: float, reason: str = "") -> Program:
+        return self.set_owner(owner, OwnerNeeds(), now=now, reason=reason)
+
+    def _against_installed(self, candidates: TableChanges, now: float) -> TableChanges:
+        """Turn desired-state changes into switch changes for synced switches."""
+        out: TableChanges = {}
+        for dpid, cand in candidates.items():
+            have = self.installed.get(dpid)
+            if have is None:
+                continue  # not connected: reconciled when it (re)connects
+            want = self.desired.table(dpid)
+            defer = self.warming(dpid, now)
+            ch = SwitchChanges()
+            for entry in cand.flow_adds:
+                cur = have.flows.get(entry.key)
+                if cur is None or not cur.same_on_switch(entry):
+                    ch.flow_adds.append(entry)
+                    have.flows[entry.key] = entry
+            for entry in cand.flow_deletes:
+                if entry.key not in want.flows and entry.key in have.flows and not defer:
+                    ch.flow_deletes.append(have.flows.pop(entry.key))
+            for grp in cand.group_adds + cand.group_mods:
+                cur_g = have.groups.get(grp.group_id)
+                if cur_g is None:
+                    ch.group_adds.append(grp)
+                elif cur_g != grp:
+                    ch.group_mods.append(grp)
+                have.groups[grp.group_id] = grp
+            for grp in cand.group_deletes:
+                if grp.group_id not in want.groups and grp.group_id in have.groups and not defer:
+                    ch.group_deletes.append(have.groups.pop(grp.group_id))
+            for meter in cand.meter_adds + cand.meter_mods:
+                cur_m = have.meters.get(meter.meter_id)
+                if cur_m is None:
+                    ch.meter_adds.append(meter)
+                elif cur_m != meter:
+                    ch.meter_mods.append(meter)
+                have.meters[meter.meter_id] = meter
+            for meter in cand.meter_deletes:
+                if (
+                    meter.meter_id not in want.meters
+                    and meter.meter_id in have.meters
+                    and not defer
+                ):
+                    ch.meter_deletes.append(have.meters.pop(meter.meter_id))
+            if ch:
+                out[dpid] = ch
+        return out
+
+
+def _absorb(into: SwitchChanges, ch: SwitchChanges) -> None:
+    for name in vars(ch):
+        getattr(into, name).extend(getattr(ch, name))
+
+
+def _copy(table: SwitchTable) -> SwitchTable:
+    return SwitchTable(
+        flows=dict(table.flows), groups=dict(table.groups), meters=dict(table.meters)
+    )
+
+
+def _keep_stale(desired: SwitchTable, reported: SwitchTable) -> SwitchTable:
+    """Desired plus whatever the switch holds that desired does not mention."""
+    kept = _copy(desired)
+    for key, entry in reported.flows.items():
+        kept.flows.setdefault(key, entry)
+    for gid, grp in reported.groups.items():
+        kept.groups.setdefault(gid, grp)
+    for mid, meter in reported.meters.items():
+        kept.meters.setdefault(mid, meter)
+    return kept

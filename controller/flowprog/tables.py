@@ -1,0 +1,213 @@
+"""Desired switch tables, assembled from independent owners, and their changes.
+
+Each owner (the per-switch forwarding state, or one placed flow) declares the
+flow entries, groups and meters it needs on each switch. :class:`DesiredTables`
+merges them into one table per switch, reference-counts shared groups, and
+reports exactly what changed when an owner's needs change, so a new flow costs
+work proportional to its own path, not to the whole fabric.
+
+It is the single truth of what every switch should hold. It does not know
+whether a switch is connected or what it holds now: reconciling with a
+switch's actual tables is :func:`controller.flowprog.plan.reconcile`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from controller.fabric.model import Dpid
+from controller.flowprog.entries import EntryKey, FlowEntry, GroupEntry, MeterEntry
+
+__all__ = ["SwitchTable", "SwitchChanges", "TableChanges", "OwnerNeeds", "DesiredTables"]
+
+
+@dataclass
+class SwitchTable:
+    flows: dict[EntryKey, FlowEntry] = field(default_factory=dict)
+    groups: dict[int, GroupEntry] = field(default_factory=dict)
+    meters: dict[int, MeterEntry] = field(default_factory=dict)
+
+
+@dataclass
+class SwitchChanges:
+    """What must change on one switch. ``flow_adds`` holds new *and* replaced entries
+    (an OpenFlow ADD with the same match and priority replaces atomically)."""
+
+    flow_adds: list[FlowEntry] = field(default_factory=list)
+    flow_deletes: list[FlowEntry] = field(default_factory=list)
+    group_adds: list[GroupEntry] = field(default_factory=list)
+    group_mods: list[GroupEntry] = field(default_factory=list)
+    group_deletes: list[GroupEntry] = field(default_factory=list)
+    meter_adds: list[MeterEntry] = field(default_factory=list)
+    meter_mods: list[MeterEntry] = field(default_factory=list)
+    meter_deletes: list[MeterEntry] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return any(
+            (
+                self.flow_adds,
+                self.flow_deletes,
+                self.group_adds,
+                self.group_mods,
+                self.group_deletes,
+                self.meter_adds,
+                self.meter_mods,
+                self.meter_deletes,
+            )
+        )
+
+
+TableChanges = dict[Dpid, SwitchChanges]
+
+
+@dataclass(frozen=True)
+class OwnerNeeds:
+    """Everything one owner wants installed, per switch."""
+
+    flows: Mapping[Dpid, tuple[FlowEntry, ...]] = field(default_factory=dict)
+    groups: Mapping[Dpid, tuple[GroupEntry, ...]] = field(default_factory=dict)
+    meters: Mapping[Dpid, tuple[MeterEntry, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        flows: Mapping[Dpid, Iterable[FlowEntry]] | None = None,
+        groups: Mapping[Dpid, Iterable[GroupEntry]] | None = None,
+        meters: Mapping[Dpid, Iterable[MeterEntry]] | None = None,
+    ) -> OwnerNeeds:
+        return cls(
+            flows={d: tuple(v) for d, v in (flows or {}).items()},
+            groups={d: tuple(v) for d, v in (groups or {}).items()},
+            meters={d: tuple(v) for d, v in (meters or {}).items()},
+        )
+
+
+class ConflictError(RuntimeError):
+    """Two owners want different contents under one key (a programming bug)."""
+
+
+class DesiredTables:
+    """The merged desired state of every switch."""
+
+    def __init__(self) -> None:
+        self._owners: dict[Hashable, OwnerNeeds] = {}
+        self._tables: dict[Dpid, SwitchTable] = defaultdict(SwitchTable)
+        self._flow_owner: dict[tuple[Dpid, EntryKey], Hashable] = {}
+        self._group_refs: dict[tuple[Dpid, int], int] = defaultdict(int)
+        self._meter_refs: dict[tuple[Dpid, int], int] = defaultdict(int)
+
+    def table(self, dpid: Dpid) -> SwitchTable:
+        return self._tables[dpid]
+
+    def owners(self) -> list[Hashable]:
+        return list(self._owners)
+
+    def needs_of(self, owner: Hashable) -> OwnerNeeds | None:
+        return self._owners.get(owner)
+
+    def set_owner(self, owner: Hashable, needs: OwnerNeeds) -> TableChanges:
+        """Replace what ``owner`` needs and return the resulting changes."""
+        old = self._owners.get(owner, OwnerNeeds())
+        self._check_conflicts(owner, needs)
+        changes: TableChanges = defaultdict(SwitchChanges)
+        # Shared objects first: groups and meters are referenced by flows.
+        self._swap_shared(old.groups, needs.groups, self._group_refs, "groups", changes)
+        self._swap_shared(old.meters, needs.meters, self._meter_refs, "meters", changes)
+        self._swap_flows(owner, old, needs, changes)
+        if any(needs.flows.values()) or any(needs.groups.values()) or any(needs.meters.values()):
+            self._owners[owner] = needs
+        else:
+            self._owners.pop(owner, None)
+        return {d: c for d, c in changes.items() if c}
+
+    def drop_owner(self, owner: Hashable) -> TableChanges:
+        return self.set_owner(owner, OwnerNeeds())
+
+    # ------------------------------------------------------------------ helpers
+    def _check_conflicts(self, owner: Hashable, needs: OwnerNeeds) -> None:
+        for dpid, entries in needs.flows.items():
+            for entry in entries:
+                holder = self._flow_owner.get((dpid, entry.key))
+                if holder is not None and holder != owner:
+                    raise ConflictError(f"{owner!r} and {holder!r} both want {entry.key} on {dpid}")
+        for dpid, groups in needs.groups.items():
+            for grp in groups:
+                have = self._tables[dpid].groups.get(grp.group_id)
+                if (
+                    have is not None
+                    and have != grp
+                    and self._group_refs[(dpid, grp.group_id)]
+                    > (1 if self._owned_group(owner, dpid, grp.group_id) else 0)
+                ):
+                    raise ConflictError(f"group {grp.group_id:#x} on {dpid} has two contents")
+
+    def _owned_group(self, owner: Hashable, dpid: Dpid, gid: int) -> bool:
+        old = self._owners.get(owner)
+        return old is not None and any(g.group_id == gid for g in old.groups.get(dpid, ()))
+
+    def _swap_flows(
+        self, owner: Hashable, old: OwnerNeeds, new: OwnerNeeds, changes: TableChanges
+    ) -> None:
+        for dpid in set(old.flows) | set(new.flows):
+            table = self._tables[dpid]
+            before = {e.key: e for e in old.flows.get(dpid, ())}
+            after = {e.key: e for e in new.flows.get(dpid, ())}
+            for key, entry in after.items():
+                prev = before.get(key)
+                if prev is None or not prev.same_on_switch(entry):
+                    changes[dpid].flow_adds.append(entry)
+                table.flows[key] = entry
+                self._flow_owner[(dpid, key)] = owner
+            for key, entry in before.items():
+                if key not in after:
+                    changes[dpid].flow_deletes.append(entry)
+                    del table.flows[key]
+                    del self._flow_owner[(dpid, key)]
+
+    def _swap_shared(
+        self,
+        old: Mapping[Dpid, tuple[GroupEntry, ...]] | Mapping[Dpid, tuple[MeterEntry, ...]],
+        new: Mapping[Dpid, tuple[GroupEntry, ...]] | Mapping[Dpid, tuple[MeterEntry, ...]],
+        refs: dict[tuple[Dpid, int], int],
+        kind: str,
+        changes: TableChanges,
+    ) -> None:
+        for dpid in set(old) | set(new):
+            store: dict[int, GroupEntry | MeterEntry] = getattr(self._tables[dpid], kind)
+            before = {_oid(o): o for o in old.get(dpid, ())}
+            after = {_oid(o): o for o in new.get(dpid, ())}
+            for oid, obj in after.items():
+                if oid not in before:
+                    refs[(dpid, oid)] += 1
+                have = store.get(oid)
+                if have is None:
+                    _adds(changes[dpid], kind).append(obj)
+                elif have != obj:
+                    _mods(changes[dpid], kind).append(obj)
+                store[oid] = obj
+            for oid, obj in before.items():
+                if oid in after:
+                    continue
+                refs[(dpid, oid)] -= 1
+                if refs[(dpid, oid)] <= 0:
+                    del refs[(dpid, oid)]
+                    del store[oid]
+                    _deletes(changes[dpid], kind).append(obj)
+
+
+def _oid(obj: GroupEntry | MeterEntry) -> int:
+    return obj.group_id if isinstance(obj, GroupEntry) else obj.meter_id
+
+
+def _adds(ch: SwitchChanges, kind: str) -> list:  # type: ignore[type-arg]
+    return ch.group_adds if kind == "groups" else ch.meter_adds
+
+
+def _mods(ch: SwitchChanges, kind: str) -> list:  # type: ignore[type-arg]
+    return ch.group_mods if kind == "groups" else ch.meter_mods
+
+
+def _deletes(ch: SwitchChanges, kind: str) -> list:  # type: ignore[type-arg]
+    return ch.group_deletes if kind == "groups" else ch.meter_deletes

@@ -1,0 +1,97 @@
+"""Hand work from OS threads (gRPC handlers) to the hub thread that owns the state.
+
+A caller submits a function and waits on a ``concurrent.futures.Future``; a
+byte written to a pipe wakes the hub, which runs queued functions in order.
+If the caller gives up (deadline), the future is cancelled and the hub skips
+the work, so a timed-out write never half-applies later. Pure threading: the
+hub side waits on :meth:`fileno` with whatever its event loop offers.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+from collections.abc import Callable
+from concurrent.futures import CancelledError, Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, TypeVar
+
+from controller.errors import Unavailable
+
+__all__ = ["Mailbox"]
+
+T = TypeVar("T")
+
+
+class Mailbox:
+    def __init__(self, *, max_pending: int = 1024) -> None:
+        self._queue: queue.Queue[tuple[Callable[[], Any], Future[Any]]] = queue.Queue(max_pending)
+        self._rfd, self._wfd = os.pipe()
+        os.set_blocking(self._rfd, False)
+        os.set_blocking(self._wfd, False)
+        self.closed = False
+
+    def fileno(self) -> int:
+        """Readable when work is waiting."""
+        return self._rfd
+
+    def submit(self, work: Callable[[], T]) -> Future[T]:
+        if self.closed:
+            raise Unavailable("controller is shutting down")
+        future: Future[T] = Future()
+        try:
+            self._queue.put_nowait((work, future))
+        except queue.Full:
+            raise Unavailable("controller is overloaded: too many pending writes") from None
+        try:
+            os.write(self._wfd, b"x")
+        except BlockingIOError:
+            pass  # the pipe is full of wake-ups already: the hub is awake
+        return future
+
+    def call(self, work: Callable[[], T], *, timeout: float) -> T:
+        """Run ``work`` in the hub and return its result (or raise its exception)."""
+        future = self.submit(work)
+        try:
+            return future.result(timeout=timeout)
+        except FutureTimeout:
+            if future.cancel():
+                raise Unavailable(f"controller did not take the request within {timeout:.1f} s") from None
+            return future.result()  # it started just now: wait for the outcome
+        except CancelledError:
+            raise Unavailable("request cancelled during shutdown") from None
+
+    def run_pending(self) -> int:
+        """Hub side: run everything queued. Returns how many ran."""
+        try:
+            while os.read(self._rfd, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        ran = 0
+        while True:
+            try:
+                work, future = self._queue.get_nowait()
+            except queue.Empty:
+                return ran
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(work())
+            except BaseException as exc:  # delivered to the caller, not swallowed
+                future.set_exception(exc)
+            ran += 1
+
+    def close(self) -> None:
+        self.closed = True
+        while True:
+            try:
+                _, future = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            future.cancel()
+        for fd in (self._rfd, self._wfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass

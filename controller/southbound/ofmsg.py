@@ -1,0 +1,218 @@
+"""Translate between the core's entries and Ryu's OpenFlow 1.3 messages.
+
+Both directions live here so that what we send and what a switch reports back
+normalise to the same values: ``FlowEntry`` built from a flow-stats reply
+compares equal to the one that produced the flow-mod. This module builds
+messages but never sends them.
+"""
+
+from __future__ import annotations
+
+from ryu.ofproto import ofproto_v1_3 as ofp
+from ryu.ofproto import ofproto_v1_3_parser as parser
+
+from controller.flowprog.entries import (
+    Bucket,
+    FlowEntry,
+    GroupAction,
+    GroupEntry,
+    GroupType,
+    Match,
+    MeterEntry,
+    Output,
+    ToController,
+)
+from controller.flowprog.plan import (
+    Barrier,
+    FlowAdd,
+    FlowDelete,
+    GroupAdd,
+    GroupDelete,
+    GroupModify,
+    MeterAdd,
+    MeterDelete,
+    MeterModify,
+)
+
+__all__ = ["op_to_msg", "flow_from_stats", "group_from_desc", "meter_from_config", "msg_type"]
+
+_GROUP_TYPES = {
+    GroupType.SELECT: ofp.OFPGT_SELECT,
+    GroupType.FAST_FAILOVER: ofp.OFPGT_FF,
+    GroupType.ALL: ofp.OFPGT_ALL,
+    GroupType.INDIRECT: ofp.OFPGT_INDIRECT,
+}
+_GROUP_TYPES_BACK = {v: k for k, v in _GROUP_TYPES.items()}
+
+
+def _actions(actions):
+    out = []
+    for act in actions:
+        if isinstance(act, Output):
+            out.append(parser.OFPActionOutput(act.port, 0))
+        elif isinstance(act, GroupAction):
+            out.append(parser.OFPActionGroup(act.group_id))
+        elif isinstance(act, ToController):
+            out.append(parser.OFPActionOutput(ofp.OFPP_CONTROLLER, ofp.OFPCML_NO_BUFFER))
+        else:  # pragma: no cover - exhaustive over Action
+            raise TypeError(f"unknown action {act!r}")
+    return out
+
+
+def _instructions(entry: FlowEntry):
+    inst = []
+    if entry.meter_id is not None:
+        inst.append(parser.OFPInstructionMeter(entry.meter_id, ofp.OFPIT_METER))
+    if entry.actions:
+        inst.append(parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, _actions(entry.actions)))
+    return inst
+
+
+def _flow_mod(dp, entry: FlowEntry, command: int):
+    flags = ofp.OFPFF_SEND_FLOW_REM if entry.send_flow_removed else 0
+    return parser.OFPFlowMod(
+        datapath=dp,
+        cookie=entry.cookie,
+        cookie_mask=0,
+        table_id=entry.table_id,
+        command=command,
+        idle_timeout=entry.idle_timeout,
+        hard_timeout=entry.hard_timeout,
+        priority=entry.priority,
+        buffer_id=ofp.OFP_NO_BUFFER,
+        out_port=ofp.OFPP_ANY,
+        out_group=ofp.OFPG_ANY,
+        flags=flags,
+        match=parser.OFPMatch(**entry.match.as_dict()),
+        instructions=_instructions(entry) if command != ofp.OFPFC_DELETE_STRICT else [],
+    )
+
+
+def _buckets(group: GroupEntry):
+    return [
+        parser.OFPBucket(
+            weight=b.weight,
+            watch_port=b.watch_port if b.watch_port is not None else ofp.OFPP_ANY,
+            watch_group=ofp.OFPG_ANY,
+            actions=_actions(b.actions),
+        )
+        for b in group.buckets
+    ]
+
+
+def _group_mod(dp, group: GroupEntry, command: int):
+    return parser.OFPGroupMod(
+        dp,
+        command,
+        _GROUP_TYPES[group.type],
+        group.group_id,
+        _buckets(group) if command != ofp.OFPGC_DELETE else [],
+    )
+
+
+def _meter_mod(dp, meter: MeterEntry, command: int):
+    flags = ofp.OFPMF_PKTPS | (ofp.OFPMF_BURST if meter.burst else 0)
+    bands = (
+        [parser.OFPMeterBandDrop(rate=meter.rate_pps, burst_size=meter.burst)]
+        if command != ofp.OFPMC_DELETE
+        else []
+    )
+    return parser.OFPMeterMod(dp, command, flags, meter.meter_id, bands)
+
+
+def op_to_msg(dp, op):
+    """The Ryu message for one plan operation."""
+    match op:
+        case FlowAdd(entry=entry):
+            return _flow_mod(dp, entry, ofp.OFPFC_ADD)
+        case FlowDelete(entry=entry):
+            return _flow_mod(dp, entry, ofp.OFPFC_DELETE_STRICT)
+        case GroupAdd(group=group):
+            return _group_mod(dp, group, ofp.OFPGC_ADD)
+        case GroupModify(group=group):
+            return _group_mod(dp, group, ofp.OFPGC_MODIFY)
+        case GroupDelete(group=group):
+            return _group_mod(dp, group, ofp.OFPGC_DELETE)
+        case MeterAdd(meter=meter):
+            return _meter_mod(dp, meter, ofp.OFPMC_ADD)
+        case MeterModify(meter=meter):
+            return _meter_mod(dp, meter, ofp.OFPMC_MODIFY)
+        case MeterDelete(meter=meter):
+            return _meter_mod(dp, meter, ofp.OFPMC_DELETE)
+        case Barrier():
+            return parser.OFPBarrierRequest(dp)
+    raise TypeError(f"unknown operation {op!r}")
+
+
+def msg_type(msg) -> str:
+    """Short bounded name of a message type, for metrics."""
+    return type(msg).__name__.removeprefix("OFP")
+
+
+# ----------------------------------------------------------- switch -> entries
+def _actions_back(actions):
+    out = []
+    for act in actions:
+        if isinstance(act, parser.OFPActionOutput):
+            out.append(ToController() if act.port == ofp.OFPP_CONTROLLER else Output(act.port))
+        elif isinstance(act, parser.OFPActionGroup):
+            out.append(GroupAction(act.group_id))
+        else:
+            # Something we never install: keep a marker so it compares unequal.
+            out.append(Output(-1))
+    return tuple(out)
+
+
+def _match_back(match) -> Match:
+    fields = []
+    for name, value in match.items():
+        if isinstance(value, list):
+            value = tuple(value)
+        fields.append((name, value))
+    return Match(tuple(sorted(fields)))
+
+
+def flow_from_stats(stats) -> FlowEntry:
+    actions: tuple = ()
+    meter_id = None
+    for inst in stats.instructions:
+        if isinstance(inst, parser.OFPInstructionActions) and inst.type == ofp.OFPIT_APPLY_ACTIONS:
+            actions = _actions_back(inst.actions)
+        elif isinstance(inst, parser.OFPInstructionMeter):
+            meter_id = inst.meter_id
+        else:
+            actions = (*actions, Output(-1))
+    return FlowEntry(
+        priority=stats.priority,
+        match=_match_back(stats.match),
+        actions=actions,
+        cookie=stats.cookie,
+        table_id=stats.table_id,
+        idle_timeout=stats.idle_timeout,
+        hard_timeout=stats.hard_timeout,
+        send_flow_removed=bool(stats.flags & ofp.OFPFF_SEND_FLOW_REM),
+        meter_id=meter_id,
+    )
+
+
+def group_from_desc(desc) -> GroupEntry | None:
+    gtype = _GROUP_TYPES_BACK.get(desc.type)
+    if gtype is None:
+        return None
+    buckets = tuple(
+        Bucket(
+            actions=_actions_back(b.actions),
+            weight=b.weight,
+            watch_port=None if b.watch_port == ofp.OFPP_ANY else b.watch_port,
+        )
+        for b in desc.buckets
+    )
+    return GroupEntry(desc.group_id, gtype, buckets)
+
+
+def meter_from_config(conf) -> MeterEntry | None:
+    drops = [b for b in conf.bands if isinstance(b, parser.OFPMeterBandDrop)]
+    if len(drops) != 1 or not conf.flags & ofp.OFPMF_PKTPS:
+        return MeterEntry(conf.meter_id, rate_pps=-1)  # unequal to anything we want
+    burst = drops[0].burst_size if conf.flags & ofp.OFPMF_BURST else 0
+    return MeterEntry(conf.meter_id, rate_pps=drops[0].rate, burst=burst)
