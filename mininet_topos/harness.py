@@ -12,7 +12,10 @@ What every experiment on this machine needs, done in one place:
 Imports only Mininet and the standard library.
 """
 
+import contextlib
+import os
 import re
+import signal
 import time
 from functools import partial
 
@@ -46,6 +49,7 @@ class LeafSpineFabric:
         self.bw, self.host_bw = bw, host_bw
         self.log_level = log_level
         self.net = None
+        self._pids = []  # background processes started in hosts, killed on stop
 
     # ------------------------------------------------------------ lifecycle
     def start(self, *, connect_timeout=30.0):
@@ -102,6 +106,9 @@ class LeafSpineFabric:
         return out.strip() == "true"
 
     def stop(self):
+        for pid in self._pids:
+            self.kill(pid)
+        self._pids = []
         if self.net is not None:
             net, self.net = self.net, None
             net.stop()
@@ -151,7 +158,7 @@ class LeafSpineFabric:
     # ------------------------------------------------------------- counters
     def port_counters(self, switch):
         """{port_no: (rx_packets, tx_packets, rx_bytes, tx_bytes)} read with ovs-ofctl."""
-        out = self.net.get(switch).cmd(f"ovs-ofctl -O OpenFlow13 dump-ports {switch}")
+        out = self.net.get(switch).cmd(f"ovs-ofctl --no-names -O OpenFlow13 dump-ports {switch}")
         counters = {}
         current = None
         for line in out.splitlines():
@@ -174,6 +181,36 @@ class LeafSpineFabric:
         return self.net.get(switch).cmd(f"ovs-ofctl -O OpenFlow13 dump-groups {switch}")
 
     # -------------------------------------------------------------- traffic
+    def spawn(self, host, command, *, log="/dev/null"):
+        """Run ``command`` in ``host`` in the background; returns its pid (killed on stop)."""
+        out = host.cmd(f"{command} >{log} 2>&1 & echo $!")
+        pid = int(out.strip().split()[-1])
+        self._pids.append(pid)
+        return pid
+
+    def kill(self, pid, sig=signal.SIGTERM):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+    def wait_pid(self, pid, timeout=30.0):
+        """Wait until process ``pid`` (started with :meth:`spawn`) has exited."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = 0
+            if done:
+                return True
+            if _is_zombie(pid):
+                return True
+            time.sleep(0.1)
+        return False
+
     def ping(self, src, dst_ip, *, count=1, timeout=1):
         """Packets received out of ``count`` pinging ``dst_ip`` from host ``src``."""
         out = src.cmd(f"ping -c {count} -W {timeout} -i 0.2 -q {dst_ip}")
@@ -190,3 +227,11 @@ class LeafSpineFabric:
                 if self.ping(src, dst.IP(), count=count, timeout=timeout) < count:
                     failed.append((src.name, dst.name))
         return failed
+
+
+def _is_zombie(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] == "Z"
+    except OSError:
+        return True

@@ -62,9 +62,7 @@ class LeafSpineTopo(Topo):
         for j in range(1, leaves + 1):
             leaf = self.addSwitch(leaf_name(j), dpid=f"{LEAF_DPID_BASE + j:016x}")
             for i in range(1, hosts_per_leaf + 1):
-                host = self.addHost(
-                    host_name(j, i), ip=f"{host_ip(j, i)}/16", mac=host_mac(j, i)
-                )
+                host = self.addHost(host_name(j, i), ip=f"{host_ip(j, i)}/16", mac=host_mac(j, i))
                 self.addLink(host, leaf, **_shaping(host_bw))
             for spine in spine_nodes:
                 self.addLink(leaf, spine, **_shaping(bw))

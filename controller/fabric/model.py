@@ -119,7 +119,11 @@ class Host:
     mac: str
     ipv4: str | None
     attach: PortRef
-    last_seen: float
+    last_seen: float  # 0 = remembered from an earlier run, not seen since
+
+    @property
+    def confirmed(self) -> bool:
+        return self.last_seen > 0
 
 
 def graph_of(switches: dict[Dpid, Switch], links: dict[LinkId, Link]) -> nx.DiGraph:

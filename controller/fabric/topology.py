@@ -102,8 +102,13 @@ class Topology:
     def lldp_seen(self, *, tx: PortRef, rx: PortRef, now: float) -> list[FabricEvent]:
         """LLDP sent out of ``tx`` arrived on ``rx``: the directed link tx -> rx exists."""
         for end in (tx, rx):
-            if self.hosts_on(end):
+            if any(h.confirmed for h in self.hosts_on(end)):
                 return [LldpIgnored(time=now, port=rx, reason=f"host learned on {end}")]
+        # Hosts remembered from an earlier run but not seen since do not block
+        # discovery: the cable may have been re-plugged while we were away.
+        for end in (tx, rx):
+            for host in self.hosts_on(end):
+                del self.hosts[host.mac]
         if tx.dpid == rx.dpid and tx.port == rx.port:
             return [LldpIgnored(time=now, port=rx, reason="looped back to its own port")]
         for end in (tx, rx):

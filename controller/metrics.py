@@ -1,0 +1,287 @@
+"""The controller's Prometheus metrics, all on one injectable registry.
+
+:class:`FabricMetrics` creates every metric the controller exports (prefix
+``fabric_``, base units, ``_total`` counters) on the registry it is given, so
+tests use a fresh registry and never the process-global one. Label sets stay
+bounded: switch, port, link, policy, reason, message type - never anything
+per flow. Metric objects are thread-safe; the hub updates them, the exporter
+thread reads them. Port byte/packet counters are not copied into metric
+objects: a custom collector reads them at scrape time from a provider that
+returns an immutable snapshot. This module decides nothing and reads no
+switch; it only records what the hub tells it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
+
+from controller.telemetry.counters import UNSUPPORTED, PortCounters
+from controller.views import LinkView
+
+__all__ = ["PACKET_IN_KINDS", "STATS_KINDS", "FabricMetrics", "PortCounterProvider"]
+
+log = logging.getLogger(__name__)
+
+PortCounterProvider = Callable[[], Iterable[tuple[str, int, PortCounters]]]
+
+PACKET_IN_KINDS = frozenset({"lldp", "arp", "ipv4", "other"})
+STATS_KINDS = frozenset({"port", "flow"})
+
+_LINK_LABELS = ("link", "src_switch", "dst_switch")
+
+# (exported name without _total, PortCounters field, help)
+_PORT_COUNTERS = (
+    ("fabric_port_receive_bytes", "rx_bytes", "Bytes received on a switch port."),
+    ("fabric_port_transmit_bytes", "tx_bytes", "Bytes transmitted on a switch port."),
+    ("fabric_port_receive_packets", "rx_packets", "Packets received on a switch port."),
+    ("fabric_port_transmit_packets", "tx_packets", "Packets transmitted on a switch port."),
+    ("fabric_port_receive_dropped", "rx_dropped", "Received packets dropped by a switch port."),
+    ("fabric_port_transmit_dropped", "tx_dropped", "Packets to send dropped by a switch port."),
+    ("fabric_port_receive_errors", "rx_errors", "Receive errors on a switch port."),
+    ("fabric_port_transmit_errors", "tx_errors", "Transmit errors on a switch port."),
+)
+
+# Seconds. Path computation is in-process graph work (sub-millisecond on small
+# fabrics); setup and programming include switch round trips and barriers.
+_FAST_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+_SWITCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class _PortCounterCollector:
+    """Exports the switches' own port counters as Prometheus counters at scrape time."""
+
+    def __init__(self) -> None:
+        self.provider: PortCounterProvider | None = None
+
+    def describe(self) -> Iterator[Metric]:
+        # Declares the names so the registry rejects a clash at registration.
+        for name, _, doc in _PORT_COUNTERS:
+            yield CounterMetricFamily(name, doc, labels=("switch", "port"))
+
+    def collect(self) -> Iterator[Metric]:
+        families = [
+            (CounterMetricFamily(name, doc, labels=("switch", "port")), field)
+            for name, field, doc in _PORT_COUNTERS
+        ]
+        provider = self.provider  # one read: the hub may swap it concurrently
+        rows: Iterable[tuple[str, int, PortCounters]] = ()
+        if provider is not None:
+            try:
+                rows = list(provider())
+            except Exception:
+                # One broken source must not fail the whole scrape.
+                log.exception("port counter provider failed; port counters omitted")
+                rows = ()
+        for switch, port_no, counters in rows:
+            for family, field in families:
+                value: int = getattr(counters, field)
+                if value != UNSUPPORTED:
+                    family.add_metric((switch, str(port_no)), float(value))
+        for family, _ in families:
+            yield family
+
+
+class FabricMetrics:
+    """Every metric of the controller, created on ``registry`` (a fresh one if None)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        reg = self.registry
+
+        # ----------------------------------------------------------- fabric state
+        self.switches_connected = Gauge(
+            "fabric_switches_connected", "Switches connected to the controller.", registry=reg
+        )
+        self.hosts_learned = Gauge(
+            "fabric_hosts_learned", "Hosts the controller has learned.", registry=reg
+        )
+        self.link_up = Gauge(
+            "fabric_link_up",
+            "1 if the directed link is up, 0 if it went down.",
+            _LINK_LABELS,
+            registry=reg,
+        )
+        self.link_utilization = Gauge(
+            "fabric_link_utilization_ratio",
+            "Smoothed rate of a directed link divided by its capacity (0 if unknown).",
+            _LINK_LABELS,
+            registry=reg,
+        )
+        # Bytes, not bits: Prometheus' base unit for data is the byte (promtool
+        # lints "bits"); dashboards multiply by 8 to show bit/s.
+        self.link_rate = Gauge(
+            "fabric_link_bytes_per_second",
+            "Smoothed rate a directed link carries.",
+            _LINK_LABELS,
+            registry=reg,
+        )
+        self.link_capacity = Gauge(
+            "fabric_link_capacity_bytes_per_second",
+            "Capacity of a directed link (0 if unknown).",
+            _LINK_LABELS,
+            registry=reg,
+        )
+        self.link_congested = Gauge(
+            "fabric_link_congested",
+            "1 while the directed link is judged congested.",
+            _LINK_LABELS,
+            registry=reg,
+        )
+        self.link_drained = Gauge(
+            "fabric_link_drained",
+            "1 while the directed link is drained for maintenance.",
+            _LINK_LABELS,
+            registry=reg,
+        )
+        self._port_counters = _PortCounterCollector()
+        reg.register(self._port_counters)
+
+        # --------------------------------------------------------------- openflow
+        self.openflow_messages_sent = Counter(
+            "fabric_openflow_messages_sent",
+            "OpenFlow messages sent to switches, by message type.",
+            ("type",),
+            registry=reg,
+        )
+        self.openflow_errors = Counter(
+            "fabric_openflow_errors",
+            "OpenFlow error messages received from switches, by error type.",
+            ("type",),
+            registry=reg,
+        )
+        self.packet_in = Counter(
+            "fabric_packet_in",
+            "Packet-in messages received, by switch and kind (lldp, arp, ipv4, other).",
+            ("switch", "kind"),
+            registry=reg,
+        )
+        self.packet_in_dropped = Counter(
+            "fabric_packet_in_dropped",
+            "Packet-ins the controller chose not to handle, by reason.",
+            ("reason",),
+            registry=reg,
+        )
+        self.lldp_ignored = Counter(
+            "fabric_lldp_ignored",
+            "LLDP frames that could not create a link (e.g. on a host port), by switch.",
+            ("switch",),
+            registry=reg,
+        )
+        self.stats_request_duration = Histogram(
+            "fabric_stats_request_duration_seconds",
+            "Time from a stats request to its complete reply, by kind (port, flow).",
+            ("kind",),
+            buckets=_SWITCH_BUCKETS,
+            registry=reg,
+        )
+        self.stats_failures = Counter(
+            "fabric_stats_failures",
+            "Stats requests that failed or timed out, by switch.",
+            ("switch",),
+            registry=reg,
+        )
+
+        # ------------------------------------------------------ traffic engineering
+        self.reroutes = Counter(
+            "fabric_reroutes", "Flows moved to another path, by reason.", ("reason",), registry=reg
+        )
+        self.flows_tracked = Gauge(
+            "fabric_flows_tracked",
+            "Flows placed with per-flow rules, by policy.",
+            ("policy",),
+            registry=reg,
+        )
+        self.flow_setup_seconds = Histogram(
+            "fabric_flow_setup_seconds",
+            "Time from a new flow's first packet-in to its rules being installed.",
+            buckets=_SWITCH_BUCKETS,
+            registry=reg,
+        )
+        self.path_computation_seconds = Histogram(
+            "fabric_path_computation_seconds",
+            "Time to compute a path for a flow.",
+            buckets=_FAST_BUCKETS,
+            registry=reg,
+        )
+        self.flow_programming_seconds = Histogram(
+            "fabric_flow_programming_seconds",
+            "Time to program a path on the switches, until the barriers confirm it.",
+            buckets=_SWITCH_BUCKETS,
+            registry=reg,
+        )
+        self.policy_applies = Counter(
+            "fabric_policy_applies",
+            "Policy apply requests, by result (applied, dry_run, invalid, conflict, error).",
+            ("result",),
+            registry=reg,
+        )
+        self.config_errors = Counter(
+            "fabric_config_errors",
+            "Configuration problems found, by kind.",
+            ("kind",),
+            registry=reg,
+        )
+        self.congestion_events = Counter(
+            "fabric_congestion_events",
+            "Links turning congested or clearing, by state (congested, cleared).",
+            ("state",),
+            registry=reg,
+        )
+        self._policies_tracked: set[str] = set()
+
+    # ------------------------------------------------------------------ helpers
+    def set_port_counter_provider(self, provider: PortCounterProvider | None) -> None:
+        """Where scrapes read port counters from. ``provider`` runs on the exporter
+        thread, so it must only return an immutable snapshot the hub published."""
+        self._port_counters.provider = provider
+
+    def set_link(self, view: LinkView) -> None:
+        """Export the current state and load of one link direction."""
+        labels = (view.name, view.src_switch, view.dst_switch)
+        self.link_up.labels(*labels).set(1 if view.up else 0)
+        self.link_utilization.labels(*labels).set(view.utilization)
+        self.link_rate.labels(*labels).set(view.rate_bps / 8.0)
+        self.link_capacity.labels(*labels).set(view.capacity_bps / 8.0)
+        self.link_congested.labels(*labels).set(1 if view.congested else 0)
+        self.link_drained.labels(*labels).set(1 if view.drained else 0)
+
+    def link_removed(self, name: str, src_switch: str, dst_switch: str) -> None:
+        """A link went down: it stays exported as ``fabric_link_up 0`` (so an
+        alert can see it), while its load series go away instead of freezing."""
+        labels = (name, src_switch, dst_switch)
+        self.link_up.labels(*labels).set(0)
+        for gauge in (
+            self.link_utilization,
+            self.link_rate,
+            self.link_capacity,
+            self.link_congested,
+            self.link_drained,
+        ):
+            # Older prometheus_client raises KeyError for a series never exported.
+            with contextlib.suppress(KeyError):
+                gauge.remove(*labels)
+
+    def count_packet_in(self, switch: str, kind: str) -> None:
+        """Count a packet-in; an unknown ``kind`` counts as ``other`` (bounded labels)."""
+        self.packet_in.labels(switch, kind if kind in PACKET_IN_KINDS else "other").inc()
+
+    def observe_stats_request(self, kind: str, seconds: float) -> None:
+        if kind not in STATS_KINDS:
+            raise ValueError(f"stats kind must be one of {sorted(STATS_KINDS)}, not {kind!r}")
+        self.stats_request_duration.labels(kind).observe(seconds)
+
+    def count_congestion_event(self, *, congested: bool) -> None:
+        self.congestion_events.labels("congested" if congested else "cleared").inc()
+
+    def set_flows_tracked(self, per_policy: Mapping[str, int]) -> None:
+        """Replace all per-policy flow counts; a policy that is gone drops its series."""
+        for policy in self._policies_tracked - set(per_policy):
+            self.flows_tracked.remove(policy)
+        for policy, count in per_policy.items():
+            self.flows_tracked.labels(policy).set(count)
+        self._policies_tracked = set(per_policy)

@@ -1,0 +1,54 @@
+"""Per-direction link load: the rate a directed link carries and its utilization.
+
+A directed link ``src -> dst`` carries what the ``src`` port transmits; when
+that port has no rate yet (its switch's stats have not arrived twice), what
+the ``dst`` port receives is the same traffic seen from the other end. This
+module only combines rates and capacities the caller already has; it does not
+poll, smooth, or decide what counts as congested.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from controller.fabric.model import Link, LinkId
+from controller.telemetry.rates import RateEstimator
+
+__all__ = ["LinkLoadSample", "link_load", "link_loads"]
+
+
+@dataclass(frozen=True)
+class LinkLoadSample:
+    """Load of one direction. ``utilization`` is 0 when the capacity is unknown
+    (0), and may exceed 1 briefly (counters and polls are not exact).
+    ``measured`` is False when neither end has a rate yet: the zero rate is
+    then a placeholder, not an observation."""
+
+    rate_bps: float
+    capacity_bps: float
+    utilization: float
+    measured: bool = True
+
+
+def link_load(link: LinkId, rates: RateEstimator, capacity_bps: float) -> LinkLoadSample:
+    """The load of one directed link from the estimator's latest rates."""
+    src = rates.latest(link.src)
+    if src is not None:
+        rate, measured = src.tx_bps, True
+    else:
+        dst = rates.latest(link.dst)
+        rate, measured = (dst.rx_bps, True) if dst is not None else (0.0, False)
+    utilization = rate / capacity_bps if capacity_bps > 0 else 0.0
+    return LinkLoadSample(
+        rate_bps=rate, capacity_bps=capacity_bps, utilization=utilization, measured=measured
+    )
+
+
+def link_loads(
+    links: Mapping[LinkId, Link],
+    rates: RateEstimator,
+    capacity_of: Callable[[LinkId], float],
+) -> dict[LinkId, LinkLoadSample]:
+    """The load of every link in ``links``; ``capacity_of`` gives bit/s (0 = unknown)."""
+    return {lid: link_load(lid, rates, capacity_of(lid)) for lid in links}

@@ -1,0 +1,258 @@
+"""fabricctl against an in-process server: output, JSON, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from api_fakes import FakeFacade, running_server
+
+from controller.api.cli import main
+from controller.api.server import ApiServer
+from controller.views import EventKind
+
+FABRICCTL = Path(sys.executable).with_name("fabricctl")
+
+POLICY_YAML = """\
+name: ai-training
+priority: 100
+description: RoCEv2 and NCCL collectives
+match:
+  - ip_proto: udp
+    dst_ports: [4791]
+  - ip_proto: tcp
+    dst_ports: ["29500-29599"]
+strategy: least-utilized
+params:
+  congestion_threshold: 0.75
+  clear_threshold: 0.5
+"""
+
+
+@pytest.fixture
+def fake() -> FakeFacade:
+    return FakeFacade()
+
+
+@pytest.fixture
+def server(fake: FakeFacade) -> Iterator[ApiServer]:
+    with running_server(fake) as srv:
+        yield srv
+
+
+@pytest.fixture
+def policy_file(tmp_path: Path) -> Path:
+    path = tmp_path / "ai.yaml"
+    path.write_text(POLICY_YAML)
+    return path
+
+
+def run(
+    capsys: pytest.CaptureFixture[str], server: ApiServer | None, *args: str
+) -> tuple[int, str, str]:
+    target = ["--target", server.address] if server else []
+    code = main([*target, *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_error_line(err: str, prefix: str) -> None:
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(prefix), err
+
+
+def test_links_table_and_json(capsys: pytest.CaptureFixture[str], server: ApiServer) -> None:
+    code, out, err = run(capsys, server, "links")
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0].split() == ["LINK", "STATE", "DRAINED", "CAPACITY", "RATE", "UTIL", "CONGESTED"]
+    assert len(lines) == 9
+    row = next(line for line in lines if line.startswith("spine2/2->leaf2/4"))
+    assert row.split() == ["spine2/2->leaf2/4", "up", "no", "10Gb/s", "9Gb/s", "90%", "yes"]
+    # Columns line up: every cell of a column starts at the header's offset.
+    offset = lines[0].index("UTIL")
+    assert all(line[offset - 1] == " " and line[offset] != " " for line in lines)
+
+    code, out, _ = run(capsys, server, "--json", "links")
+    doc = json.loads(out)
+    assert code == 0 and len(doc["links"]) == 8
+    assert doc["links"][0]["name"] == "leaf1/3->spine1/1"
+    assert doc["links"][0]["state"] == "LINK_STATE_UP"
+    # --json also works after the sub-command.
+    assert json.loads(run(capsys, server, "flows", "--json")[1])["flows"][0]["flow_id"] == "7"
+
+
+def test_topology_and_flows(capsys: pytest.CaptureFixture[str], server: ApiServer) -> None:
+    code, out, _ = run(capsys, server, "topology")
+    assert code == 0
+    assert "0000000000000001" in out and "10.0.2.1" in out and "leaf1/3->spine1/1" in out
+    code, out, _ = run(capsys, server, "flows", "--policy", "roce")
+    assert code == 0
+    assert "udp 10.0.1.1:49152 -> 10.0.2.1:4791" in out
+    assert "leaf1>spine1>leaf2" in out and "congestion" in out
+    code, out, _ = run(capsys, server, "flows", "--policy", "other")
+    assert code == 0 and len(out.splitlines()) == 1  # header only
+
+
+def test_policy_lifecycle(
+    capsys: pytest.CaptureFixture[str], server: ApiServer, fake: FakeFacade, policy_file: Path
+) -> None:
+    code, out, _ = run(capsys, server, "policy", "apply", str(policy_file), "--dry-run")
+    assert code == 0 and out.startswith("dry run: policy ai-training would be created")
+    assert fake.policies == {}
+
+    code, out, _ = run(capsys, server, "policy", "apply", str(policy_file))
+    assert code == 0 and "policy ai-training is created (version 1)" in out
+    assert fake.policies["ai-training"].params.congestion_threshold == 0.75
+
+    code, out, err = run(
+        capsys, server, "policy", "apply", str(policy_file), "--expected-version", "0"
+    )
+    assert code == 1 and out == ""
+    assert err == "fabricctl: ALREADY_EXISTS: policy 'ai-training' already exists\n"
+
+    code, out, _ = run(capsys, server, "--json", "policy", "get", "ai-training")
+    doc = json.loads(out)
+    assert doc["version"] == "1" and doc["strategy"] == "STRATEGY_LEAST_UTILIZED"
+    assert doc["match"][1]["dst_ports"] == [{"lo": 29500, "hi": 29599}]
+
+    code, out, _ = run(capsys, server, "policy", "get", "ai-training")
+    assert "match[0]:" in out and "proto=udp dport=4791" in out
+    assert "congestion=0.75 clear=0.5" in out
+
+    code, out, _ = run(capsys, server, "policy", "list")
+    assert code == 0 and out.splitlines()[1].split()[:4] == [
+        "ai-training",
+        "1",
+        "100",
+        "least-utilized",
+    ]
+
+    code, _, err = run(capsys, server, "policy", "delete", "ai-training", "--expected-version", "7")
+    assert code == 1
+    assert_one_error_line(err, "fabricctl: ABORTED: policy 'ai-training' is at version 1")
+    code, out, _ = run(capsys, server, "policy", "delete", "ai-training")
+    assert code == 0 and "was version 1" in out
+    code, _, err = run(capsys, server, "policy", "get", "ai-training")
+    assert code == 1 and err == "fabricctl: NOT_FOUND: policy 'ai-training' not found\n"
+
+
+def test_policy_check_is_offline(
+    capsys: pytest.CaptureFixture[str], policy_file: Path, tmp_path: Path
+) -> None:
+    # No server at all: --target points nowhere and is never dialled.
+    offline = ["--target", "127.0.0.1:1", "policy", "check", str(policy_file)]
+    code, out, err = run(capsys, None, *offline)
+    assert (code, err) == (0, "")
+    assert out == f"{policy_file}: policy ai-training is valid\n"
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(POLICY_YAML.replace("clear_threshold: 0.5", "clear_threshold: 0.9"))
+    code, out, err = run(capsys, None, "policy", "check", str(bad))
+    assert code == 1 and out == ""
+    assert_one_error_line(err, f"fabricctl: INVALID_ARGUMENT: {bad}: params.clear_threshold")
+
+    code, _, err = run(capsys, None, "policy", "check", str(tmp_path / "missing.yaml"))
+    assert code == 2
+    assert_one_error_line(err, "fabricctl: usage: ")
+    assert "missing.yaml" in err
+
+
+def test_drain_undrain_and_explain(capsys: pytest.CaptureFixture[str], server: ApiServer) -> None:
+    code, out, _ = run(capsys, server, "drain", "leaf1-spine2")
+    assert code == 0
+    assert out == "drained: leaf1/4->spine2/1, spine2/1->leaf1/4; flows moved: 1\n"
+    code, _, err = run(capsys, server, "drain", "leaf1-spine2")
+    assert code == 1 and err.startswith("fabricctl: FAILED_PRECONDITION: ")
+    code, out, _ = run(capsys, server, "undrain", "leaf1-spine2")
+    assert code == 0 and out.startswith("undrained: ")
+
+    code, out, _ = run(
+        capsys, server, "explain", "10.0.1.1", "10.0.2.1", "--proto", "udp",
+        "--sport", "49152", "--dport", "4791", "--dscp", "26",
+    )  # fmt: skip
+    assert code == 0
+    assert "policy:" in out and "roce" in out and "leaf1 > spine1 > leaf2" in out
+    assert "flow id:  7" in out
+
+    code, _, err = run(capsys, server, "explain", "10.0.1", "10.0.2.1")
+    assert code == 1
+    assert_one_error_line(err, "fabricctl: INVALID_ARGUMENT: five_tuple.src_ip: ")
+
+
+def test_watch_count_and_kinds(
+    capsys: pytest.CaptureFixture[str], server: ApiServer, fake: FakeFacade
+) -> None:
+    fake.publish(EventKind.LINK_DOWN, "leaf1/3->spine1/1", reason="port-down")
+    fake.publish(EventKind.FLOW_REROUTED, "7", reason="failure", attributes={"to": "spine2"})
+    fake.publish(EventKind.LINK_UP, "leaf1/3->spine1/1")
+    code, out, _ = run(capsys, server, "watch", "--count", "2")
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].split()[1:] == ["#1", "link-down", "leaf1/3->spine1/1", "(port-down)"]
+    assert lines[1].split()[1:] == ["#2", "flow-rerouted", "7", "(failure)", "to=spine2"]
+
+    code, out, _ = run(capsys, server, "--json", "watch", "--kind", "link-up", "--count", "1")
+    (line,) = out.splitlines()
+    event = json.loads(line)
+    assert (event["seq"], event["kind"]) == ("3", "EVENT_KIND_LINK_UP")
+
+
+def test_usage_errors_are_one_line_exit_2(
+    capsys: pytest.CaptureFixture[str], server: ApiServer
+) -> None:
+    for args in (
+        ["frobnicate"],
+        [],
+        ["explain", "10.0.1.1", "10.0.2.1", "--dport", "70000"],
+        ["explain", "10.0.1.1", "10.0.2.1", "--proto", "sctp-ish"],
+        ["watch", "--kind", "nope"],
+        ["--timeout", "0", "links"],
+        ["policy", "delete", "x", "--expected-version", "zero"],
+    ):
+        code, out, err = run(capsys, server, *args)
+        assert code == 2, args
+        assert out == ""
+        assert_one_error_line(err, "fabricctl: usage: ")
+
+
+def test_token_file_option(
+    capsys: pytest.CaptureFixture[str], fake: FakeFacade, tmp_path: Path
+) -> None:
+    token = tmp_path / "token"
+    token.write_text("tok-123\n")
+    with running_server(fake, token_file=token) as srv:
+        code, _, err = run(capsys, srv, "links")
+        assert code == 1
+        assert err == "fabricctl: UNAUTHENTICATED: missing or invalid bearer token\n"
+        code, out, _ = run(capsys, srv, "--token-file", str(token), "links")
+        assert code == 0 and "leaf1/3->spine1/1" in out
+    code, _, err = run(capsys, None, "--token-file", str(tmp_path / "nope"), "links")
+    assert code == 2 and "--token-file" in err
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_installed_console_script_reports_unreachable_in_one_line() -> None:
+    assert FABRICCTL.exists(), "install the project (pip install -e .) to get fabricctl"
+    target = f"127.0.0.1:{free_port()}"  # nothing listens there
+    proc = subprocess.run(
+        [str(FABRICCTL), "--target", target, "--timeout", "3", "links"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 3
+    assert proc.stdout == ""
+    assert_one_error_line(proc.stderr, "fabricctl: UNAVAILABLE: ")
