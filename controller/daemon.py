@@ -10,6 +10,7 @@ non-zero exit code.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import signal
@@ -80,10 +81,12 @@ def run(cfg: FabricdConfig) -> int:
                 cfg.metrics_listen.host, cfg.metrics_listen.port, runtime.metrics.registry
             )
         except OSError as exc:
-            raise ConfigError(f"cannot serve metrics on {cfg.metrics_listen}: {exc.strerror or exc}") from None
+            raise ConfigError(
+                f"cannot serve metrics on {cfg.metrics_listen}: {exc.strerror or exc}"
+            ) from None
         try:
             api = start_api_server(
-                runtime,  # type: ignore[arg-type]
+                runtime,
                 ApiServerConfig(
                     listen=str(cfg.grpc_listen),
                     tls_cert=cfg.grpc_tls_cert,
@@ -93,6 +96,7 @@ def run(cfg: FabricdConfig) -> int:
             )
         except (OSError, RuntimeError, ValueError) as exc:
             raise ConfigError(f"cannot serve gRPC on {cfg.grpc_listen}: {exc}") from None
+        api.set_serving(False)  # health says SERVING once the OpenFlow side runs
 
         from ryu import cfg as ryu_cfg
         from ryu.base.app_manager import AppManager
@@ -116,6 +120,7 @@ def run(cfg: FabricdConfig) -> int:
 
         def announce() -> None:
             hub.sleep(0.1)
+            api.set_serving(True)
             log.info(
                 "fabricd ready: openflow=%s grpc=%s:%d metrics=%s:%d state=%s",
                 cfg.of_listen,
@@ -141,10 +146,9 @@ def run(cfg: FabricdConfig) -> int:
         if metrics_server is not None:
             metrics_server.close()
         if app_mgr is not None:
-            try:
+            # Shutting down anyway: never mask the exit code.
+            with contextlib.suppress(Exception):
                 app_mgr.close()
-            except Exception:  # shutting down anyway; never mask the exit code
-                pass
 
 
 def main(argv: list[str] | None = None) -> int:

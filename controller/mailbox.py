@@ -9,6 +9,7 @@ hub side waits on :meth:`fileno` with whatever its event loop offers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 from collections.abc import Callable
@@ -43,10 +44,9 @@ class Mailbox:
             self._queue.put_nowait((work, future))
         except queue.Full:
             raise Unavailable("controller is overloaded: too many pending writes") from None
-        try:
+        # A full pipe of wake-ups already means the hub is awake.
+        with contextlib.suppress(BlockingIOError):
             os.write(self._wfd, b"x")
-        except BlockingIOError:
-            pass  # the pipe is full of wake-ups already: the hub is awake
         return future
 
     def call(self, work: Callable[[], T], *, timeout: float) -> T:
@@ -56,7 +56,9 @@ class Mailbox:
             return future.result(timeout=timeout)
         except FutureTimeout:
             if future.cancel():
-                raise Unavailable(f"controller did not take the request within {timeout:.1f} s") from None
+                raise Unavailable(
+                    f"controller did not take the request within {timeout:.1f} s"
+                ) from None
             return future.result()  # it started just now: wait for the outcome
         except CancelledError:
             raise Unavailable("request cancelled during shutdown") from None
@@ -91,7 +93,5 @@ class Mailbox:
                 break
             future.cancel()
         for fd in (self._rfd, self._wfd):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass

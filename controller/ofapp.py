@@ -22,10 +22,12 @@ from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
+from controller.engine.flows import FlowSample
 from controller.engine.outputs import ArpReply, CoreOutput, PacketOut
 from controller.fabric.lldp_auth import LldpSigner
-from controller.fabric.model import Port, PortRef
+from controller.fabric.model import FiveTuple, Port, PortRef
 from controller.flowprog.entries import Cookie, CookieKind
+from controller.flowprog.flowrules import FLOW_COOKIE_MASK, FLOW_KIND_COOKIE
 from controller.flowprog.tables import SwitchTable
 from controller.southbound import ofmsg, packets
 from controller.telemetry import PortCounters
@@ -57,6 +59,7 @@ class FabricApp(app_manager.RyuApp):
             raise RuntimeError("FabricApp needs the fabric_runtime context (start it with fabricd)")
         self.rt = fabric_runtime
         self.core = fabric_runtime.core
+        self.ctl = fabric_runtime.ctl
         self.metrics = fabric_runtime.metrics
         self.clock = fabric_runtime.clock
         self.signer = LldpSigner(max_age_s=max(10.0, 5 * fabric_runtime.config.lldp_interval))
@@ -67,6 +70,7 @@ class FabricApp(app_manager.RyuApp):
         self.jobs = hub.Queue()
         self.resync_due: dict[int, float] = {}
         self.errors_logged: set = set()
+        fabric_runtime.attach(self.execute)
         self._threads = [
             hub.spawn(self._program_loop),
             hub.spawn(self._tick_loop),
@@ -146,11 +150,16 @@ class FabricApp(app_manager.RyuApp):
                 waits.append(self._barrier(dp))
             for dpid, xid, ev in waits:
                 if not ev.wait(timeout=BARRIER_TIMEOUT_S):
-                    log.warning("switch %016x did not confirm a barrier in %.0f s", dpid, BARRIER_TIMEOUT_S)
+                    log.warning(
+                        "switch %016x did not confirm a barrier in %.0f s", dpid, BARRIER_TIMEOUT_S
+                    )
                     self._schedule_resync(dpid)
                 self.barriers.pop((dpid, xid), None)
         if program.phases:
-            self.metrics.flow_programming_seconds.observe(self.clock.mono() - start)
+            done = self.clock.mono()
+            self.metrics.flow_programming_seconds.observe(done - start)
+            if program.reason == "flow-setup" and program.created_at:
+                self.metrics.flow_setup_seconds.observe(done - program.created_at)
 
     # ------------------------------------------------------ switch lifecycle
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
@@ -239,7 +248,11 @@ class FabricApp(app_manager.RyuApp):
             )
             log.info(
                 "switch %s (%016x) connected: %d ports, %d flows, %d groups kept by the switch",
-                sync.name or "?", dp.id, len(sync.ports), len(sync.table.flows), len(sync.table.groups),
+                sync.name or "?",
+                dp.id,
+                len(sync.ports),
+                len(sync.table.flows),
+                len(sync.table.groups),
             )
         self.execute(out)
 
@@ -282,7 +295,9 @@ class FabricApp(app_manager.RyuApp):
         key = (dpid, msg.type, msg.code)
         if key not in self.errors_logged:
             self.errors_logged.add(key)
-            log.error("switch %016x reported %s code %d (xid %d)", dpid or 0, kind, msg.code, msg.xid)
+            log.error(
+                "switch %016x reported %s code %d (xid %d)", dpid or 0, kind, msg.code, msg.xid
+            )
         sync = self.syncs.get(dpid)
         if sync is not None and msg.type == ofp.OFPET_BAD_REQUEST and "meters" in sync.waiting:
             self._sync_part_done(msg.datapath, "meters")  # a switch without meters
@@ -326,11 +341,25 @@ class FabricApp(app_manager.RyuApp):
             )
         elif pkt.kind == "ipv4":
             cookie = Cookie.decode(msg.cookie)
-            if cookie is not None and cookie.kind is CookieKind.CLASS_TRAP and hasattr(self.core, "flow_packet_in"):
-                out = self.core.flow_packet_in(at=at, pkt=pkt, data=msg.data, now=now)
+            if cookie is not None and cookie.kind is CookieKind.CLASS_TRAP:
+                ft = FiveTuple(pkt.ip_src, pkt.ip_dst, pkt.ip_proto, pkt.src_port, pkt.dst_port)
+                out = self.ctl.trapped_packet(
+                    at=at,
+                    ft=ft,
+                    dscp=pkt.dscp,
+                    src_mac=pkt.eth_src,
+                    dst_mac=pkt.eth_dst,
+                    data=msg.data,
+                    now=now,
+                )
             else:
                 out = self.core.unicast_missed(
-                    at=at, src_mac=pkt.eth_src, dst_mac=pkt.eth_dst, src_ip=pkt.ip_src, data=msg.data, now=now
+                    at=at,
+                    src_mac=pkt.eth_src,
+                    dst_mac=pkt.eth_dst,
+                    src_ip=pkt.ip_src,
+                    data=msg.data,
+                    now=now,
                 )
         else:
             return
@@ -339,8 +368,12 @@ class FabricApp(app_manager.RyuApp):
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
     def _flow_removed(self, ev):
         msg = ev.msg
-        if hasattr(self.core, "flow_removed"):
-            self.execute(self.core.flow_removed(ev.msg.datapath.id, msg.cookie, now=self.clock.mono()))
+        idle = msg.reason == ofp.OFPRR_IDLE_TIMEOUT
+        self.execute(
+            self.ctl.flows.flow_removed(
+                msg.datapath.id, msg.cookie, idle=idle, now=self.clock.mono()
+            )
+        )
 
     # ----------------------------------------------------------- statistics
     def _poll_loop(self):
@@ -372,11 +405,20 @@ class FabricApp(app_manager.RyuApp):
             log.warning("switch %s did not answer port stats", self.core.topo.label(dp.id))
         self.stats_sent[key] = now
         self._send(dp, parser.OFPPortStatsRequest(dp, 0, ofp.OFPP_ANY))
-        if hasattr(self.core, "flow_stats_request"):
-            for req in self.core.flow_stats_request(dp.id):
-                self._send(dp, parser.OFPFlowStatsRequest(
-                    dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY, req.cookie, req.cookie_mask
-                ))
+        if dp.id in self.ctl.flows.ingress_switches():
+            self.stats_sent[(dp.id, 1)] = now
+            self._send(
+                dp,
+                parser.OFPFlowStatsRequest(
+                    dp,
+                    0,
+                    ofp.OFPTT_ALL,
+                    ofp.OFPP_ANY,
+                    ofp.OFPG_ANY,
+                    FLOW_KIND_COOKIE,
+                    FLOW_COOKIE_MASK,
+                ),
+            )
 
     @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
     def _port_stats(self, ev):
@@ -384,28 +426,38 @@ class FabricApp(app_manager.RyuApp):
         now = self.clock.mono()
         sent = self.stats_sent.get((dp.id, 0))
         batch = [
-            (s.port_no, PortCounters(
-                rx_bytes=s.rx_bytes, tx_bytes=s.tx_bytes, rx_packets=s.rx_packets, tx_packets=s.tx_packets,
-                rx_dropped=s.rx_dropped, tx_dropped=s.tx_dropped, rx_errors=s.rx_errors, tx_errors=s.tx_errors,
-            ))
+            (
+                s.port_no,
+                PortCounters(
+                    rx_bytes=s.rx_bytes,
+                    tx_bytes=s.tx_bytes,
+                    rx_packets=s.rx_packets,
+                    tx_packets=s.tx_packets,
+                    rx_dropped=s.rx_dropped,
+                    tx_dropped=s.tx_dropped,
+                    rx_errors=s.rx_errors,
+                    tx_errors=s.tx_errors,
+                ),
+            )
             for s in ev.msg.body
             if s.port_no < ofp.OFPP_MAX
         ]
-        congestion = self.rt.monitor.port_stats(dp.id, batch, now=now, topo=self.core.topo)
+        out, congestion = self.ctl.port_stats(dp.id, batch, now=now)
         if not ev.msg.flags & ofp.OFPMPF_REPLY_MORE:
             if sent is not None:
                 self.metrics.observe_stats_request("port", now - sent)
             self.stats_sent.pop((dp.id, 0), None)
         self.rt.congestion(congestion)
-        if congestion and hasattr(self.core, "on_congestion"):
-            self.execute(self.core.on_congestion(congestion, now=now))
-        self.rt.mark_dirty()
+        self.execute(out)
 
     def _flow_stats_sample(self, ev):
-        if hasattr(self.core, "flow_stats"):
-            out = self.core.flow_stats(ev.msg.datapath.id, ev.msg.body, now=self.clock.mono())
-            if out is not None:
-                self.execute(out)
+        dpid = ev.msg.datapath.id
+        now = self.clock.mono()
+        samples = [FlowSample(s.cookie, s.byte_count) for s in ev.msg.body]
+        self.ctl.flow_stats(dpid, samples, now=now)
+        sent = self.stats_sent.pop((dpid, 1), None)
+        if sent is not None and not ev.msg.flags & ofp.OFPMPF_REPLY_MORE:
+            self.metrics.observe_stats_request("flow", now - sent)
 
     # ---------------------------------------------------------------- loops
     def _tick_loop(self):
@@ -425,10 +477,15 @@ class FabricApp(app_manager.RyuApp):
         out, probes = self.core.tick(now=now)
         for probe in probes:
             data = packets.build_lldp(
-                self.signer, dpid=probe.port.dpid, port=probe.port.port, hw_addr=probe.hw_addr, now=now
+                self.signer,
+                dpid=probe.port.dpid,
+                port=probe.port.port,
+                hw_addr=probe.hw_addr,
+                now=now,
             )
             self._packet_out(PacketOut(dpid=probe.port.dpid, data=data, out_port=probe.port.port))
         self.execute(out)
+        self.execute(self.ctl.tick(now=now))
         for dpid, due in list(self.resync_due.items()):
             if now >= due:
                 del self.resync_due[dpid]

@@ -26,7 +26,9 @@ from mininet.node import OVSSwitch, RemoteController
 
 from mininet_topos.leafspine import LeafSpineTopo, host_ip, host_name, leaf_name, spine_name
 
-__all__ = ["LeafSpineFabric"]
+__all__ = ["LeafSpineFabric", "FLOWGEN"]
+
+FLOWGEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "flowgen.py")
 
 
 class LeafSpineFabric:
@@ -187,6 +189,39 @@ class LeafSpineFabric:
         pid = int(out.strip().split()[-1])
         self._pids.append(pid)
         return pid
+
+    def start_flow(
+        self, src, dst, *, proto, port, duration, workdir, sport=0, rate=0.0, size=1200, tag=0
+    ):
+        """One flow src -> dst with flowgen (sink first). Returns a handle for :meth:`finish_flow`."""
+        base = os.path.join(workdir, f"{src.name}-{dst.name}-{proto}-{port}-{sport}")
+        sink = self.spawn(
+            dst,
+            f"python3 {FLOWGEN} recv --proto {proto} --port {port} "
+            f"--duration {duration + 3} --report {base}.recv.json",
+        )
+        time.sleep(0.3)
+        sender = self.spawn(
+            src,
+            f"python3 {FLOWGEN} send --proto {proto} --dst {dst.IP()} --port {port} "
+            f"--sport {sport} --rate {rate} --size {size} --duration {duration} --tag {tag} "
+            f"--report {base}.send.json",
+        )
+        return {"sink": sink, "sender": sender, "base": base}
+
+    def finish_flow(self, handle, timeout=60.0):
+        """Wait for both ends; returns (sender report, sink report) as dicts."""
+        import json
+
+        for pid in (handle["sender"], handle["sink"]):
+            if not self.wait_pid(pid, timeout):
+                self.kill(pid)
+                raise RuntimeError(f"flowgen {pid} did not finish in {timeout:.0f} s")
+        with open(handle["base"] + ".send.json") as fh:
+            sent = json.load(fh)
+        with open(handle["base"] + ".recv.json") as fh:
+            got = json.load(fh)
+        return sent, got
 
     def kill(self, pid, sig=signal.SIGTERM):
         with contextlib.suppress(ProcessLookupError):

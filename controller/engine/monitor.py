@@ -49,7 +49,12 @@ class LinkMonitor:
         return self.capacity.capacity_for(lid, names=topo.label, port_speed_bps=speed)
 
     def port_stats(
-        self, dpid: Dpid, stats: Iterable[tuple[PortNo, PortCounters]], *, now: float, topo: Topology
+        self,
+        dpid: Dpid,
+        stats: Iterable[tuple[PortNo, PortCounters]],
+        *,
+        now: float,
+        topo: Topology,
     ) -> list[CongestionEvent]:
         """A switch's port counters arrived: update rates, loads and congestion state."""
         for port_no, counters in stats:
@@ -80,7 +85,9 @@ class LinkMonitor:
         out = {}
         for lid in topo.links:
             have = self._loads.get(lid)
-            out[lid] = have if have is not None else LinkLoad(capacity_bps=self.capacity_of(topo, lid))
+            out[lid] = (
+                have if have is not None else LinkLoad(capacity_bps=self.capacity_of(topo, lid))
+            )
         return out
 
     def congested(self) -> frozenset[LinkId]:

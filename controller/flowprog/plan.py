@@ -114,6 +114,7 @@ class Program:
 
     phases: list[Phase] = field(default_factory=list)
     reason: str = ""
+    created_at: float = 0.0  # when the decision was taken (for setup-latency metrics)
 
     def __bool__(self) -> bool:
         return any(self.phases)

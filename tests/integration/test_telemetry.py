@@ -107,7 +107,7 @@ def test_prometheus_scrapes_utilization(shaped, tmp_path):
         "scrape_configs:\n  - job_name: fabricd\n"
         f"    static_configs:\n      - targets: ['127.0.0.1:{fd.metrics_port}']\n"
     )
-    log = open(tmp_path / "prometheus.log", "wb")
+    log = open(tmp_path / "prometheus.log", "wb")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(
         [
             prometheus,
@@ -130,14 +130,20 @@ def test_prometheus_scrapes_utilization(shaped, tmp_path):
                 return []
             return body["data"]["result"] if body.get("status") == "success" else []
 
-        wait_until(lambda: query('up{job="fabricd"} == 1'), timeout=30, what="Prometheus to scrape fabricd")
+        wait_until(
+            lambda: query('up{job="fabricd"} == 1'), timeout=30, what="Prometheus to scrape fabricd"
+        )
         before = fab.port_counters("leaf1")
         client, server = _run_iperf(fab, seconds=8)
         time.sleep(4.0)
         spine = _spine_used(fab, before)
         up, _ = _loaded_links(fd, spine)
         result = wait_until(
-            lambda: [r for r in query(f'fabric_link_utilization_ratio{{link="{up}"}}') if float(r["value"][1]) > 0.3],
+            lambda: [
+                r
+                for r in query(f'fabric_link_utilization_ratio{{link="{up}"}}')
+                if float(r["value"][1]) > 0.3
+            ],
             timeout=10,
             what="Prometheus to hold the loaded link's utilization",
         )
@@ -166,18 +172,25 @@ def test_link_down_shows_in_metrics_within_two_polls(fabricd_factory, fabric_fac
     wait_discovered(fd, switches=4, links=8)
 
     def link_state() -> dict[str, float]:
-        return {lab["link"]: v for lab, v in fd.samples("fabric_link_up") if "leaf1/" in lab["link"]}
+        return {
+            lab["link"]: v for lab, v in fd.samples("fabric_link_up") if "leaf1/" in lab["link"]
+        }
 
     port = fab.uplink_port(1, 1)
     name = next(n for n in link_state() if n.startswith(f"leaf1/{port}->spine1/"))
     assert link_state()[name] == 1
     fab.set_link("leaf1", "spine1", up=False)
     t0 = time.monotonic()
-    wait_until(lambda: link_state().get(name) == 0, timeout=2 * poll, interval=0.1, what=f"{name} up=0")
+    wait_until(
+        lambda: link_state().get(name) == 0, timeout=2 * poll, interval=0.1, what=f"{name} up=0"
+    )
     elapsed = time.monotonic() - t0
     assert elapsed <= 2 * poll
     # The reverse direction is down too, and the other spine is untouched.
     states = {lab["link"]: v for lab, v in fd.samples("fabric_link_up")}
-    assert any(n.startswith("spine1/") and n.endswith(f"->leaf1/{port}") and v == 0 for n, v in states.items())
+    assert any(
+        n.startswith("spine1/") and n.endswith(f"->leaf1/{port}") and v == 0
+        for n, v in states.items()
+    )
     assert all(v == 1 for n, v in states.items() if "spine2" in n)
     fd.assert_clean_log()

@@ -1,0 +1,317 @@
+"""FlowManager: per-flow placement and movement of policy-governed (AI) flows.
+
+Hub-owned glue between the traffic engineer (which decides paths) and the
+flow programmer (which turns paths into rules): the first packet of a new
+flow arrives from a class trap, is placed, its rules are installed
+make-before-break, and the packet is released through the new rules. Link
+failures, drains, congestion, rebalancing rounds and policy changes become
+moves, each programmed the same way. Flows that go idle expire on the switch
+and are forgotten here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from controller.engine.core import FabricCore
+from controller.engine.monitor import LinkMonitor
+from controller.engine.outputs import CoreOutput, Notice, PacketOut
+from controller.errors import FailedPrecondition
+from controller.fabric.events import FabricEvent, LinkDown, LinkUp, SwitchDown
+from controller.fabric.model import FiveTuple, LinkId, PortRef
+from controller.flowprog.entries import Cookie, CookieKind
+from controller.flowprog.flowrules import compile_flow
+from controller.flowprog.plan import Program
+from controller.policy.book import PolicyBook
+from controller.policy.model import Policy
+from controller.routing.nexthops import next_hops_to
+from controller.routing.strategies import NetworkView
+from controller.te.engineer import Move, TrafficEngineer
+from controller.te.flows import TrackedFlow
+from controller.te.results import routing_identity
+from controller.telemetry import CongestionEvent
+
+__all__ = ["FlowManager", "FlowSample", "TokenBucket"]
+
+
+@dataclass(frozen=True)
+class FlowSample:
+    """One entry of a flow-stats reply, reduced to what rates need."""
+
+    cookie: int
+    byte_count: int
+
+
+class TokenBucket:
+    """Controller-side budget for new-flow setups (bursts of new 5-tuples are shed)."""
+
+    def __init__(self, rate: float, *, burst: float | None = None) -> None:
+        self.rate = rate
+        self.capacity = burst if burst is not None else max(1.0, rate)
+        self.tokens = self.capacity
+        self.last = 0.0
+
+    def take(self, now: float) -> bool:
+        if self.rate <= 0:
+            return True
+        self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class FlowManager:
+    def __init__(
+        self,
+        core: FabricCore,
+        monitor: LinkMonitor,
+        *,
+        book: Callable[[], PolicyBook],
+        engineer: TrafficEngineer,
+        setup_budget: int = 500,
+        default_rebalance_s: float = 2.0,
+    ) -> None:
+        self.core = core
+        self.monitor = monitor
+        self.book = book
+        self.te = engineer
+        self.budget = TokenBucket(setup_budget)
+        self.default_rebalance_s = default_rebalance_s
+        self._next_rebalance = 0.0
+        self._bytes: dict[int, tuple[int, int, float]] = {}  # flow id -> (generation, bytes, t)
+        self.counters: dict[str, int] = {}
+        self.reroutes: dict[str, int] = {}
+        core.listeners.append(self.on_fabric_events)
+
+    # ---------------------------------------------------------------- views
+    def view(self) -> NetworkView:
+        topo = self.core.topo
+        loads = self.monitor.loads(topo)
+        return NetworkView(
+            graph=topo.graph(),
+            capacity={lid: load.capacity_bps for lid, load in loads.items()},
+            load_bps={lid: load.rate_bps for lid, load in loads.items()},
+            drained=frozenset(topo.drained),
+            names={dpid: sw.name for dpid, sw in topo.switches.items() if sw.name},
+        )
+
+    # ------------------------------------------------------------ new flows
+    def packet_in(
+        self, *, at: PortRef, ft: FiveTuple, dscp: int, src_mac: str, data: bytes, now: float
+    ) -> CoreOutput:
+        """First packet(s) of a policy-governed flow, sent up by a class trap."""
+        out = self.core.learn_host(mac=src_mac, ipv4=ft.src_ip, at=at, now=now)
+        existing = self.te.flow_by_five_tuple(ft)
+        if existing is not None:
+            # Rules are installed or queued: release it behind them.
+            out.packets_after.append(PacketOut(dpid=at.dpid, data=data, in_port=at.port))
+            return out
+        policy = self.book().governing(ft, dscp=dscp)
+        dst = self.core.topo.host_by_ip(ft.dst_ip)
+        if policy is None or policy.is_catch_all or dst is None:
+            self._count("unplaceable")
+            return out
+        if not self.budget.take(now):
+            self._count("shed")
+            return out
+        try:
+            placement = self.te.place(
+                ft,
+                dscp=dscp,
+                ingress=at,
+                egress=dst.attach,
+                policy=policy,
+                view=self.view(),
+                now=now,
+            )
+        except FailedPrecondition:
+            self._count("no-path")
+            return out
+        flow = placement.flow
+        program = self._program(flow, policy, reason="flow-setup", now=now)
+        out.add_program(program)
+        out.packets_after.append(PacketOut(dpid=at.dpid, data=data, in_port=at.port))
+        out.notices.append(
+            Notice(
+                "flow-placed",
+                str(flow.flow_id),
+                reason=placement.reason,
+                attributes=self._flow_attrs(flow),
+            )
+        )
+        if flow.fell_back:
+            out.notices.append(Notice("policy-fallback", policy.name, reason=placement.reason))
+        return out
+
+    def _program(self, flow: TrackedFlow, policy: Policy, *, reason: str, now: float) -> Program:
+        topo = self.core.topo
+        backups = {}
+        if len(flow.path.switches) > 1:
+            hops = next_hops_to(flow.egress.dpid, topo.links, drained=frozenset(topo.drained))
+            backups = {flow.ingress.dpid: hops.get(flow.ingress.dpid, ())}
+        rules = compile_flow(
+            flow.five_tuple,
+            flow_id=flow.flow_id,
+            generation=flow.generation,
+            path=flow.path,
+            egress_port=flow.egress.port,
+            idle_timeout=policy.params.idle_timeout_s,
+            backup_ports=backups,
+        )
+        program = self.core.prog.set_owner(
+            ("flow", flow.flow_id),
+            rules.needs,
+            now=now,
+            reason=reason,
+            egress_first=rules.egress_first,
+        )
+        program.created_at = now
+        return program
+
+    # ---------------------------------------------------------------- moves
+    def _apply_moves(self, moves: Iterable[Move], now: float) -> CoreOutput:
+        out = CoreOutput()
+        for move in moves:
+            flow = self.te.flow(move.flow_id)
+            policy = self.te.policy_of(move.flow_id)
+            if flow is None or policy is None:
+                continue
+            out.add_program(self._program(flow, policy, reason=f"reroute-{move.reason}", now=now))
+            self.reroutes[move.reason] = self.reroutes.get(move.reason, 0) + 1
+            topo = self.core.topo
+            out.notices.append(
+                Notice(
+                    "flow-rerouted",
+                    str(flow.flow_id),
+                    reason=move.reason,
+                    attributes=(
+                        *self._flow_attrs(flow),
+                        ("from", " -> ".join(topo.label(d) for d in move.old_path.switches)),
+                        ("detail", move.detail),
+                    ),
+                )
+            )
+        return out
+
+    def _flow_attrs(self, flow: TrackedFlow) -> tuple[tuple[str, str], ...]:
+        topo = self.core.topo
+        return (
+            ("five_tuple", str(flow.five_tuple)),
+            ("policy", flow.policy),
+            ("path", " -> ".join(topo.label(d) for d in flow.path.switches)),
+        )
+
+    def _forget(self, flow_ids: Iterable[int], *, now: float, reason: str) -> CoreOutput:
+        out = CoreOutput()
+        for flow_id in flow_ids:
+            flow = self.te.remove(flow_id)
+            self._bytes.pop(flow_id, None)
+            out.add_program(self.core.prog.drop_owner(("flow", flow_id), now=now, reason=reason))
+            if flow is not None:
+                out.notices.append(Notice("flow-expired", str(flow_id), reason=reason))
+        return out
+
+    def on_fabric_events(self, events: list[FabricEvent], now: float) -> CoreOutput:
+        down = [e.link for e in events if isinstance(e, LinkDown)]
+        up = [e.link for e in events if isinstance(e, LinkUp)]
+        for e in events:
+            if isinstance(e, LinkDown):
+                self.monitor.link_gone(e.link)
+        out = CoreOutput()
+        if down:
+            outcome = self.te.on_links_down(down, self.view(), now)
+            out.merge(self._apply_moves(outcome.moves, now))
+        if up:
+            outcome = self.te.on_links_up(up, self.view(), now)
+            out.merge(self._apply_moves(outcome.moves, now))
+        if any(isinstance(e, SwitchDown) for e in events):
+            self._count("switch-down")
+        return out
+
+    def on_congestion(self, events: list[CongestionEvent], *, now: float) -> CoreOutput:
+        hot = [e.link for e in events if e.congested]
+        if not hot or not len(self.te):
+            return CoreOutput()
+        outcome = self.te.rebalance(self.view(), now, reason="congestion", hot=hot)
+        return self._apply_moves(outcome.moves, now)
+
+    def tick(self, *, now: float) -> CoreOutput:
+        if now < self._next_rebalance:
+            return CoreOutput()
+        self._next_rebalance = now + self._rebalance_period()
+        if not len(self.te):
+            return CoreOutput()
+        outcome = self.te.rebalance(self.view(), now, reason="rebalance")
+        return self._apply_moves(outcome.moves, now)
+
+    def _rebalance_period(self) -> float:
+        periods = [p.params.rebalance_period_s for p in self.book().all() if not p.is_catch_all]
+        return min(periods) if periods else self.default_rebalance_s
+
+    def drain(self, links: Iterable[LinkId], *, now: float) -> CoreOutput:
+        outcome = self.te.drain(list(links), self.view(), now)
+        return self._apply_moves(outcome.moves, now)
+
+    def undrain(self, links: Iterable[LinkId], *, now: float) -> CoreOutput:
+        outcome = self.te.undrain(list(links), self.view(), now)
+        return self._apply_moves(outcome.moves, now)
+
+    def policies_changed(self, *, now: float) -> CoreOutput:
+        book = self.book()
+
+        def lookup(ft: FiveTuple, dscp: int) -> Policy | None:
+            return book.governing(ft, dscp=dscp)
+
+        moves, ungoverned = self.te.policies_changed(lookup, self.view(), now)
+        out = self._apply_moves(moves, now)
+        return out.merge(self._forget(ungoverned, now=now, reason="policy"))
+
+    def affected_by(self, book: PolicyBook) -> int:
+        """How many tracked flows a policy book would re-place or release (dry runs)."""
+        count = 0
+        for flow in self.te.snapshot():
+            new = book.governing(flow.five_tuple, dscp=flow.dscp)
+            old = self.te.policy_of(flow.flow_id)
+            if new is None or new.is_catch_all or old is None:
+                count += 1  # released to default forwarding
+            elif routing_identity(new) != routing_identity(old):
+                count += 1
+        return count
+
+    # ----------------------------------------------------------- switch news
+    def flow_removed(self, dpid: int, cookie: int, *, idle: bool, now: float) -> CoreOutput:
+        decoded = Cookie.decode(cookie)
+        if decoded is None or decoded.kind is not CookieKind.FLOW or not idle:
+            return CoreOutput()
+        flow = self.te.flow(decoded.flow_id)
+        if flow is None or flow.generation != decoded.generation or flow.ingress.dpid != dpid:
+            return CoreOutput()  # an older placement's entry, or not the ingress: ignore
+        return self._forget([flow.flow_id], now=now, reason="idle")
+
+    def flow_stats(self, dpid: int, samples: Iterable[FlowSample], *, now: float) -> None:
+        rates: dict[int, float] = {}
+        for sample in samples:
+            decoded = Cookie.decode(sample.cookie)
+            if decoded is None or decoded.kind is not CookieKind.FLOW:
+                continue
+            flow = self.te.flow(decoded.flow_id)
+            if flow is None or flow.ingress.dpid != dpid or flow.generation != decoded.generation:
+                continue
+            prev = self._bytes.get(flow.flow_id)
+            self._bytes[flow.flow_id] = (decoded.generation, sample.byte_count, now)
+            if prev is None or prev[0] != decoded.generation or sample.byte_count < prev[1]:
+                continue  # new placement or replaced entry: counters restarted
+            dt = now - prev[2]
+            if dt > 0:
+                rates[flow.flow_id] = (sample.byte_count - prev[1]) * 8 / dt
+        if rates:
+            self.te.update_rates(rates, now)
+
+    def ingress_switches(self) -> set[int]:
+        return {flow.ingress.dpid for flow in self.te.snapshot()}
+
+    def _count(self, what: str) -> None:
+        self.counters[what] = self.counters.get(what, 0) + 1
