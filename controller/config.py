@@ -114,7 +114,9 @@ def _parser() -> argparse.ArgumentParser:
     for f in fields(FabricdConfig):
         if f.name == "link_capacity_overrides":
             continue
-        p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None, help=_HELP[f.name])
+        p.add_argument(
+            f"--{f.name.replace('_', '-')}", dest=f.name, default=None, help=_HELP[f.name]
+        )
     return p
 
 
@@ -122,7 +124,14 @@ def _convert(key: str, value: Any, default: Any) -> Any:
     flag = f"--{key.replace('_', '-')}"
     if key in ("of_listen", "grpc_listen", "metrics_listen"):
         return parse_host_port(value, what=flag)
-    if key in ("state_dir", "policies", "config", "grpc_tls_cert", "grpc_tls_key", "grpc_token_file"):
+    if key in (
+        "state_dir",
+        "policies",
+        "config",
+        "grpc_tls_cert",
+        "grpc_tls_key",
+        "grpc_token_file",
+    ):
         return Path(str(value))
     if key == "log_level":
         level = str(value).lower()
@@ -136,7 +145,13 @@ def _convert(key: str, value: Any, default: Any) -> Any:
         for ref, mbps in value.items():
             out[str(ref)] = _number(f"link_capacity_overrides.{ref}", mbps, positive=True)
         return out
-    if key in ("congestion_samples", "max_moves_per_round", "packet_in_rate", "flow_setup_budget", "seed"):
+    if key in (
+        "congestion_samples",
+        "max_moves_per_round",
+        "packet_in_rate",
+        "flow_setup_budget",
+        "seed",
+    ):
         number = _number(flag, value)
         if number != int(number) or number < 0:
             raise ConfigError(f"{flag}: {value!r} is not a non-negative integer")
@@ -152,7 +167,11 @@ def _number(what: str, value: Any, *, positive: bool = False) -> float:
     except (TypeError, ValueError):
         raise ConfigError(f"{what}: {value!r} is not a number") from None
     if not math.isfinite(number) or (positive and number <= 0):
-        raise ConfigError(f"{what}: {value!r} must be a positive number" if positive else f"{what}: {value!r} is not finite")
+        raise ConfigError(
+            f"{what}: {value!r} must be a positive number"
+            if positive
+            else f"{what}: {value!r} is not finite"
+        )
     return number
 
 
@@ -192,7 +211,10 @@ def _check(cfg: FabricdConfig) -> FabricdConfig:
             bad(name.replace("_", "-"), f"{value} s outside 0.05-3600")
     if cfg.link_capacity_mbps is not None and cfg.link_capacity_mbps <= 0:
         bad("link-capacity-mbps", f"{cfg.link_capacity_mbps} must be positive")
-    if not 0 < cfg.clear_threshold < cfg.congestion_threshold <= 1.0:
+    # Name the flag that is wrong on its own before blaming the pair's order.
+    if not 0 < cfg.congestion_threshold <= 1.0:
+        bad("congestion-threshold", f"{cfg.congestion_threshold} outside (0, 1]")
+    if not 0 < cfg.clear_threshold < cfg.congestion_threshold:
         bad("clear-threshold", "need 0 < clear-threshold < congestion-threshold <= 1")
     if cfg.congestion_samples < 1:
         bad("congestion-samples", "must be at least 1")

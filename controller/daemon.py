@@ -35,7 +35,8 @@ def _setup_logging(level: str) -> None:
 
 
 def _check_listen(addr: HostPort, what: str) -> None:
-    """Fail early with a clear line if the OpenFlow port is taken (Ryu would only log it)."""
+    """Fail early with one clear line if an address is taken: Ryu would only log it, and
+    gRPC's C core prints lines of its own to stderr before the bind error surfaces."""
     family = socket.AF_INET6 if ":" in addr.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -69,6 +70,8 @@ def run(cfg: FabricdConfig) -> int:
     from controller.runtime import Runtime
 
     _check_listen(cfg.of_listen, "OpenFlow")
+    _check_listen(cfg.grpc_listen, "gRPC")
+    _check_listen(cfg.metrics_listen, "metrics")
     _patch_eventlet()
     try:
         runtime = Runtime(cfg)
@@ -80,10 +83,8 @@ def run(cfg: FabricdConfig) -> int:
             metrics_server = start_metrics_server(
                 cfg.metrics_listen.host, cfg.metrics_listen.port, runtime.metrics.registry
             )
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot serve metrics on {cfg.metrics_listen}: {exc.strerror or exc}"
-            ) from None
+        except OSError as exc:  # its message already names the address
+            raise ConfigError(str(exc.strerror or exc)) from None
         try:
             api = start_api_server(
                 runtime,

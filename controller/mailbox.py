@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import threading
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -30,6 +31,10 @@ class Mailbox:
         self._rfd, self._wfd = os.pipe()
         os.set_blocking(self._rfd, False)
         os.set_blocking(self._wfd, False)
+        # Makes "check closed, queue, wake the hub" atomic against close(): else a
+        # racing close() shuts the pipe under a caller, who then writes to a dead
+        # (or reused) descriptor, or queues work nobody will ever cancel.
+        self._lock = threading.Lock()
         self.closed = False
 
     def fileno(self) -> int:
@@ -37,16 +42,17 @@ class Mailbox:
         return self._rfd
 
     def submit(self, work: Callable[[], T]) -> Future[T]:
-        if self.closed:
-            raise Unavailable("controller is shutting down")
         future: Future[T] = Future()
-        try:
-            self._queue.put_nowait((work, future))
-        except queue.Full:
-            raise Unavailable("controller is overloaded: too many pending writes") from None
-        # A full pipe of wake-ups already means the hub is awake.
-        with contextlib.suppress(BlockingIOError):
-            os.write(self._wfd, b"x")
+        with self._lock:
+            if self.closed:
+                raise Unavailable("controller is shutting down")
+            try:
+                self._queue.put_nowait((work, future))
+            except queue.Full:
+                raise Unavailable("controller is overloaded: too many pending writes") from None
+            # A full pipe of wake-ups already means the hub is awake.
+            with contextlib.suppress(BlockingIOError):
+                os.write(self._wfd, b"x")
         return future
 
     def call(self, work: Callable[[], T], *, timeout: float) -> T:
@@ -85,13 +91,16 @@ class Mailbox:
             ran += 1
 
     def close(self) -> None:
-        self.closed = True
-        while True:
-            try:
-                _, future = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            future.cancel()
-        for fd in (self._rfd, self._wfd):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        with self._lock:
+            if self.closed:
+                return  # the descriptors may already belong to someone else
+            self.closed = True
+            while True:
+                try:
+                    _, future = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                future.cancel()
+            for fd in (self._rfd, self._wfd):
+                with contextlib.suppress(OSError):
+                    os.close(fd)

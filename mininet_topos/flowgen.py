@@ -30,16 +30,16 @@ def _bins(timeline, start, nbytes, now):
 
 
 def recv(args):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if args.proto == "udp" else socket.SOCK_STREAM)
+    sock = socket.socket(
+        socket.AF_INET, socket.SOCK_DGRAM if args.proto == "udp" else socket.SOCK_STREAM
+    )
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("0.0.0.0", args.port))
     deadline = time.time() + args.duration
     timeline, total, received = [], 0, 0
     first = last = None
     max_gap = 0.0
-    seqs = set()
-    highest = -1
-    reordered = 0
+    per_tag = {}
     if args.proto == "tcp":
         sock.listen(1)
         sock.settimeout(max(0.1, deadline - time.time()))
@@ -52,7 +52,7 @@ def recv(args):
             while time.time() < deadline:
                 try:
                     data = conn.recv(65536)
-                except socket.timeout:
+                except TimeoutError:
                     continue
                 if not data:
                     break
@@ -69,7 +69,7 @@ def recv(args):
         while time.time() < deadline:
             try:
                 data = sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             now = time.time()
             first = first or now
@@ -80,11 +80,25 @@ def recv(args):
             received += 1
             _bins(timeline, first, len(data), now)
             if len(data) >= HEADER.size:
-                seq = HEADER.unpack_from(data)[0]
-                if seq < highest:
-                    reordered += 1
-                highest = max(highest, seq)
-                seqs.add(seq)
+                seq, _, tag = HEADER.unpack_from(data)
+                flow = per_tag.setdefault(
+                    tag,
+                    {
+                        "seqs": set(),
+                        "highest": -1,
+                        "reordered": 0,
+                        "bytes": 0,
+                        "last": now,
+                        "max_gap_s": 0.0,
+                    },
+                )
+                if seq < flow["highest"]:
+                    flow["reordered"] += 1
+                flow["highest"] = max(flow["highest"], seq)
+                flow["seqs"].add(seq)
+                flow["bytes"] += len(data)
+                flow["max_gap_s"] = max(flow["max_gap_s"], now - flow["last"])
+                flow["last"] = now
     sock.close()
     report = {
         "proto": args.proto,
@@ -98,13 +112,22 @@ def recv(args):
         "first_time": first or 0.0,
     }
     if args.proto == "udp":
-        expected = highest + 1
+        flows = {
+            str(tag): {
+                "packets": len(f["seqs"]),
+                "highest_seq": f["highest"],
+                "lost": max(0, f["highest"] + 1 - len(f["seqs"])),
+                "reordered": f["reordered"],
+                "bytes": f["bytes"],
+                "max_gap_s": f["max_gap_s"],
+            }
+            for tag, f in per_tag.items()
+        }
         report.update(
             packets=received,
-            unique=len(seqs),
-            highest_seq=highest,
-            lost=max(0, expected - len(seqs)),
-            reordered=reordered,
+            lost=sum(f["lost"] for f in flows.values()),
+            reordered=sum(f["reordered"] for f in flows.values()),
+            flows=flows,
         )
     _write(args.report, report)
 
@@ -154,9 +177,33 @@ def send(args):
     elapsed = time.time() - start
     _write(
         args.report,
-        {"proto": args.proto, "packets": seq, "bytes": sent, "duration_s": elapsed,
-         "rate_bps": sent * 8 / elapsed if elapsed else 0.0, "start": start},
+        {
+            "proto": args.proto,
+            "packets": seq,
+            "bytes": sent,
+            "duration_s": elapsed,
+            "rate_bps": sent * 8 / elapsed if elapsed else 0.0,
+            "start": start,
+        },
     )
+
+
+def burst(args):
+    """One datagram from each of ``count`` source ports: that many new 5-tuples."""
+    start = time.time()
+    for k in range(args.count):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("0.0.0.0", args.first_sport + k))
+            sock.sendto(b"\0" * 64, (args.dst, args.port))
+        except OSError:
+            pass
+        finally:
+            sock.close()
+        if args.interval:
+            time.sleep(args.interval)
+    _write(args.report, {"sent": args.count, "duration_s": time.time() - start})
 
 
 def _write(path, report):
@@ -183,7 +230,17 @@ def main(argv=None):
     snd.add_argument("--rate", type=float, default=0.0, help="Mbit/s (0 = as fast as possible)")
     snd.add_argument("--size", type=int, default=1200, help="bytes per datagram / write")
     snd.add_argument("--tag", type=int, default=0)
+    brs = sub.add_parser("burst")
+    brs.add_argument("--dst", required=True)
+    brs.add_argument("--port", type=int, required=True)
+    brs.add_argument("--count", type=int, default=1000)
+    brs.add_argument("--first-sport", type=int, default=30000)
+    brs.add_argument("--interval", type=float, default=0.001)
+    brs.add_argument("--report", default="")
     args = parser.parse_args(argv)
+    if args.mode == "burst":
+        burst(args)
+        return
     if args.duration <= 0:
         parser.error("--duration must be positive")
     recv(args) if args.mode == "recv" else send(args)

@@ -190,38 +190,61 @@ class LeafSpineFabric:
         self._pids.append(pid)
         return pid
 
-    def start_flow(
-        self, src, dst, *, proto, port, duration, workdir, sport=0, rate=0.0, size=1200, tag=0
-    ):
-        """One flow src -> dst with flowgen (sink first). Returns a handle for :meth:`finish_flow`."""
-        base = os.path.join(workdir, f"{src.name}-{dst.name}-{proto}-{port}-{sport}")
-        sink = self.spawn(
+    def start_sink(self, dst, *, proto, port, duration, workdir):
+        """A flowgen sink on ``dst``; returns a handle (``pid``, ``report`` path)."""
+        report = os.path.join(workdir, f"sink-{dst.name}-{proto}-{port}.json")
+        pid = self.spawn(
             dst,
             f"python3 {FLOWGEN} recv --proto {proto} --port {port} "
-            f"--duration {duration + 3} --report {base}.recv.json",
+            f"--duration {duration} --report {report}",
         )
-        time.sleep(0.3)
-        sender = self.spawn(
+        return {"pid": pid, "report": report}
+
+    def start_sender(
+        self, src, dst, *, proto, port, duration, workdir, sport=0, rate=0.0, size=1200, tag=0
+    ):
+        report = os.path.join(workdir, f"send-{src.name}-{proto}-{port}-{sport}-{tag}.json")
+        pid = self.spawn(
             src,
             f"python3 {FLOWGEN} send --proto {proto} --dst {dst.IP()} --port {port} "
             f"--sport {sport} --rate {rate} --size {size} --duration {duration} --tag {tag} "
-            f"--report {base}.send.json",
+            f"--report {report}",
         )
-        return {"sink": sink, "sender": sender, "base": base}
+        return {"pid": pid, "report": report}
+
+    def start_flow(
+        self, src, dst, *, proto, port, duration, workdir, sport=0, rate=0.0, size=1200, tag=0
+    ):
+        """One flow src -> dst with flowgen (sink first); a handle for :meth:`finish_flow`."""
+        sink = self.start_sink(dst, proto=proto, port=port, duration=duration + 3, workdir=workdir)
+        time.sleep(0.3)
+        sender = self.start_sender(
+            src,
+            dst,
+            proto=proto,
+            port=port,
+            duration=duration,
+            workdir=workdir,
+            sport=sport,
+            rate=rate,
+            size=size,
+            tag=tag,
+        )
+        return {"sender": sender, "sink": sink}
+
+    def finish(self, handle, timeout=60.0):
+        """Wait for a sink or sender handle and return its JSON report."""
+        import json
+
+        if not self.wait_pid(handle["pid"], timeout):
+            self.kill(handle["pid"])
+            raise RuntimeError(f"flowgen {handle['pid']} did not finish in {timeout:.0f} s")
+        with open(handle["report"]) as fh:
+            return json.load(fh)
 
     def finish_flow(self, handle, timeout=60.0):
         """Wait for both ends; returns (sender report, sink report) as dicts."""
-        import json
-
-        for pid in (handle["sender"], handle["sink"]):
-            if not self.wait_pid(pid, timeout):
-                self.kill(pid)
-                raise RuntimeError(f"flowgen {pid} did not finish in {timeout:.0f} s")
-        with open(handle["base"] + ".send.json") as fh:
-            sent = json.load(fh)
-        with open(handle["base"] + ".recv.json") as fh:
-            got = json.load(fh)
-        return sent, got
+        return self.finish(handle["sender"], timeout), self.finish(handle["sink"], timeout)
 
     def kill(self, pid, sig=signal.SIGTERM):
         with contextlib.suppress(ProcessLookupError):

@@ -11,6 +11,7 @@ and are forgotten here.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -29,10 +30,12 @@ from controller.routing.nexthops import next_hops_to
 from controller.routing.strategies import NetworkView
 from controller.te.engineer import Move, TrafficEngineer
 from controller.te.flows import TrackedFlow
-from controller.te.results import routing_identity
+from controller.te.results import Outcome, routing_identity
 from controller.telemetry import CongestionEvent
 
 __all__ = ["FlowManager", "FlowSample", "TokenBucket"]
+
+log = logging.getLogger("fabricd.flows")
 
 
 @dataclass(frozen=True)
@@ -236,6 +239,7 @@ class FlowManager:
         if not hot or not len(self.te):
             return CoreOutput()
         outcome = self.te.rebalance(self.view(), now, reason="congestion", hot=hot)
+        self._log_outcome("congestion", outcome)
         return self._apply_moves(outcome.moves, now)
 
     def tick(self, *, now: float) -> CoreOutput:
@@ -244,8 +248,38 @@ class FlowManager:
         self._next_rebalance = now + self._rebalance_period()
         if not len(self.te):
             return CoreOutput()
+        out = CoreOutput()
+        # Links telemetry reports congested keep that reason even when found by
+        # the periodic round (their congestion event may have come while
+        # nothing could move yet); other hot spots are plain rebalancing.
+        congested = list(self.monitor.congested())
+        if congested:
+            outcome = self.te.rebalance(self.view(), now, reason="congestion", hot=congested)
+            self._log_outcome("congestion", outcome)
+            out.merge(self._apply_moves(outcome.moves, now))
         outcome = self.te.rebalance(self.view(), now, reason="rebalance")
-        return self._apply_moves(outcome.moves, now)
+        self._log_outcome("rebalance", outcome)
+        return out.merge(self._apply_moves(outcome.moves, now))
+
+    def _log_outcome(self, what: str, outcome: Outcome) -> None:
+        label = self.core.topo.link_name
+        if outcome.moves:
+            log.info(
+                "%s: %d moved, %d stuck, %d held; hot links: %s",
+                what,
+                len(outcome.moves),
+                len(outcome.stuck),
+                len(outcome.held),
+                ", ".join(label(lid) for lid in outcome.hot) or "none",
+            )
+        elif outcome.hot:
+            log.debug(
+                "%s: hot %s, %d stuck, %d held",
+                what,
+                [label(lid) for lid in outcome.hot],
+                len(outcome.stuck),
+                len(outcome.held),
+            )
 
     def _rebalance_period(self) -> float:
         periods = [p.params.rebalance_period_s for p in self.book().all() if not p.is_catch_all]

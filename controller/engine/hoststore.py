@@ -30,15 +30,22 @@ def load_hosts(path: Path) -> list[Host]:
     if not isinstance(doc, dict) or doc.get("version") != _VERSION:
         raise ValueError(f"{path}: unknown host table format")
     hosts = []
-    for item in doc.get("hosts", []):
-        hosts.append(
-            Host(
-                mac=str(item["mac"]),
-                ipv4=item.get("ipv4"),
-                attach=PortRef(int(item["dpid"]), int(item["port"])),
-                last_seen=0.0,
+    items = doc.get("hosts", [])
+    if not isinstance(items, list):
+        raise ValueError(f"{path}: hosts: expected a list")
+    for i, item in enumerate(items):
+        # A damaged entry must stop the daemon with one line, not a traceback.
+        try:
+            hosts.append(
+                Host(
+                    mac=str(item["mac"]),
+                    ipv4=item.get("ipv4"),
+                    attach=PortRef(int(item["dpid"]), int(item["port"])),
+                    last_seen=0.0,
+                )
             )
-        )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"{path}: hosts[{i}]: bad entry ({exc!r})") from None
     return hosts
 
 

@@ -50,7 +50,9 @@ def _iperf(fab, seconds: int = 3) -> None:
 
 
 @pytest.mark.parametrize("spine", [1, 2])
-def test_pinned_policy_steers_real_traffic_and_delete_reverts(fabricd_factory, fabric_factory, spine):
+def test_pinned_policy_steers_real_traffic_and_delete_reverts(
+    fabricd_factory, fabric_factory, spine
+):
     fd = fabricd_factory("--link-capacity-mbps", "100")
     fab = fabric_factory(2, 2, 1, controller_port=fd.of_port)
     wait_discovered(fd, switches=4, links=8)
@@ -76,7 +78,10 @@ def test_pinned_policy_steers_real_traffic_and_delete_reverts(fabricd_factory, f
         assert deleted == applied.policy.version
         # Exact rules of the policy's flows and its trap are gone from every switch.
         wait_until(
-            lambda: all(f"tp_dst={PIN_PORT}" not in fab.dump_flows(sw) for sw in ("leaf1", "spine1", "spine2")),
+            lambda: all(
+                f"tp_dst={PIN_PORT}" not in fab.dump_flows(sw)
+                for sw in ("leaf1", "spine1", "spine2")
+            ),
             timeout=5,
             what="the pinned rules to be removed",
         )
@@ -114,7 +119,7 @@ def test_policies_survive_restart_with_versions(fabricd_factory, tmp_path):
 
 
 def test_hundred_concurrent_clients(fabricd_factory):
-    """100 clients call ListLinks and ApplyPolicy for 10 s: no unexpected errors, last write wins."""
+    """100 clients call ListLinks and ApplyPolicy for 10 s: no errors, the last write wins."""
     fd = fabricd_factory()
     stop = time.monotonic() + 10.0
     errors: Counter[str] = Counter()
@@ -137,7 +142,9 @@ def test_hundred_concurrent_clients(fabricd_factory):
                         policy = Policy(
                             name=name,
                             priority=1000 + i,
-                            match=(FlowMatch(ip_proto=17, dst_ports=(PortRange(7000 + i, 7000 + i),)),),
+                            match=(
+                                FlowMatch(ip_proto=17, dst_ports=(PortRange(7000 + i, 7000 + i),)),
+                            ),
                             strategy=Strategy.WIDEST,
                             description=desc,
                         )
@@ -160,6 +167,8 @@ def test_hundred_concurrent_clients(fabricd_factory):
     assert not errors, f"unexpected errors: {dict(errors)} (calls: {dict(calls)})"
     assert calls["apply"] >= 100 and calls["list"] >= 100, dict(calls)
     with FabricClient(fd.grpc_target, timeout=10) as client:
-        stored = {p.name: p.description for p in client.list_policies() if p.name.startswith("load-")}
+        stored = {
+            p.name: p.description for p in client.list_policies() if p.name.startswith("load-")
+        }
     assert stored == last_written
     fd.assert_clean_log()

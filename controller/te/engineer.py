@@ -1,0 +1,502 @@
+"""The traffic engineer: places AI flows and moves them off failures, drains and hot links.
+
+:class:`TrafficEngineer` is the stateful facade the hub calls. It owns the
+:class:`~controller.te.flows.FlowTable`, the governing policy of every flow,
+the recent-placement load that counters do not show yet, and the path cache of
+the current graph. Every method takes the current :class:`NetworkView` and
+``now`` and returns plain data (placements, moves, flows left stranded); the
+table is updated at once and the caller programs the switches.
+
+It must not send anything, read a clock, use unseeded randomness or keep a
+reference to a view beyond the call (views are snapshots). It is not thread
+safe: only the hub thread may call it; other threads read :meth:`snapshot`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+
+import networkx as nx
+
+from controller.errors import FailedPrecondition, InvalidArgument
+from controller.fabric.model import Dpid, FiveTuple, LinkId, Path, PortRef
+from controller.policy.model import Policy, Strategy
+from controller.routing.paths import DEFAULT_MAX_PATHS, PathCache
+from controller.routing.strategies import (
+    Choice,
+    FlowRequest,
+    NetworkView,
+    choose_path,
+    pinned_route,
+    usable_candidates,
+)
+from controller.te.flows import FlowTable, TrackedFlow
+from controller.te.rebalance import plan_rebalance
+from controller.te.recent import LoadOverlay, RecentLoad
+from controller.te.results import MOVE_REASONS, Move, Outcome, Placement, routing_identity
+
+__all__ = ["Placement", "Move", "Outcome", "TrafficEngineer", "MOVE_REASONS"]
+
+
+class TrafficEngineer:
+    """Places flows, reacts to link failures and drains, and rebalances hot links."""
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        visibility_s: float = 3.0,
+        max_moves_per_round: int = 8,
+        default_demand_bps: float = 100e6,
+        rate_alpha: float = 0.5,
+        max_paths: int = DEFAULT_MAX_PATHS,
+    ) -> None:
+        """``default_demand_bps`` is the demand assumed for a flow placed without an
+        estimate; ``rate_alpha`` the EWMA weight of a new flow-stats sample."""
+        if max_moves_per_round < 0:
+            raise InvalidArgument("max_moves_per_round", "must be >= 0")
+        if default_demand_bps < 0:
+            raise InvalidArgument("default_demand_bps", "must be >= 0")
+        if not 0 < rate_alpha <= 1:
+            raise InvalidArgument("rate_alpha", "must be in (0, 1]")
+        if visibility_s < 0:
+            raise InvalidArgument("visibility_s", "must be >= 0")
+        self._seed = seed
+        self._max_moves = max_moves_per_round
+        self._default_demand = default_demand_bps
+        self._alpha = rate_alpha
+        self._max_paths = max_paths
+        self._table = FlowTable()
+        self._policy_of: dict[int, Policy] = {}
+        self._recent = RecentLoad(visibility_s=visibility_s)
+        self._paths: PathCache | None = None
+        self._stranded: set[int] = set()
+        self._fell_back: set[int] = set()
+
+    # ----------------------------------------------------------------- reads
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def snapshot(self) -> tuple[TrackedFlow, ...]:
+        """All tracked flows in id order (immutable values)."""
+        return self._table.snapshot()
+
+    def flow(self, flow_id: int) -> TrackedFlow | None:
+        return self._table.get(flow_id)
+
+    def flow_by_five_tuple(self, ft: FiveTuple) -> TrackedFlow | None:
+        return self._table.by_five_tuple(ft)
+
+    def flows_on(self, lid: LinkId) -> list[TrackedFlow]:
+        return [f for i in sorted(self._table.ids_on(lid)) if (f := self._table.get(i))]
+
+    def policy_of(self, flow_id: int) -> Policy | None:
+        return self._policy_of.get(flow_id)
+
+    def stranded(self) -> frozenset[int]:
+        return frozenset(self._stranded)
+
+    @property
+    def extra_load(self) -> Mapping[LinkId, float]:
+        """Per-link load of recent placements that counters may not show yet."""
+        return self._recent
+
+    def paths_for(self, view: NetworkView) -> PathCache:
+        """The path cache of ``view.graph`` (rebuilt, cheaply when possible, on a new graph)."""
+        if self._paths is None or self._paths.graph is not view.graph:
+            self._paths = PathCache.for_graph(
+                view.graph, previous=self._paths, max_paths=self._max_paths
+            )
+        return self._paths
+
+    # ------------------------------------------------------------- placement
+    def preview(
+        self,
+        ft: FiveTuple,
+        *,
+        ingress: Dpid,
+        egress: Dpid,
+        policy: Policy,
+        view: NetworkView,
+        now: float,
+        demand_bps: float | None = None,
+    ) -> Choice:
+        """The path :meth:`place` would choose now, changing nothing (explain, dry run)."""
+        self._recent.expire(now)
+        demand = self._default_demand if demand_bps is None else demand_bps
+        request = FlowRequest(five_tuple=ft, ingress=ingress, egress=egress, demand_bps=demand)
+        return self._choose(request, policy, view, avoid=frozenset())
+
+    def place(
+        self,
+        ft: FiveTuple,
+        *,
+        dscp: int,
+        ingress: PortRef,
+        egress: PortRef,
+        policy: Policy,
+        view: NetworkView,
+        now: float,
+        demand_bps: float | None = None,
+    ) -> Placement:
+        """Choose a path for a new flow and track it.
+
+        A 5-tuple already tracked returns its placement unchanged
+        (``created=False``): packet-ins repeat until the rules are in.
+        Raises FailedPrecondition when the two switches are not connected.
+        """
+        if not 0 <= dscp <= 63:
+            raise InvalidArgument("dscp", f"must be 0..63, got {dscp}")
+        if demand_bps is not None and demand_bps < 0:
+            raise InvalidArgument("demand_bps", f"must be >= 0, got {demand_bps}")
+        existing = self._table.by_five_tuple(ft)
+        if existing is not None:
+            return Placement(existing, False, policy.strategy, "already placed")
+        self._recent.expire(now)
+        demand = self._default_demand if demand_bps is None else demand_bps
+        request = FlowRequest(
+            five_tuple=ft, ingress=ingress.dpid, egress=egress.dpid, demand_bps=demand
+        )
+        choice = self._choose(request, policy, view, avoid=frozenset())
+        flow = TrackedFlow(
+            flow_id=self._table.allocate_id(),
+            five_tuple=ft,
+            dscp=dscp,
+            policy=policy.name,
+            ingress=ingress,
+            egress=egress,
+            path=choice.path,
+            placed_at=now,
+            demand_bps=demand,
+            fell_back=choice.fell_back,
+        )
+        self._table.add(flow)
+        self._policy_of[flow.flow_id] = policy
+        if choice.fell_back:
+            self._fell_back.add(flow.flow_id)
+        self._recent.add(choice.path.links, demand, now=now)
+        return Placement(flow, True, choice.strategy, choice.reason)
+
+    def remove(self, flow_id: int) -> TrackedFlow | None:
+        """Forget a flow (expired or no longer governed); returns it, or None if unknown."""
+        self._policy_of.pop(flow_id, None)
+        self._stranded.discard(flow_id)
+        self._fell_back.discard(flow_id)
+        return self._table.remove(flow_id)
+
+    def update_rates(self, samples: Mapping[int, float], now: float) -> None:
+        """Fold measured per-flow rates (bits/s, from flow stats) into each flow's EWMA.
+
+        The first sample replaces the demand estimate outright.
+        """
+        self._recent.expire(now)
+        alpha = self._alpha
+        for flow_id, bps in samples.items():
+            flow = self._table.get(flow_id)
+            if flow is None or bps < 0:
+                continue
+            rate = alpha * bps + (1 - alpha) * flow.rate_bps if flow.measured else bps
+            self._table.replace(replace(flow, rate_bps=rate, measured=True))
+
+    # -------------------------------------------------------------- reactions
+    def on_links_down(self, links: Iterable[LinkId], view: NetworkView, now: float) -> Outcome:
+        """Re-place exactly the flows using a down link (reason "failure").
+
+        Flows with no surviving path stay where they are and are reported as
+        stranded; they are retried when links come up and on every rebalance.
+        """
+        down = frozenset(links)
+        self._recent.expire(now)
+        affected: set[int] = set()
+        for lid in down:
+            affected |= self._table.ids_on(lid)
+        return self._replace_all(sorted(affected), view, now, reason="failure", avoid=down)
+
+    def on_links_up(self, links: Iterable[LinkId], view: NetworkView, now: float) -> Outcome:
+        """Return fell-back pinned flows to their pinned path (reason "policy") and retry
+        stranded flows (reason "failure"). Other flows drift onto new links only
+        through :meth:`rebalance`. Also the right call after an undrain."""
+        del links  # any healed link may have made a pinned path or a detour possible
+        self._recent.expire(now)
+        paths = self.paths_for(view)
+        moves: list[Move] = []
+        for flow_id in sorted(self._fell_back):
+            flow = self._table.get(flow_id)
+            policy = self._policy_of.get(flow_id)
+            if flow is None or policy is None or policy.strategy is not Strategy.PINNED:
+                self._fell_back.discard(flow_id)
+                continue
+            request = self._request(flow)
+            route, _ = pinned_route(request, view=view, policy=policy, paths=paths)
+            if route is None:
+                continue
+            if route == flow.path:  # the fallback had chosen the pinned path anyway
+                self._table.replace(replace(flow, fell_back=False))
+                self._fell_back.discard(flow_id)
+                continue
+            moves.append(self._move(flow, route, now=now, reason="policy", fell_back=False))
+        outcome = self._retry_stranded(view, now)
+        return Outcome(moves=(*moves, *outcome.moves), stranded=outcome.stranded)
+
+    def undrain(self, links: Iterable[LinkId], view: NetworkView, now: float) -> Outcome:
+        """Links are usable again: the same as :meth:`on_links_up`."""
+        return self.on_links_up(links, view, now)
+
+    def drain(self, links: Iterable[LinkId], view: NetworkView, now: float) -> Outcome:
+        """Move flows off ``links`` (reason "drain"); ``view`` should already mark them
+        drained (they are added if not). Flows with nowhere else to go stay (stuck)."""
+        drained = frozenset(links)
+        if not drained <= view.drained:
+            view = replace(view, drained=view.drained | drained)
+        self._recent.expire(now)
+        affected: set[int] = set()
+        for lid in drained:
+            affected |= self._table.ids_on(lid)
+        return self._replace_all(sorted(affected), view, now, reason="drain", avoid=frozenset())
+
+    def rebalance(
+        self,
+        view: NetworkView,
+        now: float,
+        *,
+        reason: str = "rebalance",
+        hot: Iterable[LinkId] | None = None,
+    ) -> Outcome:
+        """One round: retry stranded flows and flows left on drained links, then move the
+        fewest flows needed off each hot link (see :mod:`controller.te.rebalance`)."""
+        if reason not in ("rebalance", "congestion"):
+            raise InvalidArgument("reason", f"must be 'rebalance' or 'congestion', got {reason!r}")
+        self._recent.expire(now)
+        repaired = self._retry_stranded(view, now)
+        on_drained: set[int] = set()
+        for lid in view.drained:
+            on_drained |= self._table.ids_on(lid)
+        budget = self._max_moves - len(repaired.moves)
+        undrained = self._replace_all(
+            sorted(on_drained)[: max(0, budget)], view, now, reason="drain", avoid=frozenset()
+        )
+        budget -= len(undrained.moves)
+        plan = plan_rebalance(
+            table=self._table,
+            policy_of=self._policy_of,
+            view=view,
+            extra=self._recent,
+            paths=self.paths_for(view),
+            seed=self._seed,
+            now=now,
+            max_moves=max(0, budget),
+            hot=hot,
+        )
+        moves = [*repaired.moves, *undrained.moves]
+        for relocation in plan.relocations:
+            flow = self._table.get(relocation.flow_id)
+            if flow is not None:
+                moves.append(
+                    self._move(
+                        flow, relocation.path, now=now, reason=reason, detail=relocation.detail
+                    )
+                )
+        return Outcome(
+            moves=tuple(moves),
+            stranded=repaired.stranded,
+            stuck=(*undrained.stuck, *plan.stuck),
+            held=plan.held,
+            hot=plan.hot,
+        )
+
+    def policies_changed(
+        self,
+        book_lookup: Callable[[FiveTuple, int], Policy | None],
+        view: NetworkView,
+        now: float,
+    ) -> tuple[list[Move], list[int]]:
+        """Re-place flows whose governing policy changed (reason "policy").
+
+        ``book_lookup(five_tuple, dscp)`` gives the policy that governs a flow
+        now. Flows no longer governed by a per-flow policy are returned as ids
+        for the caller to :meth:`remove` (they return to default forwarding).
+        """
+        self._recent.expire(now)
+        moves: list[Move] = []
+        ungoverned: list[int] = []
+        for flow in self._table.snapshot():
+            new = book_lookup(flow.five_tuple, flow.dscp)
+            if new is None or new.is_catch_all:
+                ungoverned.append(flow.flow_id)
+                continue
+            old = self._policy_of[flow.flow_id]
+            self._policy_of[flow.flow_id] = new
+            if routing_identity(new) == routing_identity(old):
+                continue
+            if new.name != flow.policy:
+                flow = replace(flow, policy=new.name)
+                self._table.replace(flow)
+            move, _ = self._reroute(flow, new, view, now, reason="policy", avoid=frozenset())
+            if move is not None:
+                moves.append(move)
+        return moves, ungoverned
+
+    # -------------------------------------------------------------- internals
+    def _request(self, flow: TrackedFlow) -> FlowRequest:
+        return FlowRequest(
+            five_tuple=flow.five_tuple,
+            ingress=flow.ingress.dpid,
+            egress=flow.egress.dpid,
+            demand_bps=flow.load_bps,
+        )
+
+    def _choose(
+        self,
+        request: FlowRequest,
+        policy: Policy,
+        view: NetworkView,
+        *,
+        avoid: frozenset[LinkId],
+        extra: Mapping[LinkId, float] | None = None,
+    ) -> Choice:
+        paths = self.paths_for(view)
+        candidates, note = usable_candidates(
+            paths, src=request.ingress, dst=request.egress, view=view, avoid=avoid
+        )
+        if not candidates and policy.strategy is not Strategy.PINNED:
+            raise FailedPrecondition(note)
+        try:
+            choice = choose_path(
+                policy.strategy,
+                candidates,
+                flow=request,
+                view=view,
+                policy=policy,
+                seed=self._seed,
+                extra_load=self._recent if extra is None else extra,
+                paths=paths,
+                avoid=avoid,
+            )
+        except InvalidArgument as exc:
+            raise FailedPrecondition(exc.reason) from exc
+        if note:
+            return replace(choice, reason=f"{choice.reason} ({note})")
+        return choice
+
+    def _reroute(
+        self,
+        flow: TrackedFlow,
+        policy: Policy,
+        view: NetworkView,
+        now: float,
+        *,
+        reason: str,
+        avoid: frozenset[LinkId],
+    ) -> tuple[Move | None, bool]:
+        """Choose afresh for a tracked flow. Returns (the move or None, whether any path exists)."""
+        # Score as if the flow had left its current path: its own load must not
+        # count against the path it is on.
+        own = {lid: -flow.load_bps for lid in flow.path.links}
+        try:
+            choice = self._choose(
+                self._request(flow),
+                policy,
+                view,
+                avoid=avoid,
+                extra=LoadOverlay(self._recent, own),
+            )
+        except FailedPrecondition:
+            return None, False
+        crosses_drained = any(lid in view.drained for lid in choice.path.links)
+        if crosses_drained and _path_alive(flow.path, view.graph, avoid):
+            # Only drained paths are left and the current one still works:
+            # hopping between drained links gains nothing.
+            return None, True
+        if choice.path == flow.path:
+            if choice.fell_back != flow.fell_back:
+                self._table.replace(replace(flow, fell_back=choice.fell_back))
+                self._track_fallback(flow.flow_id, choice.fell_back)
+            return None, True
+        move = self._move(
+            flow,
+            choice.path,
+            now=now,
+            reason=reason,
+            fell_back=choice.fell_back,
+            detail=choice.reason,
+        )
+        return move, True
+
+    def _replace_all(
+        self,
+        flow_ids: Iterable[int],
+        view: NetworkView,
+        now: float,
+        *,
+        reason: str,
+        avoid: frozenset[LinkId],
+    ) -> Outcome:
+        moves: list[Move] = []
+        stranded: list[int] = []
+        stuck: list[int] = []
+        blocked = avoid | view.drained
+        graph = view.graph
+        for flow_id in flow_ids:
+            flow = self._table.get(flow_id)
+            policy = self._policy_of.get(flow_id)
+            if flow is None or policy is None:
+                continue
+            move, reachable = self._reroute(flow, policy, view, now, reason=reason, avoid=avoid)
+            if move is not None:
+                moves.append(move)
+                self._stranded.discard(flow_id)
+            elif not _path_alive(flow.path, graph, avoid):
+                stranded.append(flow_id)
+                self._stranded.add(flow_id)
+            elif not reachable or any(lid in blocked for lid in flow.path.links):
+                stuck.append(flow_id)
+        return Outcome(moves=tuple(moves), stranded=tuple(stranded), stuck=tuple(stuck))
+
+    def _retry_stranded(self, view: NetworkView, now: float) -> Outcome:
+        for flow_id in list(self._stranded):
+            flow = self._table.get(flow_id)
+            if flow is None or _path_alive(flow.path, view.graph, frozenset()):
+                self._stranded.discard(flow_id)  # healed in place (or gone)
+        return self._replace_all(
+            sorted(self._stranded), view, now, reason="failure", avoid=frozenset()
+        )
+
+    def _move(
+        self,
+        flow: TrackedFlow,
+        path: Path,
+        *,
+        now: float,
+        reason: str,
+        fell_back: bool | None = None,
+        detail: str = "",
+    ) -> Move:
+        moved = self._table.move(flow.flow_id, path, reason=reason, now=now)
+        if fell_back is not None and fell_back != moved.fell_back:
+            moved = replace(moved, fell_back=fell_back)
+            self._table.replace(moved)
+        self._track_fallback(flow.flow_id, moved.fell_back)
+        old_links, new_links = set(flow.path.links), set(path.links)
+        load = flow.load_bps
+        self._recent.add([lid for lid in path.links if lid not in old_links], load, now=now)
+        self._recent.add([lid for lid in flow.path.links if lid not in new_links], -load, now=now)
+        return Move(flow.flow_id, flow.path, path, reason, moved.generation, detail)
+
+    def _track_fallback(self, flow_id: int, fell_back: bool) -> None:
+        if fell_back:
+            self._fell_back.add(flow_id)
+        else:
+            self._fell_back.discard(flow_id)
+
+
+def _path_alive(path: Path, graph: nx.DiGraph, avoid: frozenset[LinkId]) -> bool:
+    """Whether every link of ``path`` is an up edge of ``graph`` and not in ``avoid``."""
+    adj = graph.adj
+    for lid in path.links:
+        if lid in avoid:
+            return False
+        edge = adj.get(lid.src.dpid, {}).get(lid.dst.dpid)
+        if edge is None or edge.get("link") != lid:
+            return False
+    return True

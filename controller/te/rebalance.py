@@ -1,0 +1,213 @@
+"""The rebalancer's plan: which flows leave which hot links, and for which path.
+
+In the spirit of Hedera's global first fit: a link is hot when its estimated
+utilization (measured load plus recent, not yet measured placements) exceeds
+the smallest congestion threshold among the policies of the flows on it. For
+each hot link, hottest first, flows leave largest rate first until the link is
+under its threshold; each goes to the first path, in its own strategy's order,
+on which it fits without pushing any link above threshold. Flows moved or
+placed within their policy's ``min_move_interval_s`` stay (no flapping),
+pinned flows on their pinned path stay, and a round moves at most
+``max_moves`` flows. Load bookkeeping is simulated as the plan is built, so
+one round never over-fills the path it moves flows to.
+
+This module only plans; :class:`controller.te.engineer.TrafficEngineer`
+applies the plan to the flow table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from controller.fabric.model import LinkId, Path
+from controller.policy.model import Policy, Strategy
+from controller.routing.paths import PathCache
+from controller.routing.strategies import FlowRequest, NetworkView, rank_paths, usable_candidates
+from controller.te.flows import FlowTable, TrackedFlow
+from controller.te.recent import LoadOverlay
+
+__all__ = ["Relocation", "RebalancePlan", "plan_rebalance"]
+
+
+@dataclass(frozen=True)
+class Relocation:
+    flow_id: int
+    path: Path
+    detail: str
+
+
+@dataclass(frozen=True)
+class RebalancePlan:
+    relocations: tuple[Relocation, ...]
+    hot: tuple[LinkId, ...]  # links found above threshold, hottest first
+    stuck: tuple[int, ...]  # flows that should leave a hot link but fit nowhere
+    held: tuple[int, ...]  # flows kept by min_move_interval_s
+
+
+class _Planner:
+    """One rebalance round's working state (estimated loads change as flows move)."""
+
+    def __init__(
+        self,
+        *,
+        table: FlowTable,
+        policy_of: Mapping[int, Policy],
+        view: NetworkView,
+        extra: Mapping[LinkId, float],
+        paths: PathCache,
+        seed: int,
+    ) -> None:
+        self.table = table
+        self.policy_of = policy_of
+        self.view = view
+        self.extra = extra
+        self.paths = paths
+        self.seed = seed
+        self.delta: dict[LinkId, float] = {}  # load this round's moves add or remove
+        self._thresholds: dict[LinkId, float] = {}
+
+    def load(self, lid: LinkId) -> float:
+        measured = self.view.load_bps.get(lid, 0.0) + self.extra.get(lid, 0.0)
+        return max(0.0, measured) + self.delta.get(lid, 0.0)
+
+    def utilization(self, lid: LinkId) -> float:
+        return self.load(lid) / self.view.capacity_of(lid)
+
+    def threshold(self, lid: LinkId) -> float:
+        """Smallest congestion threshold among the flows on ``lid`` (1.0 if none)."""
+        thr = self._thresholds.get(lid)
+        if thr is None:
+            thr = min(
+                (self.policy_of[i].params.congestion_threshold for i in self.table.ids_on(lid)),
+                default=1.0,
+            )
+            self._thresholds[lid] = thr
+        return thr
+
+    def fits(self, flow: TrackedFlow, path: Path, policy: Policy) -> bool:
+        own = set(flow.path.links)
+        mine = policy.params.congestion_threshold
+        for lid in path.links:
+            if lid in own:
+                continue
+            limit = min(self.threshold(lid), mine) * self.view.capacity_of(lid)
+            if self.load(lid) + flow.load_bps > limit:
+                return False
+        return True
+
+    def relocate(self, flow: TrackedFlow, path: Path, policy: Policy) -> None:
+        old, new = set(flow.path.links), set(path.links)
+        for lid in old - new:
+            self.delta[lid] = self.delta.get(lid, 0.0) - flow.load_bps
+        for lid in new - old:
+            self.delta[lid] = self.delta.get(lid, 0.0) + flow.load_bps
+            self._thresholds[lid] = min(self.threshold(lid), policy.params.congestion_threshold)
+
+    def ranked(self, flow: TrackedFlow, policy: Policy) -> list[Path]:
+        candidates, _ = usable_candidates(
+            self.paths, src=flow.path.ingress, dst=flow.path.egress, view=self.view
+        )
+        candidates = [p for p in candidates if not any(lid in self.view.drained for lid in p.links)]
+        # Score as if the flow had already left its current path, so that its
+        # own load does not make that path look worse than it is.
+        without_self = {lid: -flow.load_bps for lid in flow.path.links}
+        request = FlowRequest(
+            five_tuple=flow.five_tuple,
+            ingress=flow.path.ingress,
+            egress=flow.path.egress,
+            demand_bps=flow.load_bps,
+        )
+        return rank_paths(
+            policy.strategy,
+            candidates,
+            flow=request,
+            view=self.view,
+            policy=policy,
+            seed=self.seed,
+            extra_load=LoadOverlay(self.extra, self.delta, without_self),
+        )
+
+
+def plan_rebalance(
+    *,
+    table: FlowTable,
+    policy_of: Mapping[int, Policy],
+    view: NetworkView,
+    extra: Mapping[LinkId, float],
+    paths: PathCache,
+    seed: int,
+    now: float,
+    max_moves: int,
+    hot: Iterable[LinkId] | None = None,
+) -> RebalancePlan:
+    """Plan one round. ``hot`` restricts the links examined (e.g. the ones telemetry
+    reported congested); they still must be above threshold by this estimate."""
+    planner = _Planner(
+        table=table, policy_of=policy_of, view=view, extra=extra, paths=paths, seed=seed
+    )
+    if hot is None:
+        examined = table.busy_links()
+    else:
+        examined = [lid for lid in set(hot) if table.count_on(lid)]
+    floor = min(
+        (p.params.congestion_threshold for p in {id(p): p for p in policy_of.values()}.values()),
+        default=1.0,
+    )
+    hot_links = []
+    for lid in examined:
+        util = planner.utilization(lid)
+        # The floor test is a cheap filter before the per-link threshold.
+        if util > floor and util > planner.threshold(lid):
+            hot_links.append((util, lid))
+    hot_links.sort(key=lambda item: (-item[0], item[1]))
+
+    relocations: list[Relocation] = []
+    stuck: list[int] = []
+    held: list[int] = []
+    done: set[int] = set()
+    for _, lid in hot_links:
+        flows = [table.get(i) for i in table.ids_on(lid) if i not in done]
+        ordered = sorted(
+            (f for f in flows if f is not None), key=lambda f: (-f.load_bps, f.flow_id)
+        )
+        for flow in ordered:
+            if planner.utilization(lid) <= planner.threshold(lid):
+                break
+            if len(relocations) >= max_moves:
+                break
+            policy = policy_of[flow.flow_id]
+            if policy.strategy is Strategy.PINNED and not flow.fell_back:
+                continue
+            if flow.load_bps <= 0:
+                continue
+            if now - flow.settled_at < policy.params.min_move_interval_s:
+                held.append(flow.flow_id)
+                done.add(flow.flow_id)
+                continue
+            done.add(flow.flow_id)
+            target = next(
+                (
+                    p
+                    for p in planner.ranked(flow, policy)
+                    if p != flow.path and lid not in p.links and planner.fits(flow, p, policy)
+                ),
+                None,
+            )
+            if target is None:
+                stuck.append(flow.flow_id)
+                continue
+            planner.relocate(flow, target, policy)
+            relocations.append(
+                Relocation(
+                    flow.flow_id,
+                    target,
+                    f"off {lid} at {planner.utilization(lid):.0%} after the move",
+                )
+            )
+    return RebalancePlan(
+        relocations=tuple(relocations),
+        hot=tuple(lid for _, lid in hot_links),
+        stuck=tuple(stuck),
+        held=tuple(held),
+    )

@@ -1,0 +1,187 @@
+"""fabricd configuration: precedence (flag > file > default) and one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from controller.config import ConfigError, FabricdConfig, HostPort, load_config, parse_host_port
+
+
+def write(tmp_path: Path, text: str, name: str = "fabricd.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def error_of(argv: list[str]) -> str:
+    with pytest.raises(ConfigError) as err:
+        load_config(argv)
+    message = str(err.value)
+    assert "\n" not in message, f"not one line: {message!r}"
+    return message
+
+
+def test_defaults_without_flags_or_file() -> None:
+    cfg = load_config([])
+    assert cfg == FabricdConfig()
+    assert cfg.of_listen == HostPort("127.0.0.1", 6653)
+    assert cfg.config is None
+
+
+def test_flag_beats_file_beats_default(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "grpc_listen: 127.0.0.1:7001\n"
+        "metrics-listen: '[::1]:7002'\n"
+        "poll_interval: 0.5\n"
+        "congestion_samples: 3\n"
+        "link_capacity_overrides:\n  leaf1-spine1: 400\n  leaf2/3-spine1/2: 25.5\n",
+    )
+    cfg = load_config(["--config", path, "--grpc-listen", "0.0.0.0:9000", "--seed", "7"])
+    assert cfg.grpc_listen == HostPort("0.0.0.0", 9000)  # flag over file
+    assert cfg.metrics_listen == HostPort("::1", 7002)  # file, dashes accepted
+    assert str(cfg.metrics_listen) == "[::1]:7002"
+    assert cfg.poll_interval == 0.5 and cfg.congestion_samples == 3
+    assert cfg.link_capacity_overrides == {"leaf1-spine1": 400.0, "leaf2/3-spine1/2": 25.5}
+    assert cfg.seed == 7
+    assert cfg.of_listen == FabricdConfig().of_listen  # default
+    assert cfg.config == Path(path)
+
+
+def test_flag_values_are_converted(tmp_path: Path) -> None:
+    cfg = load_config(
+        ["--state-dir", str(tmp_path), "--log-level", "DEBUG", "--link-capacity-mbps", "100"]
+    )
+    assert cfg.state_dir == tmp_path and cfg.log_level == "debug"
+    assert cfg.link_capacity_mbps == 100.0
+
+
+def test_unknown_flag_names_the_flag() -> None:
+    assert "--bogus" in error_of(["--bogus", "1"])
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("nope", "is not HOST:PORT"),
+        (":6653", "is not HOST:PORT"),
+        ("127.0.0.1:", "is not HOST:PORT"),
+        ("127.0.0.1:http", "is not HOST:PORT"),
+        ("127.0.0.1:65536", "port 65536 outside 0-65535"),
+    ],
+)
+def test_bad_listen_addresses_name_the_flag(value: str, words: str) -> None:
+    message = error_of(["--of-listen", value])
+    assert message.startswith("--of-listen: ") and words in message
+
+
+def test_parse_host_port_accepts_bracketed_ipv6_and_port_zero() -> None:
+    assert parse_host_port("[::1]:0", what="x") == HostPort("::1", 0)
+    assert parse_host_port("localhost:65535", what="x") == HostPort("localhost", 65535)
+
+
+def test_unreadable_config_file(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.yaml"
+    message = error_of(["--config", str(missing)])
+    assert message == f"--config {missing}: cannot read: No such file or directory"
+    assert "cannot read" in error_of(["--config", str(tmp_path)])  # a directory
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "seed: 1\npoll_interval: 1\nlog_level: a: b\n")
+    message = error_of(["--config", path])
+    assert message.startswith(f"--config {path}: line 3: ")
+    assert "mapping values are not allowed" in message
+
+
+def test_empty_config_file_is_called_empty_not_invalid(tmp_path: Path) -> None:
+    assert error_of(["--config", write(tmp_path, "")]).endswith(": file is empty")
+    assert error_of(["--config", write(tmp_path, "# only a comment\n")]).endswith(": file is empty")
+
+
+def test_config_file_must_be_a_mapping(tmp_path: Path) -> None:
+    assert "expected a mapping of keys, got list" in error_of(
+        ["--config", write(tmp_path, "- seed\n- 1\n")]
+    )
+
+
+def test_unknown_key_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, "seed: 1\nlldp_intervall: 2\n")
+    assert error_of(["--config", path]) == f"--config {path}: unknown key 'lldp_intervall'"
+    nested = write(tmp_path, "config: other.yaml\n", "nested.yaml")
+    assert "unknown key 'config'" in error_of(["--config", nested])
+
+
+@pytest.mark.parametrize("mbps", ["0", "-5", "'many'"])
+def test_capacity_overrides_must_be_positive_numbers(tmp_path: Path, mbps: str) -> None:
+    path = write(tmp_path, f"link_capacity_overrides:\n  leaf1-spine1: {mbps}\n")
+    assert error_of(["--config", path]).startswith("link_capacity_overrides.leaf1-spine1: ")
+
+
+def test_capacity_overrides_must_be_a_mapping(tmp_path: Path) -> None:
+    path = write(tmp_path, "link_capacity_overrides: [1, 2]\n")
+    assert error_of(["--config", path]).startswith("link_capacity_overrides: expected a mapping")
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["--clear-threshold", "0.9"], "--clear-threshold"),
+        (["--congestion-threshold", "0.5", "--clear-threshold", "0.5"], "--clear-threshold"),
+        (["--clear-threshold", "0"], "--clear-threshold"),
+        (["--congestion-threshold", "1.5"], "--congestion-threshold"),
+        (["--congestion-threshold", "0"], "--congestion-threshold"),
+    ],
+)
+def test_threshold_order_is_checked_and_the_right_flag_named(argv: list[str], flag: str) -> None:
+    assert error_of(argv).startswith(f"{flag}: ")
+
+
+def test_threshold_order_from_the_file_too(tmp_path: Path) -> None:
+    path = write(tmp_path, "congestion_threshold: 0.5\nclear_threshold: 0.7\n")
+    assert error_of(["--config", path]).startswith("--clear-threshold: ")
+    assert load_config(["--config", path, "--clear-threshold", "0.4"]).clear_threshold == 0.4
+
+
+def test_tls_certificate_needs_a_key(tmp_path: Path) -> None:
+    cert = write(tmp_path, "cert", "server.pem")
+    assert error_of(["--grpc-tls-cert", cert]) == (
+        "--grpc-tls-cert: --grpc-tls-cert and --grpc-tls-key go together"
+    )
+    assert "go together" in error_of(["--grpc-tls-key", cert])
+    key = tmp_path / "absent.key"
+    assert error_of(["--grpc-tls-cert", cert, "--grpc-tls-key", str(key)]) == (
+        f"--grpc-tls-key: {key} is not a readable file"
+    )
+    cfg = load_config(["--grpc-tls-cert", cert, "--grpc-tls-key", cert])
+    assert cfg.grpc_tls_cert == cfg.grpc_tls_key == Path(cert)
+
+
+@pytest.mark.parametrize(
+    ("argv", "start"),
+    [
+        (["--log-level", "loud"], "--log-level: 'loud' is not one of"),
+        (["--seed", "1.5"], "--seed: '1.5' is not a non-negative integer"),
+        (["--packet-in-rate", "-1"], "--packet-in-rate: "),
+        (["--ewma-alpha", "0"], "--ewma-alpha: "),
+        (["--ewma-alpha", "nan"], "--ewma-alpha: 'nan' is not finite"),
+        (["--lldp-interval", "0.01"], "--lldp-interval: 0.01 s outside"),
+        (["--rebalance-period", "7200"], "--rebalance-period: "),
+        (["--link-capacity-mbps", "0"], "--link-capacity-mbps: "),
+        (["--link-capacity-mbps", "fast"], "--link-capacity-mbps: 'fast' is not a number"),
+        (["--congestion-samples", "0"], "--congestion-samples: must be at least 1"),
+        (["--grpc-token-file", "/nonexistent/token"], "--grpc-token-file: "),
+        (["--of-listen"], "argument --of-listen: expected one argument"),
+    ],
+)
+def test_other_bad_values_name_their_flag(argv: list[str], start: str) -> None:
+    assert error_of(argv).startswith(start)
+
+
+def test_file_values_are_type_checked(tmp_path: Path) -> None:
+    path = write(tmp_path, "congestion_samples: true\n")
+    assert "is not a number" in error_of(["--config", path])
+    path = write(tmp_path, "grpc_listen: 50051\n", "port-only.yaml")
+    assert "is not HOST:PORT" in error_of(["--config", path])

@@ -1,0 +1,160 @@
+"""The rebalancer on constructed hot spots (Hedera-style global first fit)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from synthetic import Fabric, five_tuple, leaf_spine
+
+from controller.errors import InvalidArgument
+from controller.fabric.model import LinkId
+from controller.policy.model import FlowMatch, Policy, PolicyParams, Strategy
+from controller.te.engineer import TrafficEngineer
+
+MBIT = 1e6
+RATES = [40 * MBIT, 30 * MBIT, 20 * MBIT, 10 * MBIT]
+
+
+def policy(
+    strategy: Strategy, *, threshold: float = 0.8, hold: float = 2.0, **kw: object
+) -> Policy:
+    params = PolicyParams(congestion_threshold=threshold, min_move_interval_s=hold)
+    base = Policy(name="ai", priority=10, match=(FlowMatch(ip_proto=17),), params=params)
+    return replace(base, strategy=strategy, **kw)
+
+
+def hot_spine1(
+    pol: Policy, *, spines: int = 2, max_moves: int = 8
+) -> tuple[Fabric, TrafficEngineer, list[int]]:
+    """Four flows leaf1 -> leaf2 all on spine1 (placed at t=0), measured at RATES."""
+    fab = leaf_spine(spines, 2, capacity_bps=100 * MBIT)
+    te = TrafficEngineer(max_moves_per_round=max_moves, visibility_s=3.0)
+    # Other spines look full while placing, so every flow lands on spine1.
+    busy = {
+        lid: 100 * MBIT
+        for s in fab.spines[1:]
+        for lid in (fab.link("leaf1", s), fab.link(s, "leaf2"))
+    }
+    ids = []
+    for i in range(len(RATES)):
+        placed = te.place(
+            five_tuple(i),
+            dscp=26,
+            ingress=fab.host_port("leaf1"),
+            egress=fab.host_port("leaf2"),
+            policy=pol,
+            view=fab.view(load=busy),
+            now=0.0,
+            demand_bps=10 * MBIT,
+        )
+        assert fab.names[placed.flow.path.switches[1]] == "spine1"
+        ids.append(placed.flow.flow_id)
+    te.update_rates(dict(zip(ids, RATES, strict=True)), now=5.0)
+    return fab, te, ids
+
+
+def spine1_load(fab: Fabric, **others: float) -> dict[LinkId, float]:
+    load = {fab.link("leaf1", "spine1"): sum(RATES), fab.link("spine1", "leaf2"): sum(RATES)}
+    for spine, bps in others.items():
+        load[fab.link("leaf1", spine)] = bps
+        load[fab.link(spine, "leaf2")] = bps
+    return load
+
+
+def test_moves_the_fewest_flows_largest_first() -> None:
+    fab, te, ids = hot_spine1(policy(Strategy.SHORTEST, threshold=0.8))
+    outcome = te.rebalance(fab.view(load=spine1_load(fab)), now=10.0)
+    assert [(m.flow_id, m.reason) for m in outcome] == [(ids[0], "rebalance")]
+    assert outcome.hot == (fab.link("leaf1", "spine1"), fab.link("spine1", "leaf2"))
+    assert fab.names[outcome.moves[0].new_path.switches[1]] == "spine2"
+
+    fab, te, ids = hot_spine1(policy(Strategy.SHORTEST, threshold=0.5), spines=3)
+    outcome = te.rebalance(fab.view(load=spine1_load(fab)), now=10.0, reason="congestion")
+    assert [m.flow_id for m in outcome] == [ids[0], ids[1]]  # 100 -> 60 -> 30 Mbit/s
+    assert {m.reason for m in outcome} == {"congestion"}
+
+
+def test_respects_max_moves_per_round() -> None:
+    fab, te, ids = hot_spine1(policy(Strategy.SHORTEST, threshold=0.5), max_moves=1)
+    outcome = te.rebalance(fab.view(load=spine1_load(fab)), now=10.0)
+    assert [m.flow_id for m in outcome] == [ids[0]]
+
+
+def test_respects_min_move_interval() -> None:
+    fab, te, ids = hot_spine1(policy(Strategy.SHORTEST, hold=30.0))
+    held = te.rebalance(fab.view(load=spine1_load(fab)), now=10.0)
+    assert held.moves == () and set(held.held) == set(ids)
+    later = te.rebalance(fab.view(load=spine1_load(fab)), now=31.0)
+    assert [m.flow_id for m in later] == [ids[0]]
+    # The moved flow is itself held now: a new hot spot cannot bounce it back at once.
+    flipped = {
+        fab.link("leaf1", "spine2"): 95 * MBIT,
+        fab.link("spine2", "leaf2"): 95 * MBIT,
+        fab.link("leaf1", "spine1"): 10 * MBIT,
+    }
+    again = te.rebalance(fab.view(load=flipped), now=40.0)
+    assert again.moves == () and ids[0] in again.held
+
+
+def test_never_moves_pinned_flows() -> None:
+    pinned = policy(Strategy.PINNED, pinned_path=("spine1",))
+    fab, te, _ = hot_spine1(pinned)
+    outcome = te.rebalance(fab.view(load=spine1_load(fab)), now=10.0)
+    assert outcome.moves == () and outcome.hot
+
+
+def test_no_move_when_nothing_fits() -> None:
+    fab, te, ids = hot_spine1(policy(Strategy.SHORTEST))
+    view = fab.view(load=spine1_load(fab, spine2=90 * MBIT))
+    outcome = te.rebalance(view, now=10.0)
+    assert outcome.moves == ()
+    assert set(outcome.stuck) == set(ids)
+    assert all(te.flow(i).moves == 0 for i in ids)  # type: ignore[union-attr]
+
+
+def test_target_follows_the_flows_strategy_order() -> None:
+    # spine2 fits but is busier than spine3: least-utilized picks spine3, shortest spine2.
+    for strategy, expected in ((Strategy.LEAST_UTILIZED, "spine3"), (Strategy.SHORTEST, "spine2")):
+        fab, te, ids = hot_spine1(policy(strategy), spines=3)
+        view = fab.view(load=spine1_load(fab, spine2=30 * MBIT, spine3=10 * MBIT))
+        outcome = te.rebalance(view, now=10.0)
+        assert [m.flow_id for m in outcome] == [ids[0]], strategy
+        assert fab.names[outcome.moves[0].new_path.switches[1]] == expected, strategy
+
+
+def test_one_round_does_not_overfill_its_target() -> None:
+    fab, te, ids = hot_spine1(policy(Strategy.SHORTEST, threshold=0.5), spines=3)
+    view = fab.view(load=spine1_load(fab, spine2=10 * MBIT, spine3=10 * MBIT))
+    outcome = te.rebalance(view, now=10.0)
+    # 40 fits on spine2 (10 -> 50); 30 then no longer does and goes to spine3.
+    assert [(m.flow_id, fab.names[m.new_path.switches[1]]) for m in outcome] == [
+        (ids[0], "spine2"),
+        (ids[1], "spine3"),
+    ]
+
+
+def test_hot_argument_restricts_the_links_examined() -> None:
+    fab, te, _ = hot_spine1(policy(Strategy.SHORTEST))
+    view = fab.view(load=spine1_load(fab))
+    assert te.rebalance(view, now=10.0, hot=[fab.link("leaf1", "spine2")]).moves == ()
+    assert len(te.rebalance(view, now=10.0, hot=[fab.link("spine1", "leaf2")])) == 1
+
+
+def test_recent_moves_count_until_counters_catch_up() -> None:
+    fab, te, ids = hot_spine1(policy(Strategy.SHORTEST, threshold=0.5), spines=3, max_moves=1)
+    stale = fab.view(load=spine1_load(fab))
+    assert [m.flow_id for m in te.rebalance(stale, now=10.0)] == [ids[0]]
+    # Counters still show 100 Mbit/s on spine1 and nothing on spine2, but the
+    # move took 40 off spine1 and put it on spine2: the next round moves one
+    # more flow (to spine3, as 30 no longer fits on spine2), then none.
+    second = te.rebalance(stale, now=11.0)
+    assert [m.flow_id for m in second] == [ids[1]]
+    assert te.rebalance(stale, now=12.0).moves == ()
+
+
+def test_rejects_an_unknown_reason() -> None:
+    fab, te, _ = hot_spine1(policy(Strategy.SHORTEST))
+    with pytest.raises(InvalidArgument) as err:
+        te.rebalance(fab.view(), now=1.0, reason="whim")
+    assert err.value.field == "reason"

@@ -1,0 +1,46 @@
+"""The core scale benchmark runs end to end in quick mode and writes stable output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.timeout(60)
+def test_quick_benchmark_writes_json_and_markdown(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.scale_core", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "scale_core.json").read_text())
+    assert report["benchmark"] == "scale_core" and report["quick"] is True
+    assert report["machine"]["cpu_count"] >= 1 and report["date"]
+    assert report["total_seconds"] < 20
+    results = report["results"]
+    assert len(results) >= 4
+    assert [r["spines"] * r["leaves"] for r in results] == sorted(
+        r["spines"] * r["leaves"] for r in results
+    )
+    for r in results:
+        assert set(r["placement"]) == {"ecmp", "least-utilized", "widest", "weighted"}
+        assert all(p["flows_per_s"] > 0 for p in r["placement"].values())
+        failure = r["spine_failure"]
+        assert failure["affected_flows"] == failure["moved"] + failure["stranded"] > 0
+        assert r["rebalance"]["constructed_hot_links"] > 0
+        assert r["memory"]["peak_mib"] > 0
+        naive = r["naive_baseline"]
+        assert naive["extrapolated"] is True and naive["sample_flows"] > 0
+    table = (tmp_path / "scale_core.md").read_text()
+    assert "extrapolated" in table
+    assert table.count("\n| ") == len(results) + 1  # header + one row per size
