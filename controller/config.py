@@ -66,6 +66,7 @@ class FabricdConfig:
     rebalance_period: float = 2.0
     max_moves_per_round: int = 8
     packet_in_rate: int = 2000
+    failover_groups: bool = True
     flow_setup_budget: int = 500
     seed: int = 0
     # API
@@ -96,6 +97,7 @@ _HELP = {
     "rebalance_period": "seconds between rebalancing rounds",
     "max_moves_per_round": "cap on flows moved per rebalancing round",
     "packet_in_rate": "packet-ins per second each switch may send (meter; 0 = unmetered)",
+    "failover_groups": "true/false: protect each AI flow's first hop with a fast-failover group",
     "flow_setup_budget": "new flows the controller places per second before shedding",
     "seed": "seed for hash-based path choices",
     "grpc_tls_cert": "PEM certificate: serve gRPC over TLS",
@@ -133,6 +135,15 @@ def _convert(key: str, value: Any, default: Any) -> Any:
         "grpc_token_file",
     ):
         return Path(str(value))
+    if key == "failover_groups":
+        text = str(value).strip().lower()
+        if isinstance(value, bool):
+            return value
+        if text in ("true", "yes", "on", "1"):
+            return True
+        if text in ("false", "no", "off", "0"):
+            return False
+        raise ConfigError(f"{flag}: {value!r} is not true or false")
     if key == "log_level":
         level = str(value).lower()
         if level not in _LEVELS:

@@ -116,6 +116,7 @@ class Runtime:
             engineer=engineer,
             setup_budget=config.flow_setup_budget,
             default_rebalance_s=config.rebalance_period,
+            failover_groups=config.failover_groups,
         )
         self.ctl = FabricController(self.core, self.monitor, policies, flows)
         self.ctl.install_policies(now=self.clock.mono())

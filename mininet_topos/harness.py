@@ -16,6 +16,7 @@ import contextlib
 import os
 import re
 import signal
+import subprocess
 import time
 from functools import partial
 
@@ -56,6 +57,7 @@ class LeafSpineFabric:
     # ------------------------------------------------------------ lifecycle
     def start(self, *, connect_timeout=30.0):
         setLogLevel(self.log_level)
+        self._refuse_name_clash()
         topo = LeafSpineTopo(
             spines=self.spines,
             leaves=self.leaves,
@@ -94,6 +96,20 @@ class LeafSpineFabric:
             self.stop()
             raise
         return self
+
+    def _refuse_name_clash(self):
+        """Never take over (or later delete) bridges another fabric on this machine owns."""
+        out = subprocess.run(
+            ["ovs-vsctl", "--timeout=5", "list-br"], capture_output=True, text=True, check=False
+        ).stdout.split()
+        names = {spine_name(k) for k in range(1, self.spines + 1)}
+        names |= {leaf_name(j) for j in range(1, self.leaves + 1)}
+        taken = sorted(names & set(out))
+        if taken:
+            raise RuntimeError(
+                f"Open vSwitch already has bridge(s) {', '.join(taken)}: another fabric is "
+                "running on this machine; stop it first"
+            )
 
     def wait_connected(self, timeout=30.0):
         deadline = time.monotonic() + timeout

@@ -76,6 +76,7 @@ class FlowManager:
         engineer: TrafficEngineer,
         setup_budget: int = 500,
         default_rebalance_s: float = 2.0,
+        failover_groups: bool = True,
     ) -> None:
         self.core = core
         self.monitor = monitor
@@ -83,6 +84,7 @@ class FlowManager:
         self.te = engineer
         self.budget = TokenBucket(setup_budget)
         self.default_rebalance_s = default_rebalance_s
+        self.failover_groups = failover_groups
         self._next_rebalance = 0.0
         self._bytes: dict[int, tuple[int, int, float]] = {}  # flow id -> (generation, bytes, t)
         self.counters: dict[str, int] = {}
@@ -152,7 +154,7 @@ class FlowManager:
     def _program(self, flow: TrackedFlow, policy: Policy, *, reason: str, now: float) -> Program:
         topo = self.core.topo
         backups = {}
-        if len(flow.path.switches) > 1:
+        if self.failover_groups and len(flow.path.switches) > 1:
             hops = next_hops_to(flow.egress.dpid, topo.links, drained=frozenset(topo.drained))
             backups = {flow.ingress.dpid: hops.get(flow.ingress.dpid, ())}
         rules = compile_flow(

@@ -6,17 +6,21 @@ merged :class:`DesiredTables`) and what we believe it *does* hold
 program it). Every change is the difference between the two, so re-applying
 the same state sends nothing.
 
-Right after a switch connects, stale entries are kept rather than deleted
-(``warmup_s``): a restarted controller has not yet re-discovered links, and
-wiping what it cannot yet explain would interrupt traffic that was flowing.
-When the warm-up ends, a full reconcile removes what is really stale.
+Right after a switch connects (``warmup_s``), what it already holds is
+protected: nothing it reported is deleted or rewritten, only missing entries
+are added. A restarted controller has not yet re-discovered the links, and
+rewriting routes from a half-known topology would churn (or interrupt) traffic
+that was flowing. When the warm-up ends, one full reconcile brings the switch
+to the desired state.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
 
 from controller.fabric.model import Dpid
+from controller.flowprog.entries import EntryKey
 from controller.flowprog.plan import Op, Phase, Program, plan_changes, reconcile
 from controller.flowprog.tables import (
     DesiredTables,
@@ -34,6 +38,7 @@ class Programmer:
         self.desired = DesiredTables()
         self.installed: dict[Dpid, SwitchTable] = {}
         self._warm_until: dict[Dpid, float] = {}
+        self._protected: dict[Dpid, _Protected] = {}
         self.warmup_s = warmup_s
 
     # ------------------------------------------------------------- switches
@@ -46,7 +51,14 @@ class Programmer:
         """
         self._warm_until[dpid] = now + self.warmup_s if warm else 0.0
         desired = self.desired.table(dpid)
-        kept = _keep_stale(desired, reported) if warm else _copy(desired)
+        if warm:
+            kept = _overlay(desired, reported)
+            self._protected[dpid] = _Protected(
+                flows=set(reported.flows), groups=set(reported.groups), meters=set(reported.meters)
+            )
+        else:
+            kept = _copy(desired)
+            self._protected.pop(dpid, None)
         ops = reconcile(kept, reported)
         self.installed[dpid] = _copy(kept)
         return ops
@@ -54,6 +66,7 @@ class Programmer:
     def switch_lost(self, dpid: Dpid) -> None:
         self.installed.pop(dpid, None)
         self._warm_until.pop(dpid, None)
+        self._protected.pop(dpid, None)
 
     def is_synced(self, dpid: Dpid) -> bool:
         return dpid in self.installed
@@ -68,6 +81,7 @@ class Programmer:
             if until == 0.0 or now < until:
                 continue
             self._warm_until[dpid] = 0.0
+            self._protected.pop(dpid, None)
             ops = reconcile(self.desired.table(dpid), self.installed[dpid])
             self.installed[dpid] = _copy(self.desired.table(dpid))
             if ops:
@@ -118,9 +132,12 @@ class Programmer:
                 continue  # not connected: reconciled when it (re)connects
             want = self.desired.table(dpid)
             defer = self.warming(dpid, now)
+            keep = self._protected.get(dpid) if defer else None
             ch = SwitchChanges()
             for entry in cand.flow_adds:
                 cur = have.flows.get(entry.key)
+                if cur is not None and keep is not None and entry.key in keep.flows:
+                    continue  # reported by the switch: rewritten when the warm-up ends
                 if cur is None or not cur.same_on_switch(entry):
                     ch.flow_adds.append(entry)
                     have.flows[entry.key] = entry
@@ -129,6 +146,8 @@ class Programmer:
                     ch.flow_deletes.append(have.flows.pop(entry.key))
             for grp in cand.group_adds + cand.group_mods:
                 cur_g = have.groups.get(grp.group_id)
+                if cur_g is not None and keep is not None and grp.group_id in keep.groups:
+                    continue
                 if cur_g is None:
                     ch.group_adds.append(grp)
                 elif cur_g != grp:
@@ -139,6 +158,8 @@ class Programmer:
                     ch.group_deletes.append(have.groups.pop(grp.group_id))
             for meter in cand.meter_adds + cand.meter_mods:
                 cur_m = have.meters.get(meter.meter_id)
+                if cur_m is not None and keep is not None and meter.meter_id in keep.meters:
+                    continue
                 if cur_m is None:
                     ch.meter_adds.append(meter)
                 elif cur_m != meter:
@@ -167,13 +188,22 @@ def _copy(table: SwitchTable) -> SwitchTable:
     )
 
 
-def _keep_stale(desired: SwitchTable, reported: SwitchTable) -> SwitchTable:
-    """Desired plus whatever the switch holds that desired does not mention."""
-    kept = _copy(desired)
-    for key, entry in reported.flows.items():
+@dataclass
+class _Protected:
+    """What a switch reported at connect: left alone until its warm-up ends."""
+
+    flows: set[EntryKey]
+    groups: set[int]
+    meters: set[int]
+
+
+def _overlay(desired: SwitchTable, reported: SwitchTable) -> SwitchTable:
+    """What the switch holds, plus whatever desired adds that it lacks."""
+    kept = _copy(reported)
+    for key, entry in desired.flows.items():
         kept.flows.setdefault(key, entry)
-    for gid, grp in reported.groups.items():
+    for gid, grp in desired.groups.items():
         kept.groups.setdefault(gid, grp)
-    for mid, meter in reported.meters.items():
+    for mid, meter in desired.meters.items():
         kept.meters.setdefault(mid, meter)
     return kept

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from fabric_env import Fabricd, start_fabricd
 
+from controller.devtools.process import Fabricd, start_fabricd
 from mininet_topos.harness import LeafSpineFabric
 
 

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fabric_env import FABRICD, REPO, free_port, wait_until
+
+from controller.devtools.process import FABRICD, REPO, free_port, wait_until
 
 TIMEOUT_S = 20
 

@@ -7,7 +7,8 @@ import re
 import time
 
 import pytest
-from fabric_env import wait_discovered, wait_until
+
+from controller.devtools.process import wait_discovered, wait_until
 
 
 # A full ping mesh with one retry round allowed (ARP warm-up).

@@ -8,9 +8,9 @@ from collections import Counter
 
 import grpc
 import pytest
-from fabric_env import wait_discovered, wait_until
 
 from controller.api.client import FabricClient
+from controller.devtools.process import wait_discovered, wait_until
 from controller.policy.model import FlowMatch, Policy, PortRange, Strategy
 
 PIN_PORT = 5201

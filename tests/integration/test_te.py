@@ -10,10 +10,10 @@ import time
 from dataclasses import replace
 
 import grpc
-from fabric_env import wait_discovered, wait_until
 
 from controller.api import convert
 from controller.api.client import FabricClient
+from controller.devtools.process import wait_discovered, wait_until
 from controller.fabric.model import FiveTuple
 from controller.policy.model import FlowMatch, Policy, PortRange, Strategy
 from mininet_topos.harness import FLOWGEN

@@ -11,7 +11,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from fabric_env import free_port, wait_discovered, wait_until
+
+from controller.devtools.process import free_port, wait_discovered, wait_until
 
 CAPACITY_MBPS = 20
 

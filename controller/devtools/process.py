@@ -1,7 +1,7 @@
-"""Helpers for integration tests: fabricd as a subprocess, metrics reads, waiting.
+"""fabricd as a subprocess on free loopback ports, its metrics, and waiting for things.
 
-Everything started here is stopped by the fixtures in conftest.py (by pid),
-also when a test fails.
+Shared by the integration tests, the demo and the benchmarks. Whoever starts a
+:class:`Fabricd` stops it (by pid) with :meth:`Fabricd.stop`, also on failure.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[2]  # the source tree (editable install)
 FABRICD = [sys.executable, "-m", "controller.daemon"]
 
 
@@ -37,7 +37,7 @@ def wait_until(
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or pred}")
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what or pred}")
         time.sleep(interval)
 
 
@@ -63,7 +63,8 @@ class Fabricd:
     def metrics_text(self) -> str:
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as resp:
-            return resp.read().decode()
+            body: bytes = resp.read()
+        return body.decode()
 
     def samples(self, name: str) -> list[tuple[dict[str, str], float]]:
         """All samples of metric sample ``name`` as (labels, value)."""
