@@ -55,9 +55,8 @@ def test_restart_keeps_traffic_flowing(fabricd_factory, fabric_factory, tmp_path
     wait_discovered(again, switches=4, links=8, timeout=20)
     results = {name: fab.finish_flow(h) for name, h in (("ai", ai), ("plain", plain))}
     for name, (sent, got) in results.items():
-        print(
-            f"\n{name}: {got['lost']} lost of {sent['packets']}, max gap {got['max_gap_s'] * 1000:.0f} ms"
-        )
+        gap_ms = got["max_gap_s"] * 1000
+        print(f"\n{name}: {got['lost']} lost of {sent['packets']}, max gap {gap_ms:.0f} ms")
         assert got["lost"] == 0, f"{name} flow lost {got['lost']} packets across the restart"
         assert got["packets"] == sent["packets"]
     # The restarted controller kept serving both kinds of traffic and adopted the fabric.
