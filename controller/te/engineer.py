@@ -369,7 +369,7 @@ class TrafficEngineer:
                 view=view,
                 policy=policy,
                 seed=self._seed,
-                extra_load=self._recent if extra is None else extra,
+                extra_load=self._recent.live if extra is None else extra,
                 paths=paths,
                 avoid=avoid,
             )

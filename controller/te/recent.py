@@ -39,6 +39,12 @@ class RecentLoad(Mapping[LinkId, float]):
     def visibility_s(self) -> float:
         return self._visibility_s
 
+    @property
+    def live(self) -> Mapping[LinkId, float]:
+        """The per-link amounts as a plain read-only mapping (C-speed lookups for the
+        strategies' inner loops); it changes as placements are added and expire."""
+        return self._extra
+
     def add(self, links: Iterable[LinkId], bps: float, *, now: float) -> None:
         """Count ``bps`` (negative: load removed) on ``links`` until ``now + visibility_s``."""
         links = tuple(links)

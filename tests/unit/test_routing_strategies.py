@@ -248,3 +248,19 @@ def test_one_switch_flow_gets_the_one_switch_path() -> None:
     for strategy in (Strategy.ECMP, Strategy.LEAST_UTILIZED, Strategy.WIDEST, Strategy.WEIGHTED):
         choice = choose(fab, strategy, dst="leaf1")
         assert choice.path == Path(switches=(fab.dpid("leaf1"),))
+
+
+def test_down_and_drained_links_together_leave_a_drained_detour_over_nothing() -> None:
+    fab = asymmetric()
+    view = fab.view(drained=[fab.link("spine2", "leaf2")])
+    found, note = usable_candidates(
+        PathCache(fab.graph),
+        src=fab.dpid("leaf1"),
+        dst=fab.dpid("leaf3"),
+        view=view,
+        avoid=frozenset(fab.cable("leaf1", "spine1")),
+    )
+    assert [fab.path_names(p.switches) for p in found] == [
+        ("leaf1", "spine2", "leaf2", "spine1", "leaf3")
+    ]
+    assert "keeping drained links" in note

@@ -110,7 +110,7 @@ def test_no_move_when_nothing_fits() -> None:
     outcome = te.rebalance(view, now=10.0)
     assert outcome.moves == ()
     assert set(outcome.stuck) == set(ids)
-    assert all(te.flow(i).moves == 0 for i in ids)  # type: ignore[union-attr]
+    assert all(getattr(te.flow(i), "moves", None) == 0 for i in ids)
 
 
 def test_target_follows_the_flows_strategy_order() -> None:
