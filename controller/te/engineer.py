@@ -175,7 +175,7 @@ class TrafficEngineer:
         self._policy_of[flow.flow_id] = policy
         if choice.fell_back:
             self._fell_back.add(flow.flow_id)
-        self._recent.add(choice.path.links, demand, now=now)
+        self._recent.add(choice.path.links, demand, now=now, key=flow.flow_id)
         return Placement(flow, True, choice.strategy, choice.reason)
 
     def remove(self, flow_id: int) -> TrackedFlow | None:
@@ -197,6 +197,8 @@ class TrafficEngineer:
             if flow is None or bps < 0:
                 continue
             rate = alpha * bps + (1 - alpha) * flow.rate_bps if flow.measured else bps
+            if not flow.measured:
+                self._recent.settle(flow_id, bps)
             self._table.replace(replace(flow, rate_bps=rate, measured=True))
 
     # -------------------------------------------------------------- reactions

@@ -14,7 +14,8 @@ time only comes in as ``now``.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
+from typing import Any
 
 from controller.fabric.model import LinkId
 
@@ -33,7 +34,9 @@ class RecentLoad(Mapping[LinkId, float]):
             raise ValueError(f"visibility_s must be >= 0, got {visibility_s}")
         self._visibility_s = visibility_s
         self._extra: dict[LinkId, float] = {}
-        self._pending: deque[tuple[float, tuple[LinkId, ...], float]] = deque()
+        # [expiry, links, amount, key]: lists so that settle() can shrink an amount.
+        self._pending: deque[list[Any]] = deque()
+        self._by_key: dict[Hashable, list[Any]] = {}
 
     @property
     def visibility_s(self) -> float:
@@ -45,20 +48,44 @@ class RecentLoad(Mapping[LinkId, float]):
         strategies' inner loops); it changes as placements are added and expire."""
         return self._extra
 
-    def add(self, links: Iterable[LinkId], bps: float, *, now: float) -> None:
-        """Count ``bps`` (negative: load removed) on ``links`` until ``now + visibility_s``."""
+    def add(
+        self, links: Iterable[LinkId], bps: float, *, now: float, key: Hashable | None = None
+    ) -> None:
+        """Count ``bps`` (negative: load removed) on ``links`` until ``now + visibility_s``.
+
+        ``key`` (a flow id) lets :meth:`settle` correct the amount once measured.
+        """
         links = tuple(links)
         if not links or bps == 0 or self._visibility_s == 0:
             return
         self._apply(links, bps)
-        self._pending.append((now + self._visibility_s, links, bps))
+        entry = [now + self._visibility_s, links, bps, key]
+        self._pending.append(entry)
+        if key is not None:
+            self._by_key[key] = entry
+
+    def settle(self, key: Hashable, measured_bps: float) -> None:
+        """A placement's real rate is known: count no more than that from now on.
+
+        A flow estimated as an elephant but measured as a mouse (a control
+        connection, say) stops reserving a link it barely uses.
+        """
+        entry = self._by_key.pop(key, None)
+        if entry is None or entry[2] <= measured_bps:
+            return
+        new = max(0.0, measured_bps)
+        self._apply(entry[1], new - entry[2])
+        entry[2] = new
 
     def expire(self, now: float) -> None:
         """Forget contributions whose time is up. ``now`` should not go backwards;
         if it does, entries simply expire a little late."""
         pending = self._pending
         while pending and pending[0][0] <= now:
-            _, links, bps = pending.popleft()
+            entry = pending.popleft()
+            _, links, bps, key = entry
+            if key is not None and self._by_key.get(key) is entry:
+                del self._by_key[key]
             self._apply(links, -bps)
 
     def _apply(self, links: tuple[LinkId, ...], bps: float) -> None:

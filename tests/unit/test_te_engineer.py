@@ -294,3 +294,23 @@ def test_link_index_stays_consistent_through_engineer_operations() -> None:
     for lid in all_links:
         assert {f.flow_id for f in te.flows_on(lid)} == index.get(lid, set())
     assert len(te) > 20
+
+
+def test_a_measured_mouse_stops_reserving_its_path() -> None:
+    """A flow placed with an elephant's demand estimate but measured small (a control
+    connection, say) releases its reservation at once instead of for ``visibility_s``."""
+    fab = leaf_spine(2, 2)
+    busy = {fab.link("leaf1", "spine2"): 0.5 * GBIT, fab.link("spine2", "leaf2"): 0.5 * GBIT}
+    view = fab.view(load=busy)
+    pol = policy(Strategy.LEAST_UTILIZED)
+    for settle in (False, True):
+        te = TrafficEngineer(visibility_s=3.0)
+        mouse = place(te, fab, 1, pol, now=10.0, view=view)
+        assert spine_of(fab, te, mouse.flow.flow_id) == "spine1"
+        if settle:
+            te.update_rates({mouse.flow.flow_id: 0.01 * GBIT}, now=10.5)
+        elephant = place(te, fab, 2, pol, now=10.6, view=view)
+        # Reserved at 1 Gbit/s, spine1 looks busier than spine2's measured 0.5;
+        # measured at 10 Mbit/s it is the emptier one.
+        expected = "spine1" if settle else "spine2"
+        assert spine_of(fab, te, elephant.flow.flow_id) == expected, settle
