@@ -192,44 +192,36 @@ class FabricApp(app_manager.RyuApp):
         self._send(dp, parser.OFPGroupDescStatsRequest(dp, 0))
         self._send(dp, parser.OFPMeterConfigStatsRequest(dp, 0, ofp.OFPM_ALL))
 
-    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
-    def _flow_stats(self, ev):
+    def _collect(self, ev, part, entries):
+        """Fold one reply of a switch's table dump into its pending sync.
+
+        Returns False when no sync waits for ``part`` (the reply is not ours)."""
         dp = ev.msg.datapath
         sync = self.syncs.get(dp.id)
-        if sync is not None and "flows" in sync.waiting:
-            for stats in ev.msg.body:
-                entry = ofmsg.flow_from_stats(stats)
-                sync.table.flows[entry.key] = entry
-            if not ev.msg.flags & ofp.OFPMPF_REPLY_MORE:
-                self._sync_part_done(dp, "flows")
-            return
-        self._flow_stats_sample(ev)
+        if sync is None or part not in sync.waiting:
+            return False
+        store = getattr(sync.table, part)
+        for key, value in entries:
+            store[key] = value
+        if not ev.msg.flags & ofp.OFPMPF_REPLY_MORE:
+            self._sync_part_done(dp, part)
+        return True
+
+    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
+    def _flow_stats(self, ev):
+        entries = ((e.key, e) for e in map(ofmsg.flow_from_stats, ev.msg.body))
+        if not self._collect(ev, "flows", entries):
+            self._flow_stats_sample(ev)
 
     @set_ev_cls(ofp_event.EventOFPGroupDescStatsReply, MAIN_DISPATCHER)
     def _group_desc(self, ev):
-        dp = ev.msg.datapath
-        sync = self.syncs.get(dp.id)
-        if sync is None or "groups" not in sync.waiting:
-            return
-        for desc in ev.msg.body:
-            group = ofmsg.group_from_desc(desc)
-            if group is not None:
-                sync.table.groups[group.group_id] = group
-        if not ev.msg.flags & ofp.OFPMPF_REPLY_MORE:
-            self._sync_part_done(dp, "groups")
+        groups = filter(None, map(ofmsg.group_from_desc, ev.msg.body))
+        self._collect(ev, "groups", ((g.group_id, g) for g in groups))
 
     @set_ev_cls(ofp_event.EventOFPMeterConfigStatsReply, MAIN_DISPATCHER)
     def _meter_config(self, ev):
-        dp = ev.msg.datapath
-        sync = self.syncs.get(dp.id)
-        if sync is None or "meters" not in sync.waiting:
-            return
-        for conf in ev.msg.body:
-            meter = ofmsg.meter_from_config(conf)
-            if meter is not None:
-                sync.table.meters[meter.meter_id] = meter
-        if not ev.msg.flags & ofp.OFPMPF_REPLY_MORE:
-            self._sync_part_done(dp, "meters")
+        meters = filter(None, map(ofmsg.meter_from_config, ev.msg.body))
+        self._collect(ev, "meters", ((m.meter_id, m) for m in meters))
 
     def _sync_part_done(self, dp, part):
         sync = self.syncs.get(dp.id)

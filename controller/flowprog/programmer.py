@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from controller.fabric.model import Dpid
-from controller.flowprog.entries import EntryKey
+from controller.flowprog.entries import EntryKey, GroupEntry, MeterEntry
 from controller.flowprog.plan import Op, Phase, Program, plan_changes, reconcile
 from controller.flowprog.tables import (
     DesiredTables,
@@ -28,6 +29,7 @@ from controller.flowprog.tables import (
     SwitchChanges,
     SwitchTable,
     TableChanges,
+    shared_id,
 )
 
 __all__ = ["Programmer"]
@@ -144,37 +146,58 @@ class Programmer:
             for entry in cand.flow_deletes:
                 if entry.key not in want.flows and entry.key in have.flows and not defer:
                     ch.flow_deletes.append(have.flows.pop(entry.key))
-            for grp in cand.group_adds + cand.group_mods:
-                cur_g = have.groups.get(grp.group_id)
-                if cur_g is not None and keep is not None and grp.group_id in keep.groups:
-                    continue
-                if cur_g is None:
-                    ch.group_adds.append(grp)
-                elif cur_g != grp:
-                    ch.group_mods.append(grp)
-                have.groups[grp.group_id] = grp
-            for grp in cand.group_deletes:
-                if grp.group_id not in want.groups and grp.group_id in have.groups and not defer:
-                    ch.group_deletes.append(have.groups.pop(grp.group_id))
-            for meter in cand.meter_adds + cand.meter_mods:
-                cur_m = have.meters.get(meter.meter_id)
-                if cur_m is not None and keep is not None and meter.meter_id in keep.meters:
-                    continue
-                if cur_m is None:
-                    ch.meter_adds.append(meter)
-                elif cur_m != meter:
-                    ch.meter_mods.append(meter)
-                have.meters[meter.meter_id] = meter
-            for meter in cand.meter_deletes:
-                if (
-                    meter.meter_id not in want.meters
-                    and meter.meter_id in have.meters
-                    and not defer
-                ):
-                    ch.meter_deletes.append(have.meters.pop(meter.meter_id))
+            _shared(
+                cand.group_adds + cand.group_mods,
+                cand.group_deletes,
+                have=have.groups,
+                want=want.groups,
+                keep=keep.groups if keep else None,
+                defer=defer,
+                out=(ch.group_adds, ch.group_mods, ch.group_deletes),
+            )
+            _shared(
+                cand.meter_adds + cand.meter_mods,
+                cand.meter_deletes,
+                have=have.meters,
+                want=want.meters,
+                keep=keep.meters if keep else None,
+                defer=defer,
+                out=(ch.meter_adds, ch.meter_mods, ch.meter_deletes),
+            )
             if ch:
                 out[dpid] = ch
         return out
+
+
+Shared = TypeVar("Shared", GroupEntry, MeterEntry)
+
+
+def _shared(
+    upserts: list[Shared],
+    deletes: list[Shared],
+    *,
+    have: dict[int, Shared],
+    want: dict[int, Shared],
+    keep: set[int] | None,
+    defer: bool,
+    out: tuple[list[Shared], list[Shared], list[Shared]],
+) -> None:
+    """Groups or meters (keyed by id): what to add, modify and delete on a switch."""
+    adds, mods, dels = out
+    for obj in upserts:
+        oid = shared_id(obj)
+        cur = have.get(oid)
+        if cur is not None and keep is not None and oid in keep:
+            continue  # reported by the switch: rewritten when the warm-up ends
+        if cur is None:
+            adds.append(obj)
+        elif cur != obj:
+            mods.append(obj)
+        have[oid] = obj
+    for obj in deletes:
+        oid = shared_id(obj)
+        if oid not in want and oid in have and not defer:
+            dels.append(have.pop(oid))
 
 
 def _absorb(into: SwitchChanges, ch: SwitchChanges) -> None:

@@ -176,8 +176,8 @@ class DesiredTables:
     ) -> None:
         for dpid in set(old) | set(new):
             store: dict[int, GroupEntry | MeterEntry] = getattr(self._tables[dpid], kind)
-            before = {_oid(o): o for o in old.get(dpid, ())}
-            after = {_oid(o): o for o in new.get(dpid, ())}
+            before = {shared_id(o): o for o in old.get(dpid, ())}
+            after = {shared_id(o): o for o in new.get(dpid, ())}
             for oid, obj in after.items():
                 if oid not in before:
                     refs[(dpid, oid)] += 1
@@ -197,7 +197,8 @@ class DesiredTables:
                     _deletes(changes[dpid], kind).append(obj)
 
 
-def _oid(obj: GroupEntry | MeterEntry) -> int:
+def shared_id(obj: GroupEntry | MeterEntry) -> int:
+    """The id a group or meter is known by on its switch."""
     return obj.group_id if isinstance(obj, GroupEntry) else obj.meter_id
 
 

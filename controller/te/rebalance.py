@@ -29,6 +29,11 @@ from controller.te.recent import LoadOverlay
 
 __all__ = ["Relocation", "RebalancePlan", "plan_rebalance"]
 
+# A link below this share of its capacity counts as idle: it takes any one flow.
+IDLE_SHARE = 0.05
+# A hot link is contended when, besides its largest flow, this share is in use.
+CONTENTION_SHARE = 0.1
+
 
 @dataclass(frozen=True)
 class Relocation:
@@ -86,15 +91,32 @@ class _Planner:
         return thr
 
     def fits(self, flow: TrackedFlow, path: Path, policy: Policy) -> bool:
+        """Whether ``flow`` can join ``path`` without congesting it. An idle link
+        always takes one flow: an elephant alone on a link congests nobody."""
         own = set(flow.path.links)
         mine = policy.params.congestion_threshold
         for lid in path.links:
             if lid in own:
                 continue
-            limit = min(self.threshold(lid), mine) * self.view.capacity_of(lid)
-            if self.load(lid) + flow.load_bps > limit:
+            capacity = self.view.capacity_of(lid)
+            load = self.load(lid)
+            if load + flow.load_bps > min(self.threshold(lid), mine) * capacity and (
+                load > IDLE_SHARE * capacity
+            ):
                 return False
         return True
+
+    def contended(self, lid: LinkId) -> bool:
+        """Hot because flows share it, not because one flow fills it alone."""
+        largest = max(
+            (f.load_bps for i in self.table.ids_on(lid) if (f := self.table.get(i)) is not None),
+            default=0.0,
+        )
+        return self.load(lid) - largest > CONTENTION_SHARE * self.view.capacity_of(lid)
+
+    def shift(self, links: Iterable[LinkId], bps: float) -> None:
+        for lid in links:
+            self.delta[lid] = self.delta.get(lid, 0.0) + bps
 
     def relocate(self, flow: TrackedFlow, path: Path, policy: Policy) -> None:
         old, new = set(flow.path.links), set(path.links)
@@ -129,6 +151,70 @@ class _Planner:
         )
 
 
+def _movable(flow: TrackedFlow, policy: Policy, now: float) -> bool:
+    if policy.strategy is Strategy.PINNED and not flow.fell_back:
+        return False
+    return flow.load_bps > 0 and now - flow.settled_at >= policy.params.min_move_interval_s
+
+
+def _find_swap(
+    planner: _Planner,
+    flow: TrackedFlow,
+    policy: Policy,
+    hot: LinkId,
+    *,
+    done: set[int],
+    now: float,
+) -> tuple[TrackedFlow, Path, Path, LinkId] | None:
+    """Make room for a stuck flow by first moving one other flow (a depth-2 move).
+
+    Single first-fit moves get stuck where two flows each hold what the other
+    needs (e.g. a ring all-reduce whose flows collided on an uplink while the
+    free uplink's spine is full towards the destination). Look for a path of
+    ``flow`` blocked by exactly one link, and a flow on that link that fits
+    elsewhere; on success both relocations are applied to the planner and
+    (moved flow, its path, ``flow``'s path, the link freed) is returned.
+    """
+    own = set(flow.path.links)
+    mine = policy.params.congestion_threshold
+    for path in planner.ranked(flow, policy):
+        if path == flow.path or hot in path.links:
+            continue
+        blocked = [
+            lid
+            for lid in path.links
+            if lid not in own
+            and planner.load(lid) + flow.load_bps
+            > min(planner.threshold(lid), mine) * planner.view.capacity_of(lid)
+        ]
+        if len(blocked) != 1:
+            continue
+        link = blocked[0]
+        holders = [planner.table.get(i) for i in planner.table.ids_on(link) if i not in done]
+        for other in sorted(
+            (f for f in holders if f is not None and f.flow_id != flow.flow_id),
+            key=lambda f: (-f.load_bps, f.flow_id),
+        ):
+            other_policy = planner.policy_of[other.flow_id]
+            if not _movable(other, other_policy, now):
+                continue
+            for other_path in planner.ranked(other, other_policy):
+                if other_path == other.path or link in other_path.links:
+                    continue
+                saved = (dict(planner.delta), dict(planner._thresholds))
+                # The two flows trade places: test the other's new path as if
+                # the stuck flow had already left its current one.
+                planner.shift(flow.path.links, -flow.load_bps)
+                if planner.fits(other, other_path, other_policy):
+                    planner.relocate(other, other_path, other_policy)
+                    planner.shift(flow.path.links, flow.load_bps)
+                    if planner.fits(flow, path, policy):
+                        planner.relocate(flow, path, policy)
+                        return other, other_path, path, link
+                planner.delta, planner._thresholds = saved
+    return None
+
+
 def plan_rebalance(
     *,
     table: FlowTable,
@@ -158,7 +244,7 @@ def plan_rebalance(
     for lid in examined:
         util = planner.utilization(lid)
         # The floor test is a cheap filter before the per-link threshold.
-        if util > floor and util > planner.threshold(lid):
+        if util > floor and util > planner.threshold(lid) and planner.contended(lid):
             hot_links.append((util, lid))
     hot_links.sort(key=lambda item: (-item[0], item[1]))
 
@@ -195,9 +281,23 @@ def plan_rebalance(
                 None,
             )
             if target is None:
-                stuck.append(flow.flow_id)
-                continue
-            planner.relocate(flow, target, policy)
+                swap = None
+                if len(relocations) + 2 <= max_moves:
+                    swap = _find_swap(planner, flow, policy, lid, done=done, now=now)
+                if swap is None:
+                    stuck.append(flow.flow_id)
+                    continue
+                other, other_path, target, blocked = swap
+                done.add(other.flow_id)
+                relocations.append(
+                    Relocation(
+                        other.flow_id,
+                        other_path,
+                        f"makes room on {blocked} for flow {flow.flow_id}",
+                    )
+                )
+            else:
+                planner.relocate(flow, target, policy)
             relocations.append(
                 Relocation(
                     flow.flow_id,

@@ -158,3 +158,85 @@ def test_rejects_an_unknown_reason() -> None:
     with pytest.raises(InvalidArgument) as err:
         te.rebalance(fab.view(), now=1.0, reason="whim")
     assert err.value.field == "reason"
+
+
+def _place_on(te: TrafficEngineer, fab: Fabric, i: int, src: str, dst: str, spine: str) -> int:
+    """Place flow ``i`` src -> dst, forced onto ``spine`` (the others look full)."""
+    busy = {}
+    for other in fab.spines:
+        if other != spine:
+            for lid in (fab.link(src, other), fab.link(other, dst)):
+                busy[lid] = 100 * MBIT
+    placed = te.place(
+        five_tuple(i),
+        dscp=26,
+        ingress=fab.host_port(src),
+        egress=fab.host_port(dst),
+        policy=policy(Strategy.LEAST_UTILIZED),
+        view=fab.view(load=busy),
+        now=0.0,
+        demand_bps=1 * MBIT,
+    )
+    assert fab.names[placed.flow.path.switches[1]] == spine
+    return placed.flow.flow_id
+
+
+def test_a_lone_elephant_filling_its_link_is_not_moved() -> None:
+    """A link hot only because one flow fills it is not congestion: moving the flow
+    would only make another link hot (ping-pong)."""
+    fab = leaf_spine(2, 2, capacity_bps=100 * MBIT)
+    te = TrafficEngineer(visibility_s=0.0)
+    flow = _place_on(te, fab, 1, "leaf1", "leaf2", "spine1")
+    te.update_rates({flow: 97 * MBIT}, now=5.0)
+    load = {fab.link("leaf1", "spine1"): 97 * MBIT, fab.link("spine1", "leaf2"): 97 * MBIT}
+    outcome = te.rebalance(fab.view(load=load), now=10.0)
+    assert outcome.moves == () and outcome.hot == ()
+    # Background traffic on the same link makes it contended: then the flow moves,
+    # and an idle spine takes it even though it alone exceeds the threshold.
+    load = {lid: 100 * MBIT for lid in load}
+    te.update_rates({flow: 40 * MBIT}, now=6.0)
+    outcome = te.rebalance(fab.view(load=load), now=10.0, reason="congestion")
+    assert [(m.flow_id, m.reason) for m in outcome] == [(flow, "congestion")]
+    assert fab.names[outcome.moves[0].new_path.switches[1]] == "spine2"
+
+
+def _ring_deadlock(max_moves: int) -> tuple[Fabric, TrafficEngineer, list[int], dict]:
+    fab = leaf_spine(2, 3, capacity_bps=20 * MBIT)
+    te = TrafficEngineer(visibility_s=0.0, max_moves_per_round=max_moves)
+    a = _place_on(te, fab, 1, "leaf1", "leaf2", "spine1")
+    b = _place_on(te, fab, 2, "leaf1", "leaf3", "spine1")
+    c = _place_on(te, fab, 3, "leaf3", "leaf2", "spine2")
+    d = _place_on(te, fab, 4, "leaf2", "leaf3", "spine2")
+    te.update_rates({a: 10 * MBIT, b: 10 * MBIT, c: 19 * MBIT, d: 19 * MBIT}, now=5.0)
+    load = {
+        fab.link("leaf1", "spine1"): 20 * MBIT,
+        fab.link("spine1", "leaf2"): 10 * MBIT,
+        fab.link("spine1", "leaf3"): 10 * MBIT,
+        fab.link("leaf3", "spine2"): 19 * MBIT,
+        fab.link("spine2", "leaf2"): 19 * MBIT,
+        fab.link("leaf2", "spine2"): 19 * MBIT,
+        fab.link("spine2", "leaf3"): 19 * MBIT,
+    }
+    return fab, te, [a, b, c, d], load
+
+
+def test_two_flows_trade_spines_when_single_moves_are_stuck() -> None:
+    """Ring-like deadlock: a and b collided on leaf1 -> spine1; each one's other spine is
+    full towards its destination (c and d hold it). Moving c to spine1 frees spine2 for a."""
+    fab, te, (a, b, c, d), load = _ring_deadlock(max_moves=8)
+    outcome = te.rebalance(fab.view(load=load), now=10.0, reason="congestion")
+    moved = {m.flow_id: fab.names[m.new_path.switches[1]] for m in outcome}
+    assert len(moved) == 2, moved
+    # One colliding flow went to spine2, and the flow that blocked it to spine1
+    # (the blocker first, so the room exists when the stuck flow arrives).
+    pairs = {(a, c), (b, d)}
+    order = tuple(m.flow_id for m in outcome)
+    assert (order[1], order[0]) in pairs, order
+    assert moved[order[1]] == "spine2" and moved[order[0]] == "spine1"
+
+
+def test_a_trade_needs_room_for_two_moves_in_the_round() -> None:
+    fab, te, ids, load = _ring_deadlock(max_moves=1)
+    outcome = te.rebalance(fab.view(load=load), now=10.0, reason="congestion")
+    assert outcome.moves == ()
+    assert set(outcome.stuck) >= {ids[0]}
