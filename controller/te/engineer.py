@@ -198,7 +198,7 @@ class TrafficEngineer:
                 continue
             rate = alpha * bps + (1 - alpha) * flow.rate_bps if flow.measured else bps
             if not flow.measured:
-                self._recent.settle(flow_id, bps)
+                self._recent.settle(flow_id)
             self._table.replace(replace(flow, rate_bps=rate, measured=True))
 
     # -------------------------------------------------------------- reactions

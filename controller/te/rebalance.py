@@ -6,8 +6,9 @@ the smallest congestion threshold among the policies of the flows on it. For
 each hot link, hottest first, flows leave largest rate first until the link is
 under its threshold; each goes to the first path, in its own strategy's order,
 on which it fits without pushing any link above threshold. Flows moved or
-placed within their policy's ``min_move_interval_s`` stay (no flapping),
-pinned flows on their pinned path stay, and a round moves at most
+placed within their policy's ``min_move_interval_s`` stay (no flapping; the
+hold doubles with each move a flow has made), pinned flows on their pinned
+path and flows of hash-based strategies stay, and a round moves at most
 ``max_moves`` flows. Load bookkeeping is simulated as the plan is built, so
 one round never over-fills the path it moves flows to.
 
@@ -151,10 +152,29 @@ class _Planner:
         )
 
 
+# Hash-based strategies keep their paths: an ECMP or weighted policy asks for
+# the hash's split, collisions included (failures and drains still move them).
+HASHED = frozenset({Strategy.ECMP, Strategy.WEIGHTED})
+
+
+def hold_down(flow: TrackedFlow, policy: Policy) -> float:
+    """Seconds a flow stays put after its last move: ``min_move_interval_s``,
+    doubling with every earlier move (capped at 32x) so a flow that keeps being
+    moved settles instead of flapping."""
+    return float(policy.params.min_move_interval_s * 2 ** min(flow.moves, 5))
+
+
+def _rebalanced(flow: TrackedFlow, policy: Policy) -> bool:
+    """Whether rebalancing may move this flow at all (its policy balances by load)."""
+    if policy.strategy is Strategy.PINNED:
+        return flow.fell_back and policy.fallback not in HASHED
+    return policy.strategy not in HASHED
+
+
 def _movable(flow: TrackedFlow, policy: Policy, now: float) -> bool:
-    if policy.strategy is Strategy.PINNED and not flow.fell_back:
+    if not _rebalanced(flow, policy):
         return False
-    return flow.load_bps > 0 and now - flow.settled_at >= policy.params.min_move_interval_s
+    return flow.load_bps > 0 and now - flow.settled_at >= hold_down(flow, policy)
 
 
 def _find_swap(
@@ -263,11 +283,9 @@ def plan_rebalance(
             if len(relocations) >= max_moves:
                 break
             policy = policy_of[flow.flow_id]
-            if policy.strategy is Strategy.PINNED and not flow.fell_back:
+            if not _rebalanced(flow, policy) or flow.load_bps <= 0:
                 continue
-            if flow.load_bps <= 0:
-                continue
-            if now - flow.settled_at < policy.params.min_move_interval_s:
+            if now - flow.settled_at < hold_down(flow, policy):
                 held.append(flow.flow_id)
                 done.add(flow.flow_id)
                 continue

@@ -64,18 +64,15 @@ class RecentLoad(Mapping[LinkId, float]):
         if key is not None:
             self._by_key[key] = entry
 
-    def settle(self, key: Hashable, measured_bps: float) -> None:
-        """A placement's real rate is known: count no more than that from now on.
-
-        A flow estimated as an elephant but measured as a mouse (a control
-        connection, say) stops reserving a link it barely uses.
-        """
+    def settle(self, key: Hashable) -> None:
+        """A placement's rate has been measured: the counters show it now, so stop
+        counting its estimate on top (which would count it twice, and make a flow
+        estimated as an elephant but measured as a mouse reserve a whole link)."""
         entry = self._by_key.pop(key, None)
-        if entry is None or entry[2] <= measured_bps:
+        if entry is None or entry[2] == 0:
             return
-        new = max(0.0, measured_bps)
-        self._apply(entry[1], new - entry[2])
-        entry[2] = new
+        self._apply(entry[1], -entry[2])
+        entry[2] = 0.0
 
     def expire(self, now: float) -> None:
         """Forget contributions whose time is up. ``now`` should not go backwards;

@@ -240,3 +240,28 @@ def test_a_trade_needs_room_for_two_moves_in_the_round() -> None:
     outcome = te.rebalance(fab.view(load=load), now=10.0, reason="congestion")
     assert outcome.moves == ()
     assert set(outcome.stuck) >= {ids[0]}
+
+
+def test_hash_strategies_are_not_rebalanced_and_holds_grow_with_moves() -> None:
+    fab, te, ids = hot_spine1(policy(Strategy.LEAST_UTILIZED, threshold=0.8))
+    ecmp = policy(Strategy.ECMP, threshold=0.8)
+    te.policies_changed(lambda ft, dscp: ecmp, fab.view(), now=20.0)
+    load: dict[LinkId, float] = {}
+    for i, rate in zip(ids, RATES, strict=True):
+        flow = te.flow(i)
+        assert flow is not None
+        for lid in flow.path.links:
+            load[lid] = load.get(lid, 0.0) + 1.2 * rate
+    assert max(load.values()) > 0.8 * 100 * MBIT  # the hash left a hot link
+    outcome = te.rebalance(fab.view(load=load), now=60.0)
+    assert outcome.moves == ()  # an ECMP policy keeps the hash's choice
+
+    from controller.te.rebalance import hold_down
+
+    pol = policy(Strategy.LEAST_UTILIZED, hold=2.0)
+    fab, te, ids = hot_spine1(pol)
+    flow = te.flow(ids[0])
+    assert flow is not None
+    assert hold_down(flow, pol) == 2.0
+    assert hold_down(replace(flow, moves=3), pol) == 16.0
+    assert hold_down(replace(flow, moves=50), pol) == 64.0
