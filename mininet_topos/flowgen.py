@@ -9,9 +9,18 @@ goodput time series.
     python3 flowgen.py recv --proto udp --port 4791 --duration 10 --report r.json
     python3 flowgen.py send --proto udp --dst 10.0.2.1 --port 4791 --sport 40001 \\
         --rate 8 --duration 8 --report s.json
+
+New-flow setup latency is measured end to end with an echo server and a
+prober: for each new source port the prober sends one datagram and waits for
+its echo (the first packet of a new 5-tuple waits for the controller), then a
+second one on the same 5-tuple (rules in place) as the baseline:
+
+    python3 flowgen.py echo --port 4791 --duration 30
+    python3 flowgen.py probe --dst 10.0.2.1 --port 4791 --count 300 --report p.json
 """
 
 import argparse
+import itertools
 import json
 import socket
 import struct
@@ -54,6 +63,8 @@ def recv(args):
                     data = conn.recv(65536)
                 except TimeoutError:
                     continue
+                except ConnectionResetError:  # a sender that ends with --reset
+                    break
                 if not data:
                     break
                 now = time.time()
@@ -80,11 +91,11 @@ def recv(args):
             received += 1
             _bins(timeline, first, len(data), now)
             if len(data) >= HEADER.size:
-                seq, _, tag = HEADER.unpack_from(data)
+                seq, sent_at, tag = HEADER.unpack_from(data)
                 flow = per_tag.setdefault(
                     tag,
                     {
-                        "seqs": set(),
+                        "seqs": {},
                         "highest": -1,
                         "reordered": 0,
                         "bytes": 0,
@@ -95,7 +106,7 @@ def recv(args):
                 if seq < flow["highest"]:
                     flow["reordered"] += 1
                 flow["highest"] = max(flow["highest"], seq)
-                flow["seqs"].add(seq)
+                flow["seqs"][seq] = sent_at
                 flow["bytes"] += len(data)
                 flow["max_gap_s"] = max(flow["max_gap_s"], now - flow["last"])
                 flow["last"] = now
@@ -120,6 +131,7 @@ def recv(args):
                 "reordered": f["reordered"],
                 "bytes": f["bytes"],
                 "max_gap_s": f["max_gap_s"],
+                "losses": _losses(f["seqs"]),
             }
             for tag, f in per_tag.items()
         }
@@ -130,6 +142,29 @@ def recv(args):
             flows=flows,
         )
     _write(args.report, report)
+
+
+MAX_LOSS_RECORDS = 500
+
+
+def _losses(seqs):
+    """[[send time of the last packet before a hole, packets missing], ...] for a UDP flow.
+
+    Tells *when* packets were lost, not just how many, so a reader can count
+    the loss around an event (a link failure) apart from loss at other times.
+    Packets missing before the first arrival are dated by that arrival. The
+    largest holes are kept if there are very many.
+    """
+    if not seqs:
+        return []
+    order = sorted(seqs)
+    holes = [[round(seqs[order[0]], 4), order[0]]] if order[0] > 0 else []
+    for prev, nxt in itertools.pairwise(order):
+        if nxt - prev > 1:
+            holes.append([round(seqs[prev], 4), nxt - prev - 1])
+    if len(holes) > MAX_LOSS_RECORDS:
+        holes = sorted(sorted(holes, key=lambda h: -h[1])[:MAX_LOSS_RECORDS])
+    return holes
 
 
 def send(args):
@@ -173,6 +208,9 @@ def send(args):
             continue
         seq += 1
         sent += len(payload)
+    if args.reset and args.proto == "tcp":
+        # Close with a reset: no TIME_WAIT, so the same 5-tuple can connect again at once.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()
     elapsed = time.time() - start
     _write(
@@ -206,6 +244,85 @@ def burst(args):
     _write(args.report, {"sent": args.count, "duration_s": time.time() - start})
 
 
+def echo(args):
+    """Send every UDP datagram back to where it came from, until ``duration`` ends."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("0.0.0.0", args.port))
+    sock.settimeout(0.2)
+    deadline = time.time() + args.duration
+    echoed = 0
+    while time.time() < deadline:
+        try:
+            data, peer = sock.recvfrom(65536)
+        except TimeoutError:
+            continue
+        try:
+            sock.sendto(data, peer)
+            echoed += 1
+        except OSError:
+            pass
+    sock.close()
+    _write(args.report, {"port": args.port, "echoed": echoed})
+
+
+def _round_trip(sock, dst, seq, timeout):
+    """Seconds until the echo of datagram ``seq`` comes back, or None after ``timeout``."""
+    payload = bytearray(64)
+    start = time.perf_counter()
+    HEADER.pack_into(payload, 0, seq, time.time(), 0)
+    sock.sendto(payload, dst)
+    deadline = start + timeout
+    while True:
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            return None
+        sock.settimeout(left)
+        try:
+            data = sock.recv(65536)
+        except TimeoutError:
+            return None
+        # A late echo of an earlier datagram must not pass for this one.
+        if len(data) >= HEADER.size and HEADER.unpack_from(data)[0] == seq:
+            return time.perf_counter() - start
+
+
+def probe(args):
+    """Two echoed datagrams per new source port: the first sets the flow up, the second does not.
+
+    The first round trip includes whatever the network does for a new 5-tuple
+    (a packet-in, path choice, rule installation); the second, on the same
+    5-tuple right after, is the baseline. ``setup = first - second``.
+    """
+    dst = (args.dst, args.port)
+    probes = []
+    for k in range(args.count):
+        sport = args.first_sport + k
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("0.0.0.0", sport))
+            first = _round_trip(sock, dst, 2 * k, args.timeout)
+            second = _round_trip(sock, dst, 2 * k + 1, args.timeout) if first else None
+        except OSError:
+            first = second = None
+        finally:
+            sock.close()
+        probes.append({"sport": sport, "first_rtt_s": first, "second_rtt_s": second})
+        if args.interval:
+            time.sleep(args.interval)
+    answered = [p for p in probes if p["first_rtt_s"] and p["second_rtt_s"]]
+    _write(
+        args.report,
+        {
+            "count": args.count,
+            "answered": len(answered),
+            "setup_s": [p["first_rtt_s"] - p["second_rtt_s"] for p in answered],
+            "probes": probes,
+        },
+    )
+
+
 def _write(path, report):
     text = json.dumps(report)
     if path:
@@ -230,6 +347,7 @@ def main(argv=None):
     snd.add_argument("--rate", type=float, default=0.0, help="Mbit/s (0 = as fast as possible)")
     snd.add_argument("--size", type=int, default=1200, help="bytes per datagram / write")
     snd.add_argument("--tag", type=int, default=0)
+    snd.add_argument("--reset", action="store_true", help="TCP: end with a reset, not a FIN")
     brs = sub.add_parser("burst")
     brs.add_argument("--dst", required=True)
     brs.add_argument("--port", type=int, required=True)
@@ -237,13 +355,30 @@ def main(argv=None):
     brs.add_argument("--first-sport", type=int, default=30000)
     brs.add_argument("--interval", type=float, default=0.001)
     brs.add_argument("--report", default="")
+    ech = sub.add_parser("echo")
+    ech.add_argument("--port", type=int, required=True)
+    ech.add_argument("--duration", type=float, required=True)
+    ech.add_argument("--report", default="")
+    prb = sub.add_parser("probe")
+    prb.add_argument("--dst", required=True)
+    prb.add_argument("--port", type=int, required=True)
+    prb.add_argument("--count", type=int, default=300)
+    prb.add_argument("--first-sport", type=int, default=33000)
+    prb.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for an echo")
+    prb.add_argument("--interval", type=float, default=0.005, help="seconds between probes")
+    prb.add_argument("--report", default="")
     args = parser.parse_args(argv)
     if args.mode == "burst":
         burst(args)
         return
+    if args.mode == "probe":
+        if args.count < 1 or args.timeout <= 0:
+            parser.error("--count must be >= 1 and --timeout positive")
+        probe(args)
+        return
     if args.duration <= 0:
         parser.error("--duration must be positive")
-    recv(args) if args.mode == "recv" else send(args)
+    {"recv": recv, "send": send, "echo": echo}[args.mode](args)
 
 
 if __name__ == "__main__":

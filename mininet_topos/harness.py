@@ -170,6 +170,12 @@ class LeafSpineFabric:
                 return node_a.ports[intf]
         raise KeyError(f"no link between {a} and {b}")
 
+    def intf_between(self, a, b):
+        """Name of the interface of node ``a`` on its link to node ``b`` (e.g. to sniff on)."""
+        node_a = self.net.get(a)
+        port = self.port_between(a, b)
+        return next(intf.name for intf, p in node_a.ports.items() if p == port)
+
     def set_link(self, a, b, up):
         self.net.configLinkStatus(a, b, "up" if up else "down")
 

@@ -89,6 +89,10 @@ def test_reported_utilization_matches_iperf(shaped):
     iperf_util = _iperf_mbps("/tmp/fabric-iperf-telemetry.json") / CAPACITY_MBPS
     ctrl_up = sum(s[0] for s in samples) / len(samples)
     ctrl_down = sum(s[1] for s in samples) / len(samples)
+    print(
+        f"\nutilization: controller {ctrl_up:.3f} (leaf->spine) {ctrl_down:.3f} (spine->leaf), "
+        f"iperf3 {iperf_util:.3f}, idle links max {max(idle):.3f}"
+    )
     # The controller counts headers iperf3 does not (~4% at 1500-byte frames);
     # the acceptance band is 20%.
     for ctrl in (ctrl_up, ctrl_down):
@@ -149,6 +153,7 @@ def test_prometheus_scrapes_utilization(shaped, tmp_path):
             what="Prometheus to hold the loaded link's utilization",
         )
         prom_value = float(result[0]["value"][1])
+        print(f"\nPrometheus: {up} = {prom_value:.3f}")
         assert fab.wait_pid(client, timeout=20) and fab.wait_pid(server, timeout=10)
         iperf_util = _iperf_mbps("/tmp/fabric-iperf-telemetry.json") / CAPACITY_MBPS
         assert abs(prom_value - iperf_util) <= 0.2 * iperf_util, (prom_value, iperf_util)
