@@ -65,7 +65,7 @@ class FabricdConfig:
     # traffic engineering
     rebalance_period: float = 2.0
     max_moves_per_round: int = 8
-    packet_in_rate: int = 2000
+    packet_in_rate: int = 500
     failover_groups: bool = True
     flow_setup_budget: int = 500
     seed: int = 0

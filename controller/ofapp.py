@@ -121,6 +121,13 @@ class FabricApp(app_manager.RyuApp):
     def execute(self, out: CoreOutput):
         """Send what the core decided: packets now, programs in order."""
         self.rt.absorb(out)
+        for dpid in out.resync:
+            self._schedule_resync(dpid)
+        for dpid, ops in out.immediate:
+            dp = self.dps.get(dpid)
+            if dp is not None and self.core.prog.is_synced(dpid):
+                for op in ops:
+                    self._send(dp, ofmsg.op_to_msg(dp, op))
         for item in out.packets:
             self._send_packet(item)
         if out.programs or out.packets_after:
@@ -132,6 +139,9 @@ class FabricApp(app_manager.RyuApp):
             try:
                 for program in programs:
                     self._run_program(program)
+                    if program.done_key is not None:
+                        for pkt in self.ctl.flows.program_done(program.done_key):
+                            self._packet_out(pkt)
                 for pkt in after:
                     self._packet_out(pkt)
             except Exception:  # a bug must not stop all future programming
@@ -356,6 +366,10 @@ class FabricApp(app_manager.RyuApp):
         else:
             return
         self.execute(out)
+        # Let the programmer and timers run between packet-ins: under a storm the
+        # event loop would otherwise starve them (eventlet is cooperative), and
+        # barrier replies would wait while the storm grows.
+        hub.sleep(0)
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
     def _flow_removed(self, ev):

@@ -21,9 +21,11 @@ from controller.engine.outputs import CoreOutput, Notice, PacketOut
 from controller.errors import FailedPrecondition
 from controller.fabric.events import FabricEvent, LinkDown, LinkUp, SwitchDown
 from controller.fabric.model import FiveTuple, LinkId, PortRef
-from controller.flowprog.entries import Cookie, CookieKind
-from controller.flowprog.flowrules import compile_flow
-from controller.flowprog.plan import Program
+from controller.flowprog.entries import Action, Cookie, CookieKind, FlowEntry, Match, Output
+from controller.flowprog.flowrules import compile_flow, flow_match
+from controller.flowprog.forwarding import PRIO_FLOW, PRIO_HOST
+from controller.flowprog.plan import Barrier, Program
+from controller.flowprog.tables import OwnerNeeds
 from controller.policy.book import PolicyBook
 from controller.policy.model import Policy
 from controller.routing.nexthops import next_hops_to
@@ -36,6 +38,10 @@ from controller.telemetry import CongestionEvent
 __all__ = ["FlowManager", "FlowSample", "TokenBucket"]
 
 log = logging.getLogger("fabricd.flows")
+
+HOLD_PACKETS = 256  # packets kept per flow while its rules are being installed
+STRAYS_PER_TICK = 16  # trapped packets of an installed flow re-injected per tick
+STRAY_GRACE_S = 2.0  # after its ingress rule was sent, a flow's trapped packets are in flight
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,9 @@ class FlowManager:
         self.failover_groups = failover_groups
         self._next_rebalance = 0.0
         self._bytes: dict[int, tuple[int, int, float]] = {}  # flow id -> (generation, bytes, t)
+        self._held: dict[int, list[PacketOut]] = {}  # packets of flows whose rules are pending
+        self._strays: dict[int, int] = {}  # trapped packets of ready flows since the last tick
+        self._ruled_at: dict[int, float] = {}  # when the flow's first ingress rule was sent
         self.counters: dict[str, int] = {}
         self.reroutes: dict[str, int] = {}
         core.listeners.append(self.on_fabric_events)
@@ -109,11 +118,10 @@ class FlowManager:
     ) -> CoreOutput:
         """First packet(s) of a policy-governed flow, sent up by a class trap."""
         out = self.core.learn_host(mac=src_mac, ipv4=ft.src_ip, at=at, now=now)
+        packet = PacketOut(dpid=at.dpid, data=data, in_port=at.port)
         existing = self.te.flow_by_five_tuple(ft)
         if existing is not None:
-            # Rules are installed or queued: release it behind them.
-            out.packets_after.append(PacketOut(dpid=at.dpid, data=data, in_port=at.port))
-            return out
+            return self._hold_or_release(existing, packet, out, now)
         policy = self.book().governing(ft, dscp=dscp)
         dst = self.core.topo.host_by_ip(ft.dst_ip)
         if policy is None or policy.is_catch_all or dst is None:
@@ -136,9 +144,27 @@ class FlowManager:
             self._count("no-path")
             return out
         flow = placement.flow
+        # First a provisional ingress rule that sends the flow down the default
+        # (per-destination) path, so its packets stop meeting the trap at once;
+        # then the placed path, built egress-first, flips that rule. Packets that
+        # meet the trap meanwhile wait here until the provisional rule is confirmed.
+        provisional = self._provisional(flow, policy, dst.mac)
+        if provisional is not None:
+            # Sent straight away with a barrier, then the packet: the switch applies
+            # the rule before it forwards the packet through its table.
+            first = self.core.prog.set_owner(
+                ("flow", flow.flow_id), provisional, now=now, reason="flow-provisional"
+            )
+            for phase in first.phases:
+                for dpid, ops in phase.ops.items():
+                    out.immediate.append((dpid, [*ops, Barrier()]))
+            out.packets.append(packet)
+        self._ruled_at[flow.flow_id] = now
         program = self._program(flow, policy, reason="flow-setup", now=now)
+        if provisional is None:  # no default route yet: hold until the rules land
+            program.done_key = ("flow-ready", flow.flow_id, flow.generation)
+            self._held[flow.flow_id] = [packet]
         out.add_program(program)
-        out.packets_after.append(PacketOut(dpid=at.dpid, data=data, in_port=at.port))
         out.notices.append(
             Notice(
                 "flow-placed",
@@ -150,6 +176,62 @@ class FlowManager:
         if flow.fell_back:
             out.notices.append(Notice("policy-fallback", policy.name, reason=placement.reason))
         return out
+
+    def _hold_or_release(
+        self, flow: TrackedFlow, packet: PacketOut, out: CoreOutput, now: float
+    ) -> CoreOutput:
+        held = self._held.get(flow.flow_id)
+        if held is not None:  # rules not confirmed yet
+            if len(held) < HOLD_PACKETS:
+                held.append(packet)
+            else:
+                self._count("hold-overflow")
+            return out
+        # The rule was sent, yet the packet met the trap: it was in flight (or
+        # queued here) before the rule landed; send it through the table again.
+        # Long after the rule was sent, a stream of these means the switch lost
+        # the rule: re-read its tables instead of bouncing packets.
+        if now - self._ruled_at.get(flow.flow_id, now) < STRAY_GRACE_S:
+            out.packets_after.append(packet)
+            return out
+        seen = self._strays.get(flow.flow_id, 0) + 1
+        self._strays[flow.flow_id] = seen
+        if seen <= STRAYS_PER_TICK:
+            out.packets_after.append(packet)
+        else:
+            self._count("stray")
+            out.resync.add(flow.ingress.dpid)
+        return out
+
+    def _provisional(self, flow: TrackedFlow, policy: Policy, dst_mac: str) -> OwnerNeeds | None:
+        """The flow's ingress rule, forwarding as the default route to its host does."""
+        dpid = flow.ingress.dpid
+        if dpid == flow.egress.dpid:
+            actions: tuple[Action, ...] = (Output(flow.egress.port),)
+        else:
+            route = self.core.prog.desired.table(dpid).flows.get(
+                (0, PRIO_HOST, Match.of(eth_dst=dst_mac))
+            )
+            if route is None or not route.actions:
+                return None
+            actions = route.actions
+        entry = FlowEntry(
+            priority=PRIO_FLOW,
+            match=flow_match(flow.five_tuple),
+            actions=actions,
+            cookie=Cookie(CookieKind.FLOW, flow.flow_id, flow.generation).encode(),
+            idle_timeout=policy.params.idle_timeout_s,
+            send_flow_removed=True,
+            ingress=True,
+        )
+        return OwnerNeeds.build(flows={dpid: [entry]})
+
+    def program_done(self, key: tuple[str, int, int]) -> list[PacketOut]:
+        """The shim confirmed a program: packets held for its flow may go."""
+        kind, flow_id, _generation = key
+        if kind != "flow-ready":
+            return []
+        return self._held.pop(flow_id, [])
 
     def _program(self, flow: TrackedFlow, policy: Policy, *, reason: str, now: float) -> Program:
         topo = self.core.topo
@@ -214,6 +296,8 @@ class FlowManager:
         for flow_id in flow_ids:
             flow = self.te.remove(flow_id)
             self._bytes.pop(flow_id, None)
+            self._held.pop(flow_id, None)
+            self._ruled_at.pop(flow_id, None)
             out.add_program(self.core.prog.drop_owner(("flow", flow_id), now=now, reason=reason))
             if flow is not None:
                 out.notices.append(Notice("flow-expired", str(flow_id), reason=reason))
@@ -245,6 +329,7 @@ class FlowManager:
         return self._apply_moves(outcome.moves, now)
 
     def tick(self, *, now: float) -> CoreOutput:
+        self._strays.clear()
         if now < self._next_rebalance:
             return CoreOutput()
         self._next_rebalance = now + self._rebalance_period()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from controller.fabric.model import Dpid, PortNo, PortRef
-from controller.flowprog.plan import Program
+from controller.flowprog.plan import Op, Program
 
 __all__ = ["PacketOut", "ArpReply", "LldpProbe", "CoreOutput", "Notice"]
 
@@ -57,9 +57,13 @@ class Notice:
 @dataclass
 class CoreOutput:
     programs: list[Program] = field(default_factory=list)
+    # Sent at once, before ``packets``, without waiting for the program queue
+    # (each list ends with a barrier, so packets sent after it see its effect).
+    immediate: list[tuple[Dpid, list[Op]]] = field(default_factory=list)
     packets: list[PacketOut | ArpReply] = field(default_factory=list)  # send now
     packets_after: list[PacketOut] = field(default_factory=list)  # once programs are done
     notices: list[Notice] = field(default_factory=list)
+    resync: set[Dpid] = field(default_factory=set)  # re-read these switches' tables
 
     def add_program(self, program: Program) -> None:
         if program:
@@ -67,7 +71,9 @@ class CoreOutput:
 
     def merge(self, other: CoreOutput) -> CoreOutput:
         self.programs += other.programs
+        self.immediate += other.immediate
         self.packets += other.packets
         self.packets_after += other.packets_after
         self.notices += other.notices
+        self.resync |= other.resync
         return self

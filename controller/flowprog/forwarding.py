@@ -133,7 +133,7 @@ def compile_forwarding(inp: ForwardingInputs) -> dict[Dpid, OwnerNeeds]:
                 )
     meters = (
         {
-            d: (MeterEntry(PACKET_IN_METER, inp.packet_in_pps, inp.packet_in_pps // 10),)
+            d: (MeterEntry(PACKET_IN_METER, inp.packet_in_pps, inp.packet_in_pps // 2),)
             for d in flows
         }
         if metered

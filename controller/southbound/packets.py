@@ -5,6 +5,8 @@ Uses Ryu's packet library; the core only ever sees the parsed fields.
 
 from __future__ import annotations
 
+import socket
+import struct
 from dataclasses import dataclass
 
 from ryu.lib.packet import arp, ethernet, ipv4, lldp, packet, tcp, udp
@@ -37,7 +39,64 @@ class Parsed:
     lldp: object = None
 
 
+_ETH = struct.Struct("!6s6sH")
+_VLAN_TAGS = (0x8100, 0x88A8)
+
+
+def _mac(raw: bytes) -> str:
+    return raw.hex(":")
+
+
 def parse(data: bytes) -> Parsed:
+    """Fields of a packet-in. IPv4 and ARP, the hot path of a packet-in storm,
+    are decoded with ``struct`` (tens of times faster than Ryu's packet library);
+    anything else goes through Ryu's library."""
+    if len(data) >= 14:
+        dst_raw, src_raw, ethertype = _ETH.unpack_from(data)
+        if ethertype == ether.ETH_TYPE_IP and len(data) >= 34:
+            return _parse_ipv4(data, _mac(src_raw), _mac(dst_raw))
+        if ethertype == ether.ETH_TYPE_ARP and len(data) >= 42:
+            op = int.from_bytes(data[20:22], "big")
+            return Parsed(
+                kind="arp",
+                eth_src=_mac(src_raw),
+                eth_dst=_mac(dst_raw),
+                arp_op=op,
+                arp_src_ip=socket.inet_ntoa(data[28:32]),
+                arp_dst_ip=socket.inet_ntoa(data[38:42]),
+            )
+        if ethertype in _VLAN_TAGS or ethertype == ether.ETH_TYPE_LLDP:
+            return _parse_slow(data)
+        if ethertype in (ether.ETH_TYPE_IP, ether.ETH_TYPE_ARP):
+            return Parsed(kind="other", eth_src=_mac(src_raw), eth_dst=_mac(dst_raw))
+    return _parse_slow(data)
+
+
+def _parse_ipv4(data: bytes, src: str, dst: str) -> Parsed:
+    ihl = (data[14] & 0x0F) * 4
+    if (data[14] >> 4) != 4 or ihl < 20 or len(data) < 14 + ihl:
+        return Parsed(kind="other", eth_src=src, eth_dst=dst)
+    proto = data[23]
+    sport = dport = 0
+    l4 = 14 + ihl
+    first_fragment = int.from_bytes(data[20:22], "big") & 0x1FFF == 0
+    if proto in (6, 17) and first_fragment and len(data) >= l4 + 4:
+        sport = int.from_bytes(data[l4 : l4 + 2], "big")
+        dport = int.from_bytes(data[l4 + 2 : l4 + 4], "big")
+    return Parsed(
+        kind="ipv4",
+        eth_src=src,
+        eth_dst=dst,
+        ip_src=socket.inet_ntoa(data[26:30]),
+        ip_dst=socket.inet_ntoa(data[30:34]),
+        ip_proto=proto,
+        dscp=data[15] >> 2,
+        src_port=sport,
+        dst_port=dport,
+    )
+
+
+def _parse_slow(data: bytes) -> Parsed:
     pkt = packet.Packet(data)
     eth = pkt.get_protocol(ethernet.ethernet)
     if eth is None:

@@ -1,0 +1,86 @@
+"""Per-flow setup: a provisional rule at once, then the placed path make-before-break."""
+
+from __future__ import annotations
+
+from fakeoftable import CoreLab
+from synthetic import leaf_spine
+
+from controller.engine.flows import FlowManager
+from controller.engine.monitor import LinkMonitor
+from controller.fabric.model import FiveTuple
+from controller.flowprog.entries import Match
+from controller.flowprog.forwarding import PRIO_HOST
+from controller.flowprog.plan import Barrier, FlowAdd
+from controller.policy.book import PolicyBook
+from controller.policy.model import FlowMatch, Policy, PortRange, Strategy
+from controller.te.engineer import TrafficEngineer
+from controller.telemetry import CapacityConfig
+
+AI = Policy(
+    name="ai",
+    priority=100,
+    match=(FlowMatch(ip_proto=17, dst_ports=(PortRange(4791, 4791),)),),
+    strategy=Strategy.LEAST_UTILIZED,
+)
+
+
+def ready() -> tuple[CoreLab, FlowManager]:
+    lab = CoreLab(leaf_spine(2, 2))
+    lab.start()
+    lab.learn_all()
+    lab.run_for(lab.core.config.warmup_s)
+    monitor = LinkMonitor(capacity=CapacityConfig.from_config(20.0, {}))
+    book = PolicyBook([AI])
+    flows = FlowManager(lab.core, monitor, book=lambda: book, engineer=TrafficEngineer())
+    return lab, flows
+
+
+def test_first_packet_gets_a_provisional_rule_then_the_placed_path() -> None:
+    lab, flows = ready()
+    src, dst = lab.hosts[0], lab.hosts[2]  # leaf1 -> leaf2
+    ft = FiveTuple(src.ip, dst.ip, 17, 40000, 4791)
+    out = flows.packet_in(at=src.port, ft=ft, dscp=0, src_mac=src.mac, data=b"first", now=lab.now)
+
+    # At once: the ingress rule forwarding like the default route, a barrier, the packet.
+    assert len(out.immediate) == 1
+    dpid, ops = out.immediate[0]
+    assert dpid == src.port.dpid and isinstance(ops[-1], Barrier)
+    provisional = ops[0]
+    assert isinstance(provisional, FlowAdd) and provisional.entry.ingress
+    route = lab.core.prog.desired.table(dpid).flows[(0, PRIO_HOST, Match.of(eth_dst=dst.mac))]
+    assert provisional.entry.actions == route.actions
+    assert [p.data for p in out.packets] == [b"first"]
+    lab.fake.apply_ops(dpid, ops)
+    assert lab.send(src, dst).only_to(dst.port)
+
+    # Then the placed path: built egress-first, the ingress flipped last.
+    flow = flows.te.flow_by_five_tuple(ft)
+    assert flow is not None
+    (program,) = out.programs
+    assert program.reason == "flow-setup"
+    flip = [op for op in program.phases[-1].ops.get(dpid, []) if isinstance(op, FlowAdd)]
+    assert flip and all(op.entry.ingress for op in flip)
+    lab.fake.apply(program)
+    walk = lab.send(src, dst)
+    assert walk.only_to(dst.port)
+    assert walk.paths == {flow.path.switches}
+
+    # A packet that was in flight meets the trap: released through the table, no new rules.
+    again = flows.packet_in(at=src.port, ft=ft, dscp=0, src_mac=src.mac, data=b"late", now=lab.now)
+    assert again.programs == [] and again.immediate == []
+    assert [p.data for p in again.packets_after] == [b"late"]
+
+
+def test_a_flow_whose_rules_vanished_triggers_a_resync_not_a_bounce_loop() -> None:
+    lab, flows = ready()
+    src, dst = lab.hosts[0], lab.hosts[2]
+    ft = FiveTuple(src.ip, dst.ip, 17, 40001, 4791)
+    flows.packet_in(at=src.port, ft=ft, dscp=0, src_mac=src.mac, data=b"x", now=lab.now)
+    later = lab.now + 10.0  # long after the rule was sent
+    released = resync = 0
+    for _ in range(40):
+        out = flows.packet_in(at=src.port, ft=ft, dscp=0, src_mac=src.mac, data=b"x", now=later)
+        released += len(out.packets_after)
+        resync += src.port.dpid in out.resync
+    assert released < 40 and resync > 0
+    assert flows.counters["stray"] == 40 - released
