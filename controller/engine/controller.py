@@ -58,7 +58,12 @@ class FabricController:
     def port_stats(
         self, dpid: int, batch: list[tuple[int, PortCounters]], *, now: float
     ) -> tuple[CoreOutput, list]:  # type: ignore[type-arg]
-        events = self.monitor.port_stats(dpid, batch, now=now, topo=self.core.topo)
+        topo = self.core.topo
+        events = self.monitor.port_stats(dpid, batch, now=now, topo=topo)
+        for port, _ in batch:
+            rate = self.monitor.rates.latest(PortRef(dpid, port))
+            if rate is not None and rate.rx_pps > 0:
+                topo.link_alive(PortRef(dpid, port), now=now)
         return self.flows.on_congestion(events, now=now), events
 
     def flow_stats(self, dpid: int, samples: Iterable[FlowSample], *, now: float) -> None:

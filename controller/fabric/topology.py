@@ -137,6 +137,13 @@ class Topology:
         events.append(LinkUp(time=now, link=lid))
         return events
 
+    def link_alive(self, rx: PortRef, *, now: float) -> None:
+        """Traffic arrived on ``rx``: the link into it is alive even if LLDP probes
+        are lost in a saturated queue (so a busy link never times out falsely)."""
+        for lid, link in self.links.items():
+            if lid.dst == rx:
+                self.links[lid] = replace(link, last_seen=max(link.last_seen, now))
+
     def expire_links(self, *, now: float, timeout: float) -> list[FabricEvent]:
         return self._drop_links(
             lambda lid: now - self.links[lid].last_seen > timeout, "lldp-timeout", now

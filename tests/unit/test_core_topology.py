@@ -145,3 +145,20 @@ def test_lldp_that_cannot_be_a_link_is_ignored() -> None:
     lab.lldp(LinkId(PortRef(spine1, 1), PortRef(leaf1, 1)))  # from a switch not connected
     assert lab.core.topo.links == {}
     assert lab.core.counters["lldp-ignored"] == 2
+
+
+def test_traffic_into_a_port_keeps_its_link_alive_without_lldp() -> None:
+    """LLDP probes can drown in a saturated queue; received traffic proves the link."""
+    from controller.fabric.model import Link, LinkId, Port, PortRef
+    from controller.fabric.topology import Topology
+
+    topo = Topology()
+    for dpid in (1, 2):
+        topo.switch_up(dpid, name=f"s{dpid}", ports=[Port(1), Port(2)], now=0.0)
+    lid = LinkId(PortRef(1, 1), PortRef(2, 1))
+    topo.lldp_seen(tx=lid.src, rx=lid.dst, now=0.0)
+    assert isinstance(topo.links[lid], Link)
+    topo.link_alive(PortRef(2, 1), now=3.0)
+    assert topo.expire_links(now=5.0, timeout=3.5) == []
+    gone = topo.expire_links(now=7.0, timeout=3.5)
+    assert [e.link for e in gone] == [lid]  # type: ignore[attr-defined]
