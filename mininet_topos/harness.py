@@ -13,6 +13,7 @@ Imports only Mininet and the standard library.
 """
 
 import contextlib
+import logging
 import os
 import re
 import signal
@@ -26,6 +27,11 @@ from mininet.net import Mininet
 from mininet.node import OVSSwitch, RemoteController
 
 from mininet_topos.leafspine import LeafSpineTopo, host_ip, host_name, leaf_name, spine_name
+
+# Importing mininet.log makes every logger created afterwards a MininetLogger
+# (with its own level and console handler), silently hiding INFO records of
+# unrelated modules. Mininet keeps its own logger; everyone else gets plain ones.
+logging.setLoggerClass(logging.Logger)
 
 __all__ = ["LeafSpineFabric", "FLOWGEN"]
 

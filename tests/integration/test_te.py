@@ -137,37 +137,40 @@ def test_two_roce_flows_of_one_host_pair_use_both_spines(fabricd_factory, fabric
     fd.assert_clean_log()
 
 
-def _find_background_sport(fab, tmp_path, spine: int) -> dict:
-    """Start a default-policy TCP flow leaf1 -> leaf2 that the switch hashes onto ``spine``.
+def _hot_spot_under(fab, client, tmp_path, ai_port: int):
+    """Start a default-policy TCP flow leaf1 -> leaf2 on the AI flow's spine.
 
-    The switch's SELECT hash decides (TCP ports count in it; for UDP Open vSwitch's
-    default hash ignores them), so try source ports until the *other* uplink stays
-    quiet (the chosen one also carries the AI flow, so it says nothing).
+    The switch's SELECT hash decides where it goes (TCP ports count in it; for
+    UDP Open vSwitch's default hash ignores them), so try source ports until the
+    uplink *not* carrying the AI flow stays quiet, or the controller already
+    moved the AI flow away from the collision. Returns (background, seconds from
+    the background's start to the AI flow's move, the moved flow).
     """
     src, dst = fab.host(1, 2), fab.host(2, 2)
-    other = fab.uplink_port(1, 3 - spine)
     for sport in range(20001, 20041):
         sink = fab.start_sink(dst, proto="tcp", port=5001, duration=30, workdir=str(tmp_path))
         time.sleep(0.3)
-        before = fab.port_counters("leaf1")[other][3]
+        spine = int(_spine_of(_flows(client, dst_port=ai_port)[0])[-1])
+        quiet = fab.uplink_port(1, 3 - spine)
+        before = fab.port_counters("leaf1")[quiet][3]
+        started = time.monotonic()
         sender = fab.start_sender(
-            src,
-            dst,
-            proto="udp",
-            port=5001,
-            sport=sport,
-            rate=19,
-            duration=25,
-            workdir=str(tmp_path),
-            size=1000,
+            src, dst, proto="tcp", port=5001, sport=sport, duration=25, workdir=str(tmp_path)
         )
         time.sleep(1.0)
-        if fab.port_counters("leaf1")[other][3] - before < 500_000:
-            return {"sink": sink, "sender": sender}
+        flow = _flows(client, dst_port=ai_port)[0]
+        collided = fab.port_counters("leaf1")[quiet][3] - before < 500_000
+        if flow.moves or collided:
+            moved = wait_until(
+                lambda: f if (f := _flows(client, dst_port=ai_port)[0]).moves >= 1 else None,
+                timeout=15,
+                what="the AI flow to leave the congested spine",
+            )
+            return {"sink": sink, "sender": sender}, time.monotonic() - started, moved, spine
         for handle in (sender, sink):
             fab.kill(handle["pid"])
             fab.wait_pid(handle["pid"])
-    raise AssertionError(f"no source port made the switch hash onto spine{spine}")
+    raise AssertionError("no source port made the switch hash onto the AI flow's spine")
 
 
 def test_congestion_moves_ai_flow_and_throughput_recovers(
@@ -183,17 +186,9 @@ def test_congestion_moves_ai_flow_and_throughput_recovers(
             duration=20,
             workdir=str(tmp_path),
         )
-        flow = _placed(client, 1, dst_port=29500)[0]
-        hot = int(_spine_of(flow)[-1])
+        _placed(client, 1, dst_port=29500)
         time.sleep(1.0)
-        background = _find_background_sport(fab, tmp_path, hot)
-        t0 = time.monotonic()
-        moved = wait_until(
-            lambda: f if (f := _flows(client, dst_port=29500)[0]).moves >= 1 else None,
-            timeout=15,
-            what="the AI flow to leave the congested spine",
-        )
-        elapsed = time.monotonic() - t0
+        background, elapsed, moved, hot = _hot_spot_under(fab, client, tmp_path, 29500)
         assert moved.last_move_reason == "congestion", moved.last_move_reason
         assert _spine_of(moved) == f"spine{3 - hot}"
         _, got = fab.finish_flow(ai)
