@@ -133,8 +133,9 @@ class Programmer:
             if have is None:
                 continue  # not connected: reconciled when it (re)connects
             want = self.desired.table(dpid)
-            defer = self.warming(dpid, now)
-            keep = self._protected.get(dpid) if defer else None
+            # During a warm-up only what the switch reported is protected; what
+            # this controller installed itself since is changed freely.
+            keep = self._protected.get(dpid) if self.warming(dpid, now) else None
             ch = SwitchChanges()
             for entry in cand.flow_adds:
                 cur = have.flows.get(entry.key)
@@ -144,7 +145,8 @@ class Programmer:
                     ch.flow_adds.append(entry)
                     have.flows[entry.key] = entry
             for entry in cand.flow_deletes:
-                if entry.key not in want.flows and entry.key in have.flows and not defer:
+                kept = keep is not None and entry.key in keep.flows
+                if entry.key not in want.flows and entry.key in have.flows and not kept:
                     ch.flow_deletes.append(have.flows.pop(entry.key))
             _shared(
                 cand.group_adds + cand.group_mods,
@@ -152,7 +154,6 @@ class Programmer:
                 have=have.groups,
                 want=want.groups,
                 keep=keep.groups if keep else None,
-                defer=defer,
                 out=(ch.group_adds, ch.group_mods, ch.group_deletes),
             )
             _shared(
@@ -161,7 +162,6 @@ class Programmer:
                 have=have.meters,
                 want=want.meters,
                 keep=keep.meters if keep else None,
-                defer=defer,
                 out=(ch.meter_adds, ch.meter_mods, ch.meter_deletes),
             )
             if ch:
@@ -179,7 +179,6 @@ def _shared(
     have: dict[int, Shared],
     want: dict[int, Shared],
     keep: set[int] | None,
-    defer: bool,
     out: tuple[list[Shared], list[Shared], list[Shared]],
 ) -> None:
     """Groups or meters (keyed by id): what to add, modify and delete on a switch."""
@@ -196,7 +195,7 @@ def _shared(
         have[oid] = obj
     for obj in deletes:
         oid = shared_id(obj)
-        if oid not in want and oid in have and not defer:
+        if oid not in want and oid in have and not (keep is not None and oid in keep):
             dels.append(have.pop(oid))
 
 

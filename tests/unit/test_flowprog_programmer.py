@@ -131,14 +131,33 @@ def test_warm_up_keeps_stale_entries_then_removes_them() -> None:
     assert not prog.end_warmups(now=20.0)
 
 
-def test_deletes_are_deferred_while_warming() -> None:
+def test_deletes_of_reported_entries_wait_for_the_warm_up() -> None:
     prog, fake = Programmer(warmup_s=4.0), FakeFabric(switches=[SW])
+    # The switch kept both routes from an earlier run: they are protected.
+    for route in (host_route(MAC_A, Output(1)), host_route(MAC_B, Output(2))):
+        fake.switches[SW].flows[route.key] = route
     prog.set_owner("a", needs(host_route(MAC_A, Output(1)), host_route(MAC_B, Output(2))), now=0.0)
     synced(prog, fake, now=0.0)
     shrink = prog.set_owner("a", needs(host_route(MAC_A, Output(1))), now=1.0)
     assert not shrink
     assert len(fake.switches[SW].flows) == 2
     fake.apply(prog.end_warmups(now=4.0))
+    assert list(fake.switches[SW].flows) == [host_route(MAC_A).key]
+
+
+def test_what_the_controller_installed_itself_changes_during_warm_up() -> None:
+    prog, fake = Programmer(warmup_s=4.0), FakeFabric(switches=[SW])
+    synced(prog, fake, now=0.0)  # a fresh switch: nothing to protect
+    fake.apply(
+        prog.set_owner(
+            "a", needs(host_route(MAC_A, Output(1)), host_route(MAC_B, Output(2))), now=0.5
+        )
+    )
+    shrink = prog.set_owner("a", needs(host_route(MAC_A, Output(1))), now=1.0)
+    assert any(
+        isinstance(op, FlowDelete) for p in shrink.phases for ops in p.ops.values() for op in ops
+    )
+    fake.apply(shrink)
     assert list(fake.switches[SW].flows) == [host_route(MAC_A).key]
 
 
