@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from api_fakes import FakeFacade
+from api_fakes import FakeFacade, pinned_policy
 from fabric.v1 import fabric_pb2 as pb
 
 from controller.api import convert
@@ -19,38 +18,15 @@ from controller.views import EventKind, EventRecord
 
 
 def full_policy() -> Policy:
-    """A policy with every field away from its default."""
-    return Policy(
+    """A policy with every field away from its default (weights too, which only the
+    wire format carries alongside a pinned path: conversion does not validate)."""
+    base = pinned_policy()
+    tcp = dataclasses.replace(base.match[1], src_ports=(PortRange(1024, 65535),))
+    return dataclasses.replace(
+        base,
         name="nccl-and-roce",
-        priority=200,
-        match=(
-            FlowMatch(
-                ip_proto=17,
-                dst_ports=(PortRange(4791, 4791),),
-                dscp=(26, 46),
-                src_hosts=(ipaddress.IPv4Network("10.0.1.0/24"),),
-            ),
-            FlowMatch(
-                ip_proto=6,
-                src_ports=(PortRange(1024, 65535),),
-                dst_ports=(PortRange(29500, 29599), PortRange(30000, 30010)),
-                dst_hosts=(
-                    ipaddress.IPv4Network("10.0.2.0/24"),
-                    ipaddress.IPv4Network("10.0.3.7/32"),
-                ),
-            ),
-        ),
-        strategy=Strategy.PINNED,
-        params=PolicyParams(
-            congestion_threshold=0.7,
-            clear_threshold=0.5,
-            rebalance_period_s=3.0,
-            min_move_interval_s=1.5,
-            idle_timeout_s=30,
-        ),
+        match=(base.match[0], tcp),
         weights=(("spine1", 2.0), ("spine2", 1.0)),
-        pinned_path=("leaf1", "spine2", "leaf2"),
-        fallback=Strategy.WIDEST,
         description="RoCEv2 and NCCL between racks",
         version=4,
     )
