@@ -388,6 +388,7 @@ class FabricApp(app_manager.RyuApp):
         while True:
             hub.sleep(min(interval / 4, 0.25))
             now = self.clock.mono()
+            ingress = self.ctl.flows.ingress_switches()
             for dpid, dp in list(self.dps.items()):
                 if not self.core.prog.is_synced(dpid):
                     continue
@@ -396,12 +397,12 @@ class FabricApp(app_manager.RyuApp):
                     continue
                 # Jitter keeps switches from being polled in lockstep.
                 next_poll[dpid] = now + interval * random.uniform(0.9, 1.1)
-                self._request_stats(dp, now)
+                self._request_stats(dp, now, flows=dpid in ingress)
             for dpid in list(next_poll):
                 if dpid not in self.dps:
                     del next_poll[dpid]
 
-    def _request_stats(self, dp, now):
+    def _request_stats(self, dp, now, *, flows):
         key = (dp.id, 0)
         sent = self.stats_sent.get(key)
         if sent is not None and now - sent < 3 * self.rt.config.poll_interval + 2.0:
@@ -411,7 +412,7 @@ class FabricApp(app_manager.RyuApp):
             log.warning("switch %s did not answer port stats", self.core.topo.label(dp.id))
         self.stats_sent[key] = now
         self._send(dp, parser.OFPPortStatsRequest(dp, 0, ofp.OFPP_ANY))
-        if dp.id in self.ctl.flows.ingress_switches():
+        if flows:  # the switch is the ingress of placed flows: their rates
             self.stats_sent[(dp.id, 1)] = now
             self._send(
                 dp,

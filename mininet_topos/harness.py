@@ -7,7 +7,8 @@ What every experiment on this machine needs, done in one place:
   dropped silently on the userspace datapath) and IPv6 off on hosts (no
   router-solicitation noise);
 - a quick reconnect (max_backoff 1 s) so controller restarts are cheap;
-- teardown of exactly what was created (``net.stop()``), never ``mn -c``.
+- teardown of exactly what was created (``net.stop()`` and the pids it
+  spawned), never a cleanup that ends processes or bridges by broad name.
 
 Imports only Mininet and the standard library.
 """

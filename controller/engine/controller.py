@@ -19,7 +19,7 @@ from controller.errors import FailedPrecondition, NotFound
 from controller.fabric.model import FiveTuple, LinkId, PortRef
 from controller.flowprog.plan import Program
 from controller.policy.model import Policy, Strategy
-from controller.telemetry import PortCounters, parse_link_ref
+from controller.telemetry import CongestionEvent, PortCounters, parse_link_ref
 from controller.views import ApplyResult, DrainResult, PathExplanation
 
 __all__ = ["FabricController"]
@@ -57,7 +57,7 @@ class FabricController:
 
     def port_stats(
         self, dpid: int, batch: list[tuple[int, PortCounters]], *, now: float
-    ) -> tuple[CoreOutput, list]:  # type: ignore[type-arg]
+    ) -> tuple[CoreOutput, list[CongestionEvent]]:
         topo = self.core.topo
         events = self.monitor.port_stats(dpid, batch, now=now, topo=topo)
         for port, _ in batch:

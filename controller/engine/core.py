@@ -29,7 +29,12 @@ from controller.fabric.events import (
 )
 from controller.fabric.model import Dpid, Host, LinkId, Port, PortRef
 from controller.fabric.topology import Topology
-from controller.flowprog.forwarding import ClassTrap, ForwardingInputs, compile_forwarding
+from controller.flowprog.forwarding import (
+    ClassTrap,
+    ForwardingInputs,
+    compile_forwarding,
+    host_route_key,
+)
 from controller.flowprog.plan import Phase, Program
 from controller.flowprog.programmer import Programmer
 from controller.flowprog.tables import SwitchTable
@@ -251,8 +256,7 @@ class FabricCore:
         return out
 
     def _has_route(self, dpid: Dpid, mac: str) -> bool:
-        table = self.prog.desired.table(dpid)
-        return any(e.match.get("eth_dst") == mac for e in table.flows.values())
+        return host_route_key(mac) in self.prog.desired.table(dpid).flows
 
     # -------------------------------------------------------------- forwarding
     def set_traps(self, traps: Iterable[ClassTrap], *, now: float) -> Program:

@@ -21,9 +21,9 @@ from controller.engine.outputs import CoreOutput, Notice, PacketOut
 from controller.errors import FailedPrecondition
 from controller.fabric.events import FabricEvent, LinkDown, LinkUp, SwitchDown
 from controller.fabric.model import FiveTuple, LinkId, PortRef
-from controller.flowprog.entries import Action, Cookie, CookieKind, FlowEntry, Match, Output
+from controller.flowprog.entries import Action, Cookie, CookieKind, FlowEntry, Output
 from controller.flowprog.flowrules import compile_flow, flow_match
-from controller.flowprog.forwarding import PRIO_FLOW, PRIO_HOST
+from controller.flowprog.forwarding import PRIO_FLOW, host_route_key
 from controller.flowprog.plan import Barrier, Program
 from controller.flowprog.tables import OwnerNeeds
 from controller.policy.book import PolicyBook
@@ -209,9 +209,7 @@ class FlowManager:
         if dpid == flow.egress.dpid:
             actions: tuple[Action, ...] = (Output(flow.egress.port),)
         else:
-            route = self.core.prog.desired.table(dpid).flows.get(
-                (0, PRIO_HOST, Match.of(eth_dst=dst_mac))
-            )
+            route = self.core.prog.desired.table(dpid).flows.get(host_route_key(dst_mac))
             if route is None or not route.actions:
                 return None
             actions = route.actions

@@ -65,7 +65,6 @@ class LinkMonitor:
                 continue
             sample = link_load(lid, self.rates, self.capacity_of(topo, lid))
             self._loads[lid] = LinkLoad(sample.rate_bps, sample.capacity_bps, sample.utilization)
-            self.seen_links[lid] = topo.link_name(lid)
             rate = self.rates.latest(lid.src) or self.rates.latest(lid.dst)
             if sample.measured and sample.capacity_bps > 0 and rate is not None:
                 event = self.detector.observe(lid, sample.utilization, rate.time)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
-from controller.errors import NotFound
+from controller.errors import AlreadyExists, NotFound, VersionConflict
 from controller.fabric.topology import Topology
 from controller.flowprog.classmatch import of_matches
 from controller.flowprog.forwarding import PRIO_TRAP_BASE, ClassTrap
@@ -117,8 +117,6 @@ class PolicyManager:
 
 def _check_version(book: PolicyBook, name: str, expected: int | None) -> None:
     """Dry runs answer the same compare-and-set errors a real apply would."""
-    from controller.errors import AlreadyExists, VersionConflict
-
     current = book.get(name)
     if expected is None:
         return

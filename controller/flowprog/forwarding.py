@@ -21,6 +21,7 @@ from controller.flowprog.entries import (
     Action,
     Cookie,
     CookieKind,
+    EntryKey,
     FlowEntry,
     GroupAction,
     GroupEntry,
@@ -46,6 +47,7 @@ __all__ = [
     "ForwardingInputs",
     "compile_forwarding",
     "base_entries",
+    "host_route_key",
 ]
 
 PRIO_LLDP = 60000
@@ -149,8 +151,14 @@ def compile_forwarding(inp: ForwardingInputs) -> dict[Dpid, OwnerNeeds]:
     }
 
 
+def host_route_key(mac: str) -> EntryKey:
+    """Where a switch's default route to the host with ``mac`` sits in its table."""
+    return (0, PRIO_HOST, Match.of(eth_dst=mac))
+
+
 def _host_entry(host: Host, actions: tuple[Action, ...]) -> FlowEntry:
-    return FlowEntry(PRIO_HOST, Match.of(eth_dst=host.mac), actions, _HOST)
+    _, prio, match = host_route_key(host.mac)
+    return FlowEntry(prio, match, actions, _HOST)
 
 
 def _spread(
