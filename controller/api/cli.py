@@ -25,10 +25,10 @@ from google.protobuf import json_format
 from controller.api import render
 from controller.api.client import FabricClient
 from controller.api.convert import policy_to_proto
+from controller.engine.views import EventKind
 from controller.errors import InvalidArgument
 from controller.fabric.model import FiveTuple
 from controller.policy.model import Policy
-from controller.views import EventKind
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_UNREACHABLE"]
 

@@ -19,10 +19,7 @@ from typing import Any
 from fabric.v1 import fabric_pb2 as pb
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from controller.errors import InvalidArgument
-from controller.fabric.model import FiveTuple, dpid_str
-from controller.policy.model import FlowMatch, Policy, PolicyParams, PortRange, Strategy
-from controller.views import (
+from controller.engine.views import (
     ApplyResult,
     DrainResult,
     EventKind,
@@ -34,6 +31,9 @@ from controller.views import (
     SwitchView,
     TopologyView,
 )
+from controller.errors import InvalidArgument
+from controller.fabric.model import FiveTuple, dpid_str
+from controller.policy.model import FlowMatch, Policy, PolicyParams, PortRange, Strategy
 
 __all__ = [
     "strategy_to_proto",

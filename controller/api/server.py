@@ -26,8 +26,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from controller.api.service import FabricControllerServicer
+from controller.engine.views import FabricFacade
 from controller.errors import InvalidArgument
-from controller.views import FabricFacade
 
 __all__ = [
     "ApiServerConfig",

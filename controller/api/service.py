@@ -26,8 +26,8 @@ from grpc_status import rpc_status
 from controller import errors
 from controller.api import convert
 from controller.api.limits import check_limits, check_name
-from controller.eventbus import SubscriptionDropped
-from controller.views import FabricFacade
+from controller.concurrency.eventbus import SubscriptionDropped
+from controller.engine.views import FabricFacade
 
 __all__ = ["FabricControllerServicer", "TooManyWatchers", "abort_for"]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parents[2]  # the source tree (editable install)
-FABRICD = [sys.executable, "-m", "controller.daemon"]
+FABRICD = [sys.executable, "-m", "controller.app.daemon"]
 
 
 def free_port() -> int:

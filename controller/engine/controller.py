@@ -2,7 +2,7 @@
 
 The Ryu shim calls the southbound methods (one per OpenFlow event), the
 runtime calls the northbound commands (inside the hub, through the mailbox).
-Every method returns a :class:`CoreOutput` for the shim to send. Nothing here
+Every method returns a :class:`EngineOutput` for the shim to send. Nothing here
 reads a clock or touches a datapath.
 """
 
@@ -10,24 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from controller.engine.core import FabricCore
-from controller.engine.flows import FlowManager, FlowSample
+from controller.engine.connectivity import Connectivity
 from controller.engine.monitor import LinkMonitor
-from controller.engine.outputs import CoreOutput, Notice
+from controller.engine.outputs import EngineOutput, Notice
+from controller.engine.placement import FlowPlacer, FlowSample
 from controller.engine.policies import PolicyManager, traps_for
+from controller.engine.views import ApplyResult, DrainResult, PathExplanation
 from controller.errors import FailedPrecondition, NotFound
 from controller.fabric.model import FiveTuple, LinkId, PortRef
 from controller.flowprog.plan import Program
 from controller.policy.model import Policy, Strategy
 from controller.telemetry import CongestionEvent, PortCounters, parse_link_ref
-from controller.views import ApplyResult, DrainResult, PathExplanation
 
 __all__ = ["FabricController"]
 
 
 class FabricController:
     def __init__(
-        self, core: FabricCore, monitor: LinkMonitor, policies: PolicyManager, flows: FlowManager
+        self, core: Connectivity, monitor: LinkMonitor, policies: PolicyManager, flows: FlowPlacer
     ) -> None:
         self.core = core
         self.monitor = monitor
@@ -52,12 +52,12 @@ class FabricController:
         dst_mac: str,
         data: bytes,
         now: float,
-    ) -> CoreOutput:
+    ) -> EngineOutput:
         return self.flows.packet_in(at=at, ft=ft, dscp=dscp, src_mac=src_mac, data=data, now=now)
 
     def port_stats(
         self, dpid: int, batch: list[tuple[int, PortCounters]], *, now: float
-    ) -> tuple[CoreOutput, list[CongestionEvent]]:
+    ) -> tuple[EngineOutput, list[CongestionEvent]]:
         topo = self.core.topo
         events = self.monitor.port_stats(dpid, batch, now=now, topo=topo)
         for port, _ in batch:
@@ -69,13 +69,13 @@ class FabricController:
     def flow_stats(self, dpid: int, samples: Iterable[FlowSample], *, now: float) -> None:
         self.flows.flow_stats(dpid, samples, now=now)
 
-    def tick(self, *, now: float) -> CoreOutput:
+    def tick(self, *, now: float) -> EngineOutput:
         return self.flows.tick(now=now)
 
     # ------------------------------------------------------------- northbound
     def apply_policy(
         self, policy: Policy, *, dry_run: bool, expected_version: int | None, now: float
-    ) -> tuple[ApplyResult, CoreOutput]:
+    ) -> tuple[ApplyResult, EngineOutput]:
         change = self.policies.plan_apply(
             policy,
             topo=self.core.topo,
@@ -83,7 +83,7 @@ class FabricController:
             expected_version=expected_version,
             affected=self.flows.affected_by,
         )
-        out = CoreOutput()
+        out = EngineOutput()
         if dry_run:
             return change.result, out
         out.add_program(self.install_policies(now=now))
@@ -101,9 +101,9 @@ class FabricController:
 
     def delete_policy(
         self, name: str, *, expected_version: int | None, now: float
-    ) -> tuple[int, CoreOutput]:
+    ) -> tuple[int, EngineOutput]:
         version = self.policies.delete(name, expected_version=expected_version)
-        out = CoreOutput()
+        out = EngineOutput()
         out.add_program(self.install_policies(now=now))
         out.merge(self.flows.policies_changed(now=now))
         out.notices.append(Notice("policy-deleted", name, attributes=(("version", str(version)),)))
@@ -118,10 +118,10 @@ class FabricController:
             raise NotFound("link", ref)
         return found
 
-    def drain(self, ref: str, *, drained: bool, now: float) -> tuple[DrainResult, CoreOutput]:
+    def drain(self, ref: str, *, drained: bool, now: float) -> tuple[DrainResult, EngineOutput]:
         links = self._links_for(ref)
         topo = self.core.topo
-        out = CoreOutput()
+        out = EngineOutput()
         out.add_program(self.core.set_drained(links, drained, now=now))
         moves = self.flows.drain(links, now=now) if drained else self.flows.undrain(links, now=now)
         out.merge(moves)

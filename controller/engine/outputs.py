@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from controller.fabric.model import Dpid, PortNo, PortRef
 from controller.flowprog.plan import Op, Program
 
-__all__ = ["PacketOut", "ArpReply", "LldpProbe", "CoreOutput", "Notice"]
+__all__ = ["PacketOut", "ArpReply", "LldpProbe", "EngineOutput", "Notice"]
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class Notice:
 
 
 @dataclass
-class CoreOutput:
+class EngineOutput:
     programs: list[Program] = field(default_factory=list)
     # Sent at once, before ``packets``, without waiting for the program queue
     # (each list ends with a barrier, so packets sent after it see its effect).
@@ -69,7 +69,7 @@ class CoreOutput:
         if program:
             self.programs.append(program)
 
-    def merge(self, other: CoreOutput) -> CoreOutput:
+    def merge(self, other: EngineOutput) -> EngineOutput:
         self.programs += other.programs
         self.immediate += other.immediate
         self.packets += other.packets

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
+from controller.engine.views import ApplyResult
 from controller.errors import AlreadyExists, NotFound, VersionConflict
 from controller.fabric.topology import Topology
 from controller.flowprog.classmatch import of_matches
@@ -20,7 +21,6 @@ from controller.policy.model import Policy
 from controller.policy.overlap import check_conflicts
 from controller.policy.store import PolicyStore
 from controller.policy.validate import validate_policy
-from controller.views import ApplyResult
 
 __all__ = ["PolicyManager", "TopologyNames", "traps_for"]
 

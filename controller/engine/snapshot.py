@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from controller.engine.views import HostView, LinkView, PortView, SwitchView, TopologyView
 from controller.fabric.model import LinkId
 from controller.fabric.topology import Topology
-from controller.views import HostView, LinkView, PortView, SwitchView, TopologyView
 
 __all__ = ["LinkLoad", "build_topology_view", "link_view"]
 

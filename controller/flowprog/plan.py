@@ -115,7 +115,7 @@ class Program:
     phases: list[Phase] = field(default_factory=list)
     reason: str = ""
     created_at: float = 0.0  # when the decision was taken (for setup-latency metrics)
-    # Reported back (``FlowManager.program_done``) once every phase is confirmed.
+    # Reported back (``FlowPlacer.program_done``) once every phase is confirmed.
     done_key: tuple[str, int, int] | None = None
 
     def __bool__(self) -> bool:

@@ -1,7 +1,7 @@
 """The traffic engineer: places AI flows and moves them off failures, drains and hot links.
 
 :class:`TrafficEngineer` is the stateful facade the hub calls. It owns the
-:class:`~controller.te.flows.FlowTable`, the governing policy of every flow,
+:class:`~controller.te.flowtable.FlowTable`, the governing policy of every flow,
 the recent-placement load that counters do not show yet, and the path cache of
 the current graph. Every method takes the current :class:`NetworkView` and
 ``now`` and returns plain data (placements, moves, flows left stranded); the
@@ -31,7 +31,7 @@ from controller.routing.strategies import (
     pinned_route,
     usable_candidates,
 )
-from controller.te.flows import FlowTable, TrackedFlow
+from controller.te.flowtable import FlowTable, TrackedFlow
 from controller.te.rebalance import plan_rebalance
 from controller.te.recent import LoadOverlay, RecentLoad
 from controller.te.results import MOVE_REASONS, Move, Outcome, Placement, routing_identity

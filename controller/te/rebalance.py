@@ -25,7 +25,7 @@ from controller.fabric.model import LinkId, Path
 from controller.policy.model import Policy, Strategy
 from controller.routing.paths import PathCache
 from controller.routing.strategies import FlowRequest, NetworkView, rank_paths, usable_candidates
-from controller.te.flows import FlowTable, TrackedFlow
+from controller.te.flowtable import FlowTable, TrackedFlow
 from controller.te.recent import LoadOverlay
 
 __all__ = ["Relocation", "RebalancePlan", "plan_rebalance"]

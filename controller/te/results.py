@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from controller.fabric.model import LinkId, Path
 from controller.policy.model import Policy, Strategy
-from controller.te.flows import TrackedFlow
+from controller.te.flowtable import TrackedFlow
 
 __all__ = ["Placement", "Move", "Outcome", "MOVE_REASONS", "routing_identity"]
 

@@ -17,17 +17,8 @@ from dataclasses import replace
 from typing import Any
 
 from controller.api.server import ApiServer, ApiServerConfig, start_api_server
-from controller.errors import (
-    AlreadyExists,
-    FailedPrecondition,
-    InvalidArgument,
-    NotFound,
-    VersionConflict,
-)
-from controller.eventbus import EventBus
-from controller.fabric.model import FiveTuple, LinkId, PortRef
-from controller.policy.model import FlowMatch, Policy, PolicyParams, PortRange, Strategy
-from controller.views import (
+from controller.concurrency.eventbus import EventBus
+from controller.engine.views import (
     ApplyResult,
     DrainResult,
     EventKind,
@@ -39,6 +30,15 @@ from controller.views import (
     SwitchView,
     TopologyView,
 )
+from controller.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    VersionConflict,
+)
+from controller.fabric.model import FiveTuple, LinkId, PortRef
+from controller.policy.model import FlowMatch, Policy, PolicyParams, PortRange, Strategy
 
 try:  # the fake validates like the controller does when validation is available
     from controller.policy.validate import validate_policy

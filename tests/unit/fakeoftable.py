@@ -7,7 +7,7 @@ applies a :class:`~controller.flowprog.plan.Program` the way an OpenFlow 1.3
 switch would, raising :class:`OpenFlowError` where a switch would answer with
 an error (and a little stricter, so that wasted or mis-ordered operations show
 up); :meth:`FakeFabric.walk` follows a packet through every branch it can take.
-:class:`CoreLab` wires a :class:`FabricCore` to a fake fabric built from a
+:class:`CoreLab` wires a :class:`Connectivity` to a fake fabric built from a
 :mod:`synthetic` fabric and drives it with plain calls and an explicit clock.
 This module only simulates: it never decides anything the core should decide.
 """
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field, replace
 
 from synthetic import Fabric
 
-from controller.engine.core import ARP_REQUEST, CoreConfig, FabricCore
-from controller.engine.outputs import CoreOutput, LldpProbe
+from controller.engine.connectivity import ARP_REQUEST, Connectivity, ConnectivityConfig
+from controller.engine.outputs import EngineOutput, LldpProbe
 from controller.fabric.model import Dpid, LinkId, Port, PortRef
 from controller.flowprog.entries import (
     Action,
@@ -449,7 +449,7 @@ class LabHost:
 
 
 class CoreLab:
-    """A :class:`FabricCore` driving a :class:`FakeFabric` built from a synthetic fabric.
+    """A :class:`Connectivity` driving a :class:`FakeFabric` built from a synthetic fabric.
 
     ``fabric`` is a :class:`synthetic.Fabric`; ``names`` renames switches (what
     they report as their bridge name). Time only moves when a test moves it.
@@ -461,10 +461,10 @@ class CoreLab:
         *,
         hosts_per_leaf: int = 2,
         names: Mapping[str, str] | None = None,
-        config: CoreConfig | None = None,
+        config: ConnectivityConfig | None = None,
     ) -> None:
         self.fabric = fabric
-        self.core = FabricCore(config or CoreConfig())
+        self.core = Connectivity(config or ConnectivityConfig())
         self.now = 1.0
         rename = names or {}
         self.name_of = {d: rename.get(n, n) for d, n in fabric.names.items()}
@@ -494,13 +494,13 @@ class CoreLab:
             ]
             for d, ps in ports.items()
         }
-        self.outputs: list[CoreOutput] = []
+        self.outputs: list[EngineOutput] = []
         self.lldp_lost: set[PortRef] = set()  # probes sent out of these ports vanish
 
     def dpid(self, name: str) -> Dpid:
         return self.fabric.dpid(name)
 
-    def run(self, out: CoreOutput) -> CoreOutput:
+    def run(self, out: EngineOutput) -> EngineOutput:
         """Apply what the core asked for to the fake switches; keep it for inspection."""
         for program in out.programs:
             self.fake.apply(program)
@@ -511,7 +511,7 @@ class CoreLab:
         self.now += seconds
 
     # ------------------------------------------------------------ switch events
-    def connect(self, dpid: Dpid) -> CoreOutput:
+    def connect(self, dpid: Dpid) -> EngineOutput:
         sw = self.fake.switch(dpid)
         sw.connected = True
         return self.run(
@@ -524,11 +524,11 @@ class CoreLab:
             )
         )
 
-    def disconnect(self, dpid: Dpid) -> CoreOutput:
+    def disconnect(self, dpid: Dpid) -> EngineOutput:
         self.fake.switch(dpid).connected = False
         return self.run(self.core.switch_disconnected(dpid, now=self.now))
 
-    def set_port(self, ref: PortRef, *, up: bool) -> CoreOutput:
+    def set_port(self, ref: PortRef, *, up: bool) -> EngineOutput:
         (self.fake.down.discard if up else self.fake.down.add)(ref)
         port = next(p for p in self.ports[ref.dpid] if p.port_no == ref.port)
         return self.run(
@@ -543,7 +543,7 @@ class CoreLab:
         self.set_port(lid.src, up=up)
         self.set_port(lid.dst, up=up)
 
-    def lldp(self, lid: LinkId) -> CoreOutput:
+    def lldp(self, lid: LinkId) -> EngineOutput:
         return self.run(self.core.lldp_received(tx=lid.src, rx=lid.dst, now=self.now))
 
     def tick(self, *, after_each: Callable[[LinkId], None] | None = None) -> list[LldpProbe]:
@@ -593,11 +593,11 @@ class CoreLab:
         ]
 
     # -------------------------------------------------------------------- hosts
-    def garp(self, host: LabHost) -> CoreOutput:
+    def garp(self, host: LabHost) -> EngineOutput:
         """The host announces itself (gratuitous ARP)."""
         return self.arp(host, target_ip=host.ip)
 
-    def arp(self, host: LabHost, *, target_ip: str, opcode: int = ARP_REQUEST) -> CoreOutput:
+    def arp(self, host: LabHost, *, target_ip: str, opcode: int = ARP_REQUEST) -> EngineOutput:
         return self.run(
             self.core.arp_received(
                 at=host.port,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.config import ConfigError, FabricdConfig, HostPort, load_config, parse_host_port
+from controller.app.config import ConfigError, FabricdConfig, HostPort, load_config, parse_host_port
 
 
 def write(tmp_path: Path, text: str, name: str = "fabricd.yaml") -> str:

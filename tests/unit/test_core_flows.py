@@ -5,8 +5,8 @@ from __future__ import annotations
 from fakeoftable import CoreLab
 from synthetic import leaf_spine
 
-from controller.engine.flows import FlowManager
 from controller.engine.monitor import LinkMonitor
+from controller.engine.placement import FlowPlacer
 from controller.fabric.model import FiveTuple
 from controller.flowprog.entries import Match
 from controller.flowprog.forwarding import PRIO_HOST
@@ -24,14 +24,14 @@ AI = Policy(
 )
 
 
-def ready() -> tuple[CoreLab, FlowManager]:
+def ready() -> tuple[CoreLab, FlowPlacer]:
     lab = CoreLab(leaf_spine(2, 2))
     lab.start()
     lab.learn_all()
     lab.run_for(lab.core.config.warmup_s)
     monitor = LinkMonitor(capacity=CapacityConfig.from_config(20.0, {}))
     book = PolicyBook([AI])
-    flows = FlowManager(lab.core, monitor, book=lambda: book, engineer=TrafficEngineer())
+    flows = FlowPlacer(lab.core, monitor, book=lambda: book, engineer=TrafficEngineer())
     return lab, flows
 
 

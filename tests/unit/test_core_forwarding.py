@@ -1,4 +1,4 @@
-"""FabricCore default forwarding, checked by walking packets through the fake tables."""
+"""Connectivity default forwarding, checked by walking packets through the fake tables."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from fakeoftable import CoreLab
 from synthetic import Fabric, asymmetric, leaf_spine, three_tier
 
-from controller.engine.core import CoreConfig
+from controller.engine.connectivity import ConnectivityConfig
 from controller.fabric.model import Dpid
 from controller.flowprog.classmatch import of_matches
 from controller.flowprog.entries import GroupAction, GroupType, Output, ToController
@@ -27,7 +27,7 @@ FABRICS: dict[str, Callable[[], Fabric]] = {
 }
 
 
-def ready(fabric: Fabric, *, config: CoreConfig | None = None, **kw: object) -> CoreLab:
+def ready(fabric: Fabric, *, config: ConnectivityConfig | None = None, **kw: object) -> CoreLab:
     """Started, every host learned, warm-up over."""
     lab = CoreLab(fabric, config=config, **kw)  # type: ignore[arg-type]
     lab.start()
@@ -252,7 +252,7 @@ def test_catch_all_weighted_weighs_buckets_by_switch_name() -> None:
 
 
 def test_packet_ins_are_metered_when_configured() -> None:
-    lab = ready(leaf_spine(2, 2), config=CoreConfig(packet_in_pps=200))
+    lab = ready(leaf_spine(2, 2), config=ConnectivityConfig(packet_in_pps=200))
     for sw in lab.fake.switches.values():
         assert set(sw.meters) == {PACKET_IN_METER}
         assert sw.meters[PACKET_IN_METER].rate_pps == 200

@@ -1,11 +1,11 @@
-"""FabricCore host learning and ARP: trusted edge ports only, never a flood."""
+"""Connectivity host learning and ARP: trusted edge ports only, never a flood."""
 
 from __future__ import annotations
 
 from fakeoftable import CoreLab
 from synthetic import leaf_spine
 
-from controller.engine.core import ARP_REPLY
+from controller.engine.connectivity import ARP_REPLY
 from controller.engine.outputs import ArpReply, PacketOut
 from controller.fabric.model import PortRef
 

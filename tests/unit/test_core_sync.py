@@ -7,7 +7,7 @@ from collections import Counter
 from fakeoftable import CoreLab
 from synthetic import leaf_spine
 
-from controller.engine.core import CoreConfig, FabricCore
+from controller.engine.connectivity import Connectivity, ConnectivityConfig
 from controller.fabric.model import Host
 from controller.flowprog.entries import (
     Bucket,
@@ -27,7 +27,7 @@ CHANGES = ("FlowAdd", "FlowDelete", "GroupAdd", "GroupModify", "GroupDelete", "M
 
 
 def ready(spines: int = 2, leaves: int = 4, **config: float) -> CoreLab:
-    lab = CoreLab(leaf_spine(spines, leaves), config=CoreConfig(**config))  # type: ignore[arg-type]
+    lab = CoreLab(leaf_spine(spines, leaves), config=ConnectivityConfig(**config))  # type: ignore[arg-type]
     lab.start()
     lab.learn_all()
     lab.run_for(lab.core.config.warmup_s)
@@ -142,7 +142,7 @@ def test_a_controller_restart_keeps_traffic_flowing_and_ends_where_it_started() 
         Host(mac=h.mac, ipv4=h.ipv4, attach=h.attach, last_seen=0.0)
         for h in lab.core.topo.hosts.values()
     ]
-    lab.core = FabricCore(lab.core.config)
+    lab.core = Connectivity(lab.core.config)
     lab.core.restore_hosts(remembered)
     lab.advance(1.0)
     churn_before = lab.fake.mods()

@@ -1,4 +1,4 @@
-"""FabricCore discovery: links from LLDP, and links lost to port, switch and LLDP silence."""
+"""Connectivity discovery: links from LLDP, and links lost to port, switch and LLDP silence."""
 
 from __future__ import annotations
 

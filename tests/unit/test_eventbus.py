@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from controller.eventbus import EventBus, SubscriptionDropped
-from controller.views import EventKind
+from controller.concurrency.eventbus import EventBus, SubscriptionDropped
+from controller.engine.views import EventKind
 
 
 def _publish(bus: EventBus, n: int, kind: EventKind = EventKind.LINK_UP) -> list[int]:

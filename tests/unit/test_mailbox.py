@@ -10,8 +10,8 @@ from concurrent.futures import CancelledError
 
 import pytest
 
+from controller.concurrency.mailbox import Mailbox
 from controller.errors import Unavailable
-from controller.mailbox import Mailbox
 
 
 class Hub:

@@ -8,10 +8,10 @@ from collections.abc import Iterable
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from controller.engine.views import LinkView
 from controller.fabric.model import LinkId, PortRef
-from controller.metrics import FabricMetrics
+from controller.observability.metrics import FabricMetrics
 from controller.telemetry.counters import UNSUPPORTED, PortCounters
-from controller.views import LinkView
 
 LID = LinkId(PortRef(1, 3), PortRef(0x65, 1))
 LINK_LABELS = {"link": "leaf1/3->spine1/1", "src_switch": "leaf1", "dst_switch": "spine1"}

@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 from prometheus_client import CollectorRegistry
 
-from controller.metrics import FabricMetrics
-from controller.metrics_server import DEFAULT_HOST, DEFAULT_PORT
+from controller.observability.exporter import DEFAULT_HOST, DEFAULT_PORT
+from controller.observability.metrics import FabricMetrics
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "fabric-dashboard.json"

@@ -10,8 +10,8 @@ import urllib.request
 import pytest
 from prometheus_client import CollectorRegistry
 
-from controller.metrics import FabricMetrics
-from controller.metrics_server import start_metrics_server
+from controller.observability.exporter import start_metrics_server
+from controller.observability.metrics import FabricMetrics
 
 
 def test_serves_metrics_on_an_ephemeral_port_and_closes() -> None:

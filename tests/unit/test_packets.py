@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from ryu.lib.packet import arp, ethernet, ipv4, packet, tcp, udp
 
-from controller.southbound.packets import _parse_slow, parse
+from controller.fabric.frames import _parse_slow, parse
 
 
 def _ip(proto: int, *, tos: int = 0, frag: int = 0) -> bytes:

@@ -11,7 +11,7 @@ from synthetic import five_tuple, leaf_spine
 from controller.errors import AlreadyExists, NotFound
 from controller.fabric.model import LinkId, Path, PortRef
 from controller.routing.paths import PathCache
-from controller.te.flows import MAX_FLOW_ID, FlowTable, TrackedFlow
+from controller.te.flowtable import MAX_FLOW_ID, FlowTable, TrackedFlow
 
 FAB = leaf_spine(3, 4)
 PATHS = PathCache(FAB.graph)

@@ -18,7 +18,7 @@ import socket
 import sys
 from types import FrameType
 
-from controller.config import ConfigError, FabricdConfig, HostPort, load_config
+from controller.app.config import ConfigError, FabricdConfig, HostPort, load_config
 
 log = logging.getLogger("fabricd")
 
@@ -66,8 +66,8 @@ def _raise_exit(signum: int, frame: FrameType | None) -> None:
 
 def run(cfg: FabricdConfig) -> int:
     from controller.api.server import ApiServerConfig, start_api_server
-    from controller.metrics_server import start_metrics_server
-    from controller.runtime import Runtime
+    from controller.app.runtime import Runtime
+    from controller.observability.exporter import start_metrics_server
 
     _check_listen(cfg.of_listen, "OpenFlow")
     _check_listen(cfg.grpc_listen, "gRPC")
@@ -114,7 +114,7 @@ def run(cfg: FabricdConfig) -> int:
             project="ryu",
         )
         app_mgr = AppManager.get_instance()
-        app_mgr.load_apps(["controller.ofapp", "ryu.controller.ofp_handler"])
+        app_mgr.load_apps(["controller.southbound.ofapp", "ryu.controller.ofp_handler"])
         contexts = app_mgr.create_contexts()
         contexts["fabric_runtime"] = runtime
         services = app_mgr.instantiate_apps(**contexts)

@@ -4,7 +4,7 @@ The hub thread owns all mutable state; it publishes immutable views (these
 frozen dataclasses) that any thread may read. :class:`FabricFacade` is the
 whole surface the gRPC service needs: reads answer from the latest views,
 writes are carried into the hub and return once applied. Tests of the API use
-a fake facade; the daemon uses :class:`controller.runtime.Runtime`.
+a fake facade; the daemon uses :class:`controller.app.runtime.Runtime`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from controller.fabric.model import Dpid, FiveTuple, LinkId
 from controller.policy.model import Policy
 
 if TYPE_CHECKING:
-    from controller.eventbus import EventBus
+    from controller.concurrency.eventbus import EventBus
 
 __all__ = [
     "PortView",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 from ryu.lib.packet import arp, ethernet, ipv4, lldp, packet, tcp, udp
 from ryu.ofproto import ether
@@ -36,7 +37,7 @@ class Parsed:
     dscp: int = 0
     src_port: int = 0
     dst_port: int = 0
-    lldp: object = None
+    lldp: Any = None
 
 
 _ETH = struct.Struct("!6s6sH")
@@ -154,7 +155,7 @@ def build_lldp(signer: LldpSigner, *, dpid: int, port: int, hw_addr: str, now: f
     return bytes(pkt.data)
 
 
-def parse_lldp(signer: LldpSigner, frame: object, *, now: float) -> tuple[int, int] | None:
+def parse_lldp(signer: LldpSigner, frame: Any, *, now: float) -> tuple[int, int] | None:
     """(dpid, port) that sent a probe, or None if it is not a valid probe of ours."""
     if frame is None:
         return None

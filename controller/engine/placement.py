@@ -1,4 +1,4 @@
-"""FlowManager: per-flow placement and movement of policy-governed (AI) flows.
+"""FlowPlacer: per-flow placement and movement of policy-governed (AI) flows.
 
 Hub-owned glue between the traffic engineer (which decides paths) and the
 flow programmer (which turns paths into rules): the first packet of a new
@@ -15,9 +15,9 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from controller.engine.core import FabricCore
+from controller.engine.connectivity import Connectivity
 from controller.engine.monitor import LinkMonitor
-from controller.engine.outputs import CoreOutput, Notice, PacketOut
+from controller.engine.outputs import EngineOutput, Notice, PacketOut
 from controller.errors import FailedPrecondition
 from controller.fabric.events import FabricEvent, LinkDown, LinkUp, SwitchDown
 from controller.fabric.model import FiveTuple, LinkId, PortRef
@@ -31,11 +31,11 @@ from controller.policy.model import Policy
 from controller.routing.nexthops import next_hops_to
 from controller.routing.strategies import NetworkView
 from controller.te.engineer import Move, TrafficEngineer
-from controller.te.flows import TrackedFlow
+from controller.te.flowtable import TrackedFlow
 from controller.te.results import Outcome, routing_identity
 from controller.telemetry import CongestionEvent
 
-__all__ = ["FlowManager", "FlowSample", "TokenBucket"]
+__all__ = ["FlowPlacer", "FlowSample", "TokenBucket"]
 
 log = logging.getLogger("fabricd.flows")
 
@@ -72,10 +72,10 @@ class TokenBucket:
         return False
 
 
-class FlowManager:
+class FlowPlacer:
     def __init__(
         self,
-        core: FabricCore,
+        core: Connectivity,
         monitor: LinkMonitor,
         *,
         book: Callable[[], PolicyBook],
@@ -115,7 +115,7 @@ class FlowManager:
     # ------------------------------------------------------------ new flows
     def packet_in(
         self, *, at: PortRef, ft: FiveTuple, dscp: int, src_mac: str, data: bytes, now: float
-    ) -> CoreOutput:
+    ) -> EngineOutput:
         """First packet(s) of a policy-governed flow, sent up by a class trap."""
         out = self.core.learn_host(mac=src_mac, ipv4=ft.src_ip, at=at, now=now)
         packet = PacketOut(dpid=at.dpid, data=data, in_port=at.port)
@@ -178,8 +178,8 @@ class FlowManager:
         return out
 
     def _hold_or_release(
-        self, flow: TrackedFlow, packet: PacketOut, out: CoreOutput, now: float
-    ) -> CoreOutput:
+        self, flow: TrackedFlow, packet: PacketOut, out: EngineOutput, now: float
+    ) -> EngineOutput:
         held = self._held.get(flow.flow_id)
         if held is not None:  # rules not confirmed yet
             if len(held) < HOLD_PACKETS:
@@ -257,8 +257,8 @@ class FlowManager:
         return program
 
     # ---------------------------------------------------------------- moves
-    def _apply_moves(self, moves: Iterable[Move], now: float) -> CoreOutput:
-        out = CoreOutput()
+    def _apply_moves(self, moves: Iterable[Move], now: float) -> EngineOutput:
+        out = EngineOutput()
         for move in moves:
             flow = self.te.flow(move.flow_id)
             policy = self.te.policy_of(move.flow_id)
@@ -289,8 +289,8 @@ class FlowManager:
             ("path", " -> ".join(topo.label(d) for d in flow.path.switches)),
         )
 
-    def _forget(self, flow_ids: Iterable[int], *, now: float, reason: str) -> CoreOutput:
-        out = CoreOutput()
+    def _forget(self, flow_ids: Iterable[int], *, now: float, reason: str) -> EngineOutput:
+        out = EngineOutput()
         for flow_id in flow_ids:
             flow = self.te.remove(flow_id)
             self._bytes.pop(flow_id, None)
@@ -301,13 +301,13 @@ class FlowManager:
                 out.notices.append(Notice("flow-expired", str(flow_id), reason=reason))
         return out
 
-    def on_fabric_events(self, events: list[FabricEvent], now: float) -> CoreOutput:
+    def on_fabric_events(self, events: list[FabricEvent], now: float) -> EngineOutput:
         down = [e.link for e in events if isinstance(e, LinkDown)]
         up = [e.link for e in events if isinstance(e, LinkUp)]
         for e in events:
             if isinstance(e, LinkDown):
                 self.monitor.link_gone(e.link)
-        out = CoreOutput()
+        out = EngineOutput()
         if down:
             outcome = self.te.on_links_down(down, self.view(), now)
             out.merge(self._apply_moves(outcome.moves, now))
@@ -318,22 +318,22 @@ class FlowManager:
             self._count("switch-down")
         return out
 
-    def on_congestion(self, events: list[CongestionEvent], *, now: float) -> CoreOutput:
+    def on_congestion(self, events: list[CongestionEvent], *, now: float) -> EngineOutput:
         hot = [e.link for e in events if e.congested]
         if not hot or not len(self.te):
-            return CoreOutput()
+            return EngineOutput()
         outcome = self.te.rebalance(self.view(), now, reason="congestion", hot=hot)
         self._log_outcome("congestion", outcome)
         return self._apply_moves(outcome.moves, now)
 
-    def tick(self, *, now: float) -> CoreOutput:
+    def tick(self, *, now: float) -> EngineOutput:
         self._strays.clear()
         if now < self._next_rebalance:
-            return CoreOutput()
+            return EngineOutput()
         self._next_rebalance = now + self._rebalance_period()
         if not len(self.te):
-            return CoreOutput()
-        out = CoreOutput()
+            return EngineOutput()
+        out = EngineOutput()
         # Links telemetry reports congested keep that reason even when found by
         # the periodic round (their congestion event may have come while
         # nothing could move yet); other hot spots are plain rebalancing.
@@ -370,15 +370,15 @@ class FlowManager:
         periods = [p.params.rebalance_period_s for p in self.book().all() if not p.is_catch_all]
         return min(periods) if periods else self.default_rebalance_s
 
-    def drain(self, links: Iterable[LinkId], *, now: float) -> CoreOutput:
+    def drain(self, links: Iterable[LinkId], *, now: float) -> EngineOutput:
         outcome = self.te.drain(list(links), self.view(), now)
         return self._apply_moves(outcome.moves, now)
 
-    def undrain(self, links: Iterable[LinkId], *, now: float) -> CoreOutput:
+    def undrain(self, links: Iterable[LinkId], *, now: float) -> EngineOutput:
         outcome = self.te.undrain(list(links), self.view(), now)
         return self._apply_moves(outcome.moves, now)
 
-    def policies_changed(self, *, now: float) -> CoreOutput:
+    def policies_changed(self, *, now: float) -> EngineOutput:
         book = self.book()
 
         def lookup(ft: FiveTuple, dscp: int) -> Policy | None:
@@ -401,13 +401,13 @@ class FlowManager:
         return count
 
     # ----------------------------------------------------------- switch news
-    def flow_removed(self, dpid: int, cookie: int, *, idle: bool, now: float) -> CoreOutput:
+    def flow_removed(self, dpid: int, cookie: int, *, idle: bool, now: float) -> EngineOutput:
         decoded = Cookie.decode(cookie)
         if decoded is None or decoded.kind is not CookieKind.FLOW or not idle:
-            return CoreOutput()
+            return EngineOutput()
         flow = self.te.flow(decoded.flow_id)
         if flow is None or flow.generation != decoded.generation or flow.ingress.dpid != dpid:
-            return CoreOutput()  # an older placement's entry, or not the ingress: ignore
+            return EngineOutput()  # an older placement's entry, or not the ingress: ignore
         return self._forget([flow.flow_id], now=now, reason="idle")
 
     def flow_stats(self, dpid: int, samples: Iterable[FlowSample], *, now: float) -> None:

@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, Metric
 
+from controller.engine.views import LinkView
 from controller.telemetry.counters import UNSUPPORTED, PortCounters
-from controller.views import LinkView
 
 __all__ = ["PACKET_IN_KINDS", "STATS_KINDS", "FabricMetrics", "PortCounterProvider"]
 

@@ -16,26 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from controller.config import FabricdConfig
+from controller.app.config import FabricdConfig
+from controller.concurrency.eventbus import EventBus
+from controller.concurrency.mailbox import Mailbox
+from controller.engine.connectivity import Connectivity, ConnectivityConfig
 from controller.engine.controller import FabricController
-from controller.engine.core import CoreConfig, FabricCore
-from controller.engine.flows import FlowManager
 from controller.engine.hoststore import load_hosts, save_hosts
 from controller.engine.monitor import LinkMonitor
-from controller.engine.outputs import CoreOutput
+from controller.engine.outputs import EngineOutput
+from controller.engine.placement import FlowPlacer
 from controller.engine.policies import PolicyManager
 from controller.engine.snapshot import build_topology_view
-from controller.errors import FabricError, InvalidArgument, NotFound, VersionConflict
-from controller.eventbus import EventBus
-from controller.fabric.model import FiveTuple
-from controller.mailbox import Mailbox
-from controller.metrics import FabricMetrics
-from controller.policy.model import Policy
-from controller.policy.parse import load_policy_dir
-from controller.policy.sqlite_store import SqlitePolicyStore
-from controller.te.engineer import TrafficEngineer
-from controller.telemetry import CapacityConfig, CongestionEvent
-from controller.views import (
+from controller.engine.views import (
     ApplyResult,
     DrainResult,
     EventKind,
@@ -44,6 +36,14 @@ from controller.views import (
     PathExplanation,
     TopologyView,
 )
+from controller.errors import FabricError, InvalidArgument, NotFound, VersionConflict
+from controller.fabric.model import FiveTuple
+from controller.observability.metrics import FabricMetrics
+from controller.policy.model import Policy
+from controller.policy.parse import load_policy_dir
+from controller.policy.sqlite_store import SqlitePolicyStore
+from controller.te.engineer import TrafficEngineer
+from controller.telemetry import CapacityConfig, CongestionEvent
 
 __all__ = ["Runtime", "Clock"]
 
@@ -78,8 +78,8 @@ class Runtime:
         self.events = EventBus()
         self.mailbox = Mailbox()
         lldp = config.lldp_interval
-        self.core = FabricCore(
-            CoreConfig(
+        self.core = Connectivity(
+            ConnectivityConfig(
                 lldp_interval_s=lldp,
                 link_timeout_s=3.5 * lldp,
                 edge_grace_s=2.0 * lldp,
@@ -109,7 +109,7 @@ class Runtime:
             max_moves_per_round=config.max_moves_per_round,
             default_demand_bps=capacity,
         )
-        flows = FlowManager(
+        flows = FlowPlacer(
             self.core,
             self.monitor,
             book=lambda: policies.book,
@@ -120,7 +120,7 @@ class Runtime:
         )
         self.ctl = FabricController(self.core, self.monitor, policies, flows)
         self.ctl.install_policies(now=self.clock.mono())
-        self._execute: Callable[[CoreOutput], None] | None = None
+        self._execute: Callable[[EngineOutput], None] | None = None
         self._synced_counts: dict[str, int] = {}
         self._views = Views()
         self._dirty = True
@@ -130,7 +130,7 @@ class Runtime:
         self.publish(force=True)  # readers see the stored policies from the first moment
 
     # ------------------------------------------------------------ hub side
-    def absorb(self, out: CoreOutput) -> CoreOutput:
+    def absorb(self, out: EngineOutput) -> EngineOutput:
         """Publish the notices of a core output; the shim sends the rest."""
         now = self.clock.wall()
         for notice in out.notices:
@@ -246,11 +246,11 @@ class Runtime:
             )
         return tuple(views)
 
-    def attach(self, execute: Callable[[CoreOutput], None]) -> None:
+    def attach(self, execute: Callable[[EngineOutput], None]) -> None:
         """The shim's way of sending a core output (used by hub-side commands)."""
         self._execute = execute
 
-    def _run(self, out: CoreOutput) -> None:
+    def _run(self, out: EngineOutput) -> None:
         if self._execute is None:
             raise FabricError("the OpenFlow side is not running")
         self._execute(out)

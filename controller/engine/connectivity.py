@@ -1,7 +1,7 @@
-"""FabricCore: discovery, host learning and default forwarding, driven by events.
+"""Connectivity: discovery, host learning and default forwarding, driven by events.
 
 The Ryu shim calls one method per thing that happened on the network and
-sends what comes back (:class:`CoreOutput`). All state here belongs to the hub
+sends what comes back (:class:`EngineOutput`). All state here belongs to the hub
 thread. Decisions only: no OpenFlow objects, no clocks, no sockets.
 
 Edge ports: a port is trusted as a host port only after it has been up for
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from controller.engine.outputs import ArpReply, CoreOutput, LldpProbe, Notice, PacketOut
+from controller.engine.outputs import ArpReply, EngineOutput, LldpProbe, Notice, PacketOut
 from controller.fabric.events import (
     FabricEvent,
     HostLearned,
@@ -40,14 +40,14 @@ from controller.flowprog.programmer import Programmer
 from controller.flowprog.tables import SwitchTable
 from controller.policy.model import Policy, Strategy
 
-__all__ = ["CoreConfig", "FabricCore", "FabricListener"]
+__all__ = ["ConnectivityConfig", "Connectivity", "FabricListener"]
 
 ARP_REQUEST = 1
 ARP_REPLY = 2
 
 
 @dataclass(frozen=True)
-class CoreConfig:
+class ConnectivityConfig:
     lldp_interval_s: float = 1.0
     link_timeout_s: float = 3.5
     edge_grace_s: float = 2.0
@@ -56,12 +56,12 @@ class CoreConfig:
 
 
 # Layers above (per-flow traffic engineering) hear about fabric changes.
-FabricListener = Callable[[list[FabricEvent], float], CoreOutput]
+FabricListener = Callable[[list[FabricEvent], float], EngineOutput]
 
 
-class FabricCore:
-    def __init__(self, config: CoreConfig | None = None) -> None:
-        self.config = config or CoreConfig()
+class Connectivity:
+    def __init__(self, config: ConnectivityConfig | None = None) -> None:
+        self.config = config or ConnectivityConfig()
         self.topo = Topology()
         self.prog = Programmer(warmup_s=self.config.warmup_s)
         self.traps: tuple[ClassTrap, ...] = ()
@@ -75,13 +75,13 @@ class FabricCore:
     # ------------------------------------------------------------------ switches
     def switch_connected(
         self, dpid: Dpid, *, name: str, ports: list[Port], reported: SwitchTable, now: float
-    ) -> CoreOutput:
+    ) -> EngineOutput:
         """A switch connected and reported its ports and tables (flows, groups, meters)."""
         events = self.topo.switch_up(dpid, name=name, ports=ports, now=now)
         for port in ports:
             if port.up:
                 self._port_since[PortRef(dpid, port.port_no)] = now
-        out = CoreOutput()
+        out = EngineOutput()
         # Bring the desired state up to date first, then fix this switch against
         # what it really holds; other switches get only real differences.
         refresh = self.refresh_forwarding(now=now, reason="switch-up")
@@ -94,9 +94,9 @@ class FabricCore:
         self._next_lldp = min(self._next_lldp, now)  # probe the new switch at once
         return out.merge(self._react(events, now))
 
-    def resync(self, dpid: Dpid, *, reported: SwitchTable, now: float) -> CoreOutput:
+    def resync(self, dpid: Dpid, *, reported: SwitchTable, now: float) -> EngineOutput:
         """Re-read tables of a connected switch (after an error): fix them fully."""
-        out = CoreOutput()
+        out = EngineOutput()
         ops = self.prog.switch_synced(dpid, reported, now=now, warm=False)
         if ops:
             phase = Phase()
@@ -104,7 +104,7 @@ class FabricCore:
             out.add_program(Program(phases=[phase], reason="resync"))
         return out
 
-    def switch_disconnected(self, dpid: Dpid, *, now: float) -> CoreOutput:
+    def switch_disconnected(self, dpid: Dpid, *, now: float) -> EngineOutput:
         events = self.topo.switch_down(dpid, now=now)
         self.prog.switch_lost(dpid)
         for ref in [r for r in self._port_since if r.dpid == dpid]:
@@ -113,7 +113,7 @@ class FabricCore:
         out.add_program(self.refresh_forwarding(now=now, reason="switch-down"))
         return out
 
-    def port_status(self, dpid: Dpid, port: Port, *, deleted: bool, now: float) -> CoreOutput:
+    def port_status(self, dpid: Dpid, port: Port, *, deleted: bool, now: float) -> EngineOutput:
         ref = PortRef(dpid, port.port_no)
         if deleted:
             events = self.topo.port_deleted(dpid, port.port_no, now=now)
@@ -131,16 +131,16 @@ class FabricCore:
         return out
 
     # --------------------------------------------------------------- discovery
-    def lldp_received(self, *, tx: PortRef, rx: PortRef, now: float) -> CoreOutput:
+    def lldp_received(self, *, tx: PortRef, rx: PortRef, now: float) -> EngineOutput:
         events = self.topo.lldp_seen(tx=tx, rx=rx, now=now)
         out = self._react(events, now)
         if any(isinstance(e, LinkUp | LinkDown) for e in events):
             out.add_program(self.refresh_forwarding(now=now, reason="link-up"))
         return out
 
-    def tick(self, *, now: float) -> tuple[CoreOutput, list[LldpProbe]]:
+    def tick(self, *, now: float) -> tuple[EngineOutput, list[LldpProbe]]:
         """Periodic work: LLDP probes, link expiry, end of warm-ups, edge ports settling."""
-        out = CoreOutput()
+        out = EngineOutput()
         probes: list[LldpProbe] = []
         if now >= self._next_lldp:
             self._next_lldp = now + self.config.lldp_interval_s
@@ -172,9 +172,9 @@ class FabricCore:
             and not self.topo.is_fabric_port(ref)
         )
 
-    def learn_host(self, *, mac: str, ipv4: str | None, at: PortRef, now: float) -> CoreOutput:
+    def learn_host(self, *, mac: str, ipv4: str | None, at: PortRef, now: float) -> EngineOutput:
         if not self.trusted_edge(at, now) or _is_special_mac(mac):
-            return CoreOutput()
+            return EngineOutput()
         events = self.topo.host_seen(mac=mac, ipv4=ipv4, at=at, now=now)
         out = self._react(events, now)
         if events:
@@ -197,12 +197,12 @@ class FabricCore:
         dst_ip: str,
         data: bytes,
         now: float,
-    ) -> CoreOutput:
+    ) -> EngineOutput:
         """ARP is never flooded: answer from the host table, else relay to edge ports."""
         self._count("arp")
         if not self.trusted_edge(at, now):
             self._count("arp-non-edge")
-            return CoreOutput()
+            return EngineOutput()
         out = self.learn_host(mac=src_mac, ipv4=src_ip, at=at, now=now)
         if opcode == ARP_REQUEST and src_ip != dst_ip:
             target = self.topo.host_by_ip(dst_ip)
@@ -246,7 +246,7 @@ class FabricCore:
         src_ip: str | None,
         data: bytes,
         now: float,
-    ) -> CoreOutput:
+    ) -> EngineOutput:
         """A unicast packet hit table-miss: learn its sender; re-inject it only if a route
         now exists (never bounce a packet between the switch and the controller)."""
         self._count("miss")
@@ -309,8 +309,8 @@ class FabricCore:
         return weight
 
     # ------------------------------------------------------------------ events
-    def _react(self, events: list[FabricEvent], now: float) -> CoreOutput:
-        out = CoreOutput(notices=[n for e in events if (n := self._notice(e)) is not None])
+    def _react(self, events: list[FabricEvent], now: float) -> EngineOutput:
+        out = EngineOutput(notices=[n for e in events if (n := self._notice(e)) is not None])
         if events:
             for listener in self.listeners:
                 out.merge(listener(events, now))

@@ -15,7 +15,7 @@ import threading
 from collections import deque
 from collections.abc import Mapping
 
-from controller.views import EventKind, EventRecord
+from controller.engine.views import EventKind, EventRecord
 
 __all__ = ["EventBus", "Subscription", "SubscriptionDropped"]
 

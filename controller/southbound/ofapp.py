@@ -22,14 +22,15 @@ from ryu.lib import hub
 from ryu.ofproto import ofproto_v1_3 as ofp
 from ryu.ofproto import ofproto_v1_3_parser as parser
 
-from controller.engine.flows import FlowSample
-from controller.engine.outputs import ArpReply, CoreOutput, PacketOut
+from controller.engine.outputs import ArpReply, EngineOutput, PacketOut
+from controller.engine.placement import FlowSample
+from controller.fabric import frames as packets
 from controller.fabric.lldp_auth import LldpSigner
 from controller.fabric.model import FiveTuple, Port, PortRef
 from controller.flowprog.entries import Cookie, CookieKind
 from controller.flowprog.flowrules import FLOW_COOKIE_MASK, FLOW_KIND_COOKIE
 from controller.flowprog.tables import SwitchTable
-from controller.southbound import ofmsg, packets
+from controller.southbound import ofmsg
 from controller.telemetry import PortCounters
 
 log = logging.getLogger("fabricd.of")
@@ -118,7 +119,7 @@ class FabricApp(app_manager.RyuApp):
         else:
             self._packet_out(item)
 
-    def execute(self, out: CoreOutput):
+    def execute(self, out: EngineOutput):
         """Send what the core decided: packets now, programs in order."""
         self.rt.absorb(out)
         for dpid in out.resync:
