@@ -15,6 +15,7 @@ __all__ = [
     "VersionConflict",
     "FailedPrecondition",
     "Unavailable",
+    "DeadlineExceeded",
 ]
 
 
@@ -64,3 +65,7 @@ class FailedPrecondition(FabricError):
 
 class Unavailable(FabricError):
     """The controller could not serve the request in time (e.g. the hub is busy)."""
+
+
+class DeadlineExceeded(FabricError):
+    """The caller's deadline passed before the request was done; nothing was changed."""

@@ -25,7 +25,7 @@ from google.protobuf import json_format
 from controller.api import render
 from controller.api.client import FabricClient
 from controller.api.convert import policy_to_proto
-from controller.engine.views import EventKind
+from controller.engine.outputs import EventKind
 from controller.errors import InvalidArgument
 from controller.fabric.model import FiveTuple
 from controller.policy.model import Policy

@@ -19,7 +19,7 @@ from fabric.v1 import fabric_pb2 as pb
 from fabric.v1 import fabric_pb2_grpc
 
 from controller.api import convert
-from controller.engine.views import EventKind
+from controller.engine.outputs import EventKind
 from controller.fabric.model import FiveTuple
 from controller.policy.model import Policy
 

@@ -19,11 +19,11 @@ from typing import Any
 from fabric.v1 import fabric_pb2 as pb
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from controller.concurrency.eventbus import EventRecord
+from controller.engine.outputs import EventKind
 from controller.engine.views import (
     ApplyResult,
     DrainResult,
-    EventKind,
-    EventRecord,
     FlowView,
     HostView,
     LinkView,

@@ -25,8 +25,8 @@ from fabric.v1 import fabric_pb2, fabric_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from controller.api.facade import FabricFacade
 from controller.api.service import FabricControllerServicer
-from controller.engine.views import FabricFacade
 from controller.errors import InvalidArgument
 
 __all__ = [

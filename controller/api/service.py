@@ -25,9 +25,9 @@ from grpc_status import rpc_status
 
 from controller import errors
 from controller.api import convert
+from controller.api.facade import FabricFacade
 from controller.api.limits import check_limits, check_name
 from controller.concurrency.eventbus import SubscriptionDropped
-from controller.engine.views import FabricFacade
 
 __all__ = ["FabricControllerServicer", "TooManyWatchers", "abort_for"]
 
@@ -46,6 +46,7 @@ _SIMPLE_CODES: tuple[tuple[type[errors.FabricError], grpc.StatusCode], ...] = (
     (errors.VersionConflict, grpc.StatusCode.ABORTED),
     (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
+    (errors.DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
 )
 
 

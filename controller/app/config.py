@@ -74,6 +74,8 @@ class FabricdConfig:
     grpc_tls_key: Path | None = None
     grpc_token_file: Path | None = None
 
+    southbound: str = "ryu"
+
 
 _LEVELS = ("debug", "info", "warning", "error")
 
@@ -103,7 +105,10 @@ _HELP = {
     "grpc_tls_cert": "PEM certificate: serve gRPC over TLS",
     "grpc_tls_key": "PEM private key for --grpc-tls-cert",
     "grpc_token_file": "file holding a bearer token every RPC must present",
+    "southbound": "OpenFlow framework: ryu (default) or os-ken",
 }
+
+SOUTHBOUNDS = ("ryu", "os-ken")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -144,6 +149,11 @@ def _convert(key: str, value: Any, default: Any) -> Any:
         if text in ("false", "no", "off", "0"):
             return False
         raise ConfigError(f"{flag}: {value!r} is not true or false")
+    if key == "southbound":
+        name = str(value).strip().lower()
+        if name not in SOUTHBOUNDS:
+            raise ConfigError(f"{flag}: {value!r} is not one of {', '.join(SOUTHBOUNDS)}")
+        return name
     if key == "log_level":
         level = str(value).lower()
         if level not in _LEVELS:

@@ -1,11 +1,12 @@
 """fabricd: the controller daemon.
 
-Starts the metrics exporter and the gRPC API (OS threads), then Ryu's
-OpenFlow server and our app in the hub (eventlet, main thread) - without
-eventlet monkey patching, which grpcio does not survive. Exits 0 on SIGTERM or
-SIGINT and leaves the switches' flows in place (fail-secure), so a restart
-does not interrupt traffic. Any startup problem is one line on stderr and a
-non-zero exit code.
+Starts the metrics exporter and the gRPC API (OS threads), then the OpenFlow
+side in the hub (eventlet, main thread) - without eventlet monkey patching,
+which grpcio does not survive. SIGTERM and SIGINT only raise a flag (through
+a pipe the hub watches): the daemon then stops taking writes, lets the API
+answer what it already did, and exits 0, leaving the switches' flows in
+place (fail-secure), so a restart does not interrupt traffic. Any startup
+problem is one line on stderr and a non-zero exit code.
 """
 
 from __future__ import annotations
@@ -13,14 +14,18 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import os
 import signal
 import socket
 import sys
 from types import FrameType
+from typing import Any
 
 from controller.app.config import ConfigError, FabricdConfig, HostPort, load_config
 
 log = logging.getLogger("fabricd")
+
+API_GRACE_S = 1.0  # in-flight RPCs get this long to answer at shutdown
 
 
 def _setup_logging(level: str) -> None:
@@ -29,14 +34,14 @@ def _setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # Ryu is chatty at INFO (every event registration); keep its warnings.
-    for name in ("ryu", "ryu.base.app_manager", "ryu.controller"):
+    # The frameworks are chatty at INFO (every event registration); keep their warnings.
+    for name in ("ryu", "ryu.base.app_manager", "ryu.controller", "os_ken"):
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def _check_listen(addr: HostPort, what: str) -> None:
-    """Fail early with one clear line if an address is taken: Ryu would only log it, and
-    gRPC's C core prints lines of its own to stderr before the bind error surfaces."""
+    """Fail early with one clear line if an address is taken: the framework would only
+    log it, and gRPC's C core prints lines of its own before the bind error surfaces."""
     family = socket.AF_INET6 if ":" in addr.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -49,110 +54,145 @@ def _check_listen(addr: HostPort, what: str) -> None:
         sock.close()
 
 
-def _patch_eventlet() -> None:
-    # Ryu 4.34 imports eventlet.wsgi.ALREADY_HANDLED, gone from newer eventlet.
-    import warnings
+class StopSignal:
+    """SIGTERM/SIGINT raise a flag and wake the hub through a pipe; nothing is raised
+    into whatever code the main thread happens to run."""
 
-    warnings.filterwarnings("ignore", message=r"(?s).*Eventlet is deprecated")
-    import eventlet.wsgi
+    def __init__(self) -> None:
+        self._rfd, self._wfd = os.pipe()
+        os.set_blocking(self._rfd, False)
+        os.set_blocking(self._wfd, False)
+        self.received: int | None = None
 
-    if not hasattr(eventlet.wsgi, "ALREADY_HANDLED"):
-        eventlet.wsgi.ALREADY_HANDLED = object()
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.received = signum
+        with contextlib.suppress(OSError):
+            os.write(self._wfd, b"x")
+
+    def wait_green(self) -> None:
+        """Block the calling green thread until a stop signal arrived."""
+        import eventlet.hubs
+
+        while self.received is None:
+            eventlet.hubs.trampoline(self._rfd, read=True)
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._rfd, 64)
+
+    def close(self) -> None:
+        for fd in (self._rfd, self._wfd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
-def _raise_exit(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(0)
-
-
-def run(cfg: FabricdConfig) -> int:
-    from controller.api.server import ApiServerConfig, start_api_server
-    from controller.app.runtime import Runtime
+def _start_metrics(cfg: FabricdConfig, registry: Any) -> Any:
     from controller.observability.exporter import start_metrics_server
 
-    _check_listen(cfg.of_listen, "OpenFlow")
-    _check_listen(cfg.grpc_listen, "gRPC")
-    _check_listen(cfg.metrics_listen, "metrics")
-    _patch_eventlet()
     try:
-        runtime = Runtime(cfg)
+        return start_metrics_server(cfg.metrics_listen.host, cfg.metrics_listen.port, registry)
+    except OSError as exc:  # its message already names the address
+        raise ConfigError(str(exc.strerror or exc)) from None
+
+
+def _start_api(cfg: FabricdConfig, facade: Any) -> Any:
+    from controller.api.server import ApiServerConfig, start_api_server
+
+    try:
+        api = start_api_server(
+            facade,
+            ApiServerConfig(
+                listen=str(cfg.grpc_listen),
+                tls_cert=cfg.grpc_tls_cert,
+                tls_key=cfg.grpc_tls_key,
+                token_file=cfg.grpc_token_file,
+            ),
+        )
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise ConfigError(f"cannot serve gRPC on {cfg.grpc_listen}: {exc}") from None
+    api.set_serving(False)  # health says SERVING once the OpenFlow side runs
+    return api
+
+
+def _start_southbound(cfg: FabricdConfig, hub_context: Any) -> Any:
+    from controller.southbound.framework import FrameworkMissing
+    from controller.southbound.launcher import start_southbound
+
+    try:
+        return start_southbound(
+            name=cfg.southbound,
+            host=cfg.of_listen.host,
+            port=cfg.of_listen.port,
+            hub_context=hub_context,
+        )
+    except FrameworkMissing as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _serve(cfg: FabricdConfig, stop: StopSignal, api: Any, metrics_port: int, south: Any) -> None:
+    """Announce readiness, then wait (in the hub) until a stop signal arrives."""
+
+    def announce() -> None:
+        south.hub.sleep(0.1)
+        if stop.received is None:
+            api.set_serving(True)
+        log.info(
+            "fabricd ready: openflow=%s grpc=%s:%d metrics=%s:%d state=%s southbound=%s",
+            cfg.of_listen,
+            cfg.grpc_listen.host,
+            api.port,
+            cfg.metrics_listen.host,
+            metrics_port,
+            cfg.state_dir,
+            cfg.southbound,
+        )
+
+    south.hub.spawn(announce)
+    stop.wait_green()
+    name = signal.Signals(stop.received).name if stop.received else "stop"
+    log.info("fabricd stopping on %s (switches keep their flows)", name)
+
+
+def run(cfg: FabricdConfig, stop: StopSignal) -> int:
+    from controller.app.composition import assemble
+
+    for addr, what in (
+        (cfg.of_listen, "OpenFlow"),
+        (cfg.grpc_listen, "gRPC"),
+        (cfg.metrics_listen, "metrics"),
+    ):
+        _check_listen(addr, what)
+    try:
+        assembly = assemble(cfg)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    api = metrics_server = app_mgr = None
+    api = metrics_server = south = None
     try:
-        try:
-            metrics_server = start_metrics_server(
-                cfg.metrics_listen.host, cfg.metrics_listen.port, runtime.metrics.registry
-            )
-        except OSError as exc:  # its message already names the address
-            raise ConfigError(str(exc.strerror or exc)) from None
-        try:
-            api = start_api_server(
-                runtime,
-                ApiServerConfig(
-                    listen=str(cfg.grpc_listen),
-                    tls_cert=cfg.grpc_tls_cert,
-                    tls_key=cfg.grpc_tls_key,
-                    token_file=cfg.grpc_token_file,
-                ),
-            )
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise ConfigError(f"cannot serve gRPC on {cfg.grpc_listen}: {exc}") from None
-        api.set_serving(False)  # health says SERVING once the OpenFlow side runs
-
-        from ryu import cfg as ryu_cfg
-        from ryu.base.app_manager import AppManager
-        from ryu.controller import controller as _ryu_controller  # noqa: F401  (registers ofp opts)
-        from ryu.lib import hub
-
-        ryu_cfg.CONF(
-            args=[
-                "--ofp-listen-host",
-                cfg.of_listen.host,
-                "--ofp-tcp-listen-port",
-                str(cfg.of_listen.port),
-            ],
-            project="ryu",
-        )
-        app_mgr = AppManager.get_instance()
-        app_mgr.load_apps(["controller.southbound.ofapp", "ryu.controller.ofp_handler"])
-        contexts = app_mgr.create_contexts()
-        contexts["fabric_runtime"] = runtime
-        services = app_mgr.instantiate_apps(**contexts)
-
-        def announce() -> None:
-            hub.sleep(0.1)
-            api.set_serving(True)
-            log.info(
-                "fabricd ready: openflow=%s grpc=%s:%d metrics=%s:%d state=%s",
-                cfg.of_listen,
-                cfg.grpc_listen.host,
-                api.port,
-                cfg.metrics_listen.host,
-                metrics_server.port,
-                cfg.state_dir,
-            )
-
-        services.append(hub.spawn(announce))
-        signal.signal(signal.SIGTERM, _raise_exit)
-        signal.signal(signal.SIGINT, _raise_exit)
-        try:
-            hub.joinall(services)
-        except (SystemExit, KeyboardInterrupt):
-            log.info("fabricd stopping (switches keep their flows)")
+        metrics_server = _start_metrics(cfg, assembly.metrics.registry)
+        api = _start_api(cfg, assembly.facade)
+        south = _start_southbound(cfg, assembly.hub)
+        _serve(cfg, stop, api, metrics_server.port, south)
         return 0
     finally:
-        runtime.close()
+        # Order matters: no new writes (queued ones are cancelled, never half-done),
+        # then let the API answer what was done, then close the store.
         if api is not None:
-            api.stop(grace=1.0)
+            api.set_serving(False)
+        assembly.mailbox.close()
+        if api is not None:
+            api.stop(grace=API_GRACE_S)
         if metrics_server is not None:
             metrics_server.close()
-        if app_mgr is not None:
-            # Shutting down anyway: never mask the exit code.
-            with contextlib.suppress(Exception):
-                app_mgr.close()
+        assembly.close()
+        if south is not None:
+            south.close()
 
 
 def main(argv: list[str] | None = None) -> int:
+    stop = StopSignal()
+    stop.install()  # before anything else: a stop during startup is honoured too
     try:
         cfg = load_config(argv)
     except ConfigError as exc:
@@ -160,10 +200,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _setup_logging(cfg.log_level)
     try:
-        return run(cfg)
+        return run(cfg, stop)
     except ConfigError as exc:
         print(f"fabricd: error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        stop.close()
 
 
 if __name__ == "__main__":

@@ -14,10 +14,23 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Mapping
+from dataclasses import dataclass
 
-from controller.engine.views import EventKind, EventRecord
+from controller.engine.outputs import EventKind
 
-__all__ = ["EventBus", "Subscription", "SubscriptionDropped"]
+__all__ = ["EventBus", "EventRecord", "Subscription", "SubscriptionDropped"]
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One thing that happened, as streamed by WatchEvents. ``seq`` grows by one."""
+
+    seq: int
+    time: float  # unix seconds
+    kind: EventKind
+    subject: str  # what it is about: a link name, switch name, policy name, flow id
+    reason: str = ""
+    attributes: tuple[tuple[str, str], ...] = ()
 
 
 class SubscriptionDropped(Exception):

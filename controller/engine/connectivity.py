@@ -1,8 +1,8 @@
-"""Connectivity: discovery, host learning and default forwarding, driven by events.
+"""Connectivity: discovery, host learning, ARP and default forwarding, driven by events.
 
-The Ryu shim calls one method per thing that happened on the network and
-sends what comes back (:class:`EngineOutput`). All state here belongs to the hub
-thread. Decisions only: no OpenFlow objects, no clocks, no sockets.
+The engine calls one method per thing that happened on the network and
+hands back what comes out (:class:`EngineOutput`). All state here belongs to
+the hub thread. Decisions only: no OpenFlow objects, no clocks, no sockets.
 
 Edge ports: a port is trusted as a host port only after it has been up for
 ``edge_grace_s`` without LLDP proving it is an inter-switch port. Host
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from controller.engine.outputs import ArpReply, EngineOutput, LldpProbe, Notice, PacketOut
+from controller.engine.outputs import EngineOutput, EventKind, Notice, PacketOut
 from controller.fabric.events import (
     FabricEvent,
     HostLearned,
@@ -27,6 +27,7 @@ from controller.fabric.events import (
     SwitchDown,
     SwitchUp,
 )
+from controller.fabric.frames import build_arp_reply
 from controller.fabric.model import Dpid, Host, LinkId, Port, PortRef
 from controller.fabric.topology import Topology
 from controller.flowprog.forwarding import (
@@ -40,7 +41,7 @@ from controller.flowprog.programmer import Programmer
 from controller.flowprog.tables import SwitchTable
 from controller.policy.model import Policy, Strategy
 
-__all__ = ["ConnectivityConfig", "Connectivity", "FabricListener"]
+__all__ = ["ConnectivityConfig", "Connectivity", "FabricListener", "LldpProbe"]
 
 ARP_REQUEST = 1
 ARP_REPLY = 2
@@ -53,6 +54,14 @@ class ConnectivityConfig:
     edge_grace_s: float = 2.0
     warmup_s: float = 4.0
     packet_in_pps: int = 0  # per-switch packet-in meter; 0 = none
+
+
+@dataclass(frozen=True)
+class LldpProbe:
+    """Send a discovery probe out of ``port`` (whose MAC is ``hw_addr``)."""
+
+    port: PortRef
+    hw_addr: str
 
 
 # Layers above (per-flow traffic engineering) hear about fabric changes.
@@ -207,16 +216,13 @@ class Connectivity:
         if opcode == ARP_REQUEST and src_ip != dst_ip:
             target = self.topo.host_by_ip(dst_ip)
             if target is not None and target.attach != at:
-                out.packets.append(
-                    ArpReply(
-                        dpid=at.dpid,
-                        port=at.port,
-                        target_mac=target.mac,
-                        target_ip=dst_ip,
-                        requester_mac=src_mac.lower(),
-                        requester_ip=src_ip,
-                    )
+                reply = build_arp_reply(
+                    target_mac=target.mac,
+                    target_ip=dst_ip,
+                    requester_mac=src_mac.lower(),
+                    requester_ip=src_ip,
                 )
+                out.packets.append(PacketOut(dpid=at.dpid, data=reply, out_port=at.port))
             elif target is None:
                 out.packets += self._to_edge_ports(data, exclude=at, now=now)
         elif opcode == ARP_REPLY:
@@ -265,6 +271,14 @@ class Connectivity:
 
     def set_catch_all(self, policy: Policy | None, *, now: float) -> Program:
         self.catch_all = policy
+        return self.refresh_forwarding(now=now, reason="policy")
+
+    def set_policies(
+        self, *, catch_all: Policy | None, traps: Iterable[ClassTrap], now: float
+    ) -> Program:
+        """Both policy inputs of default forwarding at once: one recomputation."""
+        self.catch_all = catch_all
+        self.traps = tuple(traps)
         return self.refresh_forwarding(now=now, reason="policy")
 
     def set_drained(self, links: Iterable[LinkId], drained: bool, *, now: float) -> Program:
@@ -320,19 +334,17 @@ class Connectivity:
         topo = self.topo
         match event:
             case SwitchUp(dpid=dpid):
-                return Notice("switch-up", topo.label(dpid), attributes=(("dpid", f"{dpid:016x}"),))
+                return Notice(EventKind.SWITCH_UP, topo.label(dpid), attributes=_dpid_attr(dpid))
             case SwitchDown(dpid=dpid):
-                return Notice(
-                    "switch-down", topo.label(dpid), attributes=(("dpid", f"{dpid:016x}"),)
-                )
+                return Notice(EventKind.SWITCH_DOWN, topo.label(dpid), attributes=_dpid_attr(dpid))
             case LinkUp(link=lid):
-                return Notice("link-up", topo.link_name(lid))
+                return Notice(EventKind.LINK_UP, topo.link_name(lid))
             case LinkDown(link=lid, reason=reason):
-                return Notice("link-down", topo.link_name(lid), reason=reason)
+                return Notice(EventKind.LINK_DOWN, topo.link_name(lid), reason=reason)
             case HostLearned(mac=mac, ipv4=ip, attach=at):
-                return Notice("host-learned", mac, attributes=_host_attrs(ip, at, topo))
+                return Notice(EventKind.HOST_LEARNED, mac, attributes=_host_attrs(ip, at, topo))
             case HostMoved(mac=mac, ipv4=ip, attach=at):
-                return Notice("host-moved", mac, attributes=_host_attrs(ip, at, topo))
+                return Notice(EventKind.HOST_MOVED, mac, attributes=_host_attrs(ip, at, topo))
             case LldpIgnored():
                 self._count("lldp-ignored")
                 return None

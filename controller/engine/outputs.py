@@ -1,18 +1,62 @@
-"""What the core asks the shim to do, as plain data.
+"""What the engine asks the OpenFlow shim to do, as plain data, and the event vocabulary.
 
-The core never touches a datapath: it returns programs (phased flow/group
-changes), packets to send, and events to publish. The Ryu shim is the single
-place that turns these into OpenFlow messages.
+The engine never touches a datapath: every call returns an
+:class:`EngineOutput` holding programs (phased flow/group/meter changes),
+packets to send, requests to send (table reads, statistics), notices for
+the event stream, and when it wants to be called again. The shim is the
+single place that turns these into OpenFlow messages; it adds nothing and
+decides nothing. :class:`EventKind` is the one vocabulary of what happened,
+shared by notices, the event bus and the API.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 
-from controller.fabric.model import Dpid, PortNo, PortRef
+from controller.fabric.model import Dpid, PortNo
 from controller.flowprog.plan import Op, Program
 
-__all__ = ["PacketOut", "ArpReply", "LldpProbe", "EngineOutput", "Notice"]
+__all__ = [
+    "EventKind",
+    "Notice",
+    "PacketOut",
+    "TablePart",
+    "TableRead",
+    "PortStatsRequest",
+    "FlowStatsRequest",
+    "Request",
+    "EngineOutput",
+]
+
+
+class EventKind(enum.Enum):
+    SWITCH_UP = "switch-up"
+    SWITCH_DOWN = "switch-down"
+    LINK_UP = "link-up"
+    LINK_DOWN = "link-down"
+    HOST_LEARNED = "host-learned"
+    HOST_MOVED = "host-moved"
+    POLICY_APPLIED = "policy-applied"
+    POLICY_DELETED = "policy-deleted"
+    POLICY_FALLBACK = "policy-fallback"
+    FLOW_PLACED = "flow-placed"
+    FLOW_REROUTED = "flow-rerouted"
+    FLOW_EXPIRED = "flow-expired"
+    LINK_CONGESTED = "link-congested"
+    LINK_CLEARED = "link-cleared"
+    LINK_DRAINED = "link-drained"
+    LINK_UNDRAINED = "link-undrained"
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something for the event stream."""
+
+    kind: EventKind
+    subject: str
+    reason: str = ""
+    attributes: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -26,32 +70,36 @@ class PacketOut:
     in_port: PortNo | None = None
 
 
+class TablePart(enum.Enum):
+    """What a switch is asked to report when its tables are read."""
+
+    PORTS = "ports"
+    FLOWS = "flows"
+    GROUPS = "groups"
+    METERS = "meters"
+
+
 @dataclass(frozen=True)
-class ArpReply:
-    """Answer an ARP request on behalf of ``target`` (proxy ARP)."""
+class TableRead:
+    dpid: Dpid
+    part: TablePart
+
+
+@dataclass(frozen=True)
+class PortStatsRequest:
+    dpid: Dpid
+
+
+@dataclass(frozen=True)
+class FlowStatsRequest:
+    """Flow statistics of the entries whose cookie matches ``cookie`` under ``mask``."""
 
     dpid: Dpid
-    port: PortNo
-    target_mac: str
-    target_ip: str
-    requester_mac: str
-    requester_ip: str
+    cookie: int
+    mask: int
 
 
-@dataclass(frozen=True)
-class LldpProbe:
-    port: PortRef
-    hw_addr: str
-
-
-@dataclass(frozen=True)
-class Notice:
-    """Something for the event stream: kind is a views.EventKind value."""
-
-    kind: str
-    subject: str
-    reason: str = ""
-    attributes: tuple[tuple[str, str], ...] = ()
+Request = TableRead | PortStatsRequest | FlowStatsRequest
 
 
 @dataclass
@@ -60,10 +108,12 @@ class EngineOutput:
     # Sent at once, before ``packets``, without waiting for the program queue
     # (each list ends with a barrier, so packets sent after it see its effect).
     immediate: list[tuple[Dpid, list[Op]]] = field(default_factory=list)
-    packets: list[PacketOut | ArpReply] = field(default_factory=list)  # send now
+    packets: list[PacketOut] = field(default_factory=list)  # send now
     packets_after: list[PacketOut] = field(default_factory=list)  # once programs are done
+    requests: list[Request] = field(default_factory=list)  # send now
     notices: list[Notice] = field(default_factory=list)
-    resync: set[Dpid] = field(default_factory=set)  # re-read these switches' tables
+    resync: set[Dpid] = field(default_factory=set)  # engine-internal: re-read these tables
+    wake_in: float | None = None  # call tick again within this many seconds
 
     def add_program(self, program: Program) -> None:
         if program:
@@ -74,6 +124,22 @@ class EngineOutput:
         self.immediate += other.immediate
         self.packets += other.packets
         self.packets_after += other.packets_after
+        self.requests += other.requests
         self.notices += other.notices
         self.resync |= other.resync
+        if other.wake_in is not None:
+            self.wake_in = (
+                other.wake_in if self.wake_in is None else min(self.wake_in, other.wake_in)
+            )
         return self
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.programs
+            or self.immediate
+            or self.packets
+            or self.packets_after
+            or self.requests
+            or self.notices
+            or self.resync
+        )

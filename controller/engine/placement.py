@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 from controller.engine.connectivity import Connectivity
 from controller.engine.monitor import LinkMonitor
-from controller.engine.outputs import EngineOutput, Notice, PacketOut
+from controller.engine.outputs import EngineOutput, EventKind, Notice, PacketOut
 from controller.errors import FailedPrecondition
 from controller.fabric.events import FabricEvent, LinkDown, LinkUp, SwitchDown
-from controller.fabric.model import FiveTuple, LinkId, PortRef
+from controller.fabric.model import FiveTuple, Host, LinkId, PortRef
 from controller.flowprog.entries import Action, Cookie, CookieKind, FlowEntry, Output
 from controller.flowprog.flowrules import compile_flow, flow_match
 from controller.flowprog.forwarding import PRIO_FLOW, host_route_key
@@ -30,7 +30,7 @@ from controller.policy.book import PolicyBook
 from controller.policy.model import Policy
 from controller.routing.nexthops import next_hops_to
 from controller.routing.strategies import NetworkView
-from controller.te.engineer import Move, TrafficEngineer
+from controller.te.engineer import Move, Placement, TrafficEngineer
 from controller.te.flowtable import TrackedFlow
 from controller.te.results import Outcome, routing_identity
 from controller.telemetry import CongestionEvent
@@ -75,7 +75,7 @@ class TokenBucket:
 class FlowPlacer:
     def __init__(
         self,
-        core: Connectivity,
+        net: Connectivity,
         monitor: LinkMonitor,
         *,
         book: Callable[[], PolicyBook],
@@ -84,7 +84,7 @@ class FlowPlacer:
         default_rebalance_s: float = 2.0,
         failover_groups: bool = True,
     ) -> None:
-        self.core = core
+        self.net = net
         self.monitor = monitor
         self.book = book
         self.te = engineer
@@ -97,12 +97,11 @@ class FlowPlacer:
         self._strays: dict[int, int] = {}  # trapped packets of ready flows since the last tick
         self._ruled_at: dict[int, float] = {}  # when the flow's first ingress rule was sent
         self.counters: dict[str, int] = {}
-        self.reroutes: dict[str, int] = {}
-        core.listeners.append(self.on_fabric_events)
+        net.listeners.append(self.on_fabric_events)
 
     # ---------------------------------------------------------------- views
     def view(self) -> NetworkView:
-        topo = self.core.topo
+        topo = self.net.topo
         loads = self.monitor.loads(topo)
         return NetworkView(
             graph=topo.graph(),
@@ -117,19 +116,15 @@ class FlowPlacer:
         self, *, at: PortRef, ft: FiveTuple, dscp: int, src_mac: str, data: bytes, now: float
     ) -> EngineOutput:
         """First packet(s) of a policy-governed flow, sent up by a class trap."""
-        out = self.core.learn_host(mac=src_mac, ipv4=ft.src_ip, at=at, now=now)
+        out = self.net.learn_host(mac=src_mac, ipv4=ft.src_ip, at=at, now=now)
         packet = PacketOut(dpid=at.dpid, data=data, in_port=at.port)
         existing = self.te.flow_by_five_tuple(ft)
         if existing is not None:
             return self._hold_or_release(existing, packet, out, now)
-        policy = self.book().governing(ft, dscp=dscp)
-        dst = self.core.topo.host_by_ip(ft.dst_ip)
-        if policy is None or policy.is_catch_all or dst is None:
-            self._count("unplaceable")
+        admitted = self._admit(ft, dscp=dscp, now=now)
+        if admitted is None:
             return out
-        if not self.budget.take(now):
-            self._count("shed")
-            return out
+        policy, dst = admitted
         try:
             placement = self.te.place(
                 ft,
@@ -143,16 +138,38 @@ class FlowPlacer:
         except FailedPrecondition:
             self._count("no-path")
             return out
-        flow = placement.flow
-        # First a provisional ingress rule that sends the flow down the default
-        # (per-destination) path, so its packets stop meeting the trap at once;
-        # then the placed path, built egress-first, flips that rule. Packets that
-        # meet the trap meanwhile wait here until the provisional rule is confirmed.
+        out.merge(self._install_new(placement.flow, policy, dst, packet, now))
+        out.notices += self._placed_notices(placement, policy)
+        return out
+
+    def _admit(self, ft: FiveTuple, *, dscp: int, now: float) -> tuple[Policy, Host] | None:
+        """The governing policy and destination of a new flow, if it may be placed now."""
+        policy = self.book().governing(ft, dscp=dscp)
+        dst = self.net.topo.host_by_ip(ft.dst_ip)
+        if policy is None or policy.is_catch_all or dst is None:
+            self._count("unplaceable")
+            return None
+        if not self.budget.take(now):
+            self._count("shed")
+            return None
+        return policy, dst
+
+    def _install_new(
+        self, flow: TrackedFlow, policy: Policy, dst: Host, packet: PacketOut, now: float
+    ) -> EngineOutput:
+        """Rules for a just-placed flow, and what happens to its first packet.
+
+        First a provisional ingress rule sends the flow down the default
+        (per-destination) path, so its packets stop meeting the trap at once;
+        then the placed path, built egress-first, flips that rule. Without a
+        default route yet, the packet waits until the placed rules are confirmed.
+        """
+        out = EngineOutput()
         provisional = self._provisional(flow, policy, dst.mac)
         if provisional is not None:
             # Sent straight away with a barrier, then the packet: the switch applies
             # the rule before it forwards the packet through its table.
-            first = self.core.prog.set_owner(
+            first = self.net.prog.set_owner(
                 ("flow", flow.flow_id), provisional, now=now, reason="flow-provisional"
             )
             for phase in first.phases:
@@ -161,21 +178,25 @@ class FlowPlacer:
             out.packets.append(packet)
         self._ruled_at[flow.flow_id] = now
         program = self._program(flow, policy, reason="flow-setup", now=now)
-        if provisional is None:  # no default route yet: hold until the rules land
+        if provisional is None:
             program.done_key = ("flow-ready", flow.flow_id, flow.generation)
             self._held[flow.flow_id] = [packet]
         out.add_program(program)
-        out.notices.append(
+        return out
+
+    def _placed_notices(self, placement: Placement, policy: Policy) -> list[Notice]:
+        flow = placement.flow
+        notices = [
             Notice(
-                "flow-placed",
+                EventKind.FLOW_PLACED,
                 str(flow.flow_id),
                 reason=placement.reason,
                 attributes=self._flow_attrs(flow),
             )
-        )
+        ]
         if flow.fell_back:
-            out.notices.append(Notice("policy-fallback", policy.name, reason=placement.reason))
-        return out
+            notices.append(Notice(EventKind.POLICY_FALLBACK, policy.name, reason=placement.reason))
+        return notices
 
     def _hold_or_release(
         self, flow: TrackedFlow, packet: PacketOut, out: EngineOutput, now: float
@@ -209,7 +230,7 @@ class FlowPlacer:
         if dpid == flow.egress.dpid:
             actions: tuple[Action, ...] = (Output(flow.egress.port),)
         else:
-            route = self.core.prog.desired.table(dpid).flows.get(host_route_key(dst_mac))
+            route = self.net.prog.desired.table(dpid).flows.get(host_route_key(dst_mac))
             if route is None or not route.actions:
                 return None
             actions = route.actions
@@ -232,7 +253,7 @@ class FlowPlacer:
         return self._held.pop(flow_id, [])
 
     def _program(self, flow: TrackedFlow, policy: Policy, *, reason: str, now: float) -> Program:
-        topo = self.core.topo
+        topo = self.net.topo
         backups = {}
         if self.failover_groups and len(flow.path.switches) > 1:
             hops = next_hops_to(flow.egress.dpid, topo.links, drained=frozenset(topo.drained))
@@ -246,7 +267,7 @@ class FlowPlacer:
             idle_timeout=policy.params.idle_timeout_s,
             backup_ports=backups,
         )
-        program = self.core.prog.set_owner(
+        program = self.net.prog.set_owner(
             ("flow", flow.flow_id),
             rules.needs,
             now=now,
@@ -265,11 +286,10 @@ class FlowPlacer:
             if flow is None or policy is None:
                 continue
             out.add_program(self._program(flow, policy, reason=f"reroute-{move.reason}", now=now))
-            self.reroutes[move.reason] = self.reroutes.get(move.reason, 0) + 1
-            topo = self.core.topo
+            topo = self.net.topo
             out.notices.append(
                 Notice(
-                    "flow-rerouted",
+                    EventKind.FLOW_REROUTED,
                     str(flow.flow_id),
                     reason=move.reason,
                     attributes=(
@@ -282,7 +302,7 @@ class FlowPlacer:
         return out
 
     def _flow_attrs(self, flow: TrackedFlow) -> tuple[tuple[str, str], ...]:
-        topo = self.core.topo
+        topo = self.net.topo
         return (
             ("five_tuple", str(flow.five_tuple)),
             ("policy", flow.policy),
@@ -296,9 +316,9 @@ class FlowPlacer:
             self._bytes.pop(flow_id, None)
             self._held.pop(flow_id, None)
             self._ruled_at.pop(flow_id, None)
-            out.add_program(self.core.prog.drop_owner(("flow", flow_id), now=now, reason=reason))
+            out.add_program(self.net.prog.drop_owner(("flow", flow_id), now=now, reason=reason))
             if flow is not None:
-                out.notices.append(Notice("flow-expired", str(flow_id), reason=reason))
+                out.notices.append(Notice(EventKind.FLOW_EXPIRED, str(flow_id), reason=reason))
         return out
 
     def on_fabric_events(self, events: list[FabricEvent], now: float) -> EngineOutput:
@@ -347,7 +367,7 @@ class FlowPlacer:
         return out.merge(self._apply_moves(outcome.moves, now))
 
     def _log_outcome(self, what: str, outcome: Outcome) -> None:
-        label = self.core.topo.link_name
+        label = self.net.topo.link_name
         if outcome.moves:
             log.info(
                 "%s: %d moved, %d stuck, %d held; hot links: %s",

@@ -1,23 +1,17 @@
-"""Read models and the facade the API layer talks to.
+"""Read models: immutable pictures of the fabric, its flows and command results.
 
-The hub thread owns all mutable state; it publishes immutable views (these
-frozen dataclasses) that any thread may read. :class:`FabricFacade` is the
-whole surface the gRPC service needs: reads answer from the latest views,
-writes are carried into the hub and return once applied. Tests of the API use
-a fake facade; the daemon uses :class:`controller.app.runtime.Runtime`.
+The hub thread owns all mutable state; the publisher builds these frozen
+dataclasses after each change and replaces one reference, so any thread may
+read them without locks. Commands return some of them as results. This
+module holds values only: no behaviour, no imports from above the engine.
 """
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
 
 from controller.fabric.model import Dpid, FiveTuple, LinkId
 from controller.policy.model import Policy
-
-if TYPE_CHECKING:
-    from controller.concurrency.eventbus import EventBus
 
 __all__ = [
     "PortView",
@@ -29,9 +23,6 @@ __all__ = [
     "PathExplanation",
     "ApplyResult",
     "DrainResult",
-    "EventKind",
-    "EventRecord",
-    "FabricFacade",
 ]
 
 
@@ -127,80 +118,3 @@ class ApplyResult:
 class DrainResult:
     links: tuple[str, ...]  # LinkView.name of every direction affected
     flows_moved: int
-
-
-class EventKind(enum.Enum):
-    SWITCH_UP = "switch-up"
-    SWITCH_DOWN = "switch-down"
-    LINK_UP = "link-up"
-    LINK_DOWN = "link-down"
-    HOST_LEARNED = "host-learned"
-    HOST_MOVED = "host-moved"
-    POLICY_APPLIED = "policy-applied"
-    POLICY_DELETED = "policy-deleted"
-    POLICY_FALLBACK = "policy-fallback"
-    FLOW_PLACED = "flow-placed"
-    FLOW_REROUTED = "flow-rerouted"
-    FLOW_EXPIRED = "flow-expired"
-    LINK_CONGESTED = "link-congested"
-    LINK_CLEARED = "link-cleared"
-    LINK_DRAINED = "link-drained"
-    LINK_UNDRAINED = "link-undrained"
-
-
-@dataclass(frozen=True)
-class EventRecord:
-    """One thing that happened, as streamed by WatchEvents. ``seq`` grows by one."""
-
-    seq: int
-    time: float  # unix seconds
-    kind: EventKind
-    subject: str  # what it is about: a link name, switch name, policy name, flow id
-    reason: str = ""
-    attributes: tuple[tuple[str, str], ...] = ()
-
-
-class FabricFacade(Protocol):
-    """Everything the API layer may ask of the controller.
-
-    Errors are raised as :mod:`controller.errors` exceptions. Writes are
-    atomic: they either fully apply or change nothing.
-    """
-
-    @property
-    def events(self) -> EventBus: ...
-
-    def ready(self) -> bool: ...
-
-    def get_topology(self) -> TopologyView: ...
-
-    def list_links(self) -> list[LinkView]: ...
-
-    def list_flows(self, *, policy: str = "") -> list[FlowView]: ...
-
-    def apply_policy(
-        self, policy: Policy, *, dry_run: bool = False, expected_version: int | None = None
-    ) -> ApplyResult:
-        """Create or replace ``policy``.
-
-        ``expected_version``: None = upsert; 0 = create only (AlreadyExists if
-        present); n > 0 = replace only if the stored version is n (VersionConflict).
-        """
-        ...
-
-    def get_policy(self, name: str) -> Policy: ...
-
-    def list_policies(self) -> list[Policy]: ...
-
-    def delete_policy(self, name: str, *, expected_version: int | None = None) -> int:
-        """Delete and return the version that was deleted."""
-        ...
-
-    def drain_link(self, link: str) -> DrainResult:
-        """``link``: "A-B" (all cables between switches A and B, both directions) or
-        "A/p-B/q" (one cable). A and B are switch names or 16-hex-digit dpids."""
-        ...
-
-    def undrain_link(self, link: str) -> DrainResult: ...
-
-    def explain_path(self, five_tuple: FiveTuple, *, dscp: int = 0) -> PathExplanation: ...

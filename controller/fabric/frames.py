@@ -1,6 +1,9 @@
-"""Parse packet-ins and build the frames the controller sends (LLDP, ARP replies).
+"""Ethernet frames the controller reads and writes: packet-in parsing, LLDP probes, ARP replies.
 
-Uses Ryu's packet library; the core only ever sees the parsed fields.
+Plain ``struct`` over bytes, with no OpenFlow library: the engine parses
+packet-ins and builds the frames it sends itself, so it runs the same under
+any southbound (Ryu, os-ken) and in unit tests. Parsing never raises on a
+short or odd frame: what cannot be read is ``kind="other"``.
 """
 
 from __future__ import annotations
@@ -8,19 +11,46 @@ from __future__ import annotations
 import socket
 import struct
 from dataclasses import dataclass
-from typing import Any
-
-from ryu.lib.packet import arp, ethernet, ipv4, lldp, packet, tcp, udp
-from ryu.ofproto import ether
 
 from controller.fabric.lldp_auth import LldpSigner
 
-__all__ = ["Parsed", "parse", "build_lldp", "parse_lldp", "build_arp_reply"]
+__all__ = [
+    "Parsed",
+    "LldpTlvs",
+    "parse",
+    "build_lldp",
+    "parse_lldp",
+    "build_arp_reply",
+    "ETH_IPV4",
+    "ETH_ARP",
+    "ETH_LLDP",
+]
 
+ETH_IPV4 = 0x0800
+ETH_ARP = 0x0806
+ETH_LLDP = 0x88CC
+_VLAN_TAGS = (0x8100, 0x88A8)
+_LLDP_DST = "01:80:c2:00:00:0e"  # nearest bridge
+
+# LLDP TLV types (IEEE 802.1AB) and the subtypes we write.
+_TLV_END, _TLV_CHASSIS, _TLV_PORT, _TLV_TTL, _TLV_ORG = 0, 1, 2, 3, 127
+_CHASSIS_LOCAL = 7  # locally assigned
+_PORT_COMPONENT = 2
 # An OUI for our organisationally specific TLV (locally administered range).
 _OUI = b"\x02\xfa\xbc"
 _SUBTYPE_PROOF = 1
-_LLDP_DST = lldp.LLDP_MAC_NEAREST_BRIDGE
+
+_ETH = struct.Struct("!6s6sH")
+_MIN_FRAME = 60  # Ethernet minimum without the FCS: short frames are padded
+
+
+@dataclass(frozen=True)
+class LldpTlvs:
+    """The TLVs of an LLDP frame that matter to discovery (raw values)."""
+
+    chassis: bytes = b""
+    port: bytes = b""
+    proof: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -37,40 +67,38 @@ class Parsed:
     dscp: int = 0
     src_port: int = 0
     dst_port: int = 0
-    lldp: Any = None
-
-
-_ETH = struct.Struct("!6s6sH")
-_VLAN_TAGS = (0x8100, 0x88A8)
+    lldp: LldpTlvs | None = None
 
 
 def _mac(raw: bytes) -> str:
     return raw.hex(":")
 
 
+def _mac_bytes(text: str) -> bytes:
+    return bytes.fromhex(text.replace(":", ""))
+
+
 def parse(data: bytes) -> Parsed:
-    """Fields of a packet-in. IPv4 and ARP, the hot path of a packet-in storm,
-    are decoded with ``struct`` (tens of times faster than Ryu's packet library);
-    anything else goes through Ryu's library."""
-    if len(data) >= 14:
-        dst_raw, src_raw, ethertype = _ETH.unpack_from(data)
-        if ethertype == ether.ETH_TYPE_IP and len(data) >= 34:
-            return _parse_ipv4(data, _mac(src_raw), _mac(dst_raw))
-        if ethertype == ether.ETH_TYPE_ARP and len(data) >= 42:
-            op = int.from_bytes(data[20:22], "big")
-            return Parsed(
-                kind="arp",
-                eth_src=_mac(src_raw),
-                eth_dst=_mac(dst_raw),
-                arp_op=op,
-                arp_src_ip=socket.inet_ntoa(data[28:32]),
-                arp_dst_ip=socket.inet_ntoa(data[38:42]),
-            )
-        if ethertype in _VLAN_TAGS or ethertype == ether.ETH_TYPE_LLDP:
-            return _parse_slow(data)
-        if ethertype in (ether.ETH_TYPE_IP, ether.ETH_TYPE_ARP):
-            return Parsed(kind="other", eth_src=_mac(src_raw), eth_dst=_mac(dst_raw))
-    return _parse_slow(data)
+    """Fields of a packet-in (untagged IPv4, ARP and LLDP; anything else is "other")."""
+    if len(data) < 14:
+        return Parsed(kind="other")
+    dst_raw, src_raw, ethertype = _ETH.unpack_from(data)
+    src, dst = _mac(src_raw), _mac(dst_raw)
+    if ethertype == ETH_IPV4 and len(data) >= 34:
+        return _parse_ipv4(data, src, dst)
+    if ethertype == ETH_ARP and len(data) >= 42:
+        return Parsed(
+            kind="arp",
+            eth_src=src,
+            eth_dst=dst,
+            arp_op=int.from_bytes(data[20:22], "big"),
+            arp_src_ip=socket.inet_ntoa(data[28:32]),
+            arp_dst_ip=socket.inet_ntoa(data[38:42]),
+        )
+    if ethertype == ETH_LLDP:
+        return Parsed(kind="lldp", eth_src=src, eth_dst=dst, lldp=_lldp_tlvs(data[14:]))
+    # VLAN-tagged frames are not ours to forward (the fabric is untagged).
+    return Parsed(kind="other", eth_src=src, eth_dst=dst)
 
 
 def _parse_ipv4(data: bytes, src: str, dst: str) -> Parsed:
@@ -97,87 +125,60 @@ def _parse_ipv4(data: bytes, src: str, dst: str) -> Parsed:
     )
 
 
-def _parse_slow(data: bytes) -> Parsed:
-    pkt = packet.Packet(data)
-    eth = pkt.get_protocol(ethernet.ethernet)
-    if eth is None:
-        return Parsed(kind="other")
-    src, dst = eth.src.lower(), eth.dst.lower()
-    if eth.ethertype == ether.ETH_TYPE_LLDP:
-        return Parsed(kind="lldp", eth_src=src, eth_dst=dst, lldp=pkt.get_protocol(lldp.lldp))
-    if eth.ethertype == ether.ETH_TYPE_ARP:
-        a = pkt.get_protocol(arp.arp)
-        if a is None:
-            return Parsed(kind="other", eth_src=src, eth_dst=dst)
-        return Parsed(
-            kind="arp",
-            eth_src=src,
-            eth_dst=dst,
-            arp_op=a.opcode,
-            arp_src_ip=a.src_ip,
-            arp_dst_ip=a.dst_ip,
-        )
-    if eth.ethertype == ether.ETH_TYPE_IP:
-        ip = pkt.get_protocol(ipv4.ipv4)
-        if ip is None:
-            return Parsed(kind="other", eth_src=src, eth_dst=dst)
-        l4 = pkt.get_protocol(tcp.tcp) or pkt.get_protocol(udp.udp)
-        return Parsed(
-            kind="ipv4",
-            eth_src=src,
-            eth_dst=dst,
-            ip_src=ip.src,
-            ip_dst=ip.dst,
-            ip_proto=ip.proto,
-            dscp=ip.tos >> 2,
-            src_port=getattr(l4, "src_port", 0),
-            dst_port=getattr(l4, "dst_port", 0),
-        )
-    return Parsed(kind="other", eth_src=src, eth_dst=dst)
+def _lldp_tlvs(body: bytes) -> LldpTlvs | None:
+    """The chassis, port and proof TLVs, or None if the TLV chain is malformed."""
+    chassis = port = b""
+    proof: bytes | None = None
+    i = 0
+    while i + 2 <= len(body):
+        header = int.from_bytes(body[i : i + 2], "big")
+        kind, length = header >> 9, header & 0x1FF
+        value = body[i + 2 : i + 2 + length]
+        if len(value) < length:
+            return None
+        if kind == _TLV_END:
+            break
+        if kind == _TLV_CHASSIS and length >= 1:
+            chassis = value[1:]
+        elif kind == _TLV_PORT and length >= 1:
+            port = value[1:]
+        elif kind == _TLV_ORG and length >= 4 and value[:3] == _OUI and value[3] == _SUBTYPE_PROOF:
+            proof = value[4:]
+        i += 2 + length
+    return LldpTlvs(chassis=chassis, port=port, proof=proof)
+
+
+def _tlv(kind: int, value: bytes) -> bytes:
+    return ((kind << 9) | len(value)).to_bytes(2, "big") + value
 
 
 def build_lldp(signer: LldpSigner, *, dpid: int, port: int, hw_addr: str, now: float) -> bytes:
-    pkt = packet.Packet()
-    pkt.add_protocol(ethernet.ethernet(dst=_LLDP_DST, src=hw_addr, ethertype=ether.ETH_TYPE_LLDP))
-    tlvs = (
-        lldp.ChassisID(
-            subtype=lldp.ChassisID.SUB_LOCALLY_ASSIGNED, chassis_id=f"dpid:{dpid:016x}".encode()
-        ),
-        lldp.PortID(subtype=lldp.PortID.SUB_PORT_COMPONENT, port_id=str(port).encode()),
-        lldp.TTL(ttl=10),
-        lldp.OrganizationallySpecific(
-            oui=_OUI, subtype=_SUBTYPE_PROOF, info=signer.sign(dpid, port, now)
-        ),
-        lldp.End(),
+    """A signed LLDP probe sent out of ``port`` of switch ``dpid``."""
+    body = b"".join(
+        (
+            _tlv(_TLV_CHASSIS, bytes([_CHASSIS_LOCAL]) + f"dpid:{dpid:016x}".encode()),
+            _tlv(_TLV_PORT, bytes([_PORT_COMPONENT]) + str(port).encode()),
+            _tlv(_TLV_TTL, (10).to_bytes(2, "big")),
+            _tlv(_TLV_ORG, _OUI + bytes([_SUBTYPE_PROOF]) + signer.sign(dpid, port, now)),
+            _tlv(_TLV_END, b""),
+        )
     )
-    pkt.add_protocol(lldp.lldp(tlvs))
-    pkt.serialize()
-    return bytes(pkt.data)
+    return _ETH.pack(_mac_bytes(_LLDP_DST), _mac_bytes(hw_addr), ETH_LLDP) + body
 
 
-def parse_lldp(signer: LldpSigner, frame: Any, *, now: float) -> tuple[int, int] | None:
+def parse_lldp(signer: LldpSigner, tlvs: LldpTlvs | None, *, now: float) -> tuple[int, int] | None:
     """(dpid, port) that sent a probe, or None if it is not a valid probe of ours."""
-    if frame is None:
+    if tlvs is None or tlvs.proof is None:
         return None
-    dpid = port = proof = None
-    for tlv in frame.tlvs:
-        if isinstance(tlv, lldp.ChassisID):
-            text = bytes(tlv.chassis_id).decode(errors="replace")
-            if text.startswith("dpid:"):
-                try:
-                    dpid = int(text[5:], 16)
-                except ValueError:
-                    return None
-        elif isinstance(tlv, lldp.PortID):
-            try:
-                port = int(bytes(tlv.port_id).decode(errors="replace"))
-            except ValueError:
-                return None
-        elif isinstance(tlv, lldp.OrganizationallySpecific) and tlv.oui == _OUI:
-            proof = bytes(tlv.info)
-    if dpid is None or port is None or proof is None:
+    chassis = tlvs.chassis.decode(errors="replace")
+    if not chassis.startswith("dpid:"):
         return None
-    if not signer.verify(dpid, port, proof, now=now):
+    try:
+        dpid = int(chassis[5:], 16)
+        port = int(tlvs.port.decode(errors="replace"))
+    except ValueError:
+        return None
+    if not signer.verify(dpid, port, tlvs.proof, now=now):
         return None
     return dpid, port
 
@@ -185,18 +186,18 @@ def parse_lldp(signer: LldpSigner, frame: Any, *, now: float) -> tuple[int, int]
 def build_arp_reply(
     *, target_mac: str, target_ip: str, requester_mac: str, requester_ip: str
 ) -> bytes:
-    pkt = packet.Packet()
-    pkt.add_protocol(
-        ethernet.ethernet(dst=requester_mac, src=target_mac, ethertype=ether.ETH_TYPE_ARP)
+    """The ARP reply ``target_ip is-at target_mac``, addressed to the requester."""
+    arp = struct.pack(
+        "!HHBBH6s4s6s4s",
+        1,  # Ethernet
+        ETH_IPV4,
+        6,
+        4,
+        2,  # reply
+        _mac_bytes(target_mac),
+        socket.inet_aton(target_ip),
+        _mac_bytes(requester_mac),
+        socket.inet_aton(requester_ip),
     )
-    pkt.add_protocol(
-        arp.arp(
-            opcode=arp.ARP_REPLY,
-            src_mac=target_mac,
-            src_ip=target_ip,
-            dst_mac=requester_mac,
-            dst_ip=requester_ip,
-        )
-    )
-    pkt.serialize()
-    return bytes(pkt.data)
+    frame = _ETH.pack(_mac_bytes(requester_mac), _mac_bytes(target_mac), ETH_ARP) + arp
+    return frame.ljust(_MIN_FRAME, b"\0")

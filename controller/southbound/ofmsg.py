@@ -1,16 +1,23 @@
-"""Translate between the core's entries and Ryu's OpenFlow 1.3 messages.
+"""Translate between the engine's plain data and OpenFlow 1.3 messages (Ryu or os-ken).
 
 Both directions live here so that what we send and what a switch reports back
 normalise to the same values: ``FlowEntry`` built from a flow-stats reply
-compares equal to the one that produced the flow-mod. This module builds
-messages but never sends them.
+compares equal to the one that produced the flow-mod. This module builds and
+decodes messages but never sends them and decides nothing.
 """
 
 from __future__ import annotations
 
-from ryu.ofproto import ofproto_v1_3 as ofp
-from ryu.ofproto import ofproto_v1_3_parser as parser
-
+from controller.engine.inputs import FlowStat, SwitchError
+from controller.engine.outputs import (
+    FlowStatsRequest,
+    PacketOut,
+    PortStatsRequest,
+    Request,
+    TablePart,
+    TableRead,
+)
+from controller.fabric.model import Port
 from controller.flowprog.entries import (
     Bucket,
     FlowEntry,
@@ -33,8 +40,32 @@ from controller.flowprog.plan import (
     MeterDelete,
     MeterModify,
 )
+from controller.southbound.framework import fw
+from controller.telemetry import PortCounters
 
-__all__ = ["op_to_msg", "flow_from_stats", "group_from_desc", "meter_from_config", "msg_type"]
+__all__ = [
+    "op_to_msg",
+    "flow_from_stats",
+    "group_from_desc",
+    "meter_from_config",
+    "msg_type",
+    "request_to_msg",
+    "packet_out_to_msg",
+    "set_config_msg",
+    "barrier_msg",
+    "port_from_desc",
+    "port_counters",
+    "flow_stats",
+    "switch_error",
+    "more_follows",
+    "is_port_deleted",
+    "is_idle_removal",
+]
+
+if not fw.name:
+    raise ImportError("select the southbound framework (framework.select) before importing ofmsg")
+ofp = fw.ofp
+parser = fw.parser
 
 _GROUP_TYPES = {
     GroupType.SELECT: ofp.OFPGT_SELECT,
@@ -216,3 +247,107 @@ def meter_from_config(conf) -> MeterEntry | None:
         return MeterEntry(conf.meter_id, rate_pps=-1)  # unequal to anything we want
     burst = drops[0].burst_size if conf.flags & ofp.OFPMF_BURST else 0
     return MeterEntry(conf.meter_id, rate_pps=drops[0].rate, burst=burst)
+
+
+# ------------------------------------------------------- other messages, both ways
+def request_to_msg(dp, req: Request):
+    """The Ryu message for an engine request (table read or statistics)."""
+    match req:
+        case TableRead(part=TablePart.PORTS):
+            return parser.OFPPortDescStatsRequest(dp, 0)
+        case TableRead(part=TablePart.FLOWS):
+            return parser.OFPFlowStatsRequest(dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY)
+        case TableRead(part=TablePart.GROUPS):
+            return parser.OFPGroupDescStatsRequest(dp, 0)
+        case TableRead(part=TablePart.METERS):
+            return parser.OFPMeterConfigStatsRequest(dp, 0, ofp.OFPM_ALL)
+        case PortStatsRequest():
+            return parser.OFPPortStatsRequest(dp, 0, ofp.OFPP_ANY)
+        case FlowStatsRequest(cookie=cookie, mask=mask):
+            return parser.OFPFlowStatsRequest(
+                dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY, cookie, mask
+            )
+    raise TypeError(f"unknown request {req!r}")
+
+
+def packet_out_to_msg(dp, pkt: PacketOut):
+    port = pkt.out_port if pkt.out_port is not None else ofp.OFPP_TABLE
+    in_port = pkt.in_port if pkt.in_port is not None else ofp.OFPP_CONTROLLER
+    return parser.OFPPacketOut(
+        datapath=dp,
+        buffer_id=ofp.OFP_NO_BUFFER,
+        in_port=in_port,
+        actions=[parser.OFPActionOutput(port, 0)],
+        data=pkt.data,
+    )
+
+
+def set_config_msg(dp):
+    """Whole packets to the controller (no switch buffering)."""
+    return parser.OFPSetConfig(dp, ofp.OFPC_FRAG_NORMAL, ofp.OFPCML_NO_BUFFER)
+
+
+def barrier_msg(dp):
+    return parser.OFPBarrierRequest(dp)
+
+
+def _text(value) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def port_from_desc(p) -> Port:
+    up = not (p.state & ofp.OFPPS_LINK_DOWN) and not (p.config & ofp.OFPPC_PORT_DOWN)
+    return Port(
+        port_no=p.port_no,
+        name=_text(p.name),
+        hw_addr=p.hw_addr,
+        up=up,
+        speed_bps=float(p.curr_speed) * 1000.0,
+    )
+
+
+def port_counters(body) -> list[tuple[int, PortCounters]]:
+    """Counters of the physical ports in a port-stats reply (part)."""
+    return [
+        (
+            s.port_no,
+            PortCounters(
+                rx_bytes=s.rx_bytes,
+                tx_bytes=s.tx_bytes,
+                rx_packets=s.rx_packets,
+                tx_packets=s.tx_packets,
+                rx_dropped=s.rx_dropped,
+                tx_dropped=s.tx_dropped,
+                rx_errors=s.rx_errors,
+                tx_errors=s.tx_errors,
+            ),
+        )
+        for s in body
+        if s.port_no < ofp.OFPP_MAX
+    ]
+
+
+def flow_stats(body) -> list[FlowStat]:
+    return [FlowStat(flow_from_stats(s), s.byte_count) for s in body]
+
+
+_ERROR_NAMES = {
+    getattr(ofp, n): n.removeprefix("OFPET_").lower() for n in dir(ofp) if n.startswith("OFPET_")
+}
+
+
+def switch_error(msg) -> SwitchError:
+    return SwitchError(kind=_ERROR_NAMES.get(msg.type, "unknown"), code=msg.code, xid=msg.xid)
+
+
+def more_follows(msg) -> bool:
+    """Whether a multipart reply has further parts."""
+    return bool(msg.flags & ofp.OFPMPF_REPLY_MORE)
+
+
+def is_port_deleted(msg) -> bool:
+    return msg.reason == ofp.OFPPR_DELETE
+
+
+def is_idle_removal(msg) -> bool:
+    return msg.reason == ofp.OFPRR_IDLE_TIMEOUT

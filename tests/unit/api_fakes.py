@@ -18,10 +18,10 @@ from typing import Any
 
 from controller.api.server import ApiServer, ApiServerConfig, start_api_server
 from controller.concurrency.eventbus import EventBus
+from controller.engine.outputs import EventKind
 from controller.engine.views import (
     ApplyResult,
     DrainResult,
-    EventKind,
     FlowView,
     HostView,
     LinkView,

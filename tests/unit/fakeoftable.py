@@ -7,8 +7,6 @@ applies a :class:`~controller.flowprog.plan.Program` the way an OpenFlow 1.3
 switch would, raising :class:`OpenFlowError` where a switch would answer with
 an error (and a little stricter, so that wasted or mis-ordered operations show
 up); :meth:`FakeFabric.walk` follows a packet through every branch it can take.
-:class:`CoreLab` wires a :class:`Connectivity` to a fake fabric built from a
-:mod:`synthetic` fabric and drives it with plain calls and an explicit clock.
 This module only simulates: it never decides anything the core should decide.
 """
 
@@ -17,14 +15,10 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from synthetic import Fabric
-
-from controller.engine.connectivity import ARP_REQUEST, Connectivity, ConnectivityConfig
-from controller.engine.outputs import EngineOutput, LldpProbe
-from controller.fabric.model import Dpid, LinkId, Port, PortRef
+from controller.fabric.model import Dpid, LinkId, PortRef
 from controller.flowprog.entries import (
     Action,
     EntryKey,
@@ -59,8 +53,6 @@ __all__ = [
     "FakeFabric",
     "Terminal",
     "WalkResult",
-    "LabHost",
-    "CoreLab",
 ]
 
 ETH_IPV4 = 0x0800
@@ -145,9 +137,14 @@ class FakeSwitch:
         )
         return hashlib.sha256(text.encode()).hexdigest()
 
-    def apply(self, op: Op) -> None:
+    def apply(self, op: Op, *, replay: bool = False) -> None:
+        """Apply ``op``. ``replay``: the op was applied before; adding an identical
+        group or meter again, or deleting one already gone, only earns the error a
+        real switch would send, without changing its tables."""
         if not self.connected:
             raise OpenFlowError(self.dpid, "NOT_CONNECTED", f"{op} sent to a disconnected switch")
+        if replay and _replay_is_noop(self, op):
+            return
         self.mods[type(op).__name__] += 1
         match op:
             case FlowAdd(entry=entry):
@@ -284,6 +281,19 @@ class WalkResult:
         )
 
 
+def _replay_is_noop(sw: FakeSwitch, op: Op) -> bool:
+    match op:
+        case GroupAdd(group=grp):
+            return sw.groups.get(grp.group_id) == grp
+        case GroupDelete(group=grp):
+            return grp.group_id not in sw.groups
+        case MeterAdd(meter=meter):
+            return sw.meters.get(meter.meter_id) == meter
+        case MeterDelete(meter=meter):
+            return meter.meter_id not in sw.meters
+    return False
+
+
 class FakeFabric:
     """Switch tables plus cabling. ``down`` holds ports whose link is dead."""
 
@@ -300,20 +310,20 @@ class FakeFabric:
         return self.switches.setdefault(dpid, FakeSwitch(dpid))
 
     # ------------------------------------------------------------- programming
-    def apply(self, program: Program) -> None:
+    def apply(self, program: Program, *, replay: bool = False) -> None:
         for phase in program.phases:
-            self.apply_phase(phase)
+            self.apply_phase(phase, replay=replay)
 
-    def apply_phase(self, phase: Phase) -> None:
+    def apply_phase(self, phase: Phase, *, replay: bool = False) -> None:
         for dpid, ops in phase.ops.items():
-            self.apply_ops(dpid, ops)
+            self.apply_ops(dpid, ops, replay=replay)
 
-    def apply_ops(self, dpid: Dpid, ops: Iterable[Op]) -> None:
+    def apply_ops(self, dpid: Dpid, ops: Iterable[Op], *, replay: bool = False) -> None:
         sw = self.switches.get(dpid)
         if sw is None:
             raise OpenFlowError(dpid, "NOT_CONNECTED", "no such switch")
         for op in ops:
-            sw.apply(op)
+            sw.apply(op, replay=replay)
 
     def mods(self) -> Counter[str]:
         """Operations applied so far, by type, over all switches (barriers included)."""
@@ -437,216 +447,3 @@ class FakeFabric:
         if len(best) > 1:  # OpenFlow leaves this undefined: treat it as a bug
             raise AssertionError(f"switch {sw.dpid:#x}: overlapping entries at priority {top}")
         return best[0]
-
-
-# ---------------------------------------------------------------------- CoreLab
-@dataclass(frozen=True)
-class LabHost:
-    name: str
-    mac: str
-    ip: str
-    port: PortRef
-
-
-class CoreLab:
-    """A :class:`Connectivity` driving a :class:`FakeFabric` built from a synthetic fabric.
-
-    ``fabric`` is a :class:`synthetic.Fabric`; ``names`` renames switches (what
-    they report as their bridge name). Time only moves when a test moves it.
-    """
-
-    def __init__(
-        self,
-        fabric: Fabric,
-        *,
-        hosts_per_leaf: int = 2,
-        names: Mapping[str, str] | None = None,
-        config: ConnectivityConfig | None = None,
-    ) -> None:
-        self.fabric = fabric
-        self.core = Connectivity(config or ConnectivityConfig())
-        self.now = 1.0
-        rename = names or {}
-        self.name_of = {d: rename.get(n, n) for d, n in fabric.names.items()}
-        links = [attrs["link"] for _, _, attrs in fabric.graph.edges(data=True)]
-        self.fake = FakeFabric(switches=fabric.names, links=links)
-        ports: dict[Dpid, set[int]] = {d: set() for d in fabric.names}
-        for lid in links:
-            ports[lid.src.dpid].add(lid.src.port)
-        self.hosts: list[LabHost] = []
-        for leaf in fabric.leaves:
-            for i in range(hosts_per_leaf):
-                ref = fabric.host_port(leaf, i)
-                ports[ref.dpid].add(ref.port)
-                k = len(self.hosts) + 1
-                self.hosts.append(
-                    LabHost(
-                        f"h{k}",
-                        f"02:00:00:00:{k >> 8:02x}:{k & 0xFF:02x}",
-                        f"10.0.{k >> 8}.{k & 0xFF}",
-                        ref,
-                    )
-                )
-        self.ports = {
-            d: [
-                Port(p, name=f"{self.name_of[d]}-eth{p}", hw_addr=_port_mac(d, p))
-                for p in sorted(ps)
-            ]
-            for d, ps in ports.items()
-        }
-        self.outputs: list[EngineOutput] = []
-        self.lldp_lost: set[PortRef] = set()  # probes sent out of these ports vanish
-
-    def dpid(self, name: str) -> Dpid:
-        return self.fabric.dpid(name)
-
-    def run(self, out: EngineOutput) -> EngineOutput:
-        """Apply what the core asked for to the fake switches; keep it for inspection."""
-        for program in out.programs:
-            self.fake.apply(program)
-        self.outputs.append(out)
-        return out
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    # ------------------------------------------------------------ switch events
-    def connect(self, dpid: Dpid) -> EngineOutput:
-        sw = self.fake.switch(dpid)
-        sw.connected = True
-        return self.run(
-            self.core.switch_connected(
-                dpid,
-                name=self.name_of[dpid],
-                ports=self.ports[dpid],
-                reported=sw.reported(),
-                now=self.now,
-            )
-        )
-
-    def disconnect(self, dpid: Dpid) -> EngineOutput:
-        self.fake.switch(dpid).connected = False
-        return self.run(self.core.switch_disconnected(dpid, now=self.now))
-
-    def set_port(self, ref: PortRef, *, up: bool) -> EngineOutput:
-        (self.fake.down.discard if up else self.fake.down.add)(ref)
-        port = next(p for p in self.ports[ref.dpid] if p.port_no == ref.port)
-        return self.run(
-            self.core.port_status(ref.dpid, replace(port, up=up), deleted=False, now=self.now)
-        )
-
-    def cable(self, a: str, b: str) -> LinkId:
-        return self.fabric.link(a, b)
-
-    def set_cable(self, a: str, b: str, *, up: bool) -> None:
-        lid = self.cable(a, b)
-        self.set_port(lid.src, up=up)
-        self.set_port(lid.dst, up=up)
-
-    def lldp(self, lid: LinkId) -> EngineOutput:
-        return self.run(self.core.lldp_received(tx=lid.src, rx=lid.dst, now=self.now))
-
-    def tick(self, *, after_each: Callable[[LinkId], None] | None = None) -> list[LldpProbe]:
-        """One periodic tick; LLDP probes that reach a live peer arrive at once.
-
-        ``after_each`` runs after every LLDP arrival, to check each step of discovery.
-        """
-        out, probes = self.core.tick(now=self.now)
-        self.run(out)
-        for probe in probes:
-            peer = self.fake.peer.get(probe.port)
-            if (
-                peer is not None
-                and probe.port not in self.lldp_lost
-                and probe.port not in self.fake.down
-                and peer not in self.fake.down
-                and self.fake.switch(peer.dpid).connected
-            ):
-                self.lldp(LinkId(probe.port, peer))
-                if after_each is not None:
-                    after_each(LinkId(probe.port, peer))
-        return probes
-
-    def run_for(self, seconds: float) -> None:
-        """Let ``seconds`` pass with a tick every half LLDP interval, as the shim does."""
-        step = self.core.config.lldp_interval_s / 2
-        end = self.now + seconds
-        while self.now < end:
-            self.now = min(end, self.now + step)
-            self.tick()
-
-    def start(self) -> None:
-        """Connect every switch, discover every cable, wait out the edge grace time."""
-        for dpid in sorted(self.fabric.names):
-            self.connect(dpid)
-        self.tick()
-        self.advance(self.core.config.edge_grace_s + 0.1)
-        self.tick()
-
-    def notices(self, kind: str) -> list[str]:
-        """Subjects (and reasons) of every notice of ``kind`` the core produced so far."""
-        return [
-            f"{n.subject} {n.reason}".strip()
-            for out in self.outputs
-            for n in out.notices
-            if n.kind == kind
-        ]
-
-    # -------------------------------------------------------------------- hosts
-    def garp(self, host: LabHost) -> EngineOutput:
-        """The host announces itself (gratuitous ARP)."""
-        return self.arp(host, target_ip=host.ip)
-
-    def arp(self, host: LabHost, *, target_ip: str, opcode: int = ARP_REQUEST) -> EngineOutput:
-        return self.run(
-            self.core.arp_received(
-                at=host.port,
-                opcode=opcode,
-                src_mac=host.mac,
-                src_ip=host.ip,
-                dst_ip=target_ip,
-                data=f"arp {host.name}->{target_ip}".encode(),
-                now=self.now,
-            )
-        )
-
-    def learn_all(self) -> None:
-        for host in self.hosts:
-            self.garp(host)
-
-    def packet(self, src: LabHost, dst: LabHost, **fields: int | str) -> dict[str, int | str]:
-        pkt: dict[str, int | str] = {
-            "eth_src": src.mac,
-            "eth_dst": dst.mac,
-            "eth_type": ETH_IPV4,
-            "ipv4_src": src.ip,
-            "ipv4_dst": dst.ip,
-            "ip_proto": 17,
-            "udp_src": 40000,
-            "udp_dst": 4791,
-        }
-        pkt.update(fields)
-        return pkt
-
-    def send(
-        self, src: LabHost, dst: LabHost, *, live_select: bool = False, **fields: int | str
-    ) -> WalkResult:
-        pkt = self.packet(src, dst, **fields)
-        return self.fake.walk(src.port.dpid, src.port.port, pkt, live_select=live_select)
-
-    def undelivered(self, *, live_select: bool = False) -> list[str]:
-        """Every ordered host pair whose packet does not reach exactly the destination."""
-        bad = []
-        for src in self.hosts:
-            for dst in self.hosts:
-                if src is dst:
-                    continue
-                res = self.send(src, dst, live_select=live_select)
-                if not res.only_to(dst.port):
-                    bad.append(f"{src.name}->{dst.name}: {res.terminals}")
-        return bad
-
-
-def _port_mac(dpid: Dpid, port: int) -> str:
-    raw = ((dpid & 0xFFFFFF) << 16 | port) & 0xFFFFFFFFFF
-    return "0a:" + ":".join(f"{(raw >> s) & 0xFF:02x}" for s in range(32, -8, -8))

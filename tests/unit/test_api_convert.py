@@ -11,7 +11,8 @@ from api_fakes import FakeFacade, pinned_policy
 from fabric.v1 import fabric_pb2 as pb
 
 from controller.api import convert
-from controller.engine.views import EventKind, EventRecord
+from controller.concurrency.eventbus import EventRecord
+from controller.engine.outputs import EventKind
 from controller.errors import InvalidArgument
 from controller.fabric.model import FiveTuple
 from controller.policy.model import FlowMatch, Policy, PolicyParams, PortRange, Strategy

@@ -16,7 +16,7 @@ from fabric.v1 import fabric_pb2 as pb
 
 from controller.api.client import FabricClient
 from controller.api.server import ApiServer
-from controller.engine.views import EventKind
+from controller.engine.outputs import EventKind
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fakeoftable import CoreLab
+from enginelab import EngineLab
 from synthetic import leaf_spine
 
 from controller.engine.monitor import LinkMonitor
@@ -24,14 +24,14 @@ AI = Policy(
 )
 
 
-def ready() -> tuple[CoreLab, FlowPlacer]:
-    lab = CoreLab(leaf_spine(2, 2))
+def ready() -> tuple[EngineLab, FlowPlacer]:
+    lab = EngineLab(leaf_spine(2, 2))
     lab.start()
     lab.learn_all()
-    lab.run_for(lab.core.config.warmup_s)
+    lab.run_for(lab.net.config.warmup_s)
     monitor = LinkMonitor(capacity=CapacityConfig.from_config(20.0, {}))
     book = PolicyBook([AI])
-    flows = FlowPlacer(lab.core, monitor, book=lambda: book, engineer=TrafficEngineer())
+    flows = FlowPlacer(lab.net, monitor, book=lambda: book, engineer=TrafficEngineer())
     return lab, flows
 
 
@@ -47,7 +47,7 @@ def test_first_packet_gets_a_provisional_rule_then_the_placed_path() -> None:
     assert dpid == src.port.dpid and isinstance(ops[-1], Barrier)
     provisional = ops[0]
     assert isinstance(provisional, FlowAdd) and provisional.entry.ingress
-    route = lab.core.prog.desired.table(dpid).flows[(0, PRIO_HOST, Match.of(eth_dst=dst.mac))]
+    route = lab.net.prog.desired.table(dpid).flows[(0, PRIO_HOST, Match.of(eth_dst=dst.mac))]
     assert provisional.entry.actions == route.actions
     assert [p.data for p in out.packets] == [b"first"]
     lab.fake.apply_ops(dpid, ops)

@@ -6,10 +6,10 @@ import ipaddress
 from collections.abc import Callable
 
 import pytest
-from fakeoftable import CoreLab
+from enginelab import EngineLab
 from synthetic import Fabric, asymmetric, leaf_spine, three_tier
 
-from controller.engine.connectivity import ConnectivityConfig
+from controller.engine.engine import EngineConfig
 from controller.fabric.model import Dpid
 from controller.flowprog.classmatch import of_matches
 from controller.flowprog.entries import GroupAction, GroupType, Output, ToController
@@ -27,21 +27,21 @@ FABRICS: dict[str, Callable[[], Fabric]] = {
 }
 
 
-def ready(fabric: Fabric, *, config: ConnectivityConfig | None = None, **kw: object) -> CoreLab:
+def ready(fabric: Fabric, *, config: EngineConfig | None = None, **kw: object) -> EngineLab:
     """Started, every host learned, warm-up over."""
-    lab = CoreLab(fabric, config=config, **kw)  # type: ignore[arg-type]
+    lab = EngineLab(fabric, config=config, **kw)  # type: ignore[arg-type]
     lab.start()
     lab.learn_all()
-    lab.run_for(lab.core.config.warmup_s)
+    lab.run_for(lab.net.config.warmup_s)
     return lab
 
 
-def uplinks(lab: CoreLab, leaf: str) -> list[int]:
+def uplinks(lab: EngineLab, leaf: str) -> list[int]:
     dpid = lab.dpid(leaf)
     return sorted(src.port for src in lab.fake.peer if src.dpid == dpid)
 
 
-def host_routes(lab: CoreLab, dpid: Dpid) -> dict[str, tuple]:
+def host_routes(lab: EngineLab, dpid: Dpid) -> dict[str, tuple]:
     return {
         str(e.match.get("eth_dst")): e.actions
         for e in lab.fake.switches[dpid].flows.values()
@@ -49,7 +49,7 @@ def host_routes(lab: CoreLab, dpid: Dpid) -> dict[str, tuple]:
     }
 
 
-def leaf_group_ports(lab: CoreLab, leaf: str) -> list[list[int]]:
+def leaf_group_ports(lab: EngineLab, leaf: str) -> list[list[int]]:
     """Output ports of the group each remote-host route on ``leaf`` uses (one list per route)."""
     dpid = lab.dpid(leaf)
     sw = lab.fake.switches[dpid]
@@ -72,11 +72,11 @@ def leaf_group_ports(lab: CoreLab, leaf: str) -> list[list[int]]:
 @pytest.mark.parametrize("name", FABRICS)
 def test_every_host_reaches_every_other_host_exactly_at_its_port(name: str) -> None:
     lab = ready(FABRICS[name](), names=ODD_NAMES if name == "odd-names" else None)
-    assert len(lab.core.topo.hosts) == len(lab.hosts)
+    assert len(lab.net.topo.hosts) == len(lab.hosts)
     assert lab.undelivered() == []
     non_leaves = {lab.dpid(n) for n in lab.fabric.spines + lab.fabric.middles}
     for dpid in non_leaves:
-        assert lab.core.topo.edge_ports(dpid) == []
+        assert lab.net.topo.edge_ports(dpid) == []
         for entry in lab.fake.switches[dpid].flows.values():
             for act in entry.actions:
                 if isinstance(act, Output):
@@ -127,11 +127,11 @@ def test_a_failed_link_shrinks_the_groups_and_its_return_restores_them() -> None
             assert paths and all(lab.dpid("spine1") not in p for p in paths)
     lab.advance(1.0)
     lab.set_cable("leaf1", "spine1", up=True)
-    lab.advance(lab.core.config.lldp_interval_s)
+    lab.advance(lab.net.config.lldp_interval_s)
     lab.tick()
     assert all(ports == uplinks(lab, "leaf1") for ports in leaf_group_ports(lab, "leaf1"))
     assert lab.undelivered() == []
-    lab.run_for(lab.core.config.warmup_s)
+    lab.run_for(lab.net.config.warmup_s)
     assert lab.fake.hashes() == before  # same group ids: contents name the group
 
 
@@ -159,7 +159,7 @@ def test_a_switch_going_down_is_routed_around() -> None:
 def test_drained_links_are_avoided_while_alternatives_exist() -> None:
     lab = ready(leaf_spine(2, 4))
     up, down = lab.cable("leaf1", "spine1"), lab.cable("spine1", "leaf1")
-    lab.fake.apply(lab.core.set_drained([up, down], True, now=lab.now))
+    lab.fake.apply(lab.net.set_drained([up, down], True, now=lab.now))
     spine1 = lab.dpid("spine1")
     leaf1 = up.src.dpid
     assert lab.undelivered() == []
@@ -169,14 +169,14 @@ def test_drained_links_are_avoided_while_alternatives_exist() -> None:
                 assert all(spine1 not in p for p in lab.send(src, dst).paths)
     far = [h for h in lab.hosts if h.port.dpid != leaf1]
     assert any(spine1 in p for p in lab.send(far[0], far[-1]).paths)  # others still use it
-    lab.fake.apply(lab.core.set_drained([up, down], False, now=lab.now))
+    lab.fake.apply(lab.net.set_drained([up, down], False, now=lab.now))
     assert len(lab.send(lab.hosts[0], lab.hosts[-1]).paths) == 2
 
 
 def test_a_drained_link_still_carries_traffic_when_it_is_the_only_way() -> None:
     lab = ready(asymmetric())
     only = lab.cable("leaf3", "spine1")  # leaf3 has no cable to spine2
-    lab.fake.apply(lab.core.set_drained([only, only.reverse()], True, now=lab.now))
+    lab.fake.apply(lab.net.set_drained([only, only.reverse()], True, now=lab.now))
     assert lab.undelivered() == []
 
 
@@ -189,7 +189,7 @@ def test_class_traps_send_governed_packets_from_edge_ports_to_the_controller() -
         dst_hosts=(ipaddress.IPv4Network("10.0.0.0/24"),),
     )
     traps = [ClassTrap(PRIO_TRAP_BASE + 1, m) for fm in (roce, nccl) for m in of_matches(fm)]
-    lab.fake.apply(lab.core.set_traps(traps, now=lab.now))
+    lab.fake.apply(lab.net.set_traps(traps, now=lab.now))
     src, dst = lab.hosts[0], lab.hosts[-1]
     trapped = lab.send(src, dst)
     assert trapped.reached_controller and not trapped.delivered
@@ -203,7 +203,7 @@ def test_class_traps_send_governed_packets_from_edge_ports_to_the_controller() -
     spine_in = lab.cable("leaf1", "spine1").dst
     res = lab.fake.walk(spine_in.dpid, spine_in.port, lab.packet(src, dst))
     assert res.only_to(dst.port)
-    lab.fake.apply(lab.core.set_traps([], now=lab.now))
+    lab.fake.apply(lab.net.set_traps([], now=lab.now))
     assert lab.send(src, dst).only_to(dst.port)
 
 
@@ -225,8 +225,8 @@ def test_broadcast_unknown_arp_and_lldp_are_never_flooded() -> None:
 def test_catch_all_shortest_uses_one_path_and_no_groups() -> None:
     lab = ready(leaf_spine(3, 6))
     policy = Policy(name="default", priority=0, strategy=Strategy.SHORTEST)
-    lab.fake.apply(lab.core.set_catch_all(policy, now=lab.now))
-    lab.run_for(lab.core.config.warmup_s)
+    lab.fake.apply(lab.net.set_catch_all(policy, now=lab.now))
+    lab.run_for(lab.net.config.warmup_s)
     assert lab.undelivered() == []
     assert all(not sw.groups for sw in lab.fake.switches.values())
     assert all(len(lab.send(lab.hosts[0], h).paths) == 1 for h in lab.hosts[1:])
@@ -240,7 +240,7 @@ def test_catch_all_weighted_weighs_buckets_by_switch_name() -> None:
         strategy=Strategy.WEIGHTED,
         weights=(("core", 3.0), (f"{lab.dpid('spine2'):016x}", 1.0)),
     )
-    lab.fake.apply(lab.core.set_catch_all(policy, now=lab.now))
+    lab.fake.apply(lab.net.set_catch_all(policy, now=lab.now))
     leaf1 = lab.dpid("leaf1")
     (grp,) = lab.fake.switches[leaf1].groups.values()
     weight_of = {b.watch_port: b.weight for b in grp.buckets}
@@ -252,7 +252,7 @@ def test_catch_all_weighted_weighs_buckets_by_switch_name() -> None:
 
 
 def test_packet_ins_are_metered_when_configured() -> None:
-    lab = ready(leaf_spine(2, 2), config=ConnectivityConfig(packet_in_pps=200))
+    lab = ready(leaf_spine(2, 2), config=EngineConfig(packet_in_pps=200))
     for sw in lab.fake.switches.values():
         assert set(sw.meters) == {PACKET_IN_METER}
         assert sw.meters[PACKET_IN_METER].rate_pps == 200

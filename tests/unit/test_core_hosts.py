@@ -2,30 +2,31 @@
 
 from __future__ import annotations
 
-from fakeoftable import CoreLab
+from enginelab import EngineLab, arp_frame
 from synthetic import leaf_spine
 
 from controller.engine.connectivity import ARP_REPLY
-from controller.engine.outputs import ArpReply, PacketOut
+from controller.engine.outputs import PacketOut
+from controller.fabric.frames import build_arp_reply
 from controller.fabric.model import PortRef
 
 
-def discovered(spines: int = 2, leaves: int = 3) -> CoreLab:
+def discovered(spines: int = 2, leaves: int = 3) -> EngineLab:
     """Every switch connected and every cable discovered; edge ports not trusted yet."""
-    lab = CoreLab(leaf_spine(spines, leaves))
+    lab = EngineLab(leaf_spine(spines, leaves))
     for dpid in sorted(lab.fabric.names):
         lab.connect(dpid)
     lab.tick()
     return lab
 
 
-def started(spines: int = 2, leaves: int = 3) -> CoreLab:
+def started(spines: int = 2, leaves: int = 3) -> EngineLab:
     lab = discovered(spines, leaves)
-    lab.advance(lab.core.config.edge_grace_s + 0.1)
+    lab.advance(lab.net.config.edge_grace_s + 0.1)
     return lab
 
 
-def fabric_ports(lab: CoreLab) -> set[PortRef]:
+def fabric_ports(lab: EngineLab) -> set[PortRef]:
     return set(lab.fake.peer)
 
 
@@ -33,14 +34,14 @@ def test_hosts_are_learned_only_after_the_edge_grace_time() -> None:
     lab = discovered()
     host = lab.hosts[0]
     out = lab.garp(host)
-    assert host.mac not in lab.core.topo.hosts and not out.notices
-    assert lab.core.counters["arp-non-edge"] == 1
-    lab.advance(lab.core.config.edge_grace_s)
+    assert host.mac not in lab.net.topo.hosts and not out.notices
+    assert lab.net.counters["arp-non-edge"] == 1
+    lab.advance(lab.net.config.edge_grace_s)
     lab.garp(host)
-    learned = lab.core.topo.hosts[host.mac]
+    learned = lab.net.topo.hosts[host.mac]
     assert (learned.attach, learned.ipv4, learned.last_seen) == (host.port, host.ip, lab.now)
     assert lab.notices("host-learned") == [host.mac]
-    assert lab.core.hosts_changed
+    assert lab.net.hosts_changed
 
 
 def test_hosts_are_never_learned_on_fabric_ports() -> None:
@@ -48,7 +49,7 @@ def test_hosts_are_never_learned_on_fabric_ports() -> None:
     before = lab.fake.hashes()
     for port in sorted(fabric_ports(lab)):
         lab.run(
-            lab.core.arp_received(
+            lab.net.arp_received(
                 at=port,
                 opcode=1,
                 src_mac="02:00:00:00:77:01",
@@ -59,7 +60,7 @@ def test_hosts_are_never_learned_on_fabric_ports() -> None:
             )
         )
         lab.run(
-            lab.core.unicast_missed(
+            lab.net.unicast_missed(
                 at=port,
                 src_mac="02:00:00:00:77:02",
                 dst_mac="02:00:00:00:77:03",
@@ -68,7 +69,7 @@ def test_hosts_are_never_learned_on_fabric_ports() -> None:
                 now=lab.now,
             )
         )
-    assert lab.core.topo.hosts == {}
+    assert lab.net.topo.hosts == {}
     assert lab.fake.hashes() == before  # nothing was programmed for them either
 
 
@@ -79,18 +80,18 @@ def test_a_port_that_just_came_up_is_not_trusted_yet() -> None:
     lab.advance(1.0)
     lab.set_port(host.port, up=True)
     lab.garp(host)
-    assert host.mac not in lab.core.topo.hosts
-    lab.advance(lab.core.config.edge_grace_s)
+    assert host.mac not in lab.net.topo.hosts
+    lab.advance(lab.net.config.edge_grace_s)
     lab.garp(host)
-    assert lab.core.topo.hosts[host.mac].attach == host.port
+    assert lab.net.topo.hosts[host.mac].attach == host.port
 
 
 def test_multicast_and_zero_source_macs_are_not_hosts() -> None:
     lab = started()
     at = lab.hosts[0].port
     for mac in ("01:00:5e:00:00:01", "ff:ff:ff:ff:ff:ff", "00:00:00:00:00:00"):
-        lab.run(lab.core.learn_host(mac=mac, ipv4="10.1.1.1", at=at, now=lab.now))
-    assert lab.core.topo.hosts == {}
+        lab.run(lab.net.learn_host(mac=mac, ipv4="10.1.1.1", at=at, now=lab.now))
+    assert lab.net.topo.hosts == {}
 
 
 def test_a_known_target_is_answered_by_proxy_arp() -> None:
@@ -98,17 +99,11 @@ def test_a_known_target_is_answered_by_proxy_arp() -> None:
     lab.learn_all()
     asker, target = lab.hosts[0], lab.hosts[4]
     out = lab.arp(asker, target_ip=target.ip)
-    assert out.packets == [
-        ArpReply(
-            dpid=asker.port.dpid,
-            port=asker.port.port,
-            target_mac=target.mac,
-            target_ip=target.ip,
-            requester_mac=asker.mac,
-            requester_ip=asker.ip,
-        )
-    ]
-    assert "arp-relay" not in lab.core.counters
+    reply = build_arp_reply(
+        target_mac=target.mac, target_ip=target.ip, requester_mac=asker.mac, requester_ip=asker.ip
+    )
+    assert out.packets == [PacketOut(dpid=asker.port.dpid, data=reply, out_port=asker.port.port)]
+    assert "arp-relay" not in lab.net.counters
 
 
 def test_an_unknown_target_is_relayed_to_trusted_edge_ports_only() -> None:
@@ -127,7 +122,8 @@ def test_an_unknown_target_is_relayed_to_trusted_edge_ports_only() -> None:
     assert not where & fabric_ports(lab)
     spines = {lab.dpid(s) for s in lab.fabric.spines}
     assert not {p.dpid for p in sent} & spines
-    assert all(p.data == b"arp h1->10.0.99.99" for p in sent)
+    request = arp_frame(opcode=1, src_mac=asker.mac, src_ip=asker.ip, dst_ip="10.0.99.99")
+    assert all(p.data == request for p in sent)
 
 
 def test_an_arp_reply_is_delivered_to_the_requester_only() -> None:
@@ -138,11 +134,11 @@ def test_an_arp_reply_is_delivered_to_the_requester_only() -> None:
     assert out.packets == [
         PacketOut(
             dpid=asker.port.dpid,
-            data=f"arp {target.name}->{asker.ip}".encode(),
+            data=arp_frame(opcode=2, src_mac=target.mac, src_ip=target.ip, dst_ip=asker.ip),
             out_port=asker.port.port,
         )
     ]
-    assert lab.core.topo.hosts[target.mac].attach == target.port  # learned from the reply
+    assert lab.net.topo.hosts[target.mac].attach == target.port  # learned from the reply
 
 
 def test_arp_about_itself_is_neither_answered_nor_relayed() -> None:
@@ -157,7 +153,7 @@ def test_a_moved_host_is_forwarded_to_its_new_port() -> None:
     mover, sender = lab.hosts[0], lab.hosts[2]
     new_port = lab.hosts[5].port
     lab.advance(1.0)
-    lab.run(lab.core.learn_host(mac=mover.mac, ipv4=mover.ip, at=new_port, now=lab.now))
+    lab.run(lab.net.learn_host(mac=mover.mac, ipv4=mover.ip, at=new_port, now=lab.now))
     assert lab.notices("host-moved") == [mover.mac]
     assert lab.send(sender, mover).only_to(new_port)
 
@@ -168,7 +164,7 @@ def test_a_missed_unicast_is_reinjected_only_when_a_route_exists() -> None:
 
     def miss() -> list[PacketOut]:
         out = lab.run(
-            lab.core.unicast_missed(
+            lab.net.unicast_missed(
                 at=src.port,
                 src_mac=src.mac,
                 dst_mac=dst.mac.upper(),
@@ -180,6 +176,6 @@ def test_a_missed_unicast_is_reinjected_only_when_a_route_exists() -> None:
         return out.packets_after
 
     assert miss() == []  # destination unknown: the packet is not bounced back
-    assert lab.core.topo.hosts[src.mac].attach == src.port
+    assert lab.net.topo.hosts[src.mac].attach == src.port
     lab.garp(dst)
     assert miss() == [PacketOut(dpid=src.port.dpid, data=b"payload", in_port=src.port.port)]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from fakeoftable import CoreLab
+from enginelab import EngineLab
 from synthetic import leaf_spine
 
-from controller.engine.connectivity import Connectivity, ConnectivityConfig
+from controller.engine.engine import EngineConfig
 from controller.fabric.model import Host
 from controller.flowprog.entries import (
     Bucket,
@@ -26,15 +26,15 @@ from controller.flowprog.plan import FlowDelete, GroupDelete
 CHANGES = ("FlowAdd", "FlowDelete", "GroupAdd", "GroupModify", "GroupDelete", "MeterAdd")
 
 
-def ready(spines: int = 2, leaves: int = 4, **config: float) -> CoreLab:
-    lab = CoreLab(leaf_spine(spines, leaves), config=ConnectivityConfig(**config))  # type: ignore[arg-type]
+def ready(spines: int = 2, leaves: int = 4, **config: float) -> EngineLab:
+    lab = EngineLab(leaf_spine(spines, leaves), config=EngineConfig(**config))  # type: ignore[arg-type]
     lab.start()
     lab.learn_all()
-    lab.run_for(lab.core.config.warmup_s)
+    lab.run_for(lab.net.config.warmup_s)
     return lab
 
 
-def changes_since(lab: CoreLab, before: Counter[str]) -> dict[str, int]:
+def changes_since(lab: EngineLab, before: Counter[str]) -> dict[str, int]:
     diff = lab.fake.mods() - before
     return {k: v for k, v in diff.items() if k in CHANGES}
 
@@ -42,9 +42,9 @@ def changes_since(lab: CoreLab, before: Counter[str]) -> dict[str, int]:
 def test_refreshing_with_nothing_changed_programs_nothing() -> None:
     lab = ready()
     before = lab.fake.hashes()
-    assert not lab.core.refresh_forwarding(now=lab.now, reason="again")
-    assert not lab.core.set_traps(lab.core.traps, now=lab.now)
-    assert not lab.core.set_drained([], False, now=lab.now)
+    assert not lab.net.refresh_forwarding(now=lab.now, reason="again")
+    assert not lab.net.set_traps(lab.net.traps, now=lab.now)
+    assert not lab.net.set_drained([], False, now=lab.now)
     mods = lab.fake.mods()
     lab.run_for(10.0)
     assert changes_since(lab, mods) == {}
@@ -57,7 +57,7 @@ def test_a_reconnect_with_unchanged_tables_sends_no_flow_mods() -> None:
     for dpid in sorted(lab.fake.switches):
         out = lab.connect(dpid)
         assert out.programs == [], lab.fabric.names[dpid]
-    lab.run_for(lab.core.config.warmup_s)
+    lab.run_for(lab.net.config.warmup_s)
     assert changes_since(lab, before_mods) == {}
     assert lab.fake.hashes() == before_hash
 
@@ -82,14 +82,14 @@ def test_a_spine_that_drops_out_and_returns_gets_its_tables_back() -> None:
         assert lab.undelivered() == [], f"after LLDP on {lid}"
 
     lab.tick(after_each=still_delivering)  # LLDP rediscovers its cables one by one
-    lab.run_for(lab.core.config.warmup_s)
+    lab.run_for(lab.net.config.warmup_s)
     assert lab.fake.hashes() == before
     # Its host routes survived the outage (fail-secure) and were never removed.
     assert (lab.fake.switches[spine].mods - spine_mods)["FlowDelete"] == 0
 
 
 def test_warm_up_keeps_unexplained_entries_until_it_ends() -> None:
-    lab = CoreLab(leaf_spine(2, 2))
+    lab = EngineLab(leaf_spine(2, 2))
     leaf = lab.dpid("leaf1")
     stale_group = GroupEntry(0x10ABCDEF, GroupType.SELECT, (Bucket((Output(1),), 1, 1),))
     stale_route = FlowEntry(
@@ -101,7 +101,7 @@ def test_warm_up_keeps_unexplained_entries_until_it_ends() -> None:
     sw = lab.fake.switch(leaf)
     sw.groups[stale_group.group_id] = stale_group
     sw.flows[stale_route.key] = stale_route
-    warm_until = lab.now + lab.core.config.warmup_s
+    warm_until = lab.now + lab.net.config.warmup_s
     lab.start()
     lab.learn_all()
     assert stale_route.key in sw.flows and stale_group.group_id in sw.groups
@@ -130,7 +130,7 @@ def test_a_resync_fixes_a_switch_at_once() -> None:
     sw.flows[junk.key] = junk
     victim = next(e for e in sw.flows.values() if e.priority == PRIO_HOST)
     del sw.flows[victim.key]
-    out = lab.core.resync(leaf, reported=sw.reported(), now=lab.now)
+    out = lab.net.resync(leaf, reported=sw.reported(), now=lab.now)
     lab.run(out)
     assert sw.table_hash() == before
 
@@ -140,10 +140,9 @@ def test_a_controller_restart_keeps_traffic_flowing_and_ends_where_it_started() 
     before = lab.fake.hashes()
     remembered = [
         Host(mac=h.mac, ipv4=h.ipv4, attach=h.attach, last_seen=0.0)
-        for h in lab.core.topo.hosts.values()
+        for h in lab.net.topo.hosts.values()
     ]
-    lab.core = Connectivity(lab.core.config)
-    lab.core.restore_hosts(remembered)
+    lab.restart(hosts=remembered)
     lab.advance(1.0)
     churn_before = lab.fake.mods()
     for dpid in sorted(lab.fake.switches):
@@ -155,14 +154,14 @@ def test_a_controller_restart_keeps_traffic_flowing_and_ends_where_it_started() 
         assert lab.undelivered() == [], f"after LLDP on {lid}"
 
     lab.tick(after_each=still_delivering)
-    assert len(lab.core.topo.links) == len(lab.fake.peer)
+    assert len(lab.net.topo.links) == len(lab.fake.peer)
     assert lab.fake.mods()["FlowDelete"] == deletes  # nothing the switches kept was deleted
     # What the switches kept is protected during rediscovery: the half-known
     # topology never rewrites a route (no flow churn). At most an unused group
     # for a transient detour is added and removed again.
     flow_churn = {k: v for k, v in changes_since(lab, churn_before).items() if k.startswith("Flow")}
     assert flow_churn == {}
-    lab.run_for(lab.core.config.warmup_s)
+    lab.run_for(lab.net.config.warmup_s)
     assert lab.fake.hashes() == before
     assert lab.undelivered() == []
     flow_churn = {k: v for k, v in changes_since(lab, churn_before).items() if k.startswith("Flow")}

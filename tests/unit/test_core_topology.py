@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-from fakeoftable import CoreLab
+from enginelab import EngineLab
 from synthetic import leaf_spine
 
 from controller.fabric.model import Host, LinkId, PortRef
 
 
-def started(spines: int = 2, leaves: int = 4) -> CoreLab:
-    lab = CoreLab(leaf_spine(spines, leaves))
+def started(spines: int = 2, leaves: int = 4) -> EngineLab:
+    lab = EngineLab(leaf_spine(spines, leaves))
     lab.start()
     return lab
 
 
 def test_lldp_in_each_direction_proves_one_directed_link() -> None:
-    lab = CoreLab(leaf_spine(2, 2))
+    lab = EngineLab(leaf_spine(2, 2))
     for dpid in sorted(lab.fabric.names):
         lab.connect(dpid)
     up = lab.cable("leaf1", "spine1")
     lab.lldp(up)
-    assert list(lab.core.topo.links) == [up]
+    assert list(lab.net.topo.links) == [up]
     lab.lldp(up.reverse())
-    assert set(lab.core.topo.links) == {up, up.reverse()}
+    assert set(lab.net.topo.links) == {up, up.reverse()}
     assert lab.notices("link-up") == [
         f"leaf1/{up.src.port}->spine1/{up.dst.port}",
         f"spine1/{up.dst.port}->leaf1/{up.src.port}",
@@ -33,7 +33,7 @@ def test_lldp_in_each_direction_proves_one_directed_link() -> None:
 
 def test_start_discovers_every_cable_and_only_cables() -> None:
     lab = started(2, 4)
-    topo = lab.core.topo
+    topo = lab.net.topo
     assert set(topo.links) == set(lab.fake.links)
     assert len(topo.links) == 2 * 2 * 4
     for leaf in lab.fabric.leaves:
@@ -49,10 +49,10 @@ def test_port_down_on_one_end_removes_both_directions_of_the_cable() -> None:
     lab = started()
     cable = lab.cable("leaf1", "spine2")
     lab.set_port(cable.src, up=False)
-    links = lab.core.topo.links
+    links = lab.net.topo.links
     assert cable not in links and cable.reverse() not in links
     assert len(links) == 16 - 2
-    names = [lab.core.topo.link_name(lid) for lid in (cable, cable.reverse())]
+    names = [lab.net.topo.link_name(lid) for lid in (cable, cable.reverse())]
     assert sorted(lab.notices("link-down")) == sorted(f"{n} port-down" for n in names)
     assert names[0] == f"leaf1/{cable.src.port}->spine2/{cable.dst.port}"
 
@@ -63,18 +63,18 @@ def test_a_port_coming_back_is_a_link_again_only_after_lldp() -> None:
     lab.set_cable("leaf2", "spine1", up=False)
     lab.advance(0.5)
     lab.set_cable("leaf2", "spine1", up=True)
-    assert cable not in lab.core.topo.links
-    lab.advance(lab.core.config.lldp_interval_s)
+    assert cable not in lab.net.topo.links
+    lab.advance(lab.net.config.lldp_interval_s)
     probes = lab.tick()
     assert any(p.port == cable.src for p in probes)
-    assert {cable, cable.reverse()} <= set(lab.core.topo.links)
+    assert {cable, cable.reverse()} <= set(lab.net.topo.links)
 
 
 def test_switch_down_removes_all_its_links() -> None:
     lab = started()
     spine = lab.dpid("spine1")
     lab.disconnect(spine)
-    links = lab.core.topo.links
+    links = lab.net.topo.links
     assert not [lid for lid in links if spine in (lid.src.dpid, lid.dst.dpid)]
     assert len(links) == 8
     assert len([n for n in lab.notices("link-down") if n.endswith("switch-down")]) == 8
@@ -85,21 +85,21 @@ def test_lldp_silence_expires_a_link_on_tick() -> None:
     lab = started()
     quiet = lab.cable("leaf3", "spine2")
     lab.lldp_lost.add(quiet.src)
-    timeout = lab.core.config.link_timeout_s
-    for _ in range(int(timeout / lab.core.config.lldp_interval_s) + 2):
-        lab.advance(lab.core.config.lldp_interval_s)
+    timeout = lab.net.config.link_timeout_s
+    for _ in range(int(timeout / lab.net.config.lldp_interval_s) + 2):
+        lab.advance(lab.net.config.lldp_interval_s)
         lab.tick()
-    links = lab.core.topo.links
+    links = lab.net.topo.links
     assert quiet not in links
     assert quiet.reverse() in links  # the other direction still hears LLDP
     assert len(links) == 15
-    assert lab.notices("link-down") == [f"{lab.core.topo.link_name(quiet)} lldp-timeout"]
+    assert lab.notices("link-down") == [f"{lab.net.topo.link_name(quiet)} lldp-timeout"]
 
 
 def test_no_tick_means_no_expiry_even_after_a_long_time() -> None:
     lab = started()
     lab.advance(1000.0)
-    assert len(lab.core.topo.links) == 16  # time only passes through tick
+    assert len(lab.net.topo.links) == 16  # time only passes through tick
 
 
 def test_lldp_on_a_port_with_a_confirmed_host_makes_no_link() -> None:
@@ -107,18 +107,18 @@ def test_lldp_on_a_port_with_a_confirmed_host_makes_no_link() -> None:
     host = lab.hosts[0]
     lab.garp(host)
     spine_port = PortRef(lab.dpid("spine1"), 1)
-    before = set(lab.core.topo.links)
+    before = set(lab.net.topo.links)
     lab.lldp(LinkId(spine_port, host.port))  # replayed into the host port
     lab.lldp(LinkId(host.port, spine_port))  # forged by the host
-    assert set(lab.core.topo.links) == before
-    assert lab.core.counters["lldp-ignored"] == 2
-    assert lab.core.topo.hosts[host.mac].attach == host.port
+    assert set(lab.net.topo.links) == before
+    assert lab.net.counters["lldp-ignored"] == 2
+    assert lab.net.topo.hosts[host.mac].attach == host.port
 
 
 def test_probes_never_go_out_of_host_ports() -> None:
     lab = started()
     lab.learn_all()
-    lab.advance(lab.core.config.lldp_interval_s)
+    lab.advance(lab.net.config.lldp_interval_s)
     probes = lab.tick()
     host_ports = {h.port for h in lab.hosts}
     assert probes and not host_ports & {p.port for p in probes}
@@ -126,25 +126,25 @@ def test_probes_never_go_out_of_host_ports() -> None:
 
 
 def test_a_restored_host_does_not_block_discovery() -> None:
-    lab = CoreLab(leaf_spine(2, 2))
+    lab = EngineLab(leaf_spine(2, 2))
     uplink = lab.cable("leaf1", "spine1")
     # Remembered from an earlier run on a port that is now cabled to a spine.
     ghost = Host(mac="02:00:00:00:99:01", ipv4="10.9.9.1", attach=uplink.src, last_seen=0.0)
-    lab.core.restore_hosts([ghost])
+    lab.net.restore_hosts([ghost])
     lab.start()
-    assert uplink in lab.core.topo.links and uplink.reverse() in lab.core.topo.links
-    assert ghost.mac not in lab.core.topo.hosts
-    assert "lldp-ignored" not in lab.core.counters
+    assert uplink in lab.net.topo.links and uplink.reverse() in lab.net.topo.links
+    assert ghost.mac not in lab.net.topo.hosts
+    assert "lldp-ignored" not in lab.net.counters
 
 
 def test_lldp_that_cannot_be_a_link_is_ignored() -> None:
-    lab = CoreLab(leaf_spine(2, 2))
+    lab = EngineLab(leaf_spine(2, 2))
     leaf1, spine1 = lab.dpid("leaf1"), lab.dpid("spine1")
     lab.connect(leaf1)
     lab.lldp(LinkId(PortRef(leaf1, 1), PortRef(leaf1, 1)))  # looped back to itself
     lab.lldp(LinkId(PortRef(spine1, 1), PortRef(leaf1, 1)))  # from a switch not connected
-    assert lab.core.topo.links == {}
-    assert lab.core.counters["lldp-ignored"] == 2
+    assert lab.net.topo.links == {}
+    assert lab.net.counters["lldp-ignored"] == 2
 
 
 def test_traffic_into_a_port_keeps_its_link_alive_without_lldp() -> None:

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from controller.concurrency.eventbus import EventBus, SubscriptionDropped
-from controller.engine.views import EventKind
+from controller.engine.outputs import EventKind
 
 
 def _publish(bus: EventBus, n: int, kind: EventKind = EventKind.LINK_UP) -> list[int]:

@@ -14,7 +14,7 @@ from api_fakes import FakeFacade, running_server
 
 from controller.api.cli import main
 from controller.api.server import ApiServer
-from controller.engine.views import EventKind
+from controller.engine.outputs import EventKind
 
 FABRICCTL = Path(sys.executable).with_name("fabricctl")
 

@@ -1,0 +1,103 @@
+"""Northbound commands of the engine: policies, drains and path explanations.
+
+These run in the hub thread, handed over by the mailbox from API threads.
+Each checks its input completely before changing anything, so a rejected
+command changes nothing, and returns ``(result, EngineOutput)``: the answer
+for the caller and what the shim must send. Kept apart from
+:mod:`controller.engine.engine` (southbound events) only to keep each module
+readable; :class:`~controller.engine.engine.FabricEngine` has both.
+"""
+
+from __future__ import annotations
+
+from controller.engine.connectivity import Connectivity
+from controller.engine.explain import explain_path
+from controller.engine.monitor import LinkMonitor
+from controller.engine.outputs import EngineOutput, EventKind, Notice
+from controller.engine.placement import FlowPlacer
+from controller.engine.policies import PolicyManager, traps_for
+from controller.engine.views import ApplyResult, DrainResult, PathExplanation
+from controller.errors import NotFound
+from controller.fabric.model import FiveTuple, LinkId
+from controller.flowprog.plan import Program
+from controller.policy.model import Policy
+from controller.telemetry import parse_link_ref
+
+__all__ = ["NorthboundCommands"]
+
+
+class NorthboundCommands:
+    net: Connectivity
+    monitor: LinkMonitor
+    policies: PolicyManager
+    placer: FlowPlacer
+
+    def install_policies(self, *, now: float) -> Program:
+        """Make default forwarding follow the current policy book (one recomputation)."""
+        book = self.policies.book
+        return self.net.set_policies(catch_all=book.catch_all(), traps=traps_for(book), now=now)
+
+    def apply_policy(
+        self, policy: Policy, *, dry_run: bool, expected_version: int | None, now: float
+    ) -> tuple[ApplyResult, EngineOutput]:
+        change = self.policies.plan_apply(
+            policy,
+            topo=self.net.topo,
+            dry_run=dry_run,
+            expected_version=expected_version,
+            affected=self.placer.affected_by,
+        )
+        out = EngineOutput()
+        if dry_run:
+            return change.result, out
+        out.add_program(self.install_policies(now=now))
+        out.merge(self.placer.policies_changed(now=now))
+        stored = change.result.policy
+        out.notices.append(
+            Notice(
+                EventKind.POLICY_APPLIED,
+                stored.name,
+                reason="created" if change.result.created else "replaced",
+                attributes=(("version", str(stored.version)), ("strategy", stored.strategy.value)),
+            )
+        )
+        return change.result, out
+
+    def delete_policy(
+        self, name: str, *, expected_version: int | None, now: float
+    ) -> tuple[int, EngineOutput]:
+        version = self.policies.delete(name, expected_version=expected_version)
+        out = EngineOutput()
+        out.add_program(self.install_policies(now=now))
+        out.merge(self.placer.policies_changed(now=now))
+        out.notices.append(
+            Notice(EventKind.POLICY_DELETED, name, attributes=(("version", str(version)),))
+        )
+        return version, out
+
+    def _links_for(self, ref: str) -> list[LinkId]:
+        parsed = parse_link_ref(ref, field="link")
+        topo = self.net.topo
+        known = set(topo.links) | set(self.monitor.seen_links)
+        found = sorted(lid for lid in known if parsed.matches(lid, topo.label))
+        if not found:
+            raise NotFound("link", ref)
+        return found
+
+    def drain(self, ref: str, *, drained: bool, now: float) -> tuple[DrainResult, EngineOutput]:
+        links = self._links_for(ref)
+        topo = self.net.topo
+        out = EngineOutput()
+        out.add_program(self.net.set_drained(links, drained, now=now))
+        moves = (
+            self.placer.drain(links, now=now) if drained else self.placer.undrain(links, now=now)
+        )
+        out.merge(moves)
+        kind = EventKind.LINK_DRAINED if drained else EventKind.LINK_UNDRAINED
+        names = tuple(topo.link_name(lid) for lid in links)
+        out.notices += [Notice(kind, name) for name in names]
+        moved = sum(1 for n in moves.notices if n.kind is EventKind.FLOW_REROUTED)
+        return DrainResult(links=names, flows_moved=moved), out
+
+    def explain(self, ft: FiveTuple, *, dscp: int, now: float) -> PathExplanation:
+        return explain_path(self.net.topo, self.policies.book, self.placer, ft, dscp=dscp, now=now)

@@ -1,0 +1,342 @@
+"""FabricEngine: the one entry into the controller's logic.
+
+The OpenFlow shim hands it plain events (a switch connected, a table part
+arrived, a packet-in, a port changed, counters came back, time passed) and
+sends what comes back: one :class:`EngineOutput` per call. Northbound
+commands (policies, drains, explain) come from the API through the mailbox
+and return ``(result, EngineOutput)`` the same way.
+
+Everything that decides lives below this class: it classifies packet-ins
+(trap or table-miss, by cookie), runs the table sync of every switch,
+schedules statistics polls and resyncs, signs and checks LLDP probes, and
+times its own warnings. It owns all mutable state and runs in the hub thread
+only. It never reads a clock (``now`` is an argument), never sends and never
+touches a socket; randomness is seeded.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from controller.engine.commands import NorthboundCommands
+from controller.engine.connectivity import Connectivity, ConnectivityConfig, LldpProbe
+from controller.engine.inputs import FlowStat, SwitchError
+from controller.engine.monitor import LinkMonitor
+from controller.engine.outputs import EngineOutput, EventKind, Notice, PacketOut, TablePart
+from controller.engine.placement import FlowPlacer, FlowSample
+from controller.engine.policies import PolicyManager
+from controller.engine.polling import StatsPolls
+from controller.engine.tablesync import SyncedSwitch, TableSync
+from controller.fabric import frames
+from controller.fabric.lldp_auth import LldpSigner
+from controller.fabric.model import FiveTuple, Host, Port, PortRef
+from controller.flowprog.entries import Cookie, CookieKind, GroupEntry, MeterEntry
+from controller.flowprog.plan import Program
+from controller.observability.metrics import FabricMetrics
+from controller.policy.store import PolicyStore
+from controller.te.engineer import TrafficEngineer
+from controller.telemetry import CapacityConfig, CongestionEvent, PortCounters
+
+__all__ = ["EngineConfig", "FabricEngine"]
+
+log = logging.getLogger("fabricd.engine")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    lldp_interval_s: float = 1.0
+    packet_in_pps: int = 0
+    poll_interval_s: float = 1.0
+    capacity: CapacityConfig = field(default_factory=CapacityConfig)
+    ewma_alpha: float = 0.5
+    congestion_threshold: float = 0.8
+    clear_threshold: float = 0.6
+    congestion_samples: int = 2
+    seed: int = 0
+    max_moves_per_round: int = 8
+    default_demand_bps: float = 1e9
+    flow_setup_budget: int = 500
+    rebalance_period_s: float = 2.0
+    failover_groups: bool = True
+    sync_timeout_s: float = 10.0
+
+    def connectivity(self) -> ConnectivityConfig:
+        lldp = self.lldp_interval_s
+        return ConnectivityConfig(
+            lldp_interval_s=lldp,
+            link_timeout_s=3.5 * lldp,
+            edge_grace_s=2.0 * lldp,
+            warmup_s=max(4.0, 4.0 * lldp),
+            packet_in_pps=self.packet_in_pps,
+        )
+
+
+class FabricEngine(NorthboundCommands):
+    def __init__(
+        self,
+        config: EngineConfig,
+        *,
+        store: PolicyStore,
+        metrics: FabricMetrics,
+        now: float,
+        hosts: Iterable[Host] = (),
+        lldp_key: bytes | None = None,
+    ) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.net = Connectivity(config.connectivity())
+        self.net.restore_hosts(hosts)
+        self.monitor = LinkMonitor(
+            capacity=config.capacity,
+            alpha=config.ewma_alpha,
+            threshold=config.congestion_threshold,
+            clear_threshold=config.clear_threshold,
+            samples=config.congestion_samples,
+        )
+        self.policies = PolicyManager(store)
+        self.placer = FlowPlacer(
+            self.net,
+            self.monitor,
+            book=lambda: self.policies.book,
+            engineer=TrafficEngineer(
+                seed=config.seed,
+                visibility_s=max(3.0, 3 * config.poll_interval_s),
+                max_moves_per_round=config.max_moves_per_round,
+                default_demand_bps=config.default_demand_bps,
+            ),
+            setup_budget=config.flow_setup_budget,
+            default_rebalance_s=config.rebalance_period_s,
+            failover_groups=config.failover_groups,
+        )
+        self.sync = TableSync(timeout_s=config.sync_timeout_s)
+        self.polls = StatsPolls(interval=config.poll_interval_s, rng=random.Random(config.seed))
+        self.signer = LldpSigner(lldp_key, max_age_s=max(10.0, 5 * config.lldp_interval_s))
+        self.started_at = now
+        self._errors_logged: set[tuple[int, str, int]] = set()
+        self._reported_unmatched = False
+        self.install_policies(now=now)
+
+    # ------------------------------------------------------------- switches
+    def is_synced(self, dpid: int) -> bool:
+        """Whether the switch's tables are known (programs may be sent to it)."""
+        return self.net.prog.is_synced(dpid)
+
+    def switch_features(self, dpid: int, *, now: float) -> EngineOutput:
+        """A switch (re)connected: read its ports, then its tables."""
+        return EngineOutput(requests=list(self.sync.start(dpid, now=now)))
+
+    def port_desc(self, dpid: int, ports: list[Port], *, more: bool, now: float) -> EngineOutput:
+        return EngineOutput(requests=list(self.sync.ports(dpid, ports, more=more)))
+
+    def flow_stats(
+        self, dpid: int, stats: list[FlowStat], *, more: bool, now: float
+    ) -> EngineOutput:
+        """Flow statistics: a part of a table read, or counters of placed flows."""
+        if self.sync.reading(dpid, TablePart.FLOWS):
+            done = self.sync.flows(dpid, (s.entry for s in stats), more=more)
+            return self._synced(done, now=now)
+        samples = [FlowSample(s.entry.cookie, s.byte_count) for s in stats]
+        self.placer.flow_stats(dpid, samples, now=now)
+        rtt = self.polls.flow.answered(dpid, now, more=more)
+        if rtt is not None:
+            self.metrics.observe_stats_request("flow", rtt)
+        return EngineOutput()
+
+    def group_desc(
+        self, dpid: int, groups: list[GroupEntry], *, more: bool, now: float
+    ) -> EngineOutput:
+        return self._synced(self.sync.groups(dpid, groups, more=more), now=now)
+
+    def meter_config(
+        self, dpid: int, meters: list[MeterEntry], *, more: bool, now: float
+    ) -> EngineOutput:
+        return self._synced(self.sync.meters(dpid, meters, more=more), now=now)
+
+    def _synced(self, done: SyncedSwitch | None, *, now: float) -> EngineOutput:
+        if done is None:
+            return EngineOutput()
+        if self.is_synced(done.dpid):  # a re-read of a connected switch
+            return self._settle(self.net.resync(done.dpid, reported=done.table, now=now), now)
+        log.info(
+            "switch %s (%016x) connected: %d ports, %d flows, %d groups kept by the switch",
+            done.name or "?",
+            done.dpid,
+            len(done.ports),
+            len(done.table.flows),
+            len(done.table.groups),
+        )
+        out = self.net.switch_connected(
+            done.dpid, name=done.name, ports=list(done.ports), reported=done.table, now=now
+        )
+        return self._settle(out, now)
+
+    def switch_disconnected(self, dpid: int, *, now: float) -> EngineOutput:
+        self.sync.forget(dpid)
+        self.polls.forget(dpid)
+        self.monitor.switch_gone(dpid)
+        log.info("switch %s (%016x) disconnected", self.net.topo.label(dpid), dpid)
+        return self._settle(self.net.switch_disconnected(dpid, now=now), now)
+
+    def port_status(self, dpid: int, port: Port, *, deleted: bool, now: float) -> EngineOutput:
+        if not self.is_synced(dpid):
+            return EngineOutput()  # the read in progress will report current port state
+        return self._settle(self.net.port_status(dpid, port, deleted=deleted, now=now), now)
+
+    def switch_error(self, dpid: int, error: SwitchError, *, now: float) -> EngineOutput:
+        """The switch answered a request with an error."""
+        self.metrics.openflow_errors.labels(type=error.kind).inc()
+        key = (dpid, error.kind, error.code)
+        if key not in self._errors_logged:
+            self._errors_logged.add(key)
+            log.error(
+                "switch %016x reported %s code %d (xid %d)", dpid, error.kind, error.code, error.xid
+            )
+        if error.kind == "bad_request" and self.sync.reading(dpid, TablePart.METERS):
+            # A switch without meters: its table read is complete without them.
+            return self._synced(self.sync.part_done(dpid, TablePart.METERS), now=now)
+        self.sync.schedule_resync(dpid, now=now)
+        return EngineOutput()
+
+    def barrier_timeout(self, dpid: int, *, now: float) -> EngineOutput:
+        """A switch did not confirm a barrier: its tables may differ from ours."""
+        log.warning("switch %016x did not confirm a barrier; re-reading its tables", dpid)
+        self.sync.schedule_resync(dpid, now=now)
+        return EngineOutput()
+
+    # ------------------------------------------------------------ packet-in
+    def packet_in(
+        self, dpid: int, *, in_port: int, cookie: int, data: bytes, now: float
+    ) -> EngineOutput:
+        if not self.is_synced(dpid):
+            return EngineOutput()
+        label = self.net.topo.label(dpid)
+        pkt = frames.parse(data)
+        self.metrics.count_packet_in(label, pkt.kind)
+        at = PortRef(dpid, in_port)
+        if pkt.kind == "lldp":
+            sender = frames.parse_lldp(self.signer, pkt.lldp, now=now)
+            if sender is None:
+                self.metrics.lldp_ignored.labels(switch=label).inc()
+                return EngineOutput()
+            out = self.net.lldp_received(tx=PortRef(*sender), rx=at, now=now)
+        elif pkt.kind == "arp":
+            out = self.net.arp_received(
+                at=at,
+                opcode=pkt.arp_op,
+                src_mac=pkt.eth_src,
+                src_ip=pkt.arp_src_ip,
+                dst_ip=pkt.arp_dst_ip,
+                data=data,
+                now=now,
+            )
+        elif pkt.kind == "ipv4" and _is_trap(cookie):
+            ft = FiveTuple(pkt.ip_src, pkt.ip_dst, pkt.ip_proto, pkt.src_port, pkt.dst_port)
+            out = self.placer.packet_in(
+                at=at, ft=ft, dscp=pkt.dscp, src_mac=pkt.eth_src, data=data, now=now
+            )
+        elif pkt.kind == "ipv4":
+            out = self.net.unicast_missed(
+                at=at,
+                src_mac=pkt.eth_src,
+                dst_mac=pkt.eth_dst,
+                src_ip=pkt.ip_src,
+                data=data,
+                now=now,
+            )
+        else:
+            return EngineOutput()
+        return self._settle(out, now)
+
+    def flow_removed(self, dpid: int, *, cookie: int, idle: bool, now: float) -> EngineOutput:
+        return self._settle(self.placer.flow_removed(dpid, cookie, idle=idle, now=now), now)
+
+    def program_confirmed(self, program: Program, *, sent_at: float, now: float) -> EngineOutput:
+        """Every phase of ``program`` was confirmed: release what waited for it."""
+        if program.phases:
+            self.metrics.flow_programming_seconds.observe(now - sent_at)
+            if program.reason == "flow-setup" and program.created_at:
+                self.metrics.flow_setup_seconds.observe(now - program.created_at)
+        if program.done_key is None:
+            return EngineOutput()
+        return EngineOutput(packets=self.placer.program_done(program.done_key))
+
+    # ------------------------------------------------------------ statistics
+    def port_stats(
+        self, dpid: int, counters: list[tuple[int, PortCounters]], *, more: bool, now: float
+    ) -> EngineOutput:
+        topo = self.net.topo
+        events = self.monitor.port_stats(dpid, counters, now=now, topo=topo)
+        for port, _ in counters:
+            rate = self.monitor.rates.latest(PortRef(dpid, port))
+            if rate is not None and rate.rx_pps > 0:
+                topo.link_alive(PortRef(dpid, port), now=now)  # traffic proves the link
+        rtt = self.polls.port.answered(dpid, now, more=more)
+        if rtt is not None:
+            self.metrics.observe_stats_request("port", rtt)
+        out = self.placer.on_congestion(events, now=now)
+        out.notices += [self._congestion_notice(ev) for ev in events]
+        return self._settle(out, now)
+
+    def _congestion_notice(self, ev: CongestionEvent) -> Notice:
+        return Notice(
+            EventKind.LINK_CONGESTED if ev.congested else EventKind.LINK_CLEARED,
+            self.net.topo.link_name(ev.link),
+            reason=f"utilization {ev.utilization:.2f}",
+            attributes=(("utilization", f"{ev.utilization:.4f}"),),
+        )
+
+    # ---------------------------------------------------------------- time
+    def tick(self, *, now: float) -> EngineOutput:
+        """Periodic work: LLDP, link expiry, warm-ups, rebalancing, polls, resyncs."""
+        out, probes = self.net.tick(now=now)
+        out.packets += [self._probe(p, now) for p in probes]
+        out.merge(self.placer.tick(now=now))
+        self._settle(out, now)
+        connected = [d for d in self.net.topo.connected() if self.is_synced(d)]
+        polls = self.polls.due(now=now, switches=connected, ingress=self.placer.ingress_switches())
+        for dpid in polls.unanswered:
+            label = self.net.topo.label(dpid)
+            self.metrics.stats_failures.labels(switch=label).inc()
+            log.warning("switch %s did not answer port stats", label)
+        out.requests += polls.requests
+        reads, stalled = self.sync.due(now=now, connected=self.net.topo.switches)
+        for line in stalled:
+            log.warning("%s", line)
+        out.requests += reads
+        self._report_unmatched_overrides(now)
+        next_poll = self.polls.next_due()
+        if next_poll is not None:
+            out.wake_in = max(0.0, next_poll - now)
+        return out
+
+    def _probe(self, probe: LldpProbe, now: float) -> PacketOut:
+        data = frames.build_lldp(
+            self.signer, dpid=probe.port.dpid, port=probe.port.port, hw_addr=probe.hw_addr, now=now
+        )
+        return PacketOut(dpid=probe.port.dpid, data=data, out_port=probe.port.port)
+
+    def _report_unmatched_overrides(self, now: float) -> None:
+        """Once discovery settled, name capacity overrides that match no link (once)."""
+        topo = self.net.topo
+        settled = now > self.started_at + 4 * self.net.config.link_timeout_s
+        if self._reported_unmatched or not topo.links or not settled:
+            return
+        self._reported_unmatched = True
+        for text in self.monitor.capacity.unmatched(topo.links, topo.label):
+            log.error("link_capacity_overrides: %r matches no discovered link", text)
+            self.metrics.config_errors.labels(kind="unknown-link").inc()
+
+    def _settle(self, out: EngineOutput, now: float) -> EngineOutput:
+        """Turn the parts' resync wishes into scheduled table reads."""
+        for dpid in out.resync:
+            self.sync.schedule_resync(dpid, now=now)
+        out.resync.clear()
+        return out
+
+
+def _is_trap(cookie: int) -> bool:
+    decoded = Cookie.decode(cookie)
+    return decoded is not None and decoded.kind is CookieKind.CLASS_TRAP
