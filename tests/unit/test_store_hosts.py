@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.engine.hoststore import load_hosts, save_hosts
+from controller.store.hosts import load_hosts, save_hosts
 from controller.fabric.model import Host, PortRef
 
 HOSTS = [
