@@ -44,7 +44,9 @@ __all__ = [
     "encode_body",
     "decode_body",
     "check_expected_version",
+    "check_version_arg",
     "check_delete_version",
+    "deliver",
 ]
 
 log = logging.getLogger(__name__)
@@ -218,8 +220,7 @@ def check_expected_version(
     stored version or None if there is no such document."""
     if expected is None:
         return
-    if isinstance(expected, bool) or not isinstance(expected, int) or expected < 0:
-        raise InvalidArgument("expected_version", f"must be an integer >= 0, got {expected!r}")
+    check_version_arg(expected)
     if expected == 0:
         if current is not None:
             raise AlreadyExists(kind, name)
@@ -228,6 +229,14 @@ def check_expected_version(
         raise NotFound(kind, name)
     if current != expected:
         raise VersionConflict(name, expected, current, kind=kind)
+
+
+def check_version_arg(expected: int | None) -> None:
+    """Refuse an ``expected_version`` that is neither None nor an integer >= 0."""
+    if expected is None:
+        return
+    if isinstance(expected, bool) or not isinstance(expected, int) or expected < 0:
+        raise InvalidArgument("expected_version", f"must be an integer >= 0, got {expected!r}")
 
 
 def check_delete_version(kind: str, name: str, expected: int | None, current: int | None) -> int:
@@ -270,7 +279,7 @@ class ChangeFeed:
             )
         if after_revision is not None:
             for change in [c for c in self._recent if c.revision > after_revision]:
-                _deliver(callback, change)
+                deliver(callback, change)
         with self._lock:
             token = self._next_id
             self._next_id += 1
@@ -292,10 +301,11 @@ class ChangeFeed:
             callbacks = list(self._callbacks.values())
         for change in changes:
             for callback in callbacks:
-                _deliver(callback, change)
+                deliver(callback, change)
 
 
-def _deliver(callback: ChangeCallback, change: Change) -> None:
+def deliver(callback: ChangeCallback, change: Change) -> None:
+    """Call a watch callback, logging (never raising) what it throws."""
     # The change is already committed; a failing watcher must not make the
     # writer believe it was not.
     try:
