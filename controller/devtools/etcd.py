@@ -11,6 +11,7 @@ from etcd while the others still reach it. Nothing here is used by fabricd.
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import signal
 import socket
@@ -129,6 +130,23 @@ class EtcdCluster:
     def stop(self) -> None:
         for member in self.members:
             member.stop()
+
+    def leader(self) -> EtcdMember:
+        """The member that is etcd's own Raft leader now."""
+        for member in self.members:
+            if not member.running():
+                continue
+            req = urllib.request.Request(
+                f"{member.url}/v3/maintenance/status", data=b"{}", method="POST"
+            )
+            try:
+                with urllib.request.urlopen(req, timeout=1) as resp:
+                    status = json.loads(resp.read())
+            except OSError:
+                continue
+            if status.get("leader") and status["leader"] == status["header"]["member_id"]:
+                return member
+        raise RuntimeError("no etcd member is leader")
 
     def wait_healthy(self, *, timeout: float = 30) -> None:
         live = [m for m in self.members if m.running()]

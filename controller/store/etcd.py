@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -187,8 +188,8 @@ class EtcdStore:
     ) -> Document:
         check_kind(kind)
         check_name(name)
-        text = encode_body(body)
         check_version_arg(expected_version)
+        text = encode_body(body)
         key = self._key(kind, name)
         write_id = uuid.uuid4().hex
         value = f'{{"write":"{write_id}","body":{text}}}'
@@ -197,55 +198,73 @@ class EtcdStore:
             compare = [_compare(key, "CREATE", 0)]
         elif expected_version:
             compare = [_compare(key, "MOD", expected_version)]
-        self._check_open()
-        try:
-            ok, revision, responses = self.client.txn(
-                compare, [_put(key, value), _put(self._history, "1")], [_range(key)]
-            )
-        except EtcdOutcomeUnknown as exc:
-            revision = self._resolve(key, write_id, exc)
-            return Document(kind, name, revision, json.loads(text))
-        except StoreError as exc:
-            raise self._fail(exc) from None
+        ops = [_put(key, value), _put(self._history, "1")]
+        ok, revision, current = self._write(key, compare, ops, lambda kv: _write_id(kv) == write_id)
         if not ok:
-            kvs = responses[0]["response_range"].get("kvs", [])
-            current = KeyValue.from_json(kvs[0]).mod_revision if kvs else None
             check_expected_version(kind, name, expected_version, current)
             raise VersionConflict(name, expected_version or 0, current or 0, kind=kind)
         return Document(kind, name, revision, json.loads(text))
 
-    def _resolve(self, key: str, write_id: str, exc: EtcdOutcomeUnknown) -> int:
-        """The revision of a write whose answer was lost, if it was applied."""
-        kvs, _ = self._read(key)
-        if kvs:
-            envelope = json.loads(kvs[0].value)
-            if isinstance(envelope, dict) and envelope.get("write") == write_id:
-                return kvs[0].mod_revision
-        raise StoreUnavailable(f"{self.describe()}: {exc}; it was not found applied") from None
+    def _write(
+        self,
+        key: str,
+        compare: list[dict[str, Any]],
+        ops: list[dict[str, Any]],
+        applied: Callable[[KeyValue | None], bool],
+    ) -> tuple[bool, int, int | None]:
+        """Run a write transaction on ``key`` exactly once, within the client's timeout.
+
+        When an attempt goes unanswered (sent, then timed out: typical while etcd
+        elects a leader), the key is read back: ``applied(kv)`` says whether that
+        state is our write. If not, the same transaction is sent again; its
+        compare makes a late first attempt and the retry exclusive, and a failed
+        compare is checked with ``applied`` too. Returns (succeeded, revision,
+        the key's mod revision or None when the compare failed).
+        """
+        self._check_open()
+        deadline = time.monotonic() + self.client.timeout
+        while True:
+            try:
+                ok, revision, responses = self.client.txn(compare, ops, [_range(key)])
+            except EtcdOutcomeUnknown as exc:
+                kvs, revision = self._read(key)
+                kv = kvs[0] if kvs else None
+                if applied(kv):
+                    return True, kv.mod_revision if kv else revision, None
+                if time.monotonic() >= deadline:
+                    raise StoreUnavailable(f"{self.describe()}: {exc}") from None
+                continue
+            except StoreError as exc:
+                raise self._fail(exc) from None
+            if ok:
+                return True, revision, None
+            kvs = responses[0]["response_range"].get("kvs", [])
+            kv = KeyValue.from_json(kvs[0]) if kvs else None
+            if applied(kv):  # an earlier, unanswered attempt of ours got through
+                return True, kv.mod_revision if kv else revision, None
+            return False, revision, kv.mod_revision if kv else None
 
     def delete(self, kind: str, name: str, *, expected_version: int | None = None) -> int:
         check_kind(kind)
         check_version_arg(expected_version)
         key = self._key(kind, name)
-        if expected_version is None:
-            compare = [_compare(key, "CREATE", 0, "GREATER")]
-        else:
-            compare = [_compare(key, "MOD", expected_version)]
-        delete = {"request_delete_range": {"key": b64(key), "prev_kv": True}}
-        self._check_open()
-        try:
-            ok, _, responses = self.client.txn(
-                compare, [delete, _put(self._history, "1")], [_range(key)]
+        ops = [{"request_delete_range": {"key": b64(key)}}, _put(self._history, "1")]
+        for _ in range(5):
+            kvs, _ = self._read(key)
+            current = kvs[0].mod_revision if kvs else None
+            version = check_delete_version(kind, name, expected_version, current)
+            # Deleted (by us or anyone) counts as done; the compare on the version
+            # read keeps a retried attempt from deleting a newer document.
+            ok, _, now = self._write(
+                key, [_compare(key, "MOD", version)], ops, lambda kv: kv is None
             )
-        except StoreError as exc:
-            raise self._fail(exc) from None
-        if ok:
-            prev = responses[0]["response_delete_range"]["prev_kvs"][0]
-            return KeyValue.from_json(prev).mod_revision
-        kvs = responses[0]["response_range"].get("kvs", [])
-        current = KeyValue.from_json(kvs[0]).mod_revision if kvs else None
-        check_delete_version(kind, name, expected_version, current)
-        raise VersionConflict(name, expected_version or 0, current or 0, kind=kind)
+            if ok:
+                return version
+            check_delete_version(kind, name, expected_version, now)
+            if expected_version is not None:
+                raise VersionConflict(name, expected_version, now or 0, kind=kind)
+            # An unconditional delete raced an update: delete the newer version.
+        raise StoreUnavailable(f"{self.describe()}: {kind} {name!r} kept changing; try again")
 
     def batch(
         self,
@@ -372,3 +391,13 @@ class EtcdStore:
         for watch in watches:
             watch.stop()
 
+
+
+def _write_id(kv: KeyValue | None) -> str | None:
+    if kv is None:
+        return None
+    try:
+        envelope = json.loads(kv.value)
+    except ValueError:
+        return None
+    return envelope.get("write") if isinstance(envelope, dict) else None
