@@ -23,7 +23,7 @@ This module must not talk to switches or decide what a leader does.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol
 
 from controller.store.documents import StoreError
@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     STARTING = "starting"  # no lease or node id yet
     STANDBY = "standby"
     LEADER = "leader"
@@ -269,4 +269,3 @@ class Elector:
             generation_id=record.generation,
             leader_changes=changes,
         )
-

@@ -50,7 +50,9 @@ class ElectionBackendContract:
         assert second.node_id == "b" and second.generation > first.generation
         b.resign(lease_b)
 
-    def test_an_unrefreshed_lease_expires_with_its_keys(self, backends: Backends, wait: Wait) -> None:
+    def test_an_unrefreshed_lease_expires_with_its_keys(
+        self, backends: Backends, wait: Wait
+    ) -> None:
         a, b = backends(), backends()
         lease_a, ttl = a.grant(2)
         a.campaign("a", lease_a)

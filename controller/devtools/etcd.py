@@ -24,7 +24,14 @@ from pathlib import Path
 
 from controller.devtools.process import free_port, wait_until
 
-__all__ = ["EtcdMember", "EtcdCluster", "TcpProxy", "etcd_binary", "start_etcd", "start_etcd_cluster"]
+__all__ = [
+    "EtcdMember",
+    "EtcdCluster",
+    "TcpProxy",
+    "etcd_binary",
+    "start_etcd",
+    "start_etcd_cluster",
+]
 
 
 def etcd_binary() -> str:

@@ -182,9 +182,7 @@ class DocumentStoreContract:
         assert docstore.seed_if_empty("policy", [("a", {"n": 1})]) is False
         assert docstore.list("policy") == []
 
-    def test_concurrent_compare_and_set_lets_exactly_one_win(
-        self, docstore: DocumentStore
-    ) -> None:
+    def test_concurrent_compare_and_set_lets_exactly_one_win(self, docstore: DocumentStore) -> None:
         base = docstore.put("job", "j1", _body(0))
         wins: list[int] = []
         conflicts: list[int] = []

@@ -213,9 +213,7 @@ def decode_body(text: str | bytes, *, where: str) -> dict[str, Any]:
     return body
 
 
-def check_expected_version(
-    kind: str, name: str, expected: int | None, current: int | None
-) -> None:
+def check_expected_version(kind: str, name: str, expected: int | None, current: int | None) -> None:
     """The compare-and-set rule of :meth:`DocumentStore.put`; ``current`` is the
     stored version or None if there is no such document."""
     if expected is None:

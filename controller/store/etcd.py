@@ -41,9 +41,9 @@ from controller.store.documents import (
     StoreUnavailable,
     check_delete_version,
     check_expected_version,
-    check_version_arg,
     check_kind,
     check_name,
+    check_version_arg,
     decode_body,
     deliver,
     encode_body,
@@ -208,8 +208,8 @@ class EtcdStore:
     def _write(
         self,
         key: str,
-        compare: list[dict[str, Any]],
-        ops: list[dict[str, Any]],
+        compare: Sequence[dict[str, Any]],
+        ops: Sequence[dict[str, Any]],
         applied: Callable[[KeyValue | None], bool],
     ) -> tuple[bool, int, int | None]:
         """Run a write transaction on ``key`` exactly once, within the client's timeout.
@@ -225,7 +225,7 @@ class EtcdStore:
         deadline = time.monotonic() + self.client.timeout
         while True:
             try:
-                ok, revision, responses = self.client.txn(compare, ops, [_range(key)])
+                ok, revision, responses = self.client.txn(list(compare), list(ops), [_range(key)])
             except EtcdOutcomeUnknown as exc:
                 kvs, revision = self._read(key)
                 kv = kvs[0] if kvs else None
@@ -305,7 +305,9 @@ class EtcdStore:
     def seed_if_empty(self, kind: str, documents: Iterable[tuple[str, Body]]) -> bool:
         check_kind(kind)
         ops = [
-            _put(self._key(kind, check_name(name)), f'{{"write":"seed","body":{encode_body(body)}}}')
+            _put(
+                self._key(kind, check_name(name)), f'{{"write":"seed","body":{encode_body(body)}}}'
+            )
             for name, body in documents
         ]
         if len(ops) >= _MAX_OPS:
@@ -390,7 +392,6 @@ class EtcdStore:
             watches, self._watches = self._watches, []
         for watch in watches:
             watch.stop()
-
 
 
 def _write_id(kv: KeyValue | None) -> str | None:

@@ -20,6 +20,7 @@ It must not know what the keys mean: :mod:`controller.store.etcd` and
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import logging
@@ -405,10 +406,8 @@ class EtcdWatch:
         with self._lock:
             sock = self._sock
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def _run(self) -> None:
         endpoints = self._client.endpoints

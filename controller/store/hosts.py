@@ -62,7 +62,9 @@ class HostView(TypedView[Host]):
         documents changed (0: nothing written)."""
         stored = {doc.name: doc.body for doc in self.store.list("host")}
         wanted = {h.mac: _host_body(h) for h in hosts}
-        puts = [("host", mac, body) for mac, body in sorted(wanted.items()) if stored.get(mac) != body]
+        puts = [
+            ("host", mac, body) for mac, body in sorted(wanted.items()) if stored.get(mac) != body
+        ]
         deletes = [("host", mac) for mac in sorted(stored) if mac not in wanted]
         if puts or deletes:
             self.store.batch(puts=puts, deletes=deletes)
@@ -97,7 +99,10 @@ def load_hosts(path: Path) -> list[Host]:
 
 def save_hosts(path: Path, hosts: list[Host]) -> None:
     """Write atomically (temp file + rename) so a crash never leaves half a file."""
-    doc = {"version": _FILE_VERSION, "hosts": [_host_body(h) for h in sorted(hosts, key=lambda h: h.mac)]}
+    doc = {
+        "version": _FILE_VERSION,
+        "hosts": [_host_body(h) for h in sorted(hosts, key=lambda h: h.mac)],
+    }
     tmp = path.with_suffix(".tmp")
     with open(tmp, "w") as fh:
         json.dump(doc, fh, indent=1)

@@ -258,7 +258,9 @@ class SqliteStore:
         return None if row is None else int(row[0])
 
     def _decode(self, kind: str, name: str, version: int, body: str) -> Document:
-        return Document(kind, name, version, decode_body(body, where=f"{self.path}: {kind} {name!r}"))
+        return Document(
+            kind, name, version, decode_body(body, where=f"{self.path}: {kind} {name!r}")
+        )
 
     # ------------------------------------------------------------------ DocumentStore
 

@@ -13,7 +13,7 @@ be loaded back.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -97,7 +97,7 @@ class TypedView(Generic[T]):
     def delete(self, name: str, *, expected_version: int | None = None) -> int:
         return self.store.delete(self.codec.kind, name, expected_version=expected_version)
 
-    def seed_if_empty(self, items: list[T]) -> bool:
+    def seed_if_empty(self, items: Sequence[T]) -> bool:
         """Store ``items`` if the store has never been written (all checked first)."""
         names: set[str] = set()
         for item in items:

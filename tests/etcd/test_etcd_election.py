@@ -21,9 +21,7 @@ TIMING = Timing()
 
 class TestEtcdElection(ElectionBackendContract):
     @pytest.fixture
-    def backends(
-        self, etcd_server: EtcdMember, cluster_name: str
-    ) -> Callable[[], ElectionBackend]:
+    def backends(self, etcd_server: EtcdMember, cluster_name: str) -> Callable[[], ElectionBackend]:
         return lambda: EtcdElection(EtcdClient([etcd_server.url]), cluster=cluster_name)
 
     @pytest.fixture

@@ -10,11 +10,11 @@ import pytest
 
 from controller.devtools.etcd import EtcdMember
 from controller.devtools.store_contract import DocumentStoreContract
+from controller.policy.model import Policy
 from controller.store.documents import Change, DocumentStore, StoreError, StoreUnavailable
 from controller.store.etcd import ETCD_SCHEMA_VERSION, EtcdStore
 from controller.store.etcdclient import EtcdClient, WatchEvent, b64
 from controller.store.policies import PolicyView
-from controller.policy.model import Policy
 
 
 class TestEtcdStore(DocumentStoreContract):

@@ -36,7 +36,9 @@ def node(etcd: FakeEtcd, name: str, *, instance: str | None = None) -> tuple[Ele
     return Elector(backend, node_id=name, instance=instance or f"{name}-1", timing=TIMING), backend
 
 
-def run(clock: FakeClock, electors: list[Elector], seconds: float) -> list[tuple[float, list[ClusterState]]]:
+def run(
+    clock: FakeClock, electors: list[Elector], seconds: float
+) -> list[tuple[float, list[ClusterState]]]:
     """Tick every elector once per refresh period for ``seconds``; the states seen."""
     seen = []
     end = clock.now + seconds

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from controller.devtools.store_contract import DocumentStoreContract
 from controller.store.documents import DocumentStore, StoreError
 from controller.store.memory import MemoryStore
 from controller.store.sqlite import SqliteStore
-from controller.devtools.store_contract import DocumentStoreContract
 
 
 class TestMemoryStore(DocumentStoreContract):

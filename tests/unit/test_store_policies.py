@@ -1,4 +1,4 @@
-"""Policy views: the PolicyStore contract on the memory and SQLite stores, then SQLite's own duties."""
+"""Policy views: the PolicyStore contract on memory and SQLite, then SQLite's own duties."""
 
 from __future__ import annotations
 

@@ -191,13 +191,20 @@ def _v1_state_dir(directory: Path) -> None:
     with conn:
         for statement in _V1_SCHEMA:
             conn.execute(statement)
-        conn.executemany(
-            "INSERT INTO meta VALUES (?, ?)", [("schema_version", 1), ("revision", 7)]
-        )
+        conn.executemany("INSERT INTO meta VALUES (?, ?)", [("schema_version", 1), ("revision", 7)])
         docs = [
             ("default", 1, {"name": "default", "version": 1, "priority": 0, "strategy": "ecmp"}),
-            ("ai", 6, {"name": "ai", "version": 6, "priority": 100, "strategy": "widest",
-                       "match": [{"ip_proto": "udp", "dst_ports": [4791]}]}),
+            (
+                "ai",
+                6,
+                {
+                    "name": "ai",
+                    "version": 6,
+                    "priority": 100,
+                    "strategy": "widest",
+                    "match": [{"ip_proto": "udp", "dst_ports": [4791]}],
+                },
+            ),
         ]
         conn.executemany(
             "INSERT INTO policies VALUES (?, ?, ?)",
