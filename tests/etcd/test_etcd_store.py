@@ -109,8 +109,9 @@ def test_watching_from_a_compacted_revision(etcd_server: EtcdMember, cluster_nam
 
         def on_compacted(revision: int) -> int:
             caught_up.append(revision)
+            read_at = store.revision()  # what a fresh read of the documents would see
             resynced.set()
-            return store.revision()  # what a fresh read of the documents would see
+            return read_at
 
         def on_events(events: list[WatchEvent]) -> None:
             names.extend(e.kv.key.rsplit("/", 1)[-1] for e in events)
@@ -130,5 +131,18 @@ def test_watching_from_a_compacted_revision(etcd_server: EtcdMember, cluster_nam
             watch.stop()
         assert caught_up == [compacted]
         assert names == ["b"]
+    finally:
+        store.close()
+
+
+def test_a_dead_first_endpoint_is_skipped(etcd_server: EtcdMember, cluster_name: str) -> None:
+    from controller.devtools.process import free_port
+
+    client = EtcdClient([f"http://127.0.0.1:{free_port()}", etcd_server.url], timeout=2.0)
+    store = EtcdStore(client, cluster=cluster_name)
+    try:
+        doc = store.put("job", "j", {"n": 1}, expected_version=0)
+        assert store.get("job", "j") == doc
+        assert client.endpoints[1] == etcd_server.url
     finally:
         store.close()
