@@ -8,7 +8,7 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 PIP     := $(VENV)/bin/pip
 STAMPS  := $(VENV)/.stamps
-APT_PKGS := openvswitch-switch mininet iperf3 ethtool iputils-ping iproute2 python3-venv prometheus
+APT_PKGS := openvswitch-switch mininet iperf3 ethtool iputils-ping iproute2 python3-venv prometheus etcd-server
 OVS_CTL := /usr/share/openvswitch/scripts/ovs-ctl
 PROTO_SRC := $(wildcard proto/fabric/v1/*.proto)
 PROTO_GEN := $(PROTO_SRC:.proto=_pb2.py)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.engine.hoststore import load_hosts, save_hosts
 from controller.fabric.model import Host, PortRef
+from controller.store.hosts import load_hosts, save_hosts
 
 HOSTS = [
     Host(mac="02:00:00:00:00:02", ipv4="10.0.0.2", attach=PortRef(0x1002, 3), last_seen=12.5),

@@ -1,4 +1,4 @@
-"""Policy stores: the PolicyStore contract on both stores, then SQLite's own duties."""
+"""Policy views: the PolicyStore contract on memory and SQLite, then SQLite's own duties."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import pytest
 
 from controller.errors import AlreadyExists, InvalidArgument, NotFound, VersionConflict
 from controller.policy.model import FlowMatch, Policy, PortRange, Strategy
-from controller.policy.sqlite_store import SCHEMA_VERSION, SqlitePolicyStore
-from controller.policy.store import MemoryPolicyStore, PolicyStore, StoreClosed, StoreError
+from controller.store.documents import StoreClosed, StoreError
+from controller.store.policies import MemoryPolicyStore, PolicyStore, SqlitePolicyStore
+from controller.store.sqlite import SCHEMA_VERSION
 
 DEFAULT = Policy(name="default", priority=0)
 AI = Policy(
@@ -148,7 +149,9 @@ def test_seed_if_empty_only_seeds_a_fresh_store(store: PolicyStore) -> None:
     seen: list[str] = []
     store.watch(lambda name, p, rev: seen.append(name))
     assert store.seed_if_empty([DEFAULT, AI]) is True
-    assert [(p.name, p.version) for p in store.list()] == [("ai", 2), ("default", 1)]
+    # Seeds are written together: one revision, as one etcd transaction would be.
+    assert [(p.name, p.version) for p in store.list()] == [("ai", 1), ("default", 1)]
+    assert store.revision() == 1
     assert seen == ["default", "ai"]
     assert store.seed_if_empty([replace(AI, priority=1)]) is False
     assert store.get("ai").priority == 100
@@ -303,7 +306,7 @@ def test_sqlite_foreign_database_is_refused(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE songs (title TEXT)")
     conn.close()
-    with pytest.raises(StoreError, match=r"not a policy store \(it has tables songs\)"):
+    with pytest.raises(StoreError, match=r"not a fabric store \(it has tables songs\)"):
         SqlitePolicyStore(path)
 
 
@@ -312,11 +315,24 @@ def test_sqlite_unreadable_document_names_file_and_policy(tmp_path: Path) -> Non
     with SqlitePolicyStore(path) as s:
         s.put(AI)
     conn = sqlite3.connect(path)
-    with conn:
-        conn.execute("UPDATE policies SET document = '{\"name\": 1' WHERE name = 'ai'")
+    with conn:  # valid JSON, but not a policy
+        conn.execute("UPDATE documents SET body = '{\"name\": 1}' WHERE name = 'ai'")
     conn.close()
     with SqlitePolicyStore(path) as s, pytest.raises(StoreError) as info:
         s.get("ai")
+    assert str(info.value).startswith(f"{path}: stored policy 'ai' is unreadable")
+
+
+def test_sqlite_document_that_is_not_json_is_refused_at_open(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    with SqlitePolicyStore(path) as s:
+        s.put(AI)
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("UPDATE documents SET body = '{\"name\": 1' WHERE name = 'ai'")
+    conn.close()
+    with pytest.raises(StoreError) as info:
+        SqlitePolicyStore(path)
     assert str(info.value).startswith(f"{path}: stored policy 'ai' is unreadable")
 
 
