@@ -13,6 +13,7 @@ together, small enough to compile in milliseconds:
 limit                    value    what it bounds
 =======================  =======  ============================================
 ``max_policies``         256      policies stored at once
+``max_name``             63       characters of a policy name
 ``max_rules_per_policy`` 4096     flow entries one policy compiles to, per
                                   edge port (the sum over its alternatives)
 ``max_rules_total``      16384    the same, summed over all policies
@@ -40,6 +41,7 @@ from controller.policy.overlap import match_term_count
 
 __all__ = [
     "MAX_POLICIES",
+    "MAX_NAME_CHARS",
     "MAX_RULES_PER_POLICY",
     "MAX_RULES_TOTAL",
     "MAX_LIST_ENTRIES",
@@ -52,6 +54,7 @@ __all__ = [
 ]
 
 MAX_POLICIES = 256
+MAX_NAME_CHARS = 63
 MAX_RULES_PER_POLICY = 4096
 MAX_RULES_TOTAL = 16384
 MAX_LIST_ENTRIES = 64

@@ -19,6 +19,7 @@ from controller.errors import InvalidArgument, excerpt, key_text
 from controller.policy.limits import (
     MAX_DESCRIPTION_CHARS,
     MAX_LIST_ENTRIES,
+    MAX_NAME_CHARS,
     MAX_PINNED_HOPS,
     MAX_VERSION,
     check_policy_rules,
@@ -46,7 +47,6 @@ __all__ = [
 
 # \Z, not $: "$" also matches before a trailing newline, letting "ai\n" pass.
 NAME_RE = re.compile(r"[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?\Z")
-MAX_NAME_CHARS = 63
 # A switch reference: a bridge name such as `spine2`, or a 16-hex-digit dpid.
 _SWITCH_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z")
 _TCP, _UDP = 6, 17

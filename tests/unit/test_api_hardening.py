@@ -13,6 +13,7 @@ import pytest
 from api_fakes import FakeFacade, running_server
 from fabric.v1 import fabric_pb2 as pb
 from grpc_health.v1 import health_pb2
+from tlsfiles import self_signed
 
 from controller.api.client import FabricClient
 from controller.api.paging import decode_token, encode_token, paginate
@@ -20,17 +21,6 @@ from controller.api.server import SERVICE_NAME, ApiServer, ApiServerConfig, star
 from controller.errors import InvalidArgument
 from controller.policy.model import FlowMatch, Policy, PortRange, Strategy
 from controller.policy.validate import validate_policy
-
-
-@pytest.fixture
-def fake() -> FakeFacade:
-    return FakeFacade()
-
-
-@pytest.fixture
-def server(fake: FakeFacade) -> Iterator[ApiServer]:
-    with running_server(fake) as srv:
-        yield srv
 
 
 @pytest.fixture
@@ -189,49 +179,12 @@ def test_malformed_protobuf_without_token_is_unauthenticated(
 
 @pytest.fixture(scope="module")
 def pem_pairs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Two self-signed certificates with their keys, and an encrypted key."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
+    """Two self-signed certificates with their keys, an encrypted key and an empty file."""
     directory = tmp_path_factory.mktemp("pem")
     out: dict[str, Path] = {}
     for label in ("a", "b"):
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"fabric-{label}")])
-        now = datetime.datetime.now(datetime.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .sign(key, hashes.SHA256())
-        )
-        out[f"cert_{label}"] = directory / f"cert-{label}.pem"
-        out[f"cert_{label}"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        out[f"key_{label}"] = directory / f"key-{label}.pem"
-        out[f"key_{label}"].write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        if label == "a":
-            out["key_encrypted"] = directory / "key-encrypted.pem"
-            out["key_encrypted"].write_bytes(
-                key.private_bytes(
-                    serialization.Encoding.PEM,
-                    serialization.PrivateFormat.PKCS8,
-                    serialization.BestAvailableEncryption(b"pw"),
-                )
-            )
+        out[f"cert_{label}"], out[f"key_{label}"] = self_signed(directory, label)
+    _, out["key_encrypted"] = self_signed(directory, "c", passphrase=b"pw")
     out["empty"] = directory / "empty.pem"
     out["empty"].write_bytes(b"")
     return out

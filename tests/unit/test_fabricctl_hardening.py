@@ -6,12 +6,11 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from api_fakes import FakeFacade, running_server, weighted_policy
+from api_fakes import FakeFacade, weighted_policy
 from fabric.v1 import fabric_pb2 as pb
 
 from controller.api.cli import EXIT_BROKEN_PIPE, main
@@ -24,17 +23,6 @@ PROTO = Path(pb.__file__).resolve().parents[2]
 # Retitle the window, clear the screen, an 8-bit CSI, a right-to-left override, a fake line.
 HOSTILE = "ok\x1b]0;pwned\x07\x1b[2J\x9b31m\u202eevil\nname:        forged"
 RAW_CONTROLS = ("\x1b", "\x07", "\x9b", "\u202e")
-
-
-@pytest.fixture
-def fake() -> FakeFacade:
-    return FakeFacade()
-
-
-@pytest.fixture
-def server(fake: FakeFacade) -> Iterator[ApiServer]:
-    with running_server(fake) as srv:
-        yield srv
 
 
 def run(capsys: pytest.CaptureFixture[str], server: ApiServer, *args: str) -> tuple[int, str, str]:
