@@ -7,7 +7,11 @@ act on (``field`` is a path such as ``match[0].dst_ports[1]``).
 
 from __future__ import annotations
 
+import reprlib
+
 __all__ = [
+    "excerpt",
+    "key_text",
     "FabricError",
     "InvalidArgument",
     "NotFound",
@@ -70,3 +74,33 @@ class Unavailable(FabricError):
 
 class DeadlineExceeded(FabricError):
     """The caller's deadline passed before the request was done; nothing was changed."""
+
+
+# How much of an offending value a message quotes.
+_EXCERPT_CHARS = 60
+
+
+def excerpt(value: object, limit: int = _EXCERPT_CHARS) -> str:
+    """``repr(value)`` cut to about ``limit`` characters at bounded cost, with the length.
+
+    For messages that quote a value someone sent: a megabyte of it must not
+    become a megabyte of error line.
+    """
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value)} characters)"
+    if isinstance(value, int) and value.bit_length() > 4 * limit:
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    shown = reprlib.Repr()
+    shown.maxstring = shown.maxother = shown.maxlong = limit
+    shown.maxlist = shown.maxtuple = shown.maxdict = shown.maxset = 6
+    shown.maxlevel = 3
+    try:
+        return shown.repr(value)
+    except ValueError:  # an integer inside a container too long to convert to text
+        return f"a {type(value).__name__} too large to show"
+
+
+def key_text(key: object, limit: int = _EXCERPT_CHARS) -> str:
+    """A mapping key as part of a field path (``weights.<key>``), cut to ``limit`` characters."""
+    text = key if isinstance(key, str) else excerpt(key)
+    return text if len(text) <= limit else text[:limit] + "..."

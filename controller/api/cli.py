@@ -1,10 +1,15 @@
 """``fabricctl``: the operator's command line for the controller's gRPC API.
 
 Each sub-command is one RPC (``policy check`` is offline: it only parses and
-validates a file). Output is an aligned table or key/value block for people,
-or protobuf's JSON mapping with ``--json`` for scripts. Every failure is one
-line on stderr, ``fabricctl: <status>: <message>``, and an exit code a script
-can branch on: 2 usage, 1 the request failed, 3 the controller is unreachable.
+validates a file; ``policy list`` pages through ListPolicies). Output is an
+aligned table or key/value block for people, or protobuf's JSON mapping with
+``--json`` for scripts; either way control characters and bidi overrides in
+any field are escaped, so a policy description cannot drive the terminal.
+Every failure is one line on stderr, ``fabricctl: <status>: <message>`` (at
+most 500 characters), and an exit code a script can branch on: 2 usage, 1 the
+request failed, 3 the controller is unreachable, 141 (128 + SIGPIPE, what a
+shell reports for a killed writer) when the reader of stdout went away, as
+in ``fabricctl topology | head -1``, and 130 on Ctrl-C.
 This module only parses arguments and prints; the RPCs live in
 :mod:`controller.api.client` and the layout in :mod:`controller.api.render`.
 """
@@ -12,30 +17,44 @@ This module only parses arguments and prints; the RPCs live in
 from __future__ import annotations
 
 import argparse
+import io
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, NoReturn, TextIO, cast
 
 import grpc
 from fabric.v1 import fabric_pb2 as pb
 from google.protobuf import json_format
 
 from controller.api import render
-from controller.api.client import FabricClient
+from controller.api.client import ApiContractError, FabricClient
 from controller.api.convert import policy_to_proto
 from controller.engine.outputs import EventKind
 from controller.errors import InvalidArgument
 from controller.fabric.model import FiveTuple
 from controller.policy.model import Policy
 
-__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_UNREACHABLE"]
+__all__ = [
+    "main",
+    "build_parser",
+    "EXIT_OK",
+    "EXIT_FAILED",
+    "EXIT_USAGE",
+    "EXIT_UNREACHABLE",
+    "EXIT_BROKEN_PIPE",
+    "EXIT_INTERRUPTED",
+]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+EXIT_INTERRUPTED = 128 + signal.SIGINT
+_MAX_ERROR_CHARS = 500
 DEFAULT_TARGET = "127.0.0.1:50051"
 _PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1}
 
@@ -159,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="0: create only; N: replace only version N",
     )
     command("get", "show one policy", psub).add_argument("name")
-    command("list", "list policies", psub)
+    command("list", "list policies (every page)", psub).add_argument(
+        "--page-size", type=_int_in(0, 2**31 - 1), default=0, help="policies per request"
+    )
     delete = command("delete", "delete a policy", psub)
     delete.add_argument("name")
     delete.add_argument("--expected-version", type=_int_in(1, 2**63 - 1))
@@ -269,7 +290,7 @@ def _run_policy(
         got = client.get_policy(args.name)
         show(got, lambda: render.render_policy(got))
     elif action == "list":
-        policies = client.list_policies()
+        policies = client.list_policies(page_size=args.page_size)
         show(
             pb.ListPoliciesResponse(policies=policies),
             lambda: render.render_policies(policies),
@@ -302,13 +323,52 @@ def _watch(client: FabricClient, args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+class _TerminalSafe(io.TextIOBase):
+    """A text stream that escapes control characters before they reach the terminal.
+
+    The renderers already escape each field; this catches every other line
+    (messages built here, sub-commands added later). ``json`` escapes as
+    ``\\uXXXX``, which keeps the document valid and equal for a parser.
+    """
+
+    def __init__(self, stream: TextIO, *, json: bool) -> None:
+        super().__init__()
+        self._stream = stream
+        self._escape = render.json_safe if json else render.terminal_safe
+
+    def write(self, text: str) -> int:
+        self._stream.write(self._escape(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    line = render.printable(" ".join(text.split()))
+    if len(line) > _MAX_ERROR_CHARS:
+        line = f"{line[: _MAX_ERROR_CHARS - 30]}... ({len(line)} characters)"
+    return line
 
 
 def _fail(status: str, message: str, code: int) -> int:
     print(f"fabricctl: {status}: {_one_line(message)}", file=sys.stderr)
     return code
+
+
+def _stdout_gone() -> int:
+    """The reader of stdout went away (``| head -1``): exit quietly.
+
+    Python would otherwise report the failed flush at exit with a traceback;
+    pointing the descriptor at /dev/null lets that flush succeed.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # not a real file (tests capture stdout)
+        pass
+    return EXIT_BROKEN_PIPE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -319,7 +379,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("usage", f"{exc} (see fabricctl --help)", EXIT_USAGE)
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
-    out = sys.stdout
+    out = cast(TextIO, _TerminalSafe(sys.stdout, json=args.json))
+    try:
+        code = _run_command(args, out)
+        out.flush()
+        return code
+    except BrokenPipeError:
+        return _stdout_gone()
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def _run_command(args: argparse.Namespace, out: TextIO) -> int:
     try:
         if args.command == "policy" and args.policy_command == "check":
             return _run_offline(args, out)
@@ -343,9 +414,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("usage", str(exc), EXIT_USAGE)
     except _Failed as exc:
         return _fail(exc.status, str(exc), EXIT_FAILED)
+    except ApiContractError as exc:
+        return _fail("PROTOCOL", str(exc), EXIT_FAILED)
     except grpc.RpcError as exc:
         code = exc.code()
         unreachable = code == grpc.StatusCode.UNAVAILABLE
         return _fail(
             code.name, exc.details() or "", EXIT_UNREACHABLE if unreachable else EXIT_FAILED
         )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

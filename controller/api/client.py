@@ -23,7 +23,14 @@ from controller.engine.outputs import EventKind
 from controller.fabric.model import FiveTuple
 from controller.policy.model import Policy
 
-__all__ = ["FabricClient", "EventStream"]
+__all__ = ["FabricClient", "EventStream", "ApiContractError"]
+
+# A listing of more pages than this is a server that never ends it.
+_MAX_PAGES = 100_000
+
+
+class ApiContractError(Exception):
+    """The server answered against the API's contract (e.g. a paging loop)."""
 
 
 class EventStream:
@@ -106,8 +113,28 @@ class FabricClient:
     def get_policy(self, name: str) -> Any:
         return self._unary("GetPolicy", pb.GetPolicyRequest(name=name)).policy
 
-    def list_policies(self) -> list[Any]:
-        return list(self._unary("ListPolicies", pb.ListPoliciesRequest()).policies)
+    def list_policies_page(
+        self, *, page_size: int = 0, page_token: str = ""
+    ) -> tuple[list[Any], str]:
+        """One page of policies by name, and the token of the next ("" when complete)."""
+        resp = self._unary(
+            "ListPolicies", pb.ListPoliciesRequest(page_size=page_size, page_token=page_token)
+        )
+        return list(resp.policies), str(resp.next_page_token)
+
+    def list_policies(self, *, page_size: int = 0) -> list[Any]:
+        """Every policy by name, fetched page by page (each call has its own deadline)."""
+        policies: list[Any] = []
+        token = ""
+        for _ in range(_MAX_PAGES):
+            page, next_token = self.list_policies_page(page_size=page_size, page_token=token)
+            policies += page
+            if not next_token:
+                return policies
+            if next_token == token or not page:
+                raise ApiContractError(f"ListPolicies did not advance past page token {token!r}")
+            token = next_token
+        raise ApiContractError(f"ListPolicies did not end after {_MAX_PAGES} pages")
 
     def explain_path(self, five_tuple: FiveTuple | Any, *, dscp: int = 0) -> Any:
         """The ExplainPathResponse for a model or proto 5-tuple."""

@@ -14,12 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 from controller.errors import InvalidArgument
+from controller.policy.limits import MAX_DESCRIPTION_CHARS, MAX_LIST_ENTRIES, MAX_NAME_CHARS
 
 __all__ = ["MAX_NAME_CHARS", "MAX_STRING_CHARS", "MAX_LIST_ENTRIES", "check_limits", "check_name"]
 
-MAX_NAME_CHARS = 63
-MAX_STRING_CHARS = 256
-MAX_LIST_ENTRIES = 64
+# The longest free-text field of any request is a policy's description.
+MAX_STRING_CHARS = MAX_DESCRIPTION_CHARS
 
 
 def check_name(value: str, *, field: str, required: bool = True) -> None:

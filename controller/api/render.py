@@ -1,12 +1,17 @@
 """Human-readable rendering of ``fabric.v1`` messages for ``fabricctl``.
 
 Aligned plain-text tables and key/value blocks, with rates and capacities in
-SI units. Only presentation lives here: no RPCs, no argument parsing, and the
-machine-readable form is ``--json`` (protobuf's JSON mapping), not this.
+SI units. Every value a server or a policy author chose passes through
+:func:`printable`, so no field can move the cursor, retitle or clear the
+terminal, reorder text (bidi overrides) or break a table's lines;
+:func:`terminal_safe` does the same for whole output lines. Only presentation
+lives here: no RPCs, no argument parsing, and the machine-readable form is
+``--json`` (protobuf's JSON mapping), not this.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +19,9 @@ from typing import Any
 from fabric.v1 import fabric_pb2 as pb
 
 __all__ = [
+    "printable",
+    "terminal_safe",
+    "json_safe",
     "table",
     "si",
     "render_topology",
@@ -28,9 +36,47 @@ __all__ = [
 ]
 
 
+# C0 and C1 controls, DEL, bidi embeddings/overrides/isolates and marks, and
+# the Unicode line and paragraph separators some terminals treat as newlines.
+_CONTROLS_BUT_NEWLINE = r"\x00-\x09\x0b-\x1f"
+_OTHER_UNSAFE = r"\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_UNSAFE_RE = re.compile(rf"[\n{_CONTROLS_BUT_NEWLINE}{_OTHER_UNSAFE}]")
+_UNSAFE_BUT_NEWLINE_RE = re.compile(rf"[{_CONTROLS_BUT_NEWLINE}{_OTHER_UNSAFE}]")
+
+
+def _escaped(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def _json_escaped(found: re.Match[str]) -> str:
+    return f"\\u{ord(found.group()):04x}"
+
+
+def printable(value: object) -> str:
+    """``str(value)`` with every control character, newline included, written as an escape
+    (``\\x1b``, ``\\u202e``): for one field of a table or block."""
+    return _UNSAFE_RE.sub(_escaped, str(value))
+
+
+def terminal_safe(text: str) -> str:
+    """Like :func:`printable` but keeps line breaks: for whole blocks of output."""
+    return _UNSAFE_BUT_NEWLINE_RE.sub(_escaped, text)
+
+
+def json_safe(text: str) -> str:
+    """JSON text with the characters :func:`terminal_safe` escapes written as ``\\uXXXX``.
+
+    Those characters can only occur inside JSON strings (``json`` already
+    escapes C0 controls there), where ``\\uXXXX`` means the same character,
+    so the document is unchanged for a parser.
+    """
+    return _UNSAFE_BUT_NEWLINE_RE.sub(_json_escaped, text)
+
+
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     """Columns left-aligned and padded to their widest cell; no trailing spaces."""
-    cells = [[str(c) for c in headers], *([str(c) for c in row] for row in rows)]
+    cells = [[printable(c) for c in headers], *([printable(c) for c in row] for row in rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = ("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells)
     return "\n".join(line.rstrip() for line in lines)
@@ -151,12 +197,12 @@ def _match(m: Any) -> str:
     ):
         if value:
             parts.append(f"{label}={value}")
-    return " ".join(parts) or "all traffic"
+    return " ".join(printable(part) for part in parts) or "all traffic"
 
 
 def _block(pairs: Sequence[tuple[str, object]]) -> str:
     width = max(len(k) for k, _ in pairs) + 1
-    return "\n".join(f"{(k + ':').ljust(width)} {v}" for k, v in pairs)
+    return "\n".join(f"{(k + ':').ljust(width)} {printable(v)}" for k, v in pairs)
 
 
 def render_policy(p: Any) -> str:
@@ -204,16 +250,16 @@ def render_apply(resp: Any) -> str:
     verb = "would be" if resp.dry_run else "is"
     action = "created" if resp.created else "replaced"
     head = (
-        f"policy {resp.policy.name} {verb} {action} (version {resp.policy.version}); "
+        f"policy {printable(resp.policy.name)} {verb} {action} (version {resp.policy.version}); "
         f"flows affected: {resp.flows_affected}"
     )
     if resp.dry_run:
         head = "dry run: " + head + "; nothing changed"
-    return "\n".join([head, *(f"  - {c}" for c in resp.changes)])
+    return "\n".join([head, *(f"  - {printable(c)}" for c in resp.changes)])
 
 
 def render_drain(verb: str, resp: Any) -> str:
-    links = ", ".join(resp.links) or "no link"
+    links = printable(", ".join(resp.links) or "no link")
     return f"{verb}: {links}; flows moved: {resp.flows_moved}"
 
 
@@ -236,4 +282,4 @@ def render_event(event: Any) -> str:
     if event.reason:
         parts.append(f"({event.reason})")
     parts += [f"{k}={v}" for k, v in sorted(event.attributes.items())]
-    return " ".join(parts)
+    return " ".join(printable(part) for part in parts)

@@ -4,17 +4,23 @@
 facade into a ``grpc.server`` on its own thread pool, adds the standard
 ``grpc.health.v1`` and reflection services, and optionally TLS and a bearer
 token checked by an interceptor (health and reflection stay open so probes and
-tools work without the secret). Configuration mistakes are raised as
-:class:`InvalidArgument` naming the setting; a listen address that cannot be
-bound is an :class:`OSError` naming the address. This module does not serve
-requests itself and never touches controller state.
+tools work without the secret). Another interceptor makes every method's
+request parsing tolerant, so a request that is not a valid protobuf message
+gets INVALID_ARGUMENT instead of gRPC's INTERNAL with a logged traceback;
+when a token is configured, a caller without it gets UNAUTHENTICATED first,
+whatever it sent. Configuration mistakes (including a TLS certificate and key
+that do not make a pair) are raised as :class:`InvalidArgument` naming the
+setting; a listen address that cannot be bound is an :class:`OSError` naming
+the address. This module does not serve requests itself and never touches
+controller state.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable
+import ssl
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +39,7 @@ __all__ = [
     "ApiServerConfig",
     "ApiServer",
     "BearerTokenInterceptor",
+    "MalformedRequestInterceptor",
     "SERVICE_NAME",
     "parse_listen",
     "start_api_server",
@@ -140,6 +147,130 @@ class BearerTokenInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         return None if handler is None else _denied(handler, self.MESSAGE)
 
 
+class _Malformed:
+    """Stands in for a request whose bytes did not parse."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _tolerant(parse: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if parse is None:
+        return None
+
+    def tolerant(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except Exception as exc:  # DecodeError, or whatever else bad bytes make it raise
+            return _Malformed(" ".join(str(exc).split())[:200] or type(exc).__name__)
+
+    return tolerant
+
+
+class MalformedRequestInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    """Answers INVALID_ARGUMENT for request bytes that are not the method's message.
+
+    gRPC's own handling is INTERNAL plus "Exception deserializing request!"
+    and a traceback in the log, for every service on the server.
+    """
+
+    def intercept_service(
+        self, continuation: Callable[[Any], Any], handler_call_details: Any
+    ) -> Any:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method or "?"
+
+        def refuse(request: Any, context: Any) -> None:
+            if isinstance(request, _Malformed):
+                context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"{method}: malformed request, not a valid protobuf message: {request.reason}",
+                )
+
+        def checked(requests: Iterator[Any], context: Any) -> Iterator[Any]:
+            for request in requests:
+                refuse(request, context)
+                yield request
+
+        kwargs = {
+            "request_deserializer": _tolerant(handler.request_deserializer),
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_unary or handler.unary_stream:
+            behavior = handler.unary_unary or handler.unary_stream
+
+            def unary(request: Any, context: Any) -> Any:
+                refuse(request, context)
+                return behavior(request, context)
+
+            make = (
+                grpc.unary_unary_rpc_method_handler
+                if handler.unary_unary
+                else grpc.unary_stream_rpc_method_handler
+            )
+            return make(unary, **kwargs)
+        behavior = handler.stream_unary or handler.stream_stream
+
+        def streaming(requests: Iterator[Any], context: Any) -> Any:
+            return behavior(checked(requests, context), context)
+
+        make = (
+            grpc.stream_unary_rpc_method_handler
+            if handler.stream_unary
+            else grpc.stream_stream_rpc_method_handler
+        )
+        return make(streaming, **kwargs)
+
+
+class _EncryptedKey(Exception):
+    pass
+
+
+def _no_password() -> bytes:
+    raise _EncryptedKey
+
+
+def _check_tls_pair(cert: Path, key: Path) -> bytes:
+    """Refuse files that are not a PEM certificate and its key; return the key's bytes.
+
+    gRPC itself only fails later, in ``add_secure_port``, with nothing but
+    "failed to bind", which reads like a busy address.
+    """
+    cert_pem = _read_file(cert, "grpc_tls_cert")
+    key_pem = _read_file(key, "grpc_tls_key")
+    cert_ok = b"-----BEGIN CERTIFICATE-----" in cert_pem
+    key_ok = b"PRIVATE KEY-----" in key_pem
+    if not cert_ok and b"PRIVATE KEY-----" in cert_pem and b"BEGIN CERTIFICATE" in key_pem:
+        raise InvalidArgument(
+            "grpc_tls_cert",
+            f"{cert} holds a private key and {key} a certificate: the two files are swapped",
+        )
+    if not cert_ok:
+        raise InvalidArgument("grpc_tls_cert", f"{cert} holds no PEM certificate")
+    if not key_ok:
+        raise InvalidArgument("grpc_tls_key", f"{key} holds no PEM private key")
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key, password=_no_password)
+    except _EncryptedKey:
+        raise InvalidArgument(
+            "grpc_tls_key", f"{key} is encrypted; give the key without a passphrase"
+        ) from None
+    except ssl.SSLError as exc:
+        if "KEY_VALUES_MISMATCH" in str(exc):
+            raise InvalidArgument(
+                "grpc_tls_key", f"{key} is not the private key of the certificate in {cert}"
+            ) from None
+        reason = exc.reason or str(exc)
+        raise InvalidArgument(
+            "grpc_tls_cert", f"{cert} and {key} are not a usable certificate and key ({reason})"
+        ) from None
+    return key_pem
+
+
 class ApiServer:
     """A running API server; create with :func:`start_api_server`."""
 
@@ -198,16 +329,21 @@ def start_api_server(facade: FabricFacade, config: ApiServerConfig) -> ApiServer
         )
     credentials = None
     if config.tls_cert is not None and config.tls_key is not None:
+        key = _check_tls_pair(config.tls_cert, config.tls_key)
         cert = _read_file(config.tls_cert, "grpc_tls_cert")
-        key = _read_file(config.tls_key, "grpc_tls_key")
         credentials = grpc.ssl_server_credentials([(key, cert)])
-    interceptors = []
+    interceptors: list[grpc.ServerInterceptor] = []
     if config.token_file is not None:
         interceptors.append(BearerTokenInterceptor(_read_token(config.token_file)))
+    # Inside the token check, so a caller without the token learns nothing more.
+    interceptors.append(MalformedRequestInterceptor())
 
     max_watchers = config.max_watchers or max(1, config.max_workers // 2)
     servicer = FabricControllerServicer(
-        facade, watch_queue=config.watch_queue, max_watchers=max_watchers
+        facade,
+        watch_queue=config.watch_queue,
+        max_watchers=max_watchers,
+        max_response_bytes=config.max_message_bytes,
     )
     executor = ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="grpc-api")
     server = grpc.server(

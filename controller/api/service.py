@@ -27,7 +27,9 @@ from controller import errors
 from controller.api import convert
 from controller.api.facade import FabricFacade
 from controller.api.limits import check_limits, check_name
+from controller.api.paging import paginate
 from controller.concurrency.eventbus import SubscriptionDropped
+from controller.policy.limits import MAX_POLICIES
 
 __all__ = ["FabricControllerServicer", "TooManyWatchers", "abort_for"]
 
@@ -39,6 +41,8 @@ _T = TypeVar("_T")
 _WATCH_POLL_S = 0.25
 # Replay at most this many recent events when a watcher does not ask for live only.
 _WATCH_REPLAY = 256
+# Room left in a list response for everything but its items (token, framing).
+_LIST_HEADROOM_BYTES = 4096
 
 _SIMPLE_CODES: tuple[tuple[type[errors.FabricError], grpc.StatusCode], ...] = (
     (errors.NotFound, grpc.StatusCode.NOT_FOUND),
@@ -86,11 +90,19 @@ class FabricControllerServicer(fabric_pb2_grpc.FabricControllerServicer):  # typ
     """Serves ``fabric.v1.FabricController`` from a :class:`FabricFacade`."""
 
     def __init__(
-        self, facade: FabricFacade, *, watch_queue: int = 1024, max_watchers: int = 16
+        self,
+        facade: FabricFacade,
+        *,
+        watch_queue: int = 1024,
+        max_watchers: int = 16,
+        max_response_bytes: int = 4 * 1024 * 1024,
     ) -> None:
         if watch_queue < 1 or max_watchers < 1:
             raise ValueError("watch_queue and max_watchers must be >= 1")
         self._facade = facade
+        # List pages stay under the transport's limit, so no client ever gets
+        # RESOURCE_EXHAUSTED for a list that merely grew.
+        self._page_bytes = max(1, max_response_bytes - _LIST_HEADROOM_BYTES)
         self._watch_queue = watch_queue
         self._max_watchers = max_watchers
         self._watchers = 0
@@ -142,8 +154,18 @@ class FabricControllerServicer(fabric_pb2_grpc.FabricControllerServicer):  # typ
 
     def ListPolicies(self, request: Any, context: Any) -> Any:
         def run() -> Any:
-            policies = self._facade.list_policies()
-            return pb.ListPoliciesResponse(policies=[convert.policy_to_proto(p) for p in policies])
+            check_limits(request)
+            page, token = paginate(
+                self._facade.list_policies(),
+                key=lambda p: p.name,
+                encode=convert.policy_to_proto,
+                size=lambda m: int(m.ByteSize()),
+                page_size=request.page_size,
+                page_token=request.page_token,
+                max_page=MAX_POLICIES,
+                max_bytes=self._page_bytes,
+            )
+            return pb.ListPoliciesResponse(policies=page, next_page_token=token)
 
         return self._call(context, "ListPolicies", run)
 
@@ -162,10 +184,11 @@ class FabricControllerServicer(fabric_pb2_grpc.FabricControllerServicer):  # typ
     # ------------------------------------------------------------------ writes
     def ApplyPolicy(self, request: Any, context: Any) -> Any:
         def run() -> Any:
-            check_limits(request)
             if not request.HasField("policy"):
                 raise errors.InvalidArgument("policy", "required")
+            # The name first: its limit (63) is tighter than other strings' (256).
             check_name(request.policy.name, field="policy.name")
+            check_limits(request)
             policy = convert.policy_from_proto(request.policy, field="policy")
             expected = request.expected_version if request.HasField("expected_version") else None
             if expected is not None and expected < 0:

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
-import yaml
+from controller.errors import excerpt, key_text
+from controller.safeyaml import YamlError, load_yaml, read_yaml_text
 
 __all__ = ["ConfigError", "HostPort", "FabricdConfig", "load_config", "parse_host_port"]
 
@@ -36,7 +37,7 @@ def parse_host_port(text: str, *, what: str) -> HostPort:
     host, sep, port_text = str(text).rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port_text.isdigit():
-        raise ConfigError(f"{what}: {text!r} is not HOST:PORT")
+        raise ConfigError(f"{what}: {excerpt(text)} is not HOST:PORT")
     port = int(port_text)
     if not 0 <= port <= 65535:
         raise ConfigError(f"{what}: port {port} outside 0-65535")
@@ -148,7 +149,7 @@ def _convert(key: str, value: Any, default: Any) -> Any:
             return True
         if text in ("false", "no", "off", "0"):
             return False
-        raise ConfigError(f"{flag}: {value!r} is not true or false")
+        raise ConfigError(f"{flag}: {excerpt(value)} is not true or false")
     if key == "southbound":
         name = str(value).strip().lower()
         if name not in SOUTHBOUNDS:
@@ -157,14 +158,14 @@ def _convert(key: str, value: Any, default: Any) -> Any:
     if key == "log_level":
         level = str(value).lower()
         if level not in _LEVELS:
-            raise ConfigError(f"{flag}: {value!r} is not one of {', '.join(_LEVELS)}")
+            raise ConfigError(f"{flag}: {excerpt(value)} is not one of {', '.join(_LEVELS)}")
         return level
     if key == "link_capacity_overrides":
         if not isinstance(value, dict):
             raise ConfigError("link_capacity_overrides: expected a mapping of link to Mbit/s")
         out = {}
         for ref, mbps in value.items():
-            out[str(ref)] = _number(f"link_capacity_overrides.{ref}", mbps, positive=True)
+            out[str(ref)] = _number(f"link_capacity_overrides.{key_text(ref)}", mbps, positive=True)
         return out
     if key in (
         "congestion_samples",
@@ -175,39 +176,37 @@ def _convert(key: str, value: Any, default: Any) -> Any:
     ):
         number = _number(flag, value)
         if number != int(number) or number < 0:
-            raise ConfigError(f"{flag}: {value!r} is not a non-negative integer")
+            raise ConfigError(f"{flag}: {excerpt(value)} is not a non-negative integer")
         return int(number)
     return _number(flag, value)
 
 
 def _number(what: str, value: Any, *, positive: bool = False) -> float:
     if isinstance(value, bool):
-        raise ConfigError(f"{what}: {value!r} is not a number")
+        raise ConfigError(f"{what}: {excerpt(value)} is not a number")
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{what}: {value!r} is not a number") from None
+        raise ConfigError(f"{what}: {excerpt(value)} is not a number") from None
     if not math.isfinite(number) or (positive and number <= 0):
         raise ConfigError(
-            f"{what}: {value!r} must be a positive number"
+            f"{what}: {excerpt(value)} must be a positive number"
             if positive
-            else f"{what}: {value!r} is not finite"
+            else f"{what}: {excerpt(value)} is not finite"
         )
     return number
 
 
 def _read_file(path: Path) -> dict[str, Any]:
+    # The same safe YAML as policy files: YAML 1.2 scalars, no aliases, merge
+    # keys or duplicate keys, bounded size and depth.
     try:
-        text = path.read_text()
+        doc = load_yaml(read_yaml_text(path))
     except OSError as exc:
         raise ConfigError(f"--config {path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"--config {path}:{where}: {problem}") from None
+    except YamlError as exc:
+        where = f" line {exc.line}" if exc.line is not None else ""
+        raise ConfigError(f"--config {path}:{where}: {exc.reason}") from None
     if doc is None:
         raise ConfigError(f"--config {path}: file is empty")
     if not isinstance(doc, dict):
@@ -216,7 +215,7 @@ def _read_file(path: Path) -> dict[str, Any]:
     for key in doc:
         norm = str(key).replace("-", "_")
         if norm not in known:
-            raise ConfigError(f"--config {path}: unknown key {key!r}")
+            raise ConfigError(f"--config {path}: unknown key {excerpt(key)}")
     return {str(k).replace("-", "_"): v for k, v in doc.items()}
 
 

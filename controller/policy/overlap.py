@@ -13,7 +13,9 @@ never disagree. It must not know how matches are installed on a switch.
 from __future__ import annotations
 
 import ipaddress
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from math import prod
 
 from controller.errors import InvalidArgument
@@ -39,31 +41,96 @@ PORT_MAX = 0xFFFF
 MAX_MATCH_TERMS = 4096
 
 
-def _ranges_meet(a: tuple[PortRange, ...], b: tuple[PortRange, ...]) -> bool:
-    return not a or not b or any(x.overlaps(y) for x in a for y in b)
+# A set of integers (ports, IPv4 addresses) as sorted, disjoint, inclusive
+# intervals: their starts and their ends. None means "any value".
+_Intervals = tuple[tuple[int, ...], tuple[int, ...]] | None
 
 
-def _nets_meet(a: tuple[IPNet, ...], b: tuple[IPNet, ...]) -> bool:
-    return not a or not b or any(x.overlaps(y) for x in a for y in b)
+def _intervals(pairs: Iterable[tuple[int, int]]) -> _Intervals:
+    los: list[int] = []
+    his: list[int] = []
+    for lo, hi in sorted(pairs):
+        if his and lo <= his[-1] + 1:
+            his[-1] = max(his[-1], hi)
+        else:
+            los.append(lo)
+            his.append(hi)
+    return (tuple(los), tuple(his)) if los else None
+
+
+def _meet(a: _Intervals, b: _Intervals) -> bool:
+    """Whether two interval sets share a value, in O(n log m) rather than O(n * m)."""
+    if a is None or b is None:
+        return True
+    if len(a[0]) > len(b[0]):
+        a, b = b, a
+    b_los, b_his = b
+    if a[0][0] > b_his[-1] or b_los[0] > a[1][-1]:
+        return False
+    for lo, hi in zip(*a, strict=True):
+        # The last interval of b starting at or before hi is the only candidate.
+        i = bisect_right(b_los, hi) - 1
+        if i >= 0 and b_his[i] >= lo:
+            return True
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class _Normal:
+    """A match alternative as sets, computed once per comparison of two policies."""
+
+    ip_proto: int | None
+    dscp: frozenset[int]
+    src_ports: _Intervals
+    dst_ports: _Intervals
+    src_hosts: _Intervals
+    dst_hosts: _Intervals
+
+
+def _ports(ranges: tuple[PortRange, ...]) -> _Intervals:
+    return _intervals((r.lo, r.hi) for r in ranges)
+
+
+def _hosts(nets: tuple[IPNet, ...]) -> _Intervals:
+    return _intervals((int(n.network_address), int(n.broadcast_address)) for n in nets)
+
+
+def _normal(m: FlowMatch) -> _Normal:
+    return _Normal(
+        m.ip_proto,
+        frozenset(m.dscp),
+        _ports(m.src_ports),
+        _ports(m.dst_ports),
+        _hosts(m.src_hosts),
+        _hosts(m.dst_hosts),
+    )
+
+
+def _normals_overlap(a: _Normal, b: _Normal) -> bool:
+    if a.ip_proto is not None and b.ip_proto is not None and a.ip_proto != b.ip_proto:
+        return False
+    if a.dscp and b.dscp and a.dscp.isdisjoint(b.dscp):
+        return False
+    return (
+        _meet(a.src_ports, b.src_ports)
+        and _meet(a.dst_ports, b.dst_ports)
+        and _meet(a.src_hosts, b.src_hosts)
+        and _meet(a.dst_hosts, b.dst_hosts)
+    )
 
 
 def matches_overlap(a: FlowMatch, b: FlowMatch) -> bool:
     """Whether some IPv4 packet matches both ``a`` and ``b`` (empty fields match anything)."""
-    if a.ip_proto is not None and b.ip_proto is not None and a.ip_proto != b.ip_proto:
-        return False
-    if a.dscp and b.dscp and not set(a.dscp) & set(b.dscp):
-        return False
-    return (
-        _ranges_meet(a.src_ports, b.src_ports)
-        and _ranges_meet(a.dst_ports, b.dst_ports)
-        and _nets_meet(a.src_hosts, b.src_hosts)
-        and _nets_meet(a.dst_hosts, b.dst_hosts)
-    )
+    return _normals_overlap(_normal(a), _normal(b))
+
+
+def _any_pair_overlaps(a: list[_Normal], b: list[_Normal]) -> bool:
+    return any(_normals_overlap(x, y) for x in a for y in b)
 
 
 def policies_overlap(a: Policy, b: Policy) -> bool:
     """Whether some packet is matched by an alternative of ``a`` and one of ``b``."""
-    return any(matches_overlap(x, y) for x in a.match for y in b.match)
+    return _any_pair_overlaps([_normal(m) for m in a.match], [_normal(m) for m in b.match])
 
 
 def check_conflicts(new: Policy, existing: Iterable[Policy]) -> None:
@@ -72,10 +139,12 @@ def check_conflicts(new: Policy, existing: Iterable[Policy]) -> None:
     A policy with the same name is the one ``new`` replaces, so it never
     conflicts. Raises :class:`InvalidArgument` on field ``priority``.
     """
-    for other in sorted(existing, key=lambda p: p.name):
-        if other.name == new.name or other.priority != new.priority:
-            continue
-        if policies_overlap(new, other):
+    rivals = [p for p in existing if p.name != new.name and p.priority == new.priority]
+    if not rivals:
+        return
+    normals = [_normal(m) for m in new.match]
+    for other in sorted(rivals, key=lambda p: p.name):
+        if _any_pair_overlaps(normals, [_normal(m) for m in other.match]):
             raise InvalidArgument(
                 "priority",
                 f"priority {new.priority} is also used by policy {other.name!r}, whose match "

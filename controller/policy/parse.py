@@ -19,12 +19,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-import yaml
-
-from controller.errors import InvalidArgument
+from controller.errors import InvalidArgument, excerpt, key_text
+from controller.policy.limits import MAX_VERSION, check_rule_budget
 from controller.policy.model import FlowMatch, Policy, PolicyParams, PortRange, Strategy
-from controller.policy.overlap import check_conflicts
+from controller.policy.overlap import PORT_MAX, check_conflicts
 from controller.policy.validate import validate_policy
+from controller.safeyaml import YamlError, load_yaml, read_yaml_text
 
 __all__ = [
     "PolicyFileError",
@@ -33,6 +33,7 @@ __all__ = [
     "load_policy_file",
     "load_policy_dir",
     "policy_from_yaml",
+    "MAX_POLICY_BYTES",
 ]
 
 _TOP_KEYS = (
@@ -59,6 +60,8 @@ _PROTO_BY_NAME = {"tcp": 6, "udp": 17}
 _NAME_BY_PROTO = {v: k for k, v in _PROTO_BY_NAME.items()}
 _RANGE_RE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
 _T = TypeVar("_T")
+# The largest policy the limits allow is well under 100 KiB of YAML.
+MAX_POLICY_BYTES = 256 * 1024
 
 
 class PolicyFileError(InvalidArgument):
@@ -92,11 +95,14 @@ def _type_name(value: object) -> str:
 def _check_keys(doc: Mapping[Any, object], allowed: tuple[str, ...], prefix: str) -> None:
     for key in doc:
         if not isinstance(key, str):
-            _fail(f"{prefix}{key}", f"keys must be strings, got {_type_name(key)}")
+            _fail(f"{prefix}{key_text(key)}", f"keys must be strings, got {_type_name(key)}")
         if key not in allowed:
-            hint = difflib.get_close_matches(key, allowed, n=1)
+            hint = difflib.get_close_matches(key, allowed, n=1) if len(key) < 100 else []
             also = f" (did you mean {hint[0]!r}?)" if hint else ""
-            _fail(f"{prefix}{key}", f"unknown key{also}; expected one of {', '.join(allowed)}")
+            _fail(
+                f"{prefix}{key_text(key)}",
+                f"unknown key{also}; expected one of {', '.join(allowed)}",
+            )
 
 
 def _as_mapping(value: object, field: str) -> Mapping[Any, object]:
@@ -115,20 +121,23 @@ def _as_list(value: object, field: str) -> list[object]:
 def _as_int(value: object, field: str) -> int:
     # bool is a subclass of int in Python; `priority: yes` must not become 1.
     if isinstance(value, bool) or not isinstance(value, int):
-        _fail(field, f"must be an integer, got {_type_name(value)} {value!r}")
+        _fail(field, f"must be an integer, got {_type_name(value)} {excerpt(value)}")
     return value
 
 
 def _as_number(value: object, field: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        _fail(field, f"must be a number, got {_type_name(value)} {value!r}")
-    return float(value)
+        _fail(field, f"must be a number, got {_type_name(value)} {excerpt(value)}")
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond any float; no limit is that large
+        _fail(field, f"{excerpt(value)} is too large")
 
 
 def _as_str(value: object, field: str) -> str:
     if not isinstance(value, str):
         hint = " (quote dpids in YAML so they stay text)" if isinstance(value, int) else ""
-        _fail(field, f"must be a string, got {_type_name(value)} {value!r}{hint}")
+        _fail(field, f"must be a string, got {_type_name(value)} {excerpt(value)}{hint}")
     return value
 
 
@@ -147,7 +156,7 @@ def _parse_proto(value: object, field: str) -> int:
     if isinstance(value, str):
         proto = _PROTO_BY_NAME.get(value.strip().lower())
         if proto is None:
-            _fail(field, f"unknown protocol {value!r}; use tcp, udp or a number 0-255")
+            _fail(field, f"unknown protocol {excerpt(value)}; use tcp, udp or a number 0-255")
         return proto
     return _as_int(value, field)
 
@@ -156,8 +165,12 @@ def _parse_port_range(value: object, field: str) -> PortRange:
     if isinstance(value, str):
         found = _RANGE_RE.match(value)
         if not found:
-            _fail(field, f'{value!r} is not a port range; write "lo-hi", e.g. "29500-29599"')
-        return PortRange(int(found.group(1)), int(found.group(2)))
+            _fail(field, f'{excerpt(value)} is not a port range; write "lo-hi", e.g. "29500-29599"')
+        lo, hi = found.group(1), found.group(2)
+        for port in (lo, hi):
+            if len(port) > 5:  # also keeps int() away from thousands of digits
+                _fail(field, f"port {excerpt(port)} outside 0-{PORT_MAX}")
+        return PortRange(int(lo), int(hi))
     if isinstance(value, Mapping):
         _check_keys(value, ("lo", "hi"), f"{field}.")
         for key in ("lo", "hi"):
@@ -175,10 +188,12 @@ def _parse_host(value: object, field: str) -> ipaddress.IPv4Network:
         net = ipaddress.ip_network(text.strip(), strict=True)
     except ValueError as exc:
         if "has host bits set" in str(exc):
-            _fail(field, f"{text!r} has host bits set; write the network address of the prefix")
-        _fail(field, f"{text!r} is not an IPv4 address or prefix")
+            _fail(
+                field, f"{excerpt(text)} has host bits set; write the network address of the prefix"
+            )
+        _fail(field, f"{excerpt(text)} is not an IPv4 address or prefix")
     if not isinstance(net, ipaddress.IPv4Network):
-        _fail(field, f"{text!r} is IPv6; only IPv4 is supported")
+        _fail(field, f"{excerpt(text)} is IPv6; only IPv4 is supported")
     return net
 
 
@@ -257,8 +272,8 @@ def _parse_weights(value: object) -> tuple[tuple[str, float], ...]:
     weights: list[tuple[str, float]] = []
     for key, weight in doc.items():
         # YAML turns an unquoted all-digit dpid into an int key; name that precisely.
-        name = _as_str(key, f"weights.{key}")
-        weights.append((name, _as_number(weight, f"weights.{name}")))
+        name = _as_str(key, f"weights.{key_text(key)}")
+        weights.append((name, _as_number(weight, f"weights.{key_text(name)}")))
     return tuple(weights)
 
 
@@ -281,8 +296,8 @@ def policy_from_dict(doc: Mapping[str, object], *, validate: bool = True) -> Pol
     version = 0
     if doc.get("version") is not None:
         version = _as_int(doc["version"], "version")
-        if version < 0:
-            _fail("version", f"must be >= 0, got {version}")
+        if not 0 <= version <= MAX_VERSION:
+            _fail("version", f"must be 0..{MAX_VERSION}, got {excerpt(version)}")
     match, single = _parse_alternatives(doc.get("match"))
     strategy = Strategy.ECMP
     if doc.get("strategy") is not None:
@@ -374,59 +389,29 @@ def policy_to_dict(p: Policy) -> dict[str, object]:
 # --------------------------------------------------------------------------- files
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """Safe YAML that rejects a key written twice in one mapping.
-
-    Plain PyYAML keeps the last value silently, so a second `priority:` would
-    quietly override the first instead of being reported.
-    """
-
-
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[object] = set()
-    for key_node, _value in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            continue
-        key = loader.construct_object(key_node)
-        if isinstance(key, str | int | float | bool) or key is None:
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping",
-                    node.start_mark,
-                    f"found key {key!r} twice",
-                    key_node.start_mark,
-                )
-            seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def _only_comments(text: str) -> bool:
     lines = (line.strip() for line in text.splitlines())
     return all(not line or line.startswith("#") or line in ("---", "...") for line in lines)
 
 
 def policy_from_yaml(text: str, *, source: str = "<input>") -> Policy:
-    """The policy in one YAML (or JSON) document; errors start with ``source``."""
+    """The policy in one YAML (or JSON) document; errors start with ``source``.
+
+    The document is read by :func:`controller.safeyaml.load_yaml`: YAML 1.2
+    scalars, no aliases or merge keys, no duplicate keys, at most
+    :data:`MAX_POLICY_BYTES`.
+    """
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: no arbitrary objects
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = exc.problem or exc.context or "malformed document"
-        if exc.problem and exc.context and not exc.context.startswith("while"):
-            problem = f"{exc.context}, {exc.problem}"  # e.g. "expected a single document ..."
-        raise PolicyFileError(source, "", f"invalid YAML{where}: {problem}") from None
-    except yaml.YAMLError as exc:
-        raise PolicyFileError(source, "", f"invalid YAML: {exc}") from None
+        data = load_yaml(text, max_bytes=MAX_POLICY_BYTES)
+    except YamlError as exc:
+        where = f" at line {exc.line}, column {exc.column}" if exc.line is not None else ""
+        raise PolicyFileError(source, "", f"invalid YAML{where}: {exc.reason}") from None
     if data is None:
         if _only_comments(text):
             raise PolicyFileError(source, "", "file is empty; expected a policy document")
         raise PolicyFileError(source, "", "document is null; expected a mapping")
     try:
-        return policy_from_dict(data)
+        return policy_from_dict(data)  # type: ignore[arg-type]  # checked there
     except InvalidArgument as exc:
         raise PolicyFileError(source, exc.field, exc.reason) from None
 
@@ -440,13 +425,11 @@ def load_policy_file(path: str | Path) -> Policy:
     """
     source = str(path)
     try:
-        raw = Path(path).read_bytes()
+        text = read_yaml_text(path, max_bytes=MAX_POLICY_BYTES)
     except OSError as exc:
         raise PolicyFileError(source, "", f"cannot read: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise PolicyFileError(source, "", f"not UTF-8 text (byte {exc.start})") from None
+    except YamlError as exc:
+        raise PolicyFileError(source, "", exc.reason) from None
     return policy_from_yaml(text, source=source)
 
 
@@ -455,7 +438,8 @@ def load_policy_dir(path: str | Path) -> list[Policy]:
 
     Subdirectories (such as ``examples/``) and hidden files are not read. Two
     files naming the same policy, or two overlapping policies at one
-    priority, are errors that name both files.
+    priority, are errors that name both files; more policies or flow entries
+    than :mod:`controller.policy.limits` allows is an error naming the directory.
     """
     directory = Path(path)
     if not directory.is_dir():
@@ -479,4 +463,9 @@ def load_policy_dir(path: str | Path) -> list[Policy]:
                 reason = f"{exc.reason} (defined in {other_file})"
                 raise PolicyFileError(str(file), exc.field, reason) from None
         loaded.append((policy, file))
-    return [policy for policy, _ in loaded]
+    policies = [policy for policy, _ in loaded]
+    try:
+        check_rule_budget(policies)
+    except InvalidArgument as exc:
+        raise PolicyFileError(str(directory), "", exc.reason) from None
+    return policies

@@ -15,7 +15,15 @@ import math
 import re
 from typing import NoReturn, Protocol
 
-from controller.errors import InvalidArgument
+from controller.errors import InvalidArgument, excerpt, key_text
+from controller.policy.limits import (
+    MAX_DESCRIPTION_CHARS,
+    MAX_LIST_ENTRIES,
+    MAX_NAME_CHARS,
+    MAX_PINNED_HOPS,
+    MAX_VERSION,
+    check_policy_rules,
+)
 from controller.policy.model import (
     PER_DESTINATION_STRATEGIES,
     FlowMatch,
@@ -32,14 +40,15 @@ __all__ = [
     "NAME_RE",
     "MAX_LIST_ENTRIES",
     "MAX_PINNED_HOPS",
+    "MAX_NAME_CHARS",
+    "MAX_VERSION",
     "validate_policy",
 ]
 
-NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
+# \Z, not $: "$" also matches before a trailing newline, letting "ai\n" pass.
+NAME_RE = re.compile(r"[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?\Z")
 # A switch reference: a bridge name such as `spine2`, or a 16-hex-digit dpid.
-_SWITCH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
-MAX_LIST_ENTRIES = 64
-MAX_PINNED_HOPS = 16
+_SWITCH_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z")
 _TCP, _UDP = 6, 17
 
 
@@ -88,10 +97,10 @@ def _check_ports(m: FlowMatch, prefix: str) -> None:
         _check_count(ranges, field)
         for j, r in enumerate(ranges):
             if not isinstance(r, PortRange) or not (_is_int(r.lo) and _is_int(r.hi)):
-                _fail(f"{field}[{j}]", f"must be a port range of integers, got {r!r}")
+                _fail(f"{field}[{j}]", f"must be a port range of integers, got {excerpt(r)}")
             for port in (r.lo, r.hi):
                 if not 0 <= port <= PORT_MAX:
-                    _fail(f"{field}[{j}]", f"port {port} outside 0-{PORT_MAX}")
+                    _fail(f"{field}[{j}]", f"port {excerpt(port)} outside 0-{PORT_MAX}")
             if r.lo > r.hi:
                 _fail(f"{field}[{j}]", f"range {r.lo}-{r.hi} is reversed; write {r.hi}-{r.lo}")
         _check_repeats(ranges, field, "port range")
@@ -105,19 +114,19 @@ def _check_match(m: FlowMatch, prefix: str) -> None:
     if not isinstance(m, FlowMatch):
         _fail(prefix, f"must be a FlowMatch, got {type(m).__name__}")
     if m.ip_proto is not None and (not _is_int(m.ip_proto) or not 0 <= m.ip_proto <= 255):
-        _fail(f"{prefix}.ip_proto", f"protocol {m.ip_proto!r} outside 0-255")
+        _fail(f"{prefix}.ip_proto", f"protocol {excerpt(m.ip_proto)} outside 0-255")
     _check_ports(m, prefix)
     _check_count(m.dscp, f"{prefix}.dscp")
     for j, value in enumerate(m.dscp):
         if not _is_int(value) or not 0 <= value <= 63:
-            _fail(f"{prefix}.dscp[{j}]", f"DSCP {value!r} outside 0-63")
+            _fail(f"{prefix}.dscp[{j}]", f"DSCP {excerpt(value)} outside 0-63")
     _check_repeats(m.dscp, f"{prefix}.dscp", "DSCP")
     for key, nets in (("src_hosts", m.src_hosts), ("dst_hosts", m.dst_hosts)):
         field = f"{prefix}.{key}"
         _check_count(nets, field)
         for j, net in enumerate(nets):
             if not isinstance(net, IPNet):
-                _fail(f"{field}[{j}]", f"must be an IPv4 prefix, got {net!r}")
+                _fail(f"{field}[{j}]", f"must be an IPv4 prefix, got {excerpt(net)}")
         _check_repeats(nets, field, "prefix")
     terms = match_term_count(m)
     if terms > MAX_MATCH_TERMS:
@@ -134,10 +143,10 @@ def _check_params(params: PolicyParams) -> None:
     for key in ("congestion_threshold", "clear_threshold", "rebalance_period_s"):
         value = getattr(params, key)
         if not _is_number(value) or not math.isfinite(value):
-            _fail(f"params.{key}", f"must be a finite number, got {value!r}")
+            _fail(f"params.{key}", f"must be a finite number, got {excerpt(value)}")
     value = params.min_move_interval_s
     if not _is_number(value) or not math.isfinite(value):
-        _fail("params.min_move_interval_s", f"must be a finite number, got {value!r}")
+        _fail("params.min_move_interval_s", f"must be a finite number, got {excerpt(value)}")
     cong, clear = params.congestion_threshold, params.clear_threshold
     if not 0 < cong <= 1.0:
         _fail("params.congestion_threshold", f"{cong} outside (0, 1] (a utilization ratio)")
@@ -156,14 +165,14 @@ def _check_params(params: PolicyParams) -> None:
         _fail("params.min_move_interval_s", f"{params.min_move_interval_s} outside 0-3600 s")
     idle = params.idle_timeout_s
     if not _is_int(idle):
-        _fail("params.idle_timeout_s", f"must be an integer number of seconds, got {idle!r}")
+        _fail("params.idle_timeout_s", f"must be an integer number of seconds, got {excerpt(idle)}")
     if not 1 <= idle <= 3600:
-        _fail("params.idle_timeout_s", f"{idle} outside 1-3600 s")
+        _fail("params.idle_timeout_s", f"{excerpt(idle)} outside 1-3600 s")
 
 
 def _check_switch_ref(ref: object, field: str) -> None:
     if not isinstance(ref, str) or not _SWITCH_RE.match(ref):
-        _fail(field, f"{ref!r} is not a switch name or 16-hex-digit dpid")
+        _fail(field, f"{excerpt(ref)} is not a switch name or 16-hex-digit dpid")
 
 
 def _check_weights(p: Policy) -> None:
@@ -176,13 +185,13 @@ def _check_weights(p: Policy) -> None:
     _check_count(p.weights, "weights")
     seen: set[str] = set()
     for name, weight in p.weights:
-        field = f"weights.{name}"
+        field = f"weights.{key_text(name)}"
         _check_switch_ref(name, field)
         if name in seen:
             _fail(field, "switch given twice")
         seen.add(name)
         if not _is_number(weight) or not math.isfinite(weight) or weight < 0:
-            _fail(field, f"weight must be a finite number >= 0, got {weight!r}")
+            _fail(field, f"weight must be a finite number >= 0, got {excerpt(weight)}")
     if all(weight == 0 for _, weight in p.weights):
         _fail("weights", "all weights are 0; at least one must be positive")
 
@@ -191,7 +200,7 @@ def _check_pinned(p: Policy) -> None:
     if p.pinned_path and p.strategy is not Strategy.PINNED:
         _fail("pinned_path", f"only used by strategy pinned (strategy is {p.strategy.value})")
     if not isinstance(p.fallback, Strategy):
-        _fail("fallback", f"must be a Strategy, got {p.fallback!r}")
+        _fail("fallback", f"must be a Strategy, got {excerpt(p.fallback)}")
     if p.fallback is Strategy.PINNED:
         _fail("fallback", "must not be pinned: it is what runs when the pinned path cannot")
     if p.strategy is not Strategy.PINNED:
@@ -218,10 +227,10 @@ def _check_pinned(p: Policy) -> None:
 def _check_against_fabric(p: Policy, fabric: FabricNames) -> None:
     for name, _ in p.weights:
         if not fabric.has_switch(name):
-            _fail(f"weights.{name}", f"unknown switch {name!r}")
+            _fail(f"weights.{key_text(name)}", f"unknown switch {excerpt(name)}")
     for i, ref in enumerate(p.pinned_path):
         if not fabric.has_switch(ref):
-            _fail(f"pinned_path[{i}]", f"unknown switch {ref!r}")
+            _fail(f"pinned_path[{i}]", f"unknown switch {excerpt(ref)}")
     for i in range(1, len(p.pinned_path)):
         a, b = p.pinned_path[i - 1], p.pinned_path[i]
         if not fabric.linked(a, b):
@@ -234,25 +243,33 @@ def validate_policy(p: Policy, *, fabric: FabricNames | None = None) -> None:
     With ``fabric``, also check that every switch the policy names exists and
     that consecutive pinned-path switches are linked.
     """
+    if isinstance(p.name, str) and len(p.name) > MAX_NAME_CHARS:
+        _fail("name", f"must be at most {MAX_NAME_CHARS} characters, got {len(p.name)}")
     if not isinstance(p.name, str) or not NAME_RE.match(p.name):
         _fail(
             "name",
-            f"{p.name!r} is not a valid policy name: 1-63 lower-case letters, digits, '.', "
-            "'_' or '-', starting and ending with a letter or digit",
+            f"{excerpt(p.name)} is not a valid policy name: 1-63 lower-case letters, digits, "
+            "'.', '_' or '-', starting and ending with a letter or digit",
         )
     if not _is_int(p.priority) or not 0 <= p.priority <= 0xFFFF:
-        _fail("priority", f"{p.priority!r} outside 0-65535")
+        _fail("priority", f"{excerpt(p.priority)} outside 0-65535")
     if not isinstance(p.description, str):
         _fail("description", f"must be a string, got {type(p.description).__name__}")
-    if not _is_int(p.version) or p.version < 0:
-        _fail("version", f"must be an integer >= 0, got {p.version!r}")
+    if len(p.description) > MAX_DESCRIPTION_CHARS:
+        _fail(
+            "description",
+            f"must be at most {MAX_DESCRIPTION_CHARS} characters, got {len(p.description)}",
+        )
+    if not _is_int(p.version) or not 0 <= p.version <= MAX_VERSION:
+        _fail("version", f"must be an integer 0..{MAX_VERSION}, got {excerpt(p.version)}")
     if not p.match:
         _fail("match", "needs at least one alternative (an empty mapping matches all traffic)")
     _check_count(p.match, "match")
     for i, m in enumerate(p.match):
         _check_match(m, f"match[{i}]")
+    check_policy_rules(p)
     if not isinstance(p.strategy, Strategy):
-        _fail("strategy", f"must be a Strategy, got {p.strategy!r}")
+        _fail("strategy", f"must be a Strategy, got {excerpt(p.strategy)}")
     if p.is_catch_all and p.strategy not in PER_DESTINATION_STRATEGIES:
         allowed = ", ".join(sorted(s.value for s in PER_DESTINATION_STRATEGIES))
         _fail(

@@ -22,17 +22,6 @@ from controller.fabric.model import FiveTuple
 
 
 @pytest.fixture
-def fake() -> FakeFacade:
-    return FakeFacade()
-
-
-@pytest.fixture
-def server(fake: FakeFacade) -> Iterator[ApiServer]:
-    with running_server(fake) as srv:
-        yield srv
-
-
-@pytest.fixture
 def client(server: ApiServer) -> Iterator[FabricClient]:
     with FabricClient(server.address, timeout=5.0) as c:
         yield c

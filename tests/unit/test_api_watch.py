@@ -6,7 +6,7 @@ import contextlib
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -17,17 +17,6 @@ from fabric.v1 import fabric_pb2 as pb
 from controller.api.client import FabricClient
 from controller.api.server import ApiServer
 from controller.engine.outputs import EventKind
-
-
-@pytest.fixture
-def fake() -> FakeFacade:
-    return FakeFacade()
-
-
-@pytest.fixture
-def server(fake: FakeFacade) -> Iterator[ApiServer]:
-    with running_server(fake) as srv:
-        yield srv
 
 
 def wait_for(cond: Callable[[], bool], *, timeout: float = 5.0) -> None:

@@ -185,3 +185,23 @@ def test_file_values_are_type_checked(tmp_path: Path) -> None:
     assert "is not a number" in error_of(["--config", path])
     path = write(tmp_path, "grpc_listen: 50051\n", "port-only.yaml")
     assert "is not HOST:PORT" in error_of(["--config", path])
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        # YAML 1.1 read 1:30 as 90 and 0x10 as 16; YAML 1.2 keeps them text.
+        ("rebalance_period: 1:30\n", "--rebalance-period: '1:30' is not a number"),
+        ("seed: 0x10\n", "--seed: '0x10' is not a number"),
+        ("seed: &s 1\nflow_setup_budget: *s\n", "line 1: anchors (&'s') are not allowed"),
+        ("seed: 1\n<<: {seed: 2}\n", "line 2: merge keys (<<) are not allowed"),
+        ("seed: 1\nseed: 2\n", "line 2: key 'seed' given twice (first on line 1)"),
+        ("link_capacity_overrides: " + "[" * 600 + "]" * 600, "nested more than 32 levels"),
+        ("seed: 1\n" + "#" * (2 * 1024 * 1024), "file is larger than the limit of 1048576 bytes"),
+        ("seed: " + "x" * 100_000 + "\n", "(100000 characters)"),
+    ],
+)
+def test_config_yaml_is_safe_and_errors_are_short(tmp_path: Path, text: str, fragment: str) -> None:
+    message = error_of(["--config", write(tmp_path, text)])
+    assert fragment in message
+    assert len(message) < 400

@@ -6,7 +6,6 @@ import json
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,17 +31,6 @@ params:
   congestion_threshold: 0.75
   clear_threshold: 0.5
 """
-
-
-@pytest.fixture
-def fake() -> FakeFacade:
-    return FakeFacade()
-
-
-@pytest.fixture
-def server(fake: FakeFacade) -> Iterator[ApiServer]:
-    with running_server(fake) as srv:
-        yield srv
 
 
 @pytest.fixture

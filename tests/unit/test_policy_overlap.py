@@ -6,6 +6,7 @@ import functools
 import ipaddress
 import itertools
 import random
+from typing import Any
 
 import pytest
 
@@ -231,3 +232,48 @@ def test_match_term_count_is_the_product_of_fields() -> None:
     )
     assert match_term_count(m) == 5 * 2 * 2
     assert match_term_count(ANY) == 1
+
+
+def _naive_overlap(a: FlowMatch, b: FlowMatch) -> bool:
+    """The definition, pair by pair: what the interval algorithm must agree with."""
+
+    def meet(x: tuple[Any, ...], y: tuple[Any, ...]) -> bool:
+        return not x or not y or any(p.overlaps(q) for p in x for q in y)
+
+    if a.ip_proto is not None and b.ip_proto is not None and a.ip_proto != b.ip_proto:
+        return False
+    if a.dscp and b.dscp and not set(a.dscp) & set(b.dscp):
+        return False
+    return all(
+        meet(getattr(a, f), getattr(b, f))
+        for f in ("src_ports", "dst_ports", "src_hosts", "dst_hosts")
+    )
+
+
+def test_interval_overlap_agrees_with_the_pairwise_definition() -> None:
+    rng = random.Random(11)
+
+    def ranges() -> tuple[PortRange, ...]:
+        los = rng.sample(range(40), rng.randrange(5))
+        return tuple(PortRange(lo, lo + rng.randrange(6)) for lo in los)
+
+    def nets() -> tuple[ipaddress.IPv4Network, ...]:
+        out = set()
+        for _ in range(rng.randrange(4)):
+            length = rng.randrange(26, 33)
+            address = ipaddress.IPv4Address(0x0A000000 + rng.randrange(256))
+            out.add(ipaddress.IPv4Network(f"{address}/{length}", strict=False))
+        return tuple(out)
+
+    def rand_match() -> FlowMatch:
+        return FlowMatch(
+            ip_proto=6, src_ports=ranges(), dst_ports=ranges(), src_hosts=nets(), dst_hosts=nets()
+        )
+
+    seen = set()
+    for _ in range(2000):
+        a, b = rand_match(), rand_match()
+        expected = _naive_overlap(a, b)
+        seen.add(expected)
+        assert matches_overlap(a, b) is expected, (a, b)
+    assert seen == {True, False}

@@ -119,7 +119,7 @@ def test_strategy_defaults_to_ecmp_and_weights_parse() -> None:
         (doc(priority=True), "priority", "must be an integer, got boolean"),
         (doc(priority=1.0), "priority", "must be an integer"),
         (doc(priority=70000), "priority", "outside 0-65535"),
-        (doc(version=-1), "version", ">= 0"),
+        (doc(version=-1), "version", "must be 0..9223372036854775807, got -1"),
         (doc(description=3), "description", "must be a string"),
         (doc(colour="red"), "colour", "unknown key"),
         (doc(prority=5), "prority", "did you mean 'priority'"),
@@ -355,7 +355,7 @@ def test_yaml_syntax_error_is_reported_with_its_position(tmp_path: Path) -> None
 def test_yaml_duplicate_key_is_an_error(tmp_path: Path) -> None:
     path = write(tmp_path, "dup.yaml", "name: x\npriority: 1\npriority: 2\n")
     message = str(file_error(path))
-    assert "found key 'priority' twice" in message
+    assert "key 'priority' given twice (first on line 2)" in message
     assert "line 3" in message
 
 
@@ -365,7 +365,9 @@ def test_yaml_duplicate_key_is_an_error(tmp_path: Path) -> None:
         ("null\n", "document is null"),
         ("- a\n- b\n", "must be a mapping, got list"),
         ("name: a\n---\nname: b\n", "invalid YAML"),
-        ("name: x\npriority: yes\n", "priority: must be an integer, got boolean"),
+        # YAML 1.2: `yes` is a string, not a boolean; either way not an integer.
+        ("name: x\npriority: yes\n", "priority: must be an integer, got string 'yes'"),
+        ("name: x\npriority: true\n", "priority: must be an integer, got boolean"),
     ],
 )
 def test_other_file_errors(tmp_path: Path, text: str, fragment: str) -> None:
@@ -424,3 +426,92 @@ def test_dir_errors_name_the_bad_file_and_a_missing_dir(tmp_path: Path) -> None:
         load_policy_dir(tmp_path)
     with pytest.raises(PolicyFileError, match="not a directory"):
         load_policy_dir(tmp_path / "nowhere")
+
+
+# --------------------------------------------------------------------------- hostile documents
+
+
+def yaml_error(text: str) -> str:
+    with pytest.raises(PolicyFileError) as info:
+        policy_from_yaml(text, source="p.yaml")
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 400, message[:1000]
+    return message
+
+
+BASE = "name: x\npriority: 1\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # YAML 1.1 read these as 90 and 16; YAML 1.2 scalars keep them text.
+        (BASE.replace("1", "1:30"), "p.yaml: priority: must be an integer, got string '1:30'"),
+        (BASE.replace("1", "0x10"), "p.yaml: priority: must be an integer, got string '0x10'"),
+        # ... and YAML 1.1 read 1e308 as a string: it is a (too large) number.
+        (
+            BASE + "params: {congestion_threshold: 1e308}",
+            "p.yaml: params.congestion_threshold: 1e+308 outside (0, 1] (a utilization ratio)",
+        ),
+    ],
+)
+def test_yaml_1_1_surprises_are_gone(text: str, expected: str) -> None:
+    assert yaml_error(text) == expected
+
+
+def test_a_merge_key_cannot_write_a_key_twice() -> None:
+    message = yaml_error(BASE + "<<: {priority: 2}\n")
+    assert message == (
+        "p.yaml: invalid YAML at line 3, column 1: merge keys (<<) are not allowed; "
+        "write each key out"
+    )
+
+
+def test_alias_bomb_is_one_short_line() -> None:
+    lines = [BASE + "description: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"k{i}: &a{i} [*a, *a, *a, *a, *a, *a, *a, *a, *a]" for i in range(9)]
+    assert "anchors (&'a') are not allowed" in yaml_error("\n".join(lines))
+
+
+@pytest.mark.parametrize("depth", [40, 600, 100_000])
+def test_deep_nesting_is_one_line_not_a_recursion_error(depth: int) -> None:
+    message = yaml_error(BASE + "match: " + "[" * depth + "]" * depth)
+    assert "nested more than 32 levels deep" in message
+
+
+def test_version_beyond_int64_is_refused_precisely() -> None:
+    # It travels as an int64; 2**63 used to pass `check` and crash `check --json`.
+    assert yaml_error(BASE + "version: 9223372036854775808") == (
+        "p.yaml: version: must be 0..9223372036854775807, got 9223372036854775808"
+    )
+
+
+@pytest.mark.parametrize(
+    ("document", "field", "fragment"),
+    [
+        (doc(strategy="weighted", weights={"spine1": 10**400}), "weights.spine1", "too large"),
+        (doc(params={"rebalance_period_s": -(10**400)}), "params.rebalance_period_s", "too large"),
+        (doc(priority=10**5000), "priority", "an integer of about 5001 digits outside 0-65535"),
+        (
+            doc(match=[{"ip_proto": "udp", "dst_ports": ["9" * 5000 + "-1"]}]),
+            "match[0].dst_ports[0]",
+            "outside 0-65535",
+        ),
+        (doc(**{"x" * 10**6: 1}), "x" * 60 + "...", "unknown key"),
+        (doc(description="d" * 10**6), "description", "at most 256 characters, got 1000000"),
+        (doc(match=[{"src_hosts": ["1" * 10**6]}]), "match[0].src_hosts[0]", "1000000 characters"),
+    ],
+)
+def test_out_of_range_and_huge_values_get_short_precise_errors(
+    document: dict[str, object], field: str, fragment: str
+) -> None:
+    err = error_of(document)
+    assert err.field == field
+    assert fragment in err.reason
+    assert len(str(err)) < 300
+
+
+def test_a_huge_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    path = write(tmp_path, "big.yaml", BASE + "description: " + "d" * (1024 * 1024) + "\n")
+    message = str(file_error(path))
+    assert message == f"{path}: file is larger than the limit of 262144 bytes"

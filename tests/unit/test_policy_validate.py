@@ -64,11 +64,17 @@ def test_valid_names(name: str) -> None:
     validate_policy(policy(name=name))
 
 
-@pytest.mark.parametrize("name", ["", "AI", "-ai", "ai-", "ai training", "a" * 64, "ai/x", "é"])
+@pytest.mark.parametrize("name", ["", "AI", "-ai", "ai-", "ai training", "ai/x", "é", "ai\n"])
 def test_invalid_names(name: str) -> None:
     err = error_of(policy(name=name))
     assert err.field == "name"
     assert repr(name) in err.reason
+
+
+@pytest.mark.parametrize("length", [64, 1024 * 1024])
+def test_long_names_are_told_the_real_limit_in_a_short_message(length: int) -> None:
+    err = error_of(policy(name="a" * length))
+    assert (err.field, err.reason) == ("name", f"must be at most 63 characters, got {length}")
 
 
 @pytest.mark.parametrize("priority", [-1, 65536, True, 1.5])
