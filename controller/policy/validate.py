@@ -33,6 +33,7 @@ __all__ = [
     "MAX_LIST_ENTRIES",
     "MAX_PINNED_HOPS",
     "validate_policy",
+    "validate_flow_match",
 ]
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
@@ -265,3 +266,12 @@ def validate_policy(p: Policy, *, fabric: FabricNames | None = None) -> None:
     _check_params(p.params)
     if fabric is not None:
         _check_against_fabric(p, fabric)
+
+
+def validate_flow_match(m: FlowMatch, *, field: str) -> None:
+    """Raise :class:`InvalidArgument` for the first rule one match alternative breaks.
+
+    Fields are named under ``field`` (``match.dst_ports[0]``); other documents
+    that carry a match (jobs) check it with exactly the policy rules.
+    """
+    _check_match(m, field)
