@@ -1,0 +1,238 @@
+"""Edge colouring of a bipartite multigraph with per-vertex, per-colour slots.
+
+The left vertices are source leaves, the right vertices destination leaves,
+an edge is one flow and a colour is a spine: a flow coloured ``c`` uses the
+uplink from its source leaf to spine ``c`` and the downlink from spine ``c``
+to its destination leaf. ``slots[v][c]`` says how many flows the link
+between vertex ``v`` and spine ``c`` may carry (0: no usable link).
+
+Each vertex is split into ``T = max(slots)`` copies, copy ``i`` of ``v``
+offering colour ``c`` only when ``i < slots[v][c]``; a colouring in which no
+copy holds a colour twice respects every slot count. An edge that finds no
+colour free at both ends is coloured after flipping an alternating
+(Kempe) chain, exactly as in the proof of Koenig's edge-colouring theorem:
+when every copy offers every colour (uniform slots) and no vertex has more
+edges than ``T * colours``, every edge gets a colour, so the most loaded link
+carries ``ceil(max degree / colours)`` flows. With uneven slots (down links,
+background load) a chain may end on a copy that does not offer the colour it
+would receive; then other chains are tried and the edge may stay uncoloured,
+which the caller answers by raising the slots. Deterministic: choices are
+made in a fixed order, never at random. This module knows nothing of
+switches, paths or rates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = ["SlotColouring", "UNCOLOURED"]
+
+UNCOLOURED = -1
+_FREE = -1
+_BLOCKED = -2
+_LEFT, _RIGHT = 0, 1
+# A chain choice is (alpha, beta, copy); trying a few keeps a hopeless edge
+# cheap while still finding the chains that uneven slots leave open.
+_MAX_CHAIN_TRIES = 24
+
+
+def _bits(mask: int, start: int, width: int) -> list[int]:
+    """The set bits of ``mask``, in rotated order beginning at ``start``."""
+    out = []
+    for k in range(width):
+        c = (start + k) % width
+        if (mask >> c) & 1:
+            out.append(c)
+    return out
+
+
+class SlotColouring:
+    """A colouring in progress. Edges are given once; colours come and go.
+
+    ``slots_left[u][c]`` / ``slots_right[v][c]`` bound the edges of colour
+    ``c`` at left vertex ``u`` / right vertex ``v``.
+    """
+
+    def __init__(
+        self,
+        edges: Sequence[tuple[int, int]],
+        *,
+        colours: int,
+        slots_left: Sequence[Sequence[int]],
+        slots_right: Sequence[Sequence[int]],
+    ) -> None:
+        if colours < 1:
+            raise ValueError(f"need at least one colour, got {colours}")
+        self.colours = colours
+        self.left = [u for u, _ in edges]
+        self.right = [v for _, v in edges]
+        self.colour = [UNCOLOURED] * len(edges)
+        self._copy = ([0] * len(edges), [0] * len(edges))
+        self._slots = (slots_left, slots_right)
+        self._depth = max(
+            1, max((max(row, default=0) for s in self._slots for row in s), default=1)
+        )
+        # occupancy[side][(v * depth + copy) * colours + c]: an edge id, _FREE or _BLOCKED
+        self._occ: tuple[list[int], list[int]] = ([], [])
+        # free[side][v]: bit c set while some copy of v offers colour c unused
+        self._free: tuple[list[int], list[int]] = ([], [])
+        self._nfree: tuple[list[list[int]], list[list[int]]] = ([], [])
+        for side in (_LEFT, _RIGHT):
+            occ = self._occ[side]
+            for row in self._slots[side]:
+                if len(row) != colours:
+                    raise ValueError(f"a slots row has {len(row)} entries, expected {colours}")
+                occ.extend(
+                    _FREE if i < row[c] else _BLOCKED
+                    for i in range(self._depth)
+                    for c in range(colours)
+                )
+                self._free[side].append(sum(1 << c for c in range(colours) if row[c] > 0))
+                self._nfree[side].append([max(0, min(n, self._depth)) for n in row])
+
+    # ------------------------------------------------------------------ slots
+    def _index(self, v: int, copy: int, c: int) -> int:
+        return (v * self._depth + copy) * self.colours + c
+
+    def _free_copy(self, side: int, v: int, c: int) -> int:
+        occ = self._occ[side]
+        for i in range(self._depth):
+            if occ[self._index(v, i, c)] == _FREE:
+                return i
+        return -1
+
+    def _take(self, side: int, v: int, copy: int, c: int, edge: int) -> None:
+        self._occ[side][self._index(v, copy, c)] = edge
+        self._copy[side][edge] = copy
+        n = self._nfree[side][v]
+        n[c] -= 1
+        if n[c] == 0:
+            self._free[side][v] &= ~(1 << c)
+
+    def _release(self, side: int, v: int, copy: int, c: int) -> None:
+        self._occ[side][self._index(v, copy, c)] = _FREE
+        n = self._nfree[side][v]
+        n[c] += 1
+        self._free[side][v] |= 1 << c
+
+    def _set(self, edge: int, c: int, lcopy: int, rcopy: int) -> None:
+        self.colour[edge] = c
+        self._take(_LEFT, self.left[edge], lcopy, c, edge)
+        self._take(_RIGHT, self.right[edge], rcopy, c, edge)
+
+    def uncolour(self, edge: int) -> None:
+        c = self.colour[edge]
+        if c == UNCOLOURED:
+            return
+        self._release(_LEFT, self.left[edge], self._copy[_LEFT][edge], c)
+        self._release(_RIGHT, self.right[edge], self._copy[_RIGHT][edge], c)
+        self.colour[edge] = UNCOLOURED
+
+    def can_use(self, edge: int, c: int) -> bool:
+        """Whether both ends have a free copy offering colour ``c`` now."""
+        common = self._free[_LEFT][self.left[edge]] & self._free[_RIGHT][self.right[edge]]
+        return bool((common >> c) & 1)
+
+    def assign(self, edge: int, c: int) -> bool:
+        """Colour ``edge`` with ``c`` if both ends have room; False (nothing changed) if not."""
+        if self.colour[edge] != UNCOLOURED:
+            raise ValueError(f"edge {edge} is already coloured")
+        if not self.can_use(edge, c):
+            return False
+        u, v = self.left[edge], self.right[edge]
+        self._set(edge, c, self._free_copy(_LEFT, u, c), self._free_copy(_RIGHT, v, c))
+        return True
+
+    # ------------------------------------------------------------------ colouring
+    def colour_edge(self, edge: int, *, prefer: int = UNCOLOURED) -> bool:
+        """Colour an uncoloured edge, flipping one Kempe chain if needed.
+
+        ``prefer`` (e.g. the colour the edge had before) wins when it is free
+        at both ends. Returns False, with nothing changed, if no colour and no
+        tried chain works.
+        """
+        u, v = self.left[edge], self.right[edge]
+        common = self._free[_LEFT][u] & self._free[_RIGHT][v]
+        if prefer != UNCOLOURED and (common >> prefer) & 1:
+            return self.assign(edge, prefer)
+        # Start the search at a colour derived from the vertices, so equally
+        # good colours are spread over the spines instead of filling spine 0.
+        start = (u * 7 + v * 13) % self.colours
+        if common:
+            return self.assign(edge, _bits(common, start, self.colours)[0])
+        if prefer != UNCOLOURED and self._displace(edge, prefer):
+            return True
+        tries = 0
+        for beta in _bits(self._free[_RIGHT][v], start, self.colours):
+            for alpha in _bits(self._free[_LEFT][u], start, self.colours):
+                for copy in self._chain_starts(v, alpha, beta):
+                    if tries >= _MAX_CHAIN_TRIES:
+                        return False
+                    if self._flip_chain(v, copy, alpha, beta):
+                        return self.assign(edge, alpha)
+                    tries += 1
+        return False
+
+    def _displace(self, edge: int, c: int) -> bool:
+        """Give ``edge`` colour ``c`` by moving one edge that holds ``c`` at one of its
+        ends to a colour free at both of that edge's ends: one move, where a
+        chain would move several."""
+        u, v = self.left[edge], self.right[edge]
+        free_left = (self._free[_LEFT][u] >> c) & 1
+        free_right = (self._free[_RIGHT][v] >> c) & 1
+        if free_left == free_right:
+            return False  # both free: nothing to displace; both taken: two would move
+        side, vertex = (_LEFT, u) if not free_left else (_RIGHT, v)
+        occ = self._occ[side]
+        holders = [occ[self._index(vertex, i, c)] for i in range(self._depth)]
+        for other in (h for h in holders if h >= 0):
+            self.uncolour(other)
+            if self.can_use(edge, c):
+                self.assign(edge, c)
+                room = self._free[_LEFT][self.left[other]] & self._free[_RIGHT][self.right[other]]
+                if room:
+                    return self.assign(other, _bits(room, 0, self.colours)[0])
+                self.uncolour(edge)
+            self.assign(other, c)
+        return False
+
+    def _chain_starts(self, v: int, alpha: int, beta: int) -> list[int]:
+        """Copies of right vertex ``v`` holding an alpha edge and a free beta slot."""
+        occ = self._occ[_RIGHT]
+        return [
+            i
+            for i in range(self._depth)
+            if occ[self._index(v, i, beta)] == _FREE and occ[self._index(v, i, alpha)] >= 0
+        ]
+
+    def _flip_chain(self, v: int, copy: int, alpha: int, beta: int) -> bool:
+        """Free ``alpha`` at right copy (v, copy) by swapping alpha/beta along its chain.
+
+        The chain leaves (v, copy) on its alpha edge and alternates beta,
+        alpha, ... until a copy lacks the next colour. In a bipartite graph it
+        never reaches the left vertex that has alpha free, so that vertex keeps
+        alpha free. ``copy`` must hold an alpha edge and a free beta slot
+        (:meth:`_chain_starts`). Refused (False, nothing changed) when the
+        chain's last copy does not offer the colour its last edge would get.
+        """
+        chain: list[int] = []
+        side, vertex, at, want, other = _RIGHT, v, copy, alpha, beta
+        while True:
+            found = self._occ[side][self._index(vertex, at, want)]
+            if found < 0:
+                if found == _BLOCKED:
+                    return False  # the last edge would take a colour this copy does not offer
+                break
+            chain.append(found)
+            if side == _RIGHT:
+                side, vertex = _LEFT, self.left[found]
+            else:
+                side, vertex = _RIGHT, self.right[found]
+            at = self._copy[side][found]
+            want, other = other, want
+        placed = [(e, self.colour[e], self._copy[_LEFT][e], self._copy[_RIGHT][e]) for e in chain]
+        for e, _, _, _ in placed:
+            self.uncolour(e)
+        for e, c, lcopy, rcopy in placed:
+            self._set(e, beta if c == alpha else alpha, lcopy, rcopy)
+        return True
