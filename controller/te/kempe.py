@@ -160,18 +160,34 @@ class SlotColouring:
         start = (u * 7 + v * 13) % self.colours
         if common:
             return self.assign(edge, _bits(common, start, self.colours)[0])
-        if prefer != UNCOLOURED and self._displace(edge, prefer):
-            return True
-        tries = 0
-        for beta in _bits(self._free[_RIGHT][v], start, self.colours):
-            for alpha in _bits(self._free[_LEFT][u], start, self.colours):
-                for copy in self._chain_starts(v, alpha, beta):
-                    if tries >= _MAX_CHAIN_TRIES:
-                        return False
-                    if self._flip_chain(v, copy, alpha, beta):
-                        return self.assign(edge, alpha)
-                    tries += 1
-        return False
+        # One other edge moved beats a chain of them: first try to take the
+        # preferred colour, then any colour, by displacing a single edge.
+        wanted = [prefer] if prefer != UNCOLOURED else []
+        for c in [*wanted, *_bits((1 << self.colours) - 1, start, self.colours)]:
+            if self._displace(edge, c):
+                return True
+        # Free a colour at one end by a chain started there: alpha is free at
+        # the other end, beta at this one. Among the chains tried (from both
+        # ends: with uneven slots one side may be blocked) the shortest wins,
+        # since every edge on it changes spine.
+        best: tuple[int, list[int], int, int] | None = None
+        ends = ((_RIGHT, v, self._free[_LEFT][u]), (_LEFT, u, self._free[_RIGHT][v]))
+        for side, vertex, far_free in ends:
+            tries = 0
+            for beta in _bits(self._free[side][vertex], start, self.colours):
+                for alpha in _bits(far_free, start, self.colours):
+                    for copy in self._chain_starts(side, vertex, alpha, beta):
+                        if tries >= _MAX_CHAIN_TRIES:
+                            break
+                        tries += 1
+                        chain = self._chain(side, vertex, copy, alpha, beta)
+                        if chain is not None and (best is None or len(chain) < len(best[1])):
+                            best = (len(chain), chain, alpha, beta)
+        if best is None:
+            return False
+        _, chain, alpha, beta = best
+        self._flip(chain, alpha, beta)
+        return self.assign(edge, alpha)
 
     def _displace(self, edge: int, c: int) -> bool:
         """Give ``edge`` colour ``c`` by moving one edge that holds ``c`` at one of its
@@ -196,33 +212,33 @@ class SlotColouring:
             self.assign(other, c)
         return False
 
-    def _chain_starts(self, v: int, alpha: int, beta: int) -> list[int]:
-        """Copies of right vertex ``v`` holding an alpha edge and a free beta slot."""
-        occ = self._occ[_RIGHT]
+    def _chain_starts(self, side: int, v: int, alpha: int, beta: int) -> list[int]:
+        """Copies of vertex ``v`` on ``side`` holding an alpha edge and a free beta slot."""
+        occ = self._occ[side]
         return [
             i
             for i in range(self._depth)
             if occ[self._index(v, i, beta)] == _FREE and occ[self._index(v, i, alpha)] >= 0
         ]
 
-    def _flip_chain(self, v: int, copy: int, alpha: int, beta: int) -> bool:
-        """Free ``alpha`` at right copy (v, copy) by swapping alpha/beta along its chain.
+    def _chain(self, start: int, v: int, copy: int, alpha: int, beta: int) -> list[int] | None:
+        """The alpha/beta chain from copy ``copy`` of vertex ``v`` on side ``start``.
 
         The chain leaves (v, copy) on its alpha edge and alternates beta,
-        alpha, ... until a copy lacks the next colour. In a bipartite graph it
-        never reaches the left vertex that has alpha free, so that vertex keeps
-        alpha free. ``copy`` must hold an alpha edge and a free beta slot
-        (:meth:`_chain_starts`). Refused (False, nothing changed) when the
-        chain's last copy does not offer the colour its last edge would get.
+        alpha, ... until a copy lacks the next colour. Flipping it frees alpha
+        at (v, copy). In a bipartite graph it never enters a copy on the other
+        side that has alpha free (those are entered only by alpha edges), so
+        the edge being coloured keeps alpha free at its other end. ``copy``
+        must hold an alpha edge and a free beta slot (:meth:`_chain_starts`).
+        None when the chain's last copy does not offer the colour its last
+        edge would get.
         """
         chain: list[int] = []
-        side, vertex, at, want, other = _RIGHT, v, copy, alpha, beta
+        side, vertex, at, want, other = start, v, copy, alpha, beta
         while True:
             found = self._occ[side][self._index(vertex, at, want)]
             if found < 0:
-                if found == _BLOCKED:
-                    return False  # the last edge would take a colour this copy does not offer
-                break
+                return None if found == _BLOCKED else chain
             chain.append(found)
             if side == _RIGHT:
                 side, vertex = _LEFT, self.left[found]
@@ -230,9 +246,11 @@ class SlotColouring:
                 side, vertex = _RIGHT, self.right[found]
             at = self._copy[side][found]
             want, other = other, want
+
+    def _flip(self, chain: list[int], alpha: int, beta: int) -> None:
+        """Swap alpha and beta on every edge of ``chain``, each keeping its copies."""
         placed = [(e, self.colour[e], self._copy[_LEFT][e], self._copy[_RIGHT][e]) for e in chain]
         for e, _, _, _ in placed:
             self.uncolour(e)
         for e, c, lcopy, rcopy in placed:
             self._set(e, beta if c == alpha else alpha, lcopy, rcopy)
-        return True
