@@ -98,7 +98,9 @@ def leaf_spine_rows(rng: np.random.Generator, quick: bool) -> list[dict[str, Any
     return rows
 
 
-def _failure_row(fab: Any, pairs: list[PairDemand], plan: Any, spines: int, leaves: int) -> dict[str, Any]:
+def _failure_row(
+    fab: Any, pairs: list[PairDemand], plan: Any, spines: int, leaves: int
+) -> dict[str, Any]:
     current: dict[Any, Path] = {pl.key: pl.path for pl in plan.placements if pl.path}
     used = next(p for p in current.values() if len(p.links) == 2)
     failed = {used.links[0], used.links[0].reverse()}
@@ -117,7 +119,7 @@ def _failure_row(fab: Any, pairs: list[PairDemand], plan: Any, spines: int, leav
 
 
 def general_rows(rng: np.random.Generator, quick: bool) -> list[dict[str, Any]]:
-    """Local search vs MILP on 3-tier fabrics with background load."""
+    """Local search vs MILP on 3-tier fabrics, loaded with mixed rates and idle with one rate."""
     rows = []
     sizes = [(2, 4, 2, 2, 32), (4, 4, 4, 4, 64), (4, 8, 4, 8, 128)]
     if quick:
@@ -126,39 +128,57 @@ def general_rows(rng: np.random.Generator, quick: bool) -> list[dict[str, Any]]:
         fab = synthetic.three_tier(
             pods=pods, leaves_per_pod=lpp, aggs_per_pod=aggs, spines=spines, capacity_bps=10 * GBIT
         )
-        ranks = _ranks(rng, fab.leaves, 4, n)
-        pairs = _pairs(fab, ranks, "ring")
-        load = {lid: float(rng.uniform(0, 3)) * GBIT for lid in fab.capacity}
-        cache = PathCache(fab.graph)
-        options = [cache.paths(p.src, p.dst) for p in pairs]
-        todo = [k for k, o in enumerate(options) if o[0].links]
-        index: dict[Any, int] = {}
-        for k in todo:
-            for path in options[k]:
-                for lid in path.links:
-                    index.setdefault(lid, len(index))
-        problem = AssignmentProblem(
-            capacity=np.array([fab.capacity[lid] for lid in index]),
-            background=np.array([load[lid] for lid in index]),
-            demand=np.array([pairs[k].demand_bps * rng.choice([0.3, 0.6, 1.0]) for k in todo]),
-            options=[[tuple(index[lid] for lid in p.links) for p in options[k]] for k in todo],
-            previous=[-1] * len(todo),
-        )
-        variables = sum(len(o) for o in problem.options)
-        heuristic, t_heur = _timed(lambda problem=problem: local_search(problem))
-        exact, t_exact = _timed(lambda problem=problem: solve_milp(problem, time_limit_s=120))
-        for name, result, seconds in (("local-search", heuristic, t_heur), ("milp", exact, t_exact)):
-            rows.append(
-                {
-                    "fabric": f"3-tier {pods} pods x {lpp} leaves, {aggs} aggs, {spines} spines",
-                    "case": f"ring of {n} ranks, mixed rates ({variables} path variables)",
-                    "method": name,
-                    "seconds": round(seconds, 3),
-                    "peak": None if result is None else round(result.max_utilization, 6),
-                    "bound": None if exact is None else round(exact.max_utilization, 6),
-                    "moved": 0,
-                }
+        for label, loaded in (("mixed rates, background load", True), ("one rate, idle", False)):
+            rows += _general_case(
+                rng,
+                fab,
+                n,
+                label,
+                loaded,
+                f"{pods} pods x {lpp} leaves, {aggs} aggs, {spines} spines",
             )
+    return rows
+
+
+def _general_case(
+    rng: np.random.Generator, fab: Any, n: int, label: str, loaded: bool, shape: str
+) -> list[dict[str, Any]]:
+    rows = []
+    ranks = _ranks(rng, fab.leaves, 4, n)
+    pairs = _pairs(fab, ranks, "ring")
+    load = {lid: float(rng.uniform(0, 3)) * GBIT if loaded else 0.0 for lid in fab.capacity}
+    cache = PathCache(fab.graph)
+    options = [cache.paths(p.src, p.dst) for p in pairs]
+    todo = [k for k, o in enumerate(options) if o[0].links]
+    index: dict[Any, int] = {}
+    for k in todo:
+        for path in options[k]:
+            for lid in path.links:
+                index.setdefault(lid, len(index))
+    problem = AssignmentProblem(
+        capacity=np.array([fab.capacity[lid] for lid in index]),
+        background=np.array([load[lid] for lid in index]),
+        demand=np.array(
+            [pairs[k].demand_bps * (rng.choice([0.3, 0.6, 1.0]) if loaded else 1.0) for k in todo]
+        ),
+        options=[[tuple(index[lid] for lid in p.links) for p in options[k]] for k in todo],
+        previous=[-1] * len(todo),
+    )
+    variables = sum(len(o) for o in problem.options)
+    heuristic, t_heur = _timed(lambda problem=problem: local_search(problem))
+    exact, t_exact = _timed(lambda problem=problem: solve_milp(problem, time_limit_s=120))
+    for name, result, seconds in (("local-search", heuristic, t_heur), ("milp", exact, t_exact)):
+        rows.append(
+            {
+                "fabric": f"3-tier {shape}",
+                "case": f"ring of {n} ranks, {label} ({variables} path variables)",
+                "method": name,
+                "seconds": round(seconds, 3),
+                "peak": None if result is None else round(result.max_utilization, 6),
+                "bound": None if exact is None else round(exact.max_utilization, 6),
+                "moved": 0,
+            }
+        )
     return rows
 
 
@@ -172,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = leaf_spine_rows(rng, args.quick) + general_rows(rng, args.quick)
     meta = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": (
+            f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        ),
         "seed": args.seed,
         "quick": args.quick,
     }

@@ -51,11 +51,12 @@ class AlreadyExists(FabricError):
 class VersionConflict(FabricError):
     """Compare-and-set failed: the stored version is not the one the caller expected."""
 
-    def __init__(self, name: str, expected: int, actual: int) -> None:
+    def __init__(self, name: str, expected: int, actual: int, *, kind: str = "policy") -> None:
         self.name = name
         self.expected = expected
         self.actual = actual
-        super().__init__(f"policy {name!r} is at version {actual}, not the expected {expected}")
+        self.kind = kind
+        super().__init__(f"{kind} {name!r} is at version {actual}, not the expected {expected}")
 
 
 class FailedPrecondition(FabricError):

@@ -25,7 +25,9 @@ from grpc_status import rpc_status
 
 from controller import errors
 from controller.api import convert
+from controller.api.jobs_facade import JobsFacade
 from controller.api.limits import check_limits, check_name
+from controller.api.service_jobs import JobsServicerMixin
 from controller.concurrency.eventbus import SubscriptionDropped
 from controller.engine.views import FabricFacade
 
@@ -81,15 +83,27 @@ def _prefixed(exc: errors.InvalidArgument, prefix: str) -> errors.InvalidArgumen
     return errors.InvalidArgument(f"{prefix}{exc.field}", exc.reason)
 
 
-class FabricControllerServicer(fabric_pb2_grpc.FabricControllerServicer):  # type: ignore[misc]
-    """Serves ``fabric.v1.FabricController`` from a :class:`FabricFacade`."""
+class FabricControllerServicer(JobsServicerMixin, fabric_pb2_grpc.FabricControllerServicer):  # type: ignore[misc]
+    """Serves ``fabric.v1.FabricController`` from a :class:`FabricFacade`.
+
+    Job RPCs go to ``jobs``, or to ``facade`` itself when it implements
+    :class:`JobsFacade`; without either they answer UNIMPLEMENTED.
+    """
 
     def __init__(
-        self, facade: FabricFacade, *, watch_queue: int = 1024, max_watchers: int = 16
+        self,
+        facade: FabricFacade,
+        *,
+        watch_queue: int = 1024,
+        max_watchers: int = 16,
+        jobs: JobsFacade | None = None,
     ) -> None:
         if watch_queue < 1 or max_watchers < 1:
             raise ValueError("watch_queue and max_watchers must be >= 1")
         self._facade = facade
+        self._jobs = (
+            jobs if jobs is not None else (facade if isinstance(facade, JobsFacade) else None)
+        )
         self._watch_queue = watch_queue
         self._max_watchers = max_watchers
         self._watchers = 0

@@ -45,7 +45,7 @@ __all__ = [
 # Above this many (item, option) binaries the MILP is not tried: measured, a
 # 3-tier fabric's 2,000-variable problems solve in well under a second, and
 # time grows quickly past ~20,000 (see benchmarks/joint_bench.py).
-MILP_MAX_VARIABLES = 20_000
+MILP_MAX_VARIABLES = 1_000
 _EPS = 1e-9
 _MAX_ROUNDS = 100_000
 
