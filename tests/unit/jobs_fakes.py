@@ -135,7 +135,9 @@ class FakeJobsFacade(FakeFacade):
                 self.revision += 1
                 self.jobs[job.name] = stored
                 self.placed[job.name] = paths
-            changes = (f"create job {job.name}",) if existing is None else (f"replace job {job.name}",)
+            changes = (
+                (f"create job {job.name}",) if existing is None else (f"replace job {job.name}",)
+            )
             return ApplyJobResult(
                 job=stored,
                 created=existing is None,

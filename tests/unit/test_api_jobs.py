@@ -140,7 +140,11 @@ def test_versions_create_only_and_compare_and_set(client: FabricClient) -> None:
         (ring(pattern=pb.JOB_PATTERN_PAIRS), "job.pairs", "at least one"),
         (ring(pattern=9), "job.pattern", "unknown pattern number 9"),
         (pb.Job(name="x", hosts=HOSTS), "job.match", "required"),
-        (ring(match=pb.FlowMatch(dst_ports=[pb.PortRange(lo=1, hi=1)])), "job.match.ip_proto", "required"),
+        (
+            ring(match=pb.FlowMatch(dst_ports=[pb.PortRange(lo=1, hi=1)])),
+            "job.match.ip_proto",
+            "required",
+        ),
         (ring(match=pb.FlowMatch(ip_proto=17, dscp=[3])), "job.match.dscp", "not used by jobs"),
         (
             ring(match=pb.FlowMatch(ip_proto=17, dst_ports=[pb.PortRange(lo=70000, hi=70000)])),
@@ -169,7 +173,10 @@ def test_job_host_limits_replace_the_generic_list_limit(client: FabricClient) ->
     # validation, which finds the first host this fabric does not have.
     hosts = [*HOSTS, *(f"10.1.{i // 200}.{i % 200 + 1}" for i in range(96))]
     field, description = violation(rpc_error(lambda: client.apply_job(ring(hosts=hosts))))
-    assert (field, description) == ("job.hosts[4]", "unknown host 10.1.0.1: the controller has not learned it")
+    assert (field, description) == (
+        "job.hosts[4]",
+        "unknown host 10.1.0.1: the controller has not learned it",
+    )
     many = [f"10.{i >> 14}.{(i >> 7) & 127}.{(i & 127) + 1}" for i in range(16385)]
     field, description = violation(rpc_error(lambda: client.apply_job(ring(hosts=many))))
     assert field == "job.hosts" and "at most 16384" in description

@@ -98,7 +98,10 @@ def test_yaml_document_and_round_trip() -> None:
     assert job.demand_mbps == 20 and job.priority == 1000
     assert job_from_dict(job_to_dict(job)) == job
     stored = json.loads(job_to_json(job))
-    assert stored["demand_mbps"] == 20 and stored["match"] == {"ip_proto": "udp", "dst_ports": [4791]}
+    assert stored["demand_mbps"] == 20 and stored["match"] == {
+        "ip_proto": "udp",
+        "dst_ports": [4791],
+    }
     assert job_from_json(job_to_json(job)) == job
 
 

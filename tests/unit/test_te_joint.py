@@ -17,7 +17,6 @@ from synthetic import GBIT, Fabric, asymmetric, leaf_spine, three_tier
 
 from controller.fabric.model import LinkId, Path
 from controller.routing.paths import PathCache
-from controller.routing.strategies import NetworkView
 from controller.te.joint import (
     JointPlan,
     PairDemand,
@@ -359,7 +358,9 @@ def test_three_tier_ring_gets_the_min_max_placement() -> None:
 def test_asymmetric_fabric_uses_the_fat_spine_for_the_big_flows() -> None:
     fab = asymmetric()  # spine2 links are 40G, spine1 10G, leaf3 only on spine1
     pairs = pairs_between(
-        fab, [("leaf1", "leaf2"), ("leaf1", "leaf2"), ("leaf1", "leaf3"), ("leaf2", "leaf1")], 10 * GBIT
+        fab,
+        [("leaf1", "leaf2"), ("leaf1", "leaf2"), ("leaf1", "leaf3"), ("leaf2", "leaf1")],
+        10 * GBIT,
     )
     plan = place_jointly(pairs, fab.view())
     assert not plan.unplaced
@@ -466,9 +467,7 @@ def test_three_tier_and_asymmetric_match_brute_force_over_paths(seed: int) -> No
         fab = three_tier(pods=2, leaves_per_pod=2, aggs_per_pod=2, spines=2)
     else:
         fab = asymmetric()
-    names = [
-        tuple(str(x) for x in rng.choice(fab.leaves, size=2, replace=False)) for _ in range(4)
-    ]
+    names = [tuple(str(x) for x in rng.choice(fab.leaves, size=2, replace=False)) for _ in range(4)]
     pairs = [
         PairDemand(key=i, src=fab.dpid(a), dst=fab.dpid(b), demand_bps=float(d) * GBIT)
         for i, ((a, b), d) in enumerate(zip(names, rng.choice([2, 5, 10], size=4), strict=True))
