@@ -34,6 +34,10 @@ _LEFT, _RIGHT = 0, 1
 # A chain choice is (alpha, beta, copy); trying a few keeps a hopeless edge
 # cheap while still finding the chains that uneven slots leave open.
 _MAX_CHAIN_TRIES = 24
+# Move sequences of up to this many other edges are searched (shortest
+# first) before a Kempe chain, within this many search steps per depth.
+_MAX_REROUTE_DEPTH = 12
+_REROUTE_BUDGET = 5000
 
 
 def _bits(mask: int, start: int, width: int) -> list[int]:
@@ -160,11 +164,11 @@ class SlotColouring:
         start = (u * 7 + v * 13) % self.colours
         if common:
             return self.assign(edge, _bits(common, start, self.colours)[0])
-        # One other edge moved beats a chain of them: first try to take the
-        # preferred colour, then any colour, by displacing a single edge.
-        wanted = [prefer] if prefer != UNCOLOURED else []
-        for c in [*wanted, *_bits((1 << self.colours) - 1, start, self.colours)]:
-            if self._displace(edge, c):
+        # A few other edges moved beat a long chain of them: look for the
+        # shortest sequence of single-edge moves (any colours), deepening.
+        for depth in range(1, _MAX_REROUTE_DEPTH + 1):
+            budget = [_REROUTE_BUDGET]
+            if self._reroute(edge, depth, prefer, frozenset((edge,)), budget):
                 return True
         # Free a colour at one end by a chain started there: alpha is free at
         # the other end, beta at this one. Among the chains tried (from both
@@ -189,27 +193,43 @@ class SlotColouring:
         self._flip(chain, alpha, beta)
         return self.assign(edge, alpha)
 
-    def _displace(self, edge: int, c: int) -> bool:
-        """Give ``edge`` colour ``c`` by moving one edge that holds ``c`` at one of its
-        ends to a colour free at both of that edge's ends: one move, where a
-        chain would move several."""
+    def _reroute(
+        self, edge: int, depth: int, prefer: int, path: frozenset[int], budget: list[int]
+    ) -> bool:
+        """Colour uncoloured ``edge`` by moving at most ``depth`` other edges, one after another.
+
+        ``edge`` takes a colour held at exactly one of its ends; the holder is
+        uncoloured and rerouted the same way with one move less. Edges already
+        on ``path`` are not moved again. Nothing changes when it fails.
+        ``budget`` bounds the search (shared across the recursion).
+        """
         u, v = self.left[edge], self.right[edge]
-        free_left = (self._free[_LEFT][u] >> c) & 1
-        free_right = (self._free[_RIGHT][v] >> c) & 1
-        if free_left == free_right:
-            return False  # both free: nothing to displace; both taken: two would move
-        side, vertex = (_LEFT, u) if not free_left else (_RIGHT, v)
-        occ = self._occ[side]
-        holders = [occ[self._index(vertex, i, c)] for i in range(self._depth)]
-        for other in (h for h in holders if h >= 0):
-            self.uncolour(other)
-            if self.can_use(edge, c):
+        free_left, free_right = self._free[_LEFT][u], self._free[_RIGHT][v]
+        common = free_left & free_right
+        if common:
+            pick = prefer if prefer != UNCOLOURED and (common >> prefer) & 1 else -1
+            return self.assign(edge, pick if pick >= 0 else _bits(common, 0, self.colours)[0])
+        if depth == 0 or budget[0] <= 0:
+            return False
+        budget[0] -= 1
+        one_end = free_left ^ free_right
+        colours = _bits(one_end, (u * 7 + v * 13) % self.colours, self.colours)
+        if prefer != UNCOLOURED and prefer in colours:
+            colours.remove(prefer)
+            colours.insert(0, prefer)
+        for c in colours:
+            side, vertex = (_RIGHT, v) if (free_left >> c) & 1 else (_LEFT, u)
+            occ = self._occ[side]
+            holders = [occ[self._index(vertex, i, c)] for i in range(self._depth)]
+            for holder in holders:
+                if holder < 0 or holder in path:
+                    continue
+                self.uncolour(holder)
                 self.assign(edge, c)
-                room = self._free[_LEFT][self.left[other]] & self._free[_RIGHT][self.right[other]]
-                if room:
-                    return self.assign(other, _bits(room, 0, self.colours)[0])
+                if self._reroute(holder, depth - 1, UNCOLOURED, path | {holder}, budget):
+                    return True
                 self.uncolour(edge)
-            self.assign(other, c)
+                self.assign(holder, c)
         return False
 
     def _chain_starts(self, side: int, v: int, alpha: int, beta: int) -> list[int]:
