@@ -9,8 +9,11 @@ between vertex ``v`` and spine ``c`` may carry (0: no usable link).
 Each vertex is split into ``T = max(slots)`` copies, copy ``i`` of ``v``
 offering colour ``c`` only when ``i < slots[v][c]``; a colouring in which no
 copy holds a colour twice respects every slot count. An edge that finds no
-colour free at both ends is coloured after flipping an alternating
-(Kempe) chain, exactly as in the proof of Koenig's edge-colouring theorem:
+colour free at both ends first looks for a short sequence of single-edge
+moves that makes room (each moved edge may take any colour; the shortest is
+found by iterative deepening, since every move is a flow changing spine),
+and otherwise flips an alternating (Kempe) chain, exactly as in the proof of
+Koenig's edge-colouring theorem:
 when every copy offers every colour (uniform slots) and no vertex has more
 edges than ``T * colours``, every edge gets a colour, so the most loaded link
 carries ``ceil(max degree / colours)`` flows. With uneven slots (down links,

@@ -243,3 +243,9 @@ def test_store_reads_back_without_todays_rules() -> None:
     assert job_from_json(text).hosts == ("10.0.1.1",)  # a 1-host ring: shape only
     with pytest.raises(InvalidArgument, match="not JSON"):
         job_from_json("{")
+
+
+def test_shipped_example_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "jobs" / "examples" / "llama-allreduce.yaml"
+    job = load_job_file(example)
+    assert job.name == "llama-allreduce" and job.pair_count == 4 and job.demand_mbps == 20
