@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
 import pytest
 from api_fakes import FakeFacade, pinned_policy, running_server
 from fabric.v1 import fabric_pb2 as pb
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from jobs_fakes import FakeJobsFacade
+from test_api_service import bad_request_fields, rpc_error
 
 from controller.api import convert_jobs
 from controller.api.client import FabricClient
@@ -49,19 +48,10 @@ def client(server: ApiServer) -> Iterator[FabricClient]:
         yield c
 
 
-def rpc_error(call: Callable[[], Any]) -> grpc.RpcError:
-    with pytest.raises(grpc.RpcError) as err:
-        call()
-    return err.value
-
-
 def violation(err: grpc.RpcError) -> tuple[str, str]:
+    """The first field violation of an INVALID_ARGUMENT error."""
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()
-    status = rpc_status.from_call(err)
-    assert status is not None
-    bad = error_details_pb2.BadRequest()
-    assert status.details[0].Unpack(bad)
-    return bad.field_violations[0].field, bad.field_violations[0].description
+    return bad_request_fields(err)[0]
 
 
 # --------------------------------------------------------------------------- lifecycle

@@ -112,7 +112,7 @@ def test_prolog_declares_the_nodes_in_rank_order(env: dict[str, str]) -> None:
         'description: "slurm job 4242"\n'
         "hosts: [10.0.1.1, 10.0.2.1, 10.0.3.1]\n"
         "pattern: ring\n"
-        'match: {ip_proto: udp, dst_ports: [4791]}\n'
+        "match: {ip_proto: udp, dst_ports: [4791]}\n"
     )
     job = job_from_yaml(text)
     assert job.hosts == ("10.0.1.1", "10.0.2.1", "10.0.3.1") and job.pattern is Pattern.RING
