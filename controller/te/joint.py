@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -83,11 +84,13 @@ class JointPlan:
     def unplaced(self) -> tuple[Hashable, ...]:
         return tuple(p.key for p in self.placements if p.path is None)
 
+    @cached_property
+    def _by_key(self) -> dict[Hashable, PairPlacement]:
+        return {p.key: p for p in self.placements}
+
     def path_of(self, key: Hashable) -> Path | None:
-        for p in self.placements:
-            if p.key == key:
-                return p.path
-        raise KeyError(key)
+        """The path of pair ``key`` (KeyError if it was not in the plan)."""
+        return self._by_key[key].path
 
 
 @dataclass(frozen=True)

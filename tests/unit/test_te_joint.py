@@ -535,3 +535,15 @@ def test_tight_ring_resolve_keeps_the_optimum_with_few_moves() -> None:
     assert must <= set(np.flatnonzero(after.moved).tolist())
     # Measured: 18 moves with the move search, 21 with Kempe chains alone.
     assert int(after.moved.sum()) <= 30, int(after.moved.sum())
+
+
+def test_plan_lookup_by_key() -> None:
+    fab = leaf_spine(spines=2, leaves=2)
+    pairs = pairs_between(fab, [("leaf1", "leaf2"), ("leaf2", "leaf1")], GBIT)
+    plan = place_jointly(pairs, fab.view())
+    for pl in plan.placements:
+        assert plan.path_of(pl.key) is pl.path
+    with pytest.raises(KeyError):
+        plan.path_of("nope")
+    with pytest.raises(ValueError, match="unique"):
+        place_jointly([pairs[0], pairs[0]], fab.view())
