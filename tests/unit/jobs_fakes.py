@@ -21,7 +21,7 @@ from api_fakes import NAMES, FakeFacade
 from controller.api.jobs_facade import ApplyJobResult, JobConflictView, JobPairView, JobView
 from controller.engine.views import HostView
 from controller.errors import AlreadyExists, NotFound, VersionConflict
-from controller.fabric.model import Path
+from controller.fabric.model import LinkId, Path
 from controller.jobs.model import Job
 from controller.jobs.validate import validate_job
 from controller.policy.model import FlowMatch, Strategy
@@ -53,11 +53,12 @@ class FakeJobsFacade(FakeFacade):
         for lv in self.links:
             graph.add_edge(lv.link.src.dpid, lv.link.dst.dpid, link=lv.link, port=lv.link.src.port)
         # Other jobs' reservations are background, as the engine counts them.
-        load: dict = {}
-        for paths in self.placed.values():
+        load: dict[LinkId, float] = {}
+        for name, paths in self.placed.items():
+            demand = self.jobs[name].demand_bps(LINK_BPS)
             for path in paths.values():
                 for lid in path.links:
-                    load[lid] = load.get(lid, 0.0) + LINK_BPS
+                    load[lid] = load.get(lid, 0.0) + demand
         return NetworkView(
             graph=graph,
             capacity={lv.link: lv.capacity_bps for lv in self.links},

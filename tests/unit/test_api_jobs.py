@@ -255,3 +255,19 @@ def test_conversion_round_trip_and_field_names() -> None:
     assert convert_jobs.proto_field("pairs[3][1]") == "pairs[3].dst"
     assert convert_jobs.proto_field("pairs[0][0]") == "pairs[0].src"
     assert convert_jobs.proto_field("hosts[2]") == "hosts[2]"
+
+
+def test_other_jobs_reservations_are_counted(client: FabricClient) -> None:
+    # Job a takes half of every leaf1 -> leaf2 path; job b's flow then sees it.
+    client.apply_job(ring("a", hosts=["10.0.1.1", "10.0.2.1"], demand_mbps=5000.0))
+    resp = client.apply_job(
+        ring("b", hosts=["10.0.1.2", "10.0.2.2"], demand_mbps=5000.0), dry_run=True
+    )
+    # One flow of a per direction on one spine: b's flows take the other spine.
+    assert resp.max_utilization == pytest.approx(0.5)
+    resp = client.apply_job(ring("c", hosts=["10.0.1.2", "10.0.2.2"], demand_mbps=10000.0))
+    assert resp.max_utilization == pytest.approx(1.0)
+    both = client.apply_job(
+        ring("d", hosts=["10.0.1.2", "10.0.2.2"], demand_mbps=5000.0), dry_run=True
+    )
+    assert both.max_utilization == pytest.approx(1.0)  # a at 0.5 + d at 0.5 on one spine
