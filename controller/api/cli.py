@@ -29,7 +29,7 @@ import grpc
 from fabric.v1 import fabric_pb2 as pb
 from google.protobuf import json_format
 
-from controller.api import render
+from controller.api import cli_jobs, render
 from controller.api.client import ApiContractError, FabricClient
 from controller.api.convert import policy_to_proto
 from controller.engine.outputs import EventKind
@@ -188,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
         "file", type=Path
     )
 
+    cli_jobs.add_job_commands(command)
+
     for verb in ("drain", "undrain"):
         command(verb, f"{verb} a link: A-B (all cables) or A/p-B/q (one cable)").add_argument(
             "link"
@@ -263,6 +265,8 @@ def _run(client: FabricClient, args: argparse.Namespace, out: TextIO) -> int:
         show(pb.ListFlowsResponse(flows=flows), lambda: render.render_flows(flows))
     elif cmd == "policy":
         return _run_policy(client, args, show)
+    elif cmd == "job":
+        return cli_jobs.run_job(client, args, show)
     elif cmd in ("drain", "undrain"):
         call = client.drain_link if cmd == "drain" else client.undrain_link
         resp = call(args.link)
@@ -394,6 +398,8 @@ def _run_command(args: argparse.Namespace, out: TextIO) -> int:
     try:
         if args.command == "policy" and args.policy_command == "check":
             return _run_offline(args, out)
+        if args.command == "job" and args.job_command == "check":
+            return cli_jobs.run_job_offline(args, out, _json)
         token = None
         if args.token_file is not None:
             try:

@@ -171,6 +171,38 @@ class FabricClient:
     def undrain_link(self, link: str) -> Any:
         return self._unary("UndrainLink", pb.UndrainLinkRequest(link=link))
 
+    # ------------------------------------------------------------------ jobs
+    def apply_job(
+        self, job: Any, *, dry_run: bool = False, expected_version: int | None = None
+    ) -> Any:
+        """Apply a proto Job; returns the ApplyJobResponse."""
+        request = pb.ApplyJobRequest(job=job, dry_run=dry_run)
+        if expected_version is not None:
+            request.expected_version = expected_version
+        return self._unary("ApplyJob", request)
+
+    def get_job(self, name: str, *, page_size: int = 0) -> Any:
+        """The GetJobResponse with every pair: the pages are fetched and joined."""
+        request = pb.GetJobRequest(name=name, page_size=page_size)
+        first = self._unary("GetJob", request)
+        page = first
+        while page.next_page_token:
+            request.page_token = page.next_page_token
+            page = self._unary("GetJob", request)
+            first.pairs.extend(page.pairs)
+        first.next_page_token = ""
+        return first
+
+    def list_jobs(self) -> list[Any]:
+        return list(self._unary("ListJobs", pb.ListJobsRequest()).jobs)
+
+    def delete_job(self, name: str, *, expected_version: int | None = None) -> int:
+        """Delete a job; returns the version that was deleted."""
+        request = pb.DeleteJobRequest(name=name)
+        if expected_version is not None:
+            request.expected_version = expected_version
+        return int(self._unary("DeleteJob", request).deleted_version)
+
     # ------------------------------------------------------------------ events
     def watch_events(
         self,

@@ -98,7 +98,10 @@ def event_kind_from_proto(value: int, *, field: str) -> EventKind:
         name = pb.EventKind.Name(value)
     except ValueError:
         raise InvalidArgument(field, f"unknown event kind number {value}") from None
-    return EventKind[name.removeprefix("EVENT_KIND_")]
+    try:
+        return EventKind[name.removeprefix("EVENT_KIND_")]
+    except KeyError:  # in the API but not (yet) published by this controller
+        raise InvalidArgument(field, f"{name} is not published by this controller") from None
 
 
 def timestamp(unix_seconds: float) -> Timestamp:

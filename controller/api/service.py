@@ -28,6 +28,8 @@ from controller.api import convert
 from controller.api.facade import FabricFacade
 from controller.api.limits import check_limits, check_name
 from controller.api.paging import paginate
+from controller.api.jobs_facade import JobsFacade
+from controller.api.service_jobs import JobsServicerMixin
 from controller.concurrency.eventbus import SubscriptionDropped
 from controller.policy.limits import MAX_POLICIES
 
@@ -86,8 +88,12 @@ def _prefixed(exc: errors.InvalidArgument, prefix: str) -> errors.InvalidArgumen
     return errors.InvalidArgument(f"{prefix}{exc.field}", exc.reason)
 
 
-class FabricControllerServicer(fabric_pb2_grpc.FabricControllerServicer):  # type: ignore[misc]
-    """Serves ``fabric.v1.FabricController`` from a :class:`FabricFacade`."""
+class FabricControllerServicer(JobsServicerMixin, fabric_pb2_grpc.FabricControllerServicer):  # type: ignore[misc]
+    """Serves ``fabric.v1.FabricController`` from a :class:`FabricFacade`.
+
+    Job RPCs go to ``jobs``, or to ``facade`` itself when it implements
+    :class:`JobsFacade`; without either they answer UNIMPLEMENTED.
+    """
 
     def __init__(
         self,
@@ -96,6 +102,7 @@ class FabricControllerServicer(fabric_pb2_grpc.FabricControllerServicer):  # typ
         watch_queue: int = 1024,
         max_watchers: int = 16,
         max_response_bytes: int = 4 * 1024 * 1024,
+        jobs: JobsFacade | None = None,
     ) -> None:
         if watch_queue < 1 or max_watchers < 1:
             raise ValueError("watch_queue and max_watchers must be >= 1")
@@ -103,6 +110,9 @@ class FabricControllerServicer(fabric_pb2_grpc.FabricControllerServicer):  # typ
         # List pages stay under the transport's limit, so no client ever gets
         # RESOURCE_EXHAUSTED for a list that merely grew.
         self._page_bytes = max(1, max_response_bytes - _LIST_HEADROOM_BYTES)
+        self._jobs = (
+            jobs if jobs is not None else (facade if isinstance(facade, JobsFacade) else None)
+        )
         self._watch_queue = watch_queue
         self._max_watchers = max_watchers
         self._watchers = 0

@@ -34,6 +34,17 @@ __all__ = [
     "load_policy_dir",
     "policy_from_yaml",
     "MAX_POLICY_BYTES",
+    "load_yaml_document",
+    "read_document_file",
+    "parse_flow_match",
+    "flow_match_to_dict",
+    "check_keys",
+    "as_mapping",
+    "as_list",
+    "as_int",
+    "as_number",
+    "as_str",
+    "type_name",
 ]
 
 _TOP_KEYS = (
@@ -394,26 +405,51 @@ def _only_comments(text: str) -> bool:
     return all(not line or line.startswith("#") or line in ("---", "...") for line in lines)
 
 
-def policy_from_yaml(text: str, *, source: str = "<input>") -> Policy:
-    """The policy in one YAML (or JSON) document; errors start with ``source``.
+def load_yaml_document(
+    text: str, *, source: str = "<input>", kind: str = "policy", max_bytes: int = MAX_POLICY_BYTES
+) -> Any:
+    """The data of one YAML (or JSON) document, not yet checked for shape.
 
-    The document is read by :func:`controller.safeyaml.load_yaml`: YAML 1.2
-    scalars, no aliases or merge keys, no duplicate keys, at most
-    :data:`MAX_POLICY_BYTES`.
+    Every document kind (policies, jobs) is read through here, so they share
+    one safe loader (:func:`controller.safeyaml.load_yaml`: YAML 1.2 scalars,
+    no aliases or merge keys, no duplicate keys, at most
+    :data:`MAX_POLICY_BYTES`) and one way of reporting a malformed file.
+    Errors are :class:`PolicyFileError` starting with ``source``; an empty or
+    null document is an error naming the ``kind`` that was expected.
     """
     try:
-        data = load_yaml(text, max_bytes=MAX_POLICY_BYTES)
+        data = load_yaml(text, max_bytes=max_bytes)
     except YamlError as exc:
         where = f" at line {exc.line}, column {exc.column}" if exc.line is not None else ""
         raise PolicyFileError(source, "", f"invalid YAML{where}: {exc.reason}") from None
     if data is None:
         if _only_comments(text):
-            raise PolicyFileError(source, "", "file is empty; expected a policy document")
+            raise PolicyFileError(source, "", f"file is empty; expected a {kind} document")
         raise PolicyFileError(source, "", "document is null; expected a mapping")
+    return data
+
+
+def policy_from_yaml(text: str, *, source: str = "<input>") -> Policy:
+    """The policy in one YAML (or JSON) document; errors start with ``source``."""
+    data = load_yaml_document(text, source=source)
     try:
         return policy_from_dict(data)  # type: ignore[arg-type]  # checked there
     except InvalidArgument as exc:
         raise PolicyFileError(source, exc.field, exc.reason) from None
+
+
+def read_document_file(path: str | Path, *, max_bytes: int = MAX_POLICY_BYTES) -> str:
+    """The text of a document file (UTF-8, a byte-order mark allowed), at most ``max_bytes``.
+
+    Errors are :class:`PolicyFileError` naming the file.
+    """
+    source = str(path)
+    try:
+        return read_yaml_text(path, max_bytes=max_bytes)
+    except OSError as exc:
+        raise PolicyFileError(source, "", f"cannot read: {exc.strerror or exc}") from None
+    except YamlError as exc:
+        raise PolicyFileError(source, "", exc.reason) from None
 
 
 def load_policy_file(path: str | Path) -> Policy:
@@ -423,14 +459,7 @@ def load_policy_file(path: str | Path) -> Policy:
     file name, e.g. ``policies/x.yaml: match[0].dst_ports[0]: port 70000
     outside 0-65535``.
     """
-    source = str(path)
-    try:
-        text = read_yaml_text(path, max_bytes=MAX_POLICY_BYTES)
-    except OSError as exc:
-        raise PolicyFileError(source, "", f"cannot read: {exc.strerror or exc}") from None
-    except YamlError as exc:
-        raise PolicyFileError(source, "", exc.reason) from None
-    return policy_from_yaml(text, source=source)
+    return policy_from_yaml(read_document_file(path), source=str(path))
 
 
 def load_policy_dir(path: str | Path) -> list[Policy]:
@@ -469,3 +498,18 @@ def load_policy_dir(path: str | Path) -> list[Policy]:
     except InvalidArgument as exc:
         raise PolicyFileError(str(directory), "", exc.reason) from None
     return policies
+
+
+# --------------------------------------------------------------------------- shared
+# Other documents written with the same conventions (jobs, in
+# controller.jobs.parse) check their fields with these, so both kinds report
+# the same mistake in the same words.
+check_keys = _check_keys
+as_mapping = _as_mapping
+as_list = _as_list
+as_int = _as_int
+as_number = _as_number
+as_str = _as_str
+type_name = _type_name
+parse_flow_match = _parse_match
+flow_match_to_dict = _match_to_dict

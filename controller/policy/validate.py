@@ -43,6 +43,7 @@ __all__ = [
     "MAX_NAME_CHARS",
     "MAX_VERSION",
     "validate_policy",
+    "validate_flow_match",
 ]
 
 # \Z, not $: "$" also matches before a trailing newline, letting "ai\n" pass.
@@ -282,3 +283,12 @@ def validate_policy(p: Policy, *, fabric: FabricNames | None = None) -> None:
     _check_params(p.params)
     if fabric is not None:
         _check_against_fabric(p, fabric)
+
+
+def validate_flow_match(m: FlowMatch, *, field: str) -> None:
+    """Raise :class:`InvalidArgument` for the first rule one match alternative breaks.
+
+    Fields are named under ``field`` (``match.dst_ports[0]``); other documents
+    that carry a match (jobs) check it with exactly the policy rules.
+    """
+    _check_match(m, field)

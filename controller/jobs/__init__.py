@@ -1,0 +1,1 @@
+"""Jobs: AI collectives a scheduler declares so their flows are placed jointly."""
