@@ -26,9 +26,9 @@ from grpc_status import rpc_status
 from controller import errors
 from controller.api import convert
 from controller.api.facade import FabricFacade
+from controller.api.jobs_facade import JobsFacade
 from controller.api.limits import check_limits, check_name
 from controller.api.paging import paginate
-from controller.api.jobs_facade import JobsFacade
 from controller.api.service_jobs import JobsServicerMixin
 from controller.concurrency.eventbus import SubscriptionDropped
 from controller.policy.limits import MAX_POLICIES

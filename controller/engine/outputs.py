@@ -47,6 +47,9 @@ class EventKind(enum.Enum):
     LINK_CLEARED = "link-cleared"
     LINK_DRAINED = "link-drained"
     LINK_UNDRAINED = "link-undrained"
+    JOB_PLACED = "job-placed"
+    JOB_REPLACED = "job-replaced"
+    JOB_DELETED = "job-deleted"
 
 
 @dataclass(frozen=True)

@@ -203,9 +203,7 @@ def load_job_file(path: str | Path) -> Job:
     file name, e.g. ``jobs/ring.yaml: hosts[2]: host 10.0.1.1 is listed twice
     (also hosts[0])``.
     """
-    return job_from_yaml(
-        read_document_file(path, max_bytes=MAX_JOB_FILE_BYTES), source=str(path)
-    )
+    return job_from_yaml(read_document_file(path, max_bytes=MAX_JOB_FILE_BYTES), source=str(path))
 
 
 def job_to_json(job: Job) -> str:

@@ -433,7 +433,7 @@ def policy_from_yaml(text: str, *, source: str = "<input>") -> Policy:
     """The policy in one YAML (or JSON) document; errors start with ``source``."""
     data = load_yaml_document(text, source=source)
     try:
-        return policy_from_dict(data)  # type: ignore[arg-type]  # checked there
+        return policy_from_dict(data)  # shape checked there
     except InvalidArgument as exc:
         raise PolicyFileError(source, exc.field, exc.reason) from None
 

@@ -179,14 +179,6 @@ def test_without_a_jobs_facade_the_rpcs_are_unimplemented() -> None:
         assert rpc_error(lambda: c.apply_job(ring())).code() == grpc.StatusCode.UNIMPLEMENTED
 
 
-def test_watching_a_kind_the_controller_does_not_publish_is_refused(client: FabricClient) -> None:
-    stream = client._stub.WatchEvents(
-        pb.WatchEventsRequest(kinds=[pb.EVENT_KIND_LINK_UP, pb.EVENT_KIND_JOB_PLACED]), timeout=5
-    )
-    field, description = violation(rpc_error(lambda: next(iter(stream))))
-    assert field == "kinds[1]" and "EVENT_KIND_JOB_PLACED" in description
-
-
 # --------------------------------------------------------------------------- reads
 
 

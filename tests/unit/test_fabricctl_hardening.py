@@ -15,7 +15,7 @@ from fabric.v1 import fabric_pb2 as pb
 
 from controller.api.cli import EXIT_BROKEN_PIPE, main
 from controller.api.server import ApiServer
-from controller.engine.views import EventKind
+from controller.engine.outputs import EventKind
 from controller.policy.model import FlowMatch, Policy
 
 REPO = Path(__file__).resolve().parents[2]

@@ -142,7 +142,7 @@ def test_job_file_errors_name_the_file(tmp_path: Path) -> None:
         load_job_file(empty)
     dup = tmp_path / "dup.yaml"
     dup.write_text(RING_YAML + "pattern: all-to-all\n")
-    with pytest.raises(InvalidArgument, match="found key 'pattern' twice"):
+    with pytest.raises(InvalidArgument, match="key 'pattern' given twice"):
         load_job_file(dup)
 
 
