@@ -30,6 +30,7 @@ from fabric.v1 import fabric_pb2 as pb
 from google.protobuf import json_format
 
 from controller.api import cli_jobs, render
+from controller.api.cli_errors import CommandFailed, UsageError
 from controller.api.client import ApiContractError, FabricClient
 from controller.api.convert import policy_to_proto
 from controller.engine.outputs import EventKind
@@ -57,18 +58,6 @@ EXIT_INTERRUPTED = 128 + signal.SIGINT
 _MAX_ERROR_CHARS = 500
 DEFAULT_TARGET = "127.0.0.1:50051"
 _PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1}
-
-
-class UsageError(Exception):
-    """The command line is wrong; exit 2."""
-
-
-class _Failed(Exception):
-    """A local (non-RPC) failure with a status word for the one-line message."""
-
-    def __init__(self, status: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class _Parser(argparse.ArgumentParser):
@@ -228,14 +217,14 @@ def _load_policy(path: Path) -> Policy:
     try:
         from controller.policy.parse import load_policy_file
     except ImportError as exc:
-        raise _Failed("UNIMPLEMENTED", f"policy files cannot be read: {exc}") from None
+        raise CommandFailed("UNIMPLEMENTED", f"policy files cannot be read: {exc}") from None
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
     try:
         return load_policy_file(path)
     except InvalidArgument as exc:
         text = str(exc)
-        raise _Failed(
+        raise CommandFailed(
             "INVALID_ARGUMENT", text if text.startswith(str(path)) else f"{path}: {text}"
         ) from None
 
@@ -418,7 +407,7 @@ def _run_command(args: argparse.Namespace, out: TextIO) -> int:
             return _run(client, args, out)
     except UsageError as exc:
         return _fail("usage", str(exc), EXIT_USAGE)
-    except _Failed as exc:
+    except CommandFailed as exc:
         return _fail(exc.status, str(exc), EXIT_FAILED)
     except ApiContractError as exc:
         return _fail("PROTOCOL", str(exc), EXIT_FAILED)

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from fabric.v1 import fabric_pb2 as pb
 
 from controller.api import render
+from controller.api.cli_errors import CommandFailed, UsageError
 from controller.api.client import FabricClient
 from controller.api.convert_jobs import job_to_proto
 from controller.errors import InvalidArgument
@@ -65,15 +66,13 @@ def _version(lo: int) -> Callable[[str], int]:
 
 
 def _load(path: Path) -> Job:
-    from controller.api import cli  # imported here: cli imports this module
-
     if not path.is_file():
-        raise cli.UsageError(f"{path}: no such file")
+        raise UsageError(f"{path}: no such file")
     try:
         return load_job_file(path)
     except InvalidArgument as exc:
         text = str(exc)
-        raise cli._Failed(
+        raise CommandFailed(
             "INVALID_ARGUMENT", text if text.startswith(str(path)) else f"{path}: {text}"
         ) from None
 

@@ -29,16 +29,18 @@ from controller.jobs.validate import validate_job
 from controller.policy.model import FlowMatch
 from controller.policy.parse import (
     PolicyFileError,
+    flow_match_to_dict,
+    load_yaml_document,
+    parse_flow_match,
+    read_document_file,
+)
+from controller.policy.shapes import (
     as_int,
     as_list,
     as_mapping,
     as_number,
     as_str,
     check_keys,
-    flow_match_to_dict,
-    load_yaml_document,
-    parse_flow_match,
-    read_document_file,
     type_name,
 )
 

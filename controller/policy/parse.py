@@ -12,7 +12,6 @@ malformed document meant.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
@@ -23,6 +22,15 @@ from controller.errors import InvalidArgument, excerpt, key_text
 from controller.policy.limits import MAX_VERSION, check_rule_budget
 from controller.policy.model import FlowMatch, Policy, PolicyParams, PortRange, Strategy
 from controller.policy.overlap import PORT_MAX, check_conflicts
+from controller.policy.shapes import (
+    as_int,
+    as_list,
+    as_mapping,
+    as_number,
+    as_str,
+    check_keys,
+    type_name,
+)
 from controller.policy.validate import validate_policy
 from controller.safeyaml import YamlError, load_yaml, read_yaml_text
 
@@ -38,13 +46,6 @@ __all__ = [
     "read_document_file",
     "parse_flow_match",
     "flow_match_to_dict",
-    "check_keys",
-    "as_mapping",
-    "as_list",
-    "as_int",
-    "as_number",
-    "as_str",
-    "type_name",
 ]
 
 _TOP_KEYS = (
@@ -95,65 +96,8 @@ def _fail(field: str, reason: str) -> NoReturn:
     raise InvalidArgument(field, reason)
 
 
-def _type_name(value: object) -> str:
-    if value is None:
-        return "null"
-    return {bool: "boolean", str: "string", int: "integer", float: "number"}.get(
-        type(value), "list" if isinstance(value, list) else type(value).__name__
-    )
-
-
-def _check_keys(doc: Mapping[Any, object], allowed: tuple[str, ...], prefix: str) -> None:
-    for key in doc:
-        if not isinstance(key, str):
-            _fail(f"{prefix}{key_text(key)}", f"keys must be strings, got {_type_name(key)}")
-        if key not in allowed:
-            hint = difflib.get_close_matches(key, allowed, n=1) if len(key) < 100 else []
-            also = f" (did you mean {hint[0]!r}?)" if hint else ""
-            _fail(
-                f"{prefix}{key_text(key)}",
-                f"unknown key{also}; expected one of {', '.join(allowed)}",
-            )
-
-
-def _as_mapping(value: object, field: str) -> Mapping[Any, object]:
-    if not isinstance(value, Mapping):
-        _fail(field, f"must be a mapping, got {_type_name(value)}")
-    return value
-
-
-def _as_list(value: object, field: str) -> list[object]:
-    # A bare string is iterable too; accepting it would split "leaf1" into letters.
-    if not isinstance(value, list | tuple):
-        _fail(field, f"must be a list, got {_type_name(value)}")
-    return list(value)
-
-
-def _as_int(value: object, field: str) -> int:
-    # bool is a subclass of int in Python; `priority: yes` must not become 1.
-    if isinstance(value, bool) or not isinstance(value, int):
-        _fail(field, f"must be an integer, got {_type_name(value)} {excerpt(value)}")
-    return value
-
-
-def _as_number(value: object, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        _fail(field, f"must be a number, got {_type_name(value)} {excerpt(value)}")
-    try:
-        return float(value)
-    except OverflowError:  # an integer beyond any float; no limit is that large
-        _fail(field, f"{excerpt(value)} is too large")
-
-
-def _as_str(value: object, field: str) -> str:
-    if not isinstance(value, str):
-        hint = " (quote dpids in YAML so they stay text)" if isinstance(value, int) else ""
-        _fail(field, f"must be a string, got {_type_name(value)} {excerpt(value)}{hint}")
-    return value
-
-
 def _as_strategy(value: object, field: str) -> Strategy:
-    text = _as_str(value, field)
+    text = as_str(value, field)
     try:
         return Strategy.parse(text)
     except ValueError as exc:
@@ -169,7 +113,7 @@ def _parse_proto(value: object, field: str) -> int:
         if proto is None:
             _fail(field, f"unknown protocol {excerpt(value)}; use tcp, udp or a number 0-255")
         return proto
-    return _as_int(value, field)
+    return as_int(value, field)
 
 
 def _parse_port_range(value: object, field: str) -> PortRange:
@@ -183,18 +127,18 @@ def _parse_port_range(value: object, field: str) -> PortRange:
                 _fail(field, f"port {excerpt(port)} outside 0-{PORT_MAX}")
         return PortRange(int(lo), int(hi))
     if isinstance(value, Mapping):
-        _check_keys(value, ("lo", "hi"), f"{field}.")
+        check_keys(value, ("lo", "hi"), f"{field}.")
         for key in ("lo", "hi"):
             if key not in value:
                 _fail(f"{field}.{key}", "required")
-        return PortRange(_as_int(value["lo"], f"{field}.lo"), _as_int(value["hi"], f"{field}.hi"))
+        return PortRange(as_int(value["lo"], f"{field}.lo"), as_int(value["hi"], f"{field}.hi"))
     if isinstance(value, bool) or not isinstance(value, int):
-        _fail(field, f'expected a port number, "lo-hi" or {{lo, hi}}, got {_type_name(value)}')
+        _fail(field, f'expected a port number, "lo-hi" or {{lo, hi}}, got {type_name(value)}')
     return PortRange(value, value)
 
 
 def _parse_host(value: object, field: str) -> ipaddress.IPv4Network:
-    text = _as_str(value, field)
+    text = as_str(value, field)
     try:
         net = ipaddress.ip_network(text.strip(), strict=True)
     except ValueError as exc:
@@ -214,18 +158,18 @@ def _parse_list(
     if key not in doc or doc[key] is None:
         return ()
     field = f"{prefix}{key}"
-    return tuple(item(v, f"{field}[{i}]") for i, v in enumerate(_as_list(doc[key], field)))
+    return tuple(item(v, f"{field}[{i}]") for i, v in enumerate(as_list(doc[key], field)))
 
 
 def _parse_match(value: object, field: str) -> FlowMatch:
-    doc = _as_mapping(value, field)
-    _check_keys(doc, _MATCH_KEYS, f"{field}.")
+    doc = as_mapping(value, field)
+    check_keys(doc, _MATCH_KEYS, f"{field}.")
     proto = doc.get("ip_proto")
     return FlowMatch(
         ip_proto=None if proto is None else _parse_proto(proto, f"{field}.ip_proto"),
         src_ports=_parse_list(doc, "src_ports", f"{field}.", _parse_port_range),
         dst_ports=_parse_list(doc, "dst_ports", f"{field}.", _parse_port_range),
-        dscp=_parse_list(doc, "dscp", f"{field}.", _as_int),
+        dscp=_parse_list(doc, "dscp", f"{field}.", as_int),
         src_hosts=_parse_list(doc, "src_hosts", f"{field}.", _parse_host),
         dst_hosts=_parse_list(doc, "dst_hosts", f"{field}.", _parse_host),
     )
@@ -245,7 +189,7 @@ def _parse_alternatives(value: object) -> tuple[tuple[FlowMatch, ...], bool]:
 
 def _as_list_of_matches(value: object) -> list[object]:
     if not isinstance(value, list | tuple):
-        _fail("match", f"must be a mapping or a list of mappings, got {_type_name(value)}")
+        _fail("match", f"must be a mapping or a list of mappings, got {type_name(value)}")
     return list(value)
 
 
@@ -255,8 +199,8 @@ def _as_list_of_matches(value: object) -> list[object]:
 def _parse_params(value: object) -> PolicyParams:
     if value is None:
         return PolicyParams()
-    doc = _as_mapping(value, "params")
-    _check_keys(doc, _PARAM_KEYS, "params.")
+    doc = as_mapping(value, "params")
+    check_keys(doc, _PARAM_KEYS, "params.")
     base = PolicyParams()
     return PolicyParams(
         congestion_threshold=_number_or(doc, "congestion_threshold", base.congestion_threshold),
@@ -266,25 +210,25 @@ def _parse_params(value: object) -> PolicyParams:
         idle_timeout_s=(
             base.idle_timeout_s
             if doc.get("idle_timeout_s") is None
-            else _as_int(doc["idle_timeout_s"], "params.idle_timeout_s")
+            else as_int(doc["idle_timeout_s"], "params.idle_timeout_s")
         ),
     )
 
 
 def _number_or(doc: Mapping[Any, object], key: str, default: float) -> float:
     value = doc.get(key)
-    return default if value is None else _as_number(value, f"params.{key}")
+    return default if value is None else as_number(value, f"params.{key}")
 
 
 def _parse_weights(value: object) -> tuple[tuple[str, float], ...]:
     if value is None:
         return ()
-    doc = _as_mapping(value, "weights")
+    doc = as_mapping(value, "weights")
     weights: list[tuple[str, float]] = []
     for key, weight in doc.items():
         # YAML turns an unquoted all-digit dpid into an int key; name that precisely.
-        name = _as_str(key, f"weights.{key_text(key)}")
-        weights.append((name, _as_number(weight, f"weights.{key_text(name)}")))
+        name = as_str(key, f"weights.{key_text(key)}")
+        weights.append((name, as_number(weight, f"weights.{key_text(name)}")))
     return tuple(weights)
 
 
@@ -299,14 +243,14 @@ def policy_from_dict(doc: Mapping[str, object], *, validate: bool = True) -> Pol
     <Strategy.ECMP: 'ecmp'>
     """
     if not isinstance(doc, Mapping):
-        _fail("", f"a policy document must be a mapping, got {_type_name(doc)}")
-    _check_keys(doc, _TOP_KEYS, "")
+        _fail("", f"a policy document must be a mapping, got {type_name(doc)}")
+    check_keys(doc, _TOP_KEYS, "")
     for key in ("name", "priority"):
         if doc.get(key) is None:
             _fail(key, "required")
     version = 0
     if doc.get("version") is not None:
-        version = _as_int(doc["version"], "version")
+        version = as_int(doc["version"], "version")
         if not 0 <= version <= MAX_VERSION:
             _fail("version", f"must be 0..{MAX_VERSION}, got {excerpt(version)}")
     match, single = _parse_alternatives(doc.get("match"))
@@ -320,15 +264,15 @@ def policy_from_dict(doc: Mapping[str, object], *, validate: bool = True) -> Pol
         fallback = _as_strategy(doc["fallback"], "fallback")
     description = doc.get("description")
     policy = Policy(
-        name=_as_str(doc["name"], "name"),
-        priority=_as_int(doc["priority"], "priority"),
+        name=as_str(doc["name"], "name"),
+        priority=as_int(doc["priority"], "priority"),
         match=match,
         strategy=strategy,
         params=_parse_params(doc.get("params")),
         weights=_parse_weights(doc.get("weights")),
-        pinned_path=_parse_list(doc, "pinned_path", "", _as_str),
+        pinned_path=_parse_list(doc, "pinned_path", "", as_str),
         fallback=fallback,
-        description="" if description is None else _as_str(description, "description"),
+        description="" if description is None else as_str(description, "description"),
         version=version,
     )
     if validate:
@@ -504,12 +448,5 @@ def load_policy_dir(path: str | Path) -> list[Policy]:
 # Other documents written with the same conventions (jobs, in
 # controller.jobs.parse) check their fields with these, so both kinds report
 # the same mistake in the same words.
-check_keys = _check_keys
-as_mapping = _as_mapping
-as_list = _as_list
-as_int = _as_int
-as_number = _as_number
-as_str = _as_str
-type_name = _type_name
 parse_flow_match = _parse_match
 flow_match_to_dict = _match_to_dict
