@@ -12,54 +12,12 @@ are frozen dataclasses any thread may read; this module holds no logic.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from controller.engine.views import ApplyJobResult, JobConflictView, JobPairView, JobView
 from controller.jobs.model import Job
 
 __all__ = ["JobPairView", "JobConflictView", "JobView", "ApplyJobResult", "JobsFacade"]
-
-
-@dataclass(frozen=True)
-class JobPairView:
-    """One flow of a job and where it runs."""
-
-    src: str  # IPv4 of the sending host
-    dst: str
-    path: tuple[str, ...]  # switch names, ingress first; () while not placed
-    demand_bps: float  # what the placement reserved
-    rate_bps: float = 0.0  # measured, smoothed
-    placed: bool = False  # its rules are installed on ``path``
-    note: str = ""  # why it is not placed / not on the job's path, for people
-
-
-@dataclass(frozen=True)
-class JobConflictView:
-    """A pinned policy whose match covers some of the job's pairs."""
-
-    policy: str
-    policy_priority: int
-    job_wins: bool  # the job's priority is higher: its paths are used
-    pairs: int  # how many of the job's pairs the policy covers
-
-
-@dataclass(frozen=True)
-class JobView:
-    job: Job  # as stored, with its version
-    pairs: tuple[JobPairView, ...]  # in rank order (Job.flow_pairs)
-    conflicts: tuple[JobConflictView, ...] = ()
-    max_utilization: float = 0.0  # highest utilization of a link the job uses
-
-
-@dataclass(frozen=True)
-class ApplyJobResult:
-    job: Job  # as stored (new version), or as it would be (dry run)
-    created: bool
-    dry_run: bool
-    pairs: tuple[JobPairView, ...]  # the placement made (or that would be)
-    pairs_moved: int  # pairs of a replaced job that changed path
-    max_utilization: float
-    changes: tuple[str, ...] = ()  # human-readable list of what changed / would change
 
 
 @runtime_checkable

@@ -21,14 +21,15 @@ from controller.app.publisher import Publisher
 from controller.concurrency.eventbus import EventBus
 from controller.concurrency.mailbox import Mailbox
 from controller.engine.engine import EngineConfig, FabricEngine
-from controller.engine.hoststore import load_hosts
 from controller.observability.metrics import FabricMetrics
 from controller.policy.parse import load_policy_dir
-from controller.policy.sqlite_store import SqlitePolicyStore
-from controller.policy.store import PolicyStore
+from controller.store.documents import DocumentStore
+from controller.store.hosts import HostView
+from controller.store.policies import PolicyView
+from controller.store.statedir import StateDir, open_state_dir
 from controller.telemetry import CapacityConfig
 
-__all__ = ["HubContext", "Assembly", "assemble", "engine_config"]
+__all__ = ["HubContext", "Assembly", "assemble", "engine_config", "seed_policies"]
 
 log = logging.getLogger("fabricd")
 
@@ -50,7 +51,7 @@ class Assembly:
     config: FabricdConfig
     clock: Clock
     metrics: FabricMetrics
-    store: PolicyStore
+    state: StateDir
     engine: FabricEngine
     publisher: Publisher
     mailbox: Mailbox
@@ -62,7 +63,7 @@ class Assembly:
 
     def close(self) -> None:
         self.mailbox.close()
-        self.store.close()
+        self.state.close()
 
 
 def engine_config(config: FabricdConfig) -> EngineConfig:
@@ -88,44 +89,35 @@ def engine_config(config: FabricdConfig) -> EngineConfig:
 
 
 def assemble(config: FabricdConfig, *, metrics: FabricMetrics | None = None) -> Assembly:
-    """Every part, wired. Raises ValueError (one line) for a bad state dir or store."""
+    """Every part, wired. Raises StoreError (one line) for a locked, damaged or foreign
+    state directory, ValueError (one line) for bad default policy files."""
     clock = Clock()
     metrics = metrics or FabricMetrics()
-    state_dir = Path(config.state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    hosts_file = state_dir / "hosts.json"
-    store = open_store(state_dir / "policies.db", Path(config.policies))
+    state = open_state_dir(config.state_dir)
     try:
+        seed_policies(state.store, Path(config.policies))
         engine = FabricEngine(
-            engine_config(config),
-            store=store,
-            metrics=metrics,
-            now=clock.mono(),
-            hosts=load_hosts(hosts_file),
+            engine_config(config), store=state.store, metrics=metrics, now=clock.mono()
         )
         publisher = Publisher(
-            engine, bus=EventBus(), metrics=metrics, clock=clock, hosts_file=hosts_file
+            engine, bus=EventBus(), metrics=metrics, clock=clock, hosts=HostView(state.store)
         )
         mailbox = Mailbox()
     except BaseException:
-        store.close()
+        state.close()
         raise
     facade = EngineFacade(
         engine=engine, hub=mailbox, publisher=publisher, mono=clock.mono, metrics=metrics
     )
-    return Assembly(config, clock, metrics, store, engine, publisher, mailbox, facade)
+    return Assembly(config, clock, metrics, state, engine, publisher, mailbox, facade)
 
 
-def open_store(path: Path, defaults_dir: Path) -> SqlitePolicyStore:
-    """The policy store; a new one is seeded from the default policy files."""
-    store = SqlitePolicyStore(path)
-    try:
-        if not store.list():
-            defaults = load_policy_dir(defaults_dir) if defaults_dir.is_dir() else []
-            if not defaults:
-                log.warning("no default policies in %s: all traffic uses hash ECMP", defaults_dir)
-            store.seed_if_empty(defaults)
-    except BaseException:
-        store.close()
-        raise
-    return store
+def seed_policies(store: DocumentStore, defaults_dir: Path) -> None:
+    """A store never written starts with the default policy files."""
+    policies = PolicyView(store)
+    if store.revision() > 0:
+        return  # the store has history: its content wins, even if everything was deleted
+    defaults = load_policy_dir(defaults_dir) if defaults_dir.is_dir() else []
+    if not defaults:
+        log.warning("no default policies in %s: all traffic uses hash ECMP", defaults_dir)
+    policies.seed_if_empty(defaults)

@@ -164,9 +164,11 @@ def run(cfg: FabricdConfig, stop: StopSignal) -> int:
         (cfg.metrics_listen, "metrics"),
     ):
         _check_listen(addr, what)
+    from controller.store.documents import StoreError
+
     try:
         assembly = assemble(cfg)
-    except ValueError as exc:
+    except (ValueError, StoreError) as exc:
         raise ConfigError(str(exc)) from None
     api = metrics_server = south = None
     try:

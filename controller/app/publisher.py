@@ -14,17 +14,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from controller.app.clock import Clock
 from controller.concurrency.eventbus import EventBus
 from controller.engine.engine import FabricEngine
-from controller.engine.hoststore import save_hosts
 from controller.engine.outputs import EngineOutput, EventKind
 from controller.engine.snapshot import build_topology_view
 from controller.engine.views import FlowView, TopologyView
+from controller.errors import FabricError
 from controller.observability.metrics import FabricMetrics
 from controller.policy.model import Policy
+from controller.store.hosts import HostView
 from controller.telemetry import PortCounters
 
 __all__ = ["Publisher", "Views"]
@@ -47,13 +47,13 @@ class Publisher:
         bus: EventBus,
         metrics: FabricMetrics,
         clock: Clock,
-        hosts_file: Path | None = None,
+        hosts: HostView | None = None,
     ) -> None:
         self.engine = engine
         self.bus = bus
         self.metrics = metrics
         self.clock = clock
-        self.hosts_file = hosts_file
+        self.hosts = hosts
         self.views = Views()
         self.ready = False
         self.publications = 0  # how many times views were rebuilt (for tests and logs)
@@ -126,13 +126,13 @@ class Publisher:
 
     def _save_hosts(self) -> None:
         net = self.engine.net
-        if not net.hosts_changed or self.hosts_file is None:
+        if not net.hosts_changed or self.hosts is None:
             return
         net.hosts_changed = False
         try:
-            save_hosts(self.hosts_file, list(net.topo.hosts.values()))
-        except OSError as exc:
-            log.error("cannot save learned hosts to %s: %s", self.hosts_file, exc)
+            self.hosts.sync(list(net.topo.hosts.values()))
+        except FabricError as exc:  # the store is down: hosts are learned again anyway
+            log.error("cannot save learned hosts: %s", exc)
 
     def _port_counters(self) -> Iterable[tuple[str, int, PortCounters]]:
         topo = self.engine.net.topo

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 from controller.engine.connectivity import Connectivity
 from controller.engine.explain import explain_path
+from controller.engine.jobs import JobManager
 from controller.engine.monitor import LinkMonitor
 from controller.engine.outputs import EngineOutput, EventKind, Notice
 from controller.engine.placement import FlowPlacer
 from controller.engine.policies import PolicyManager, traps_for
-from controller.engine.views import ApplyResult, DrainResult, PathExplanation
+from controller.engine.views import ApplyJobResult, ApplyResult, DrainResult, PathExplanation
 from controller.errors import NotFound
 from controller.fabric.model import FiveTuple, LinkId
 from controller.flowprog.plan import Program
+from controller.jobs.model import Job
 from controller.policy.model import Policy
+from controller.store.drains import Drain, DrainView
 from controller.telemetry import parse_link_ref
 
 __all__ = ["NorthboundCommands"]
@@ -31,6 +34,8 @@ class NorthboundCommands:
     monitor: LinkMonitor
     policies: PolicyManager
     placer: FlowPlacer
+    jobs: JobManager
+    drains: DrainView
 
     def install_policies(self, *, now: float) -> Program:
         """Make default forwarding follow the current policy book (one recomputation)."""
@@ -87,17 +92,30 @@ class NorthboundCommands:
     def drain(self, ref: str, *, drained: bool, now: float) -> tuple[DrainResult, EngineOutput]:
         links = self._links_for(ref)
         topo = self.net.topo
+        # Durable first: a drain the store refused is not applied.
+        self.drains.set_drained([Drain(lid, topo.link_name(lid)) for lid in links], drained=drained)
         out = EngineOutput()
         out.add_program(self.net.set_drained(links, drained, now=now))
         moves = (
             self.placer.drain(links, now=now) if drained else self.placer.undrain(links, now=now)
         )
         out.merge(moves)
+        out.merge(self.jobs.on_links(links, now=now, reason="drain" if drained else "undrain"))
         kind = EventKind.LINK_DRAINED if drained else EventKind.LINK_UNDRAINED
         names = tuple(topo.link_name(lid) for lid in links)
         out.notices += [Notice(kind, name) for name in names]
         moved = sum(1 for n in moves.notices if n.kind is EventKind.FLOW_REROUTED)
         return DrainResult(links=names, flows_moved=moved), out
+
+    def apply_job(
+        self, job: Job, *, dry_run: bool, expected_version: int | None, now: float
+    ) -> tuple[ApplyJobResult, EngineOutput]:
+        return self.jobs.apply(job, dry_run=dry_run, expected_version=expected_version, now=now)
+
+    def delete_job(
+        self, name: str, *, expected_version: int | None, now: float
+    ) -> tuple[int, EngineOutput]:
+        return self.jobs.delete(name, expected_version=expected_version, now=now)
 
     def explain(self, ft: FiveTuple, *, dscp: int, now: float) -> PathExplanation:
         return explain_path(self.net.topo, self.policies.book, self.placer, ft, dscp=dscp, now=now)

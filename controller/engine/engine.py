@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from controller.engine.commands import NorthboundCommands
 from controller.engine.connectivity import Connectivity, ConnectivityConfig, LldpProbe
 from controller.engine.inputs import FlowStat, SwitchError
+from controller.engine.jobs import JOB_DONE, JobManager
 from controller.engine.monitor import LinkMonitor
 from controller.engine.outputs import EngineOutput, EventKind, Notice, PacketOut, TablePart
 from controller.engine.placement import FlowPlacer, FlowSample
@@ -32,11 +32,15 @@ from controller.engine.polling import StatsPolls
 from controller.engine.tablesync import SyncedSwitch, TableSync
 from controller.fabric import frames
 from controller.fabric.lldp_auth import LldpSigner
-from controller.fabric.model import FiveTuple, Host, Port, PortRef
+from controller.fabric.model import FiveTuple, Port, PortRef
 from controller.flowprog.entries import Cookie, CookieKind, GroupEntry, MeterEntry
 from controller.flowprog.plan import Program
 from controller.observability.metrics import FabricMetrics
-from controller.policy.store import PolicyStore
+from controller.store.documents import DocumentStore
+from controller.store.drains import DrainView
+from controller.store.hosts import HostView
+from controller.store.jobs import JobStore, PlanStore
+from controller.store.policies import PolicyView
 from controller.te.engineer import TrafficEngineer
 from controller.telemetry import CapacityConfig, CongestionEvent, PortCounters
 
@@ -79,16 +83,19 @@ class FabricEngine(NorthboundCommands):
         self,
         config: EngineConfig,
         *,
-        store: PolicyStore,
+        store: DocumentStore,
         metrics: FabricMetrics,
         now: float,
-        hosts: Iterable[Host] = (),
         lldp_key: bytes | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics
+        self.store = store
+        self.drains = DrainView(store)
         self.net = Connectivity(config.connectivity())
-        self.net.restore_hosts(hosts)
+        self.net.restore_hosts(HostView(store).list())
+        for lid in self.drains.links():  # operators' drains outlive a restart
+            self.net.topo.set_drained(lid, True)
         self.monitor = LinkMonitor(
             capacity=config.capacity,
             alpha=config.ewma_alpha,
@@ -96,7 +103,7 @@ class FabricEngine(NorthboundCommands):
             clear_threshold=config.clear_threshold,
             samples=config.congestion_samples,
         )
-        self.policies = PolicyManager(store)
+        self.policies = PolicyManager(PolicyView(store))
         self.placer = FlowPlacer(
             self.net,
             self.monitor,
@@ -110,6 +117,15 @@ class FabricEngine(NorthboundCommands):
             setup_budget=config.flow_setup_budget,
             default_rebalance_s=config.rebalance_period_s,
             failover_groups=config.failover_groups,
+        )
+        self.jobs = JobManager(
+            self.net,
+            jobs=JobStore(store),
+            plans=PlanStore(store),
+            book=lambda: self.policies.book,
+            view=self.placer.view,
+            link_capacity_bps=config.default_demand_bps,
+            failover=config.failover_groups,
         )
         self.sync = TableSync(timeout_s=config.sync_timeout_s)
         self.polls = StatsPolls(interval=config.poll_interval_s, rng=random.Random(config.seed))
@@ -261,6 +277,8 @@ class FabricEngine(NorthboundCommands):
                 self.metrics.flow_setup_seconds.observe(now - program.created_at)
         if program.done_key is None:
             return EngineOutput()
+        if program.done_key[0] == JOB_DONE:
+            return EngineOutput(notices=self.jobs.confirmed(program.done_key))
         return EngineOutput(packets=self.placer.program_done(program.done_key))
 
     # ------------------------------------------------------------ statistics
@@ -277,6 +295,9 @@ class FabricEngine(NorthboundCommands):
         if rtt is not None:
             self.metrics.observe_stats_request("port", rtt)
         out = self.placer.on_congestion(events, now=now)
+        hot = [ev.link for ev in events if ev.congested]
+        if hot and len(self.jobs):
+            out.merge(self.jobs.on_links(hot, now=now, reason="congestion"))
         out.notices += [self._congestion_notice(ev) for ev in events]
         return self._settle(out, now)
 

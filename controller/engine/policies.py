@@ -19,8 +19,8 @@ from controller.flowprog.forwarding import PRIO_TRAP_BASE, ClassTrap
 from controller.policy.book import PolicyBook
 from controller.policy.model import Policy
 from controller.policy.overlap import check_conflicts
-from controller.policy.store import PolicyStore
 from controller.policy.validate import validate_policy
+from controller.store.policies import PolicyStore
 
 __all__ = ["PolicyManager", "TopologyNames", "traps_for"]
 

@@ -77,6 +77,7 @@ class CookieKind(enum.IntEnum):
     HOST_ROUTE = 2  # per-destination forwarding
     CLASS_TRAP = 3  # first packet of a policy-governed flow to the controller
     FLOW = 4  # exact rules of one placed flow
+    JOB = 5  # pair rules of a declared job (flow id: the job's id, generation: its plan)
 
 
 COOKIE_TAG = 0xFA  # top byte of every cookie this controller writes

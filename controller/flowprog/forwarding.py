@@ -38,6 +38,7 @@ __all__ = [
     "PRIO_LLDP",
     "PRIO_ARP",
     "PRIO_FLOW",
+    "PRIO_JOB",
     "PRIO_TRAP_BASE",
     "PRIO_HOST",
     "PRIO_MCAST_DROP",
@@ -53,6 +54,7 @@ __all__ = [
 PRIO_LLDP = 60000
 PRIO_ARP = 59000
 PRIO_FLOW = 40000  # exact per-flow rules of placed flows
+PRIO_JOB = 35000  # pair rules of declared jobs: above every class trap, so no packet-in
 PRIO_TRAP_BASE = 30000  # + rank of the policy (higher policy priority, higher rank)
 PRIO_HOST = 20000
 PRIO_MCAST_DROP = 100

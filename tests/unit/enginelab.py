@@ -39,7 +39,10 @@ from controller.fabric.model import Dpid, Host, LinkId, Port, PortRef
 from controller.flowprog.entries import Cookie, CookieKind
 from controller.observability.metrics import FabricMetrics
 from controller.policy.model import Policy
-from controller.policy.store import MemoryPolicyStore, PolicyStore
+from controller.store.documents import DocumentStore
+from controller.store.hosts import HostView
+from controller.store.memory import MemoryStore
+from controller.store.policies import PolicyView
 from controller.telemetry import PortCounters
 
 __all__ = ["LabHost", "SentProbe", "EngineLab", "BASE_COOKIE", "TRAP_COOKIE", "arp_frame"]
@@ -79,11 +82,12 @@ class EngineLab:
         names: Mapping[str, str] | None = None,
         config: EngineConfig | None = None,
         policies: tuple[Policy, ...] = (),
-        store: PolicyStore | None = None,
+        store: DocumentStore | None = None,
     ) -> None:
         self.fabric = fabric
         self.now = 1.0
-        self.store = store if store is not None else MemoryPolicyStore(policies)
+        self.store = store if store is not None else MemoryStore()
+        PolicyView(self.store).seed_if_empty(policies)
         self.config = config or EngineConfig()
         self.restart()
         rename = names or {}
@@ -123,10 +127,12 @@ class EngineLab:
         self._after_lldp: Callable[[LinkId], None] | None = None
 
     def restart(self, *, hosts: Iterable[Host] = ()) -> None:
-        """A new engine (a restarted controller) on the same store and switches."""
+        """A new engine (a restarted controller) on the same store and switches;
+        ``hosts`` are what the previous one saved."""
+        HostView(self.store).sync(list(hosts))
         self.metrics = FabricMetrics(CollectorRegistry())
         self.engine = FabricEngine(
-            self.config, store=self.store, metrics=self.metrics, now=self.now, hosts=hosts
+            self.config, store=self.store, metrics=self.metrics, now=self.now
         )
         self.net = self.engine.net
 

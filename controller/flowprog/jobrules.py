@@ -1,0 +1,107 @@
+"""Compile the placed pairs of a declared job into per-switch rules.
+
+A job's pair (source host, destination host, the job's transport) gets the
+same match on every switch of its path: IPv4 source and destination, the
+protocol and the destination ports (one match per port prefix). Every flow of
+the pair (RoCE queue pairs, NCCL channels) follows the pair's path. The
+ingress switch forwards through a FAST_FAILOVER group when another uplink
+towards the egress exists, so a failed uplink is repaired in the switch
+before the job is re-solved. Rules sit at ``PRIO_JOB``: above every class
+trap, so a job's packets never reach the controller; below per-flow rules.
+All entries carry the job's cookie (job id + plan generation). This module
+decides nothing: paths come from the joint solver.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from controller.fabric.model import Dpid, Path, PortNo
+from controller.flowprog.classmatch import of_matches
+from controller.flowprog.entries import (
+    Action,
+    Cookie,
+    CookieKind,
+    FlowEntry,
+    GroupAction,
+    GroupEntry,
+    Match,
+    Output,
+)
+from controller.flowprog.forwarding import PRIO_JOB
+from controller.flowprog.groups import failover_group
+from controller.flowprog.tables import OwnerNeeds
+from controller.policy.model import FlowMatch
+
+__all__ = ["PairRoute", "job_id", "job_cookie", "pair_matches", "compile_job"]
+
+
+@dataclass(frozen=True)
+class PairRoute:
+    """One placed pair: its hosts, its path and where it leaves the fabric."""
+
+    src_ip: str
+    dst_ip: str
+    path: Path
+    egress_port: PortNo
+    backup_ports: tuple[PortNo, ...] = ()  # the ingress switch's other ports towards the egress
+
+
+def job_id(name: str) -> int:
+    """A stable 32-bit id for a job name (the flow-id field of its cookies)."""
+    return zlib.crc32(name.encode()) or 1
+
+
+def job_cookie(name: str, generation: int) -> int:
+    return Cookie(CookieKind.JOB, job_id(name), generation & 0xFFFF).encode()
+
+
+def pair_matches(transport: FlowMatch, src_ip: str, dst_ip: str) -> list[Match]:
+    """The OpenFlow matches of one pair's traffic (one per destination-port prefix)."""
+    pair = FlowMatch(
+        ip_proto=transport.ip_proto,
+        dst_ports=transport.dst_ports,
+        src_hosts=(ipaddress.IPv4Network(f"{src_ip}/32"),),
+        dst_hosts=(ipaddress.IPv4Network(f"{dst_ip}/32"),),
+    )
+    return of_matches(pair)
+
+
+def compile_job(
+    routes: Iterable[PairRoute],
+    *,
+    transport: FlowMatch,
+    cookie: int,
+    failover: bool = True,
+) -> tuple[OwnerNeeds, tuple[Dpid, ...]]:
+    """Rules for every placed pair; returns the needs and an egress-first switch order."""
+    flows: dict[Dpid, list[FlowEntry]] = defaultdict(list)
+    groups: dict[Dpid, dict[int, GroupEntry]] = defaultdict(dict)
+    egress_rank: dict[Dpid, int] = {}
+    for route in routes:
+        matches = pair_matches(transport, route.src_ip, route.dst_ip)
+        switches = route.path.switches
+        for hop, dpid in enumerate(switches):
+            last = hop == len(switches) - 1
+            out = route.egress_port if last else route.path.links[hop].src.port
+            action: Action = Output(out)
+            ingress = hop == 0
+            if ingress and not last and failover:
+                backup = next((p for p in route.backup_ports if p != out), None)
+                if backup is not None:
+                    group = failover_group(out, backup)
+                    groups[dpid][group.group_id] = group
+                    action = GroupAction(group.group_id)
+            flows[dpid] += [
+                FlowEntry(PRIO_JOB, match, (action,), cookie, ingress=ingress) for match in matches
+            ]
+            # Switches nearer the egress first: the build phase goes downstream first.
+            rank = len(switches) - 1 - hop
+            egress_rank[dpid] = min(egress_rank.get(dpid, rank), rank)
+    order = tuple(sorted(egress_rank, key=lambda d: (egress_rank[d], d)))
+    needs = OwnerNeeds.build(flows=flows, groups={d: g.values() for d, g in groups.items()})
+    return needs, order
