@@ -142,8 +142,10 @@ def _flows(job: Any) -> int:
 def render_apply_job(resp: Any) -> str:
     verb = "would be" if resp.dry_run else "is"
     action = "created" if resp.created else "replaced"
+    # A dry run stores nothing, so it has no new version to show.
+    version = "" if resp.dry_run else f" (version {resp.job.version})"
     head = (
-        f"job {resp.job.name} {verb} {action} (version {resp.job.version}); "
+        f"job {resp.job.name} {verb} {action}{version}; "
         f"pairs placed: {resp.pairs_placed}/{resp.pairs_total}, moved: {resp.pairs_moved}; "
         f"peak link utilization {resp.max_utilization:.0%}"
     )

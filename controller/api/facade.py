@@ -13,14 +13,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
-from controller.concurrency.eventbus import EventBus
+from controller.concurrency.eventbus import EventBus, Subscription
 from controller.concurrency.mailbox import MailboxTimeout
 from controller.engine.engine import FabricEngine
-from controller.engine.outputs import EngineOutput
+from controller.engine.outputs import EngineOutput, EventKind
 from controller.engine.views import (
+    ApplyJobResult,
     ApplyResult,
     DrainResult,
     FlowView,
+    JobView,
     LinkView,
     PathExplanation,
     TopologyView,
@@ -30,9 +32,11 @@ from controller.errors import (
     FabricError,
     InvalidArgument,
     NotFound,
+    Unavailable,
     VersionConflict,
 )
 from controller.fabric.model import FiveTuple
+from controller.jobs.model import Job
 from controller.observability.metrics import FabricMetrics
 from controller.policy.model import Policy
 
@@ -121,6 +125,9 @@ class Views(Protocol):
 
     @property
     def policies(self) -> tuple[Policy, ...]: ...
+
+    @property
+    def jobs(self) -> tuple[JobView, ...]: ...
 
 
 class PublishedViews(Protocol):
@@ -240,6 +247,66 @@ class EngineFacade:
     def undrain_link(self, link: str, *, timeout: float | None = None) -> DrainResult:
         engine, mono = self._engine, self._mono
         return self._write(lambda: engine.drain(link, drained=False, now=mono()), timeout)
+
+    # -------------------------------------------------------------- jobs
+    def list_jobs(self) -> list[Job]:
+        return sorted((v.job for v in self._publisher.views.jobs), key=lambda j: j.name)
+
+    def get_job(self, name: str) -> JobView:
+        for view in self._publisher.views.jobs:
+            if view.job.name == name:
+                return view
+        raise NotFound("job", name)
+
+    def apply_job(
+        self,
+        job: Job,
+        *,
+        dry_run: bool = False,
+        expected_version: int | None = None,
+        timeout: float | None = None,
+    ) -> ApplyJobResult:
+        """Returns once the switches confirmed the job's rules (not only queued them)."""
+        engine, mono = self._engine, self._mono
+        limit = self._write_timeout_s if timeout is None else timeout
+        started = mono()
+        kinds = frozenset({EventKind.JOB_PLACED, EventKind.JOB_REPLACED})
+        with self._publisher.bus.subscribe(kinds=kinds, max_queue=4096) as sub:
+            result: ApplyJobResult = self._write(
+                lambda: engine.apply_job(
+                    job, dry_run=dry_run, expected_version=expected_version, now=mono()
+                ),
+                timeout,
+            )
+            if not dry_run:
+                self._await_placed(sub, result.job, deadline=started + limit)
+        return result
+
+    def _await_placed(self, sub: Subscription, job: Job, *, deadline: float) -> None:
+        version = str(job.version)
+        while True:
+            left = deadline - self._mono()
+            if left <= 0:
+                raise Unavailable(
+                    f"job {job.name!r} is stored (version {version}) but its rules were not "
+                    "confirmed by the switches in time; they are still being installed"
+                )
+            record = sub.get(timeout=min(left, 0.5))
+            if (
+                record is not None
+                and record.subject == job.name
+                and dict(record.attributes).get("version") == version
+            ):
+                return
+
+    def delete_job(
+        self, name: str, *, expected_version: int | None = None, timeout: float | None = None
+    ) -> int:
+        engine, mono = self._engine, self._mono
+        return self._write(
+            lambda: engine.delete_job(name, expected_version=expected_version, now=mono()),
+            timeout,
+        )
 
     def explain_path(self, five_tuple: FiveTuple, *, dscp: int = 0) -> PathExplanation:
         engine, mono = self._engine, self._mono

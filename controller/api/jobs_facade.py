@@ -25,14 +25,20 @@ class JobsFacade(Protocol):
     """Jobs over the API. The daemon's facade implements it next to FabricFacade."""
 
     def apply_job(
-        self, job: Job, *, dry_run: bool = False, expected_version: int | None = None
+        self,
+        job: Job,
+        *,
+        dry_run: bool = False,
+        expected_version: int | None = None,
+        timeout: float | None = None,
     ) -> ApplyJobResult:
         """Validate ``job`` (unknown hosts included), place its pairs jointly and store it.
 
         ``expected_version``: None = upsert; 0 = create only (AlreadyExists if
         present); n > 0 = replace only if the stored version is n (VersionConflict).
         Returns once the rules are installed (make-before-break), or with the
-        placement it would get when ``dry_run``.
+        placement it would get when ``dry_run``. ``timeout``: the caller's
+        remaining deadline.
         """
         ...
 
@@ -42,6 +48,8 @@ class JobsFacade(Protocol):
         """Every stored job, sorted by name."""
         ...
 
-    def delete_job(self, name: str, *, expected_version: int | None = None) -> int:
+    def delete_job(
+        self, name: str, *, expected_version: int | None = None, timeout: float | None = None
+    ) -> int:
         """Delete ``name``, remove every rule installed for it, return the deleted version."""
         ...

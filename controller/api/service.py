@@ -205,7 +205,10 @@ class FabricControllerServicer(JobsServicerMixin, fabric_pb2_grpc.FabricControll
                 raise errors.InvalidArgument("expected_version", f"must be >= 0, got {expected}")
             try:
                 result = self._facade.apply_policy(
-                    policy, dry_run=request.dry_run, expected_version=expected
+                    policy,
+                    dry_run=request.dry_run,
+                    expected_version=expected,
+                    timeout=context.time_remaining(),
                 )
             except errors.InvalidArgument as exc:
                 raise _prefixed(exc, "policy.") from None
@@ -221,7 +224,9 @@ class FabricControllerServicer(JobsServicerMixin, fabric_pb2_grpc.FabricControll
                 raise errors.InvalidArgument(
                     "expected_version", f"a stored policy has version >= 1, got {expected}"
                 )
-            deleted = self._facade.delete_policy(request.name, expected_version=expected)
+            deleted = self._facade.delete_policy(
+                request.name, expected_version=expected, timeout=context.time_remaining()
+            )
             return pb.DeletePolicyResponse(deleted_version=deleted)
 
         return self._call(context, "DeletePolicy", run)
@@ -234,14 +239,16 @@ class FabricControllerServicer(JobsServicerMixin, fabric_pb2_grpc.FabricControll
 
     def DrainLink(self, request: Any, context: Any) -> Any:
         def run() -> Any:
-            result = self._facade.drain_link(self._link_request(request))
+            link = self._link_request(request)
+            result = self._facade.drain_link(link, timeout=context.time_remaining())
             return pb.DrainLinkResponse(**convert.drain_result_links(result))
 
         return self._call(context, "DrainLink", run)
 
     def UndrainLink(self, request: Any, context: Any) -> Any:
         def run() -> Any:
-            result = self._facade.undrain_link(self._link_request(request))
+            link = self._link_request(request)
+            result = self._facade.undrain_link(link, timeout=context.time_remaining())
             return pb.UndrainLinkResponse(**convert.drain_result_links(result))
 
         return self._call(context, "UndrainLink", run)

@@ -117,7 +117,12 @@ class JobsServicerMixin:
             job = convert_jobs.job_from_proto(request.job, field="job")
             expected = _expected(request, least=0)
             try:
-                result = jobs.apply_job(job, dry_run=request.dry_run, expected_version=expected)
+                result = jobs.apply_job(
+                    job,
+                    dry_run=request.dry_run,
+                    expected_version=expected,
+                    timeout=context.time_remaining(),
+                )
             except errors.InvalidArgument as exc:
                 raise _in_job(exc) from None
             return convert_jobs.apply_job_result_to_proto(result)
@@ -153,7 +158,9 @@ class JobsServicerMixin:
         def run() -> Any:
             check_name(request.name, field="name")
             expected = _expected(request, least=1)
-            deleted = jobs.delete_job(request.name, expected_version=expected)
+            deleted = jobs.delete_job(
+                request.name, expected_version=expected, timeout=context.time_remaining()
+            )
             return pb.DeleteJobResponse(deleted_version=deleted)
 
         return self._call(context, "DeleteJob", run)

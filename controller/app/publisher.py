@@ -20,7 +20,7 @@ from controller.concurrency.eventbus import EventBus
 from controller.engine.engine import FabricEngine
 from controller.engine.outputs import EngineOutput, EventKind
 from controller.engine.snapshot import build_topology_view
-from controller.engine.views import FlowView, TopologyView
+from controller.engine.views import FlowView, JobView, TopologyView
 from controller.errors import FabricError
 from controller.observability.metrics import FabricMetrics
 from controller.policy.model import Policy
@@ -37,6 +37,7 @@ class Views:
     topology: TopologyView = field(default_factory=TopologyView)
     flows: tuple[FlowView, ...] = ()
     policies: tuple[Policy, ...] = ()
+    jobs: tuple[JobView, ...] = ()
 
 
 class Publisher:
@@ -100,7 +101,10 @@ class Publisher:
             topo, loads=monitor.loads(topo), congested=monitor.congested(), known_down=down
         )
         self.views = Views(
-            topology=view, flows=self._flow_views(), policies=engine.policies.book.all()
+            topology=view,
+            flows=self._flow_views(),
+            policies=engine.policies.book.all(),
+            jobs=tuple(engine.jobs.view_of(job.name) for job in engine.jobs.jobs()),
         )
         self.publications += 1
         self._sync_metrics(view)

@@ -12,7 +12,7 @@ LLDP has not arrived yet can never be mistaken for a host port.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 
 from controller.engine.outputs import EngineOutput, EventKind, Notice, PacketOut
@@ -28,17 +28,18 @@ from controller.fabric.events import (
     SwitchUp,
 )
 from controller.fabric.frames import build_arp_reply
-from controller.fabric.model import Dpid, Host, LinkId, Port, PortRef
+from controller.fabric.model import Dpid, Host, LinkId, Port, PortNo, PortRef
 from controller.fabric.topology import Topology
 from controller.flowprog.forwarding import (
     ClassTrap,
     ForwardingInputs,
     compile_forwarding,
+    compile_traps,
     host_route_key,
 )
 from controller.flowprog.plan import Phase, Program
 from controller.flowprog.programmer import Programmer
-from controller.flowprog.tables import SwitchTable
+from controller.flowprog.tables import OwnerNeeds, SwitchTable
 from controller.policy.model import Policy, Strategy
 
 __all__ = ["ConnectivityConfig", "Connectivity", "FabricListener", "LldpProbe"]
@@ -74,6 +75,8 @@ class Connectivity:
         self.topo = Topology()
         self.prog = Programmer(warmup_s=self.config.warmup_s)
         self.traps: tuple[ClassTrap, ...] = ()
+        # Per switch: the (edge ports, traps) its trap entries were compiled for.
+        self._trap_inputs: dict[Dpid, tuple[tuple[PortNo, ...], tuple[ClassTrap, ...]]] = {}
         self.catch_all: Policy | None = None
         self.listeners: list[FabricListener] = []
         self.hosts_changed = False  # set when the host table changed (for persistence)
@@ -287,22 +290,35 @@ class Connectivity:
         return self.refresh_forwarding(now=now, reason="drain" if drained else "undrain")
 
     def refresh_forwarding(self, *, now: float, reason: str) -> Program:
-        """Recompute every switch's default forwarding; program only the differences."""
+        """Recompute default forwarding; program only the differences.
+
+        Host routes follow every topology change; a switch's class traps are
+        compiled again only when the traps or its edge ports changed (a policy
+        book can hold thousands of trap matches per edge port).
+        """
+        switches = sorted(self.topo.switches)
         inputs = ForwardingInputs(
-            switches=sorted(self.topo.switches),
+            switches=switches,
             links=sorted(self.topo.links),
             hosts=sorted(self.topo.hosts.values(), key=lambda h: h.mac),
             edge_ports=self.topo.edge_ports,
             drained=frozenset(self.topo.drained),
-            traps=self.traps,
             single_path=self._catch_all_strategy() is Strategy.SHORTEST,
             neighbour_weight=self._neighbour_weight(),
             packet_in_pps=self.config.packet_in_pps,
         )
-        needs = compile_forwarding(inputs)
-        return self.prog.set_owners(
-            {("fwd", dpid): need for dpid, need in needs.items()}, now=now, reason=reason
-        )
+        updates: dict[Hashable, OwnerNeeds] = {
+            ("fwd", dpid): need for dpid, need in compile_forwarding(inputs).items()
+        }
+        metered = self.config.packet_in_pps > 0
+        for dpid in switches:
+            ports = tuple(self.topo.edge_ports(dpid))
+            key = (ports, self.traps)
+            if self._trap_inputs.get(dpid) != key:
+                self._trap_inputs[dpid] = key
+                entries = compile_traps(ports, self.traps, metered=metered)
+                updates[("trap", dpid)] = OwnerNeeds.build(flows={dpid: entries})
+        return self.prog.set_owners(updates, now=now, reason=reason)
 
     def _catch_all_strategy(self) -> Strategy:
         return self.catch_all.strategy if self.catch_all else Strategy.ECMP

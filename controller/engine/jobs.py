@@ -122,7 +122,9 @@ class JobManager:
         moved = sum(1 for key in plan.moved if key in previous)
         if dry_run:
             shown = replace(job, version=old.job.version if old else 0)
-            views = pair_views(shown, paths, notes, self.net.topo, self.link_capacity_bps)
+            views = pair_views(  # "placed" in a dry run: would be placed
+                shown, paths, notes, self.net.topo, self.link_capacity_bps, confirmed=True
+            )
             result = ApplyJobResult(
                 shown, old is None, True, views, moved, plan.max_utilization, _changes(old, job)
             )
@@ -133,7 +135,10 @@ class JobManager:
         self._jobs[stored.name] = placed
         self._by_id[job_id(stored.name)] = stored.name
         out = self._install(placed, now=now, reason="job")
-        views = pair_views(stored, paths, notes, self.net.topo, self.link_capacity_bps)
+        # The facade answers only once the switches confirmed these rules.
+        views = pair_views(
+            stored, paths, notes, self.net.topo, self.link_capacity_bps, confirmed=True
+        )
         result = ApplyJobResult(
             stored, old is None, False, views, moved, plan.max_utilization, _changes(old, job)
         )

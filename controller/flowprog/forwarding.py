@@ -48,6 +48,7 @@ __all__ = [
     "ForwardingInputs",
     "compile_forwarding",
     "base_entries",
+    "compile_traps",
     "host_route_key",
 ]
 
@@ -127,14 +128,8 @@ def compile_forwarding(inp: ForwardingInputs) -> dict[Dpid, OwnerNeeds]:
                 groups[dpid][group.group_id] = group
             flows[dpid] += [_host_entry(host, (action,)) for host in hosts]
 
-    meter = PACKET_IN_METER if metered else None
     for dpid in inp.switches:
-        for port in inp.edge_ports(dpid):
-            for trap in inp.traps:
-                match = Match.of(in_port=port, **trap.match.as_dict())
-                flows[dpid].append(
-                    FlowEntry(trap.priority, match, (ToController(),), _TRAP, meter_id=meter)
-                )
+        flows[dpid] += compile_traps(inp.edge_ports(dpid), inp.traps, metered=metered)
     meters = (
         {
             d: (MeterEntry(PACKET_IN_METER, inp.packet_in_pps, inp.packet_in_pps // 2),)
@@ -151,6 +146,21 @@ def compile_forwarding(inp: ForwardingInputs) -> dict[Dpid, OwnerNeeds]:
         )
         for dpid in inp.switches
     }
+
+
+def compile_traps(
+    edge_ports: Sequence[PortNo], traps: Sequence[ClassTrap], *, metered: bool
+) -> list[FlowEntry]:
+    """One switch's class traps: each trap on each of its edge ports (never fabric ports)."""
+    meter = PACKET_IN_METER if metered else None
+    entries = []
+    for port in edge_ports:
+        for trap in traps:
+            match = Match.of(in_port=port, **trap.match.as_dict())
+            entries.append(
+                FlowEntry(trap.priority, match, (ToController(),), _TRAP, meter_id=meter)
+            )
+    return entries
 
 
 def host_route_key(mac: str) -> EntryKey:

@@ -1,6 +1,7 @@
-"""Fixtures shared by the API tests: a fake facade and an in-process server over it.
+"""Fixtures shared by the API tests: the real controller on a fake fabric, served over gRPC.
 
-Test modules may still define their own ``fake`` or ``server``; those win.
+``api`` is an :class:`apilab.ApiLab` (engine, publisher and facade of the
+daemon); ``server`` serves it on a free loopback port; ``client`` talks to it.
 """
 
 from __future__ import annotations
@@ -8,17 +9,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from api_fakes import FakeFacade, running_server
+from apilab import ApiLab, running_server
 
+from controller.api.client import FabricClient
 from controller.api.server import ApiServer
 
 
 @pytest.fixture
-def fake() -> FakeFacade:
-    return FakeFacade()
+def api() -> ApiLab:
+    return ApiLab()
 
 
 @pytest.fixture
-def server(fake: FakeFacade) -> Iterator[ApiServer]:
-    with running_server(fake) as srv:
+def server(api: ApiLab) -> Iterator[ApiServer]:
+    with running_server(api.facade) as srv:
         yield srv
+
+
+@pytest.fixture
+def client(server: ApiServer) -> Iterator[FabricClient]:
+    with FabricClient(server.address, timeout=5.0) as c:
+        yield c

@@ -125,6 +125,7 @@ class EngineLab:
         self.flow_bytes: dict[int, int] = {}  # cookie -> byte count in flow-stats replies
         self.answer_stats = True  # False: the switches ignore statistics requests
         self._after_lldp: Callable[[LinkId], None] | None = None
+        self.on_output: Callable[[EngineOutput], None] | None = None  # sees every output once
 
     def restart(self, *, hosts: Iterable[Host] = ()) -> None:
         """A new engine (a restarted controller) on the same store and switches;
@@ -147,6 +148,8 @@ class EngineLab:
         """Do what the engine asked, as the shim and the switches would; returns
         everything that happened as one output (the engine's answers included)."""
         self.outputs.append(out)
+        if self.on_output is not None:
+            self.on_output(out)
         total = EngineOutput().merge(out)
         for dpid, ops in out.immediate:
             if self.engine.is_synced(dpid):

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from api_fakes import FakeFacade, pinned_policy
+from apilab import T0, ApiLab, pinned_policy, roce_policy
 from fabric.v1 import fabric_pb2 as pb
 
 from controller.api import convert
@@ -152,20 +152,25 @@ def test_event_record_to_proto() -> None:
 
 
 def test_views_to_proto() -> None:
-    fake = FakeFacade()
-    topo = convert.topology_to_proto(fake.get_topology())
+    api = ApiLab()
+    api.real.apply_policy(roce_policy())
+    api.place_flow(api.hosts[0], api.hosts[2])
+    api.lab.advance(2.5)
+    api.real.drain_link("leaf1-spine1")
+    topo = convert.topology_to_proto(api.real.get_topology())
     assert [s.name for s in topo.switches] == ["leaf1", "leaf2", "spine1", "spine2"]
-    assert topo.switches[0].dpid == "0000000000000001"
-    assert len(topo.links) == 8 and len(topo.hosts) == 2
+    leaf1 = f"{api.lab.dpid('leaf1'):016x}"
+    assert topo.switches[0].dpid == leaf1
+    assert len(topo.links) == 8 and len(topo.hosts) == 4
     link = topo.links[0]
-    assert link.name == "leaf1/3->spine1/1"
-    assert (link.src_dpid, link.src_port, link.dst_port) == ("0000000000000001", 3, 1)
-    assert link.state == pb.LINK_STATE_UP
-    flow = convert.flow_to_proto(fake.flows[0])
+    assert link.name == "leaf1/1->spine1/1"
+    assert (link.src_dpid, link.src_port, link.dst_port) == (leaf1, 1, 1)
+    assert link.state == pb.LINK_STATE_UP and link.drained
+    flow = convert.flow_to_proto(api.flows[0])
     assert flow.strategy == pb.STRATEGY_LEAST_UTILIZED
-    assert flow.last_move_time.ToMicroseconds() == round((fake.now - 2.5) * 1e6)
-    assert flow.HasField("placed_time")
-    unmoved = convert.flow_to_proto(dataclasses.replace(fake.flows[0], moves=0))
+    assert flow.last_move_time.ToMicroseconds() == round((T0 + api.lab.now) * 1e6)
+    assert flow.placed_time.ToMicroseconds() == round((T0 + api.lab.now - 2.5) * 1e6)
+    unmoved = convert.flow_to_proto(dataclasses.replace(api.flows[0], moves=0))
     assert not unmoved.HasField("last_move_time")
     # A strategy name a newer core might report must not break listing.
     assert convert.strategy_to_proto("something-new") == pb.STRATEGY_UNSPECIFIED

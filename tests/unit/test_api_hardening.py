@@ -10,7 +10,7 @@ from typing import Any
 
 import grpc
 import pytest
-from api_fakes import FakeFacade, running_server
+from apilab import ApiLab, running_server
 from fabric.v1 import fabric_pb2 as pb
 from grpc_health.v1 import health_pb2
 from tlsfiles import self_signed
@@ -60,28 +60,25 @@ def bulky_policy(i: int) -> Policy:
     )
 
 
-def test_a_list_larger_than_the_message_limit_comes_in_pages(
-    fake: FakeFacade, client: FabricClient
-) -> None:
+def test_a_list_larger_than_the_message_limit_comes_in_pages() -> None:
     policy = bulky_policy(0)
     validate_policy(policy)
-    fake.policies = {p.name: p for p in (bulky_policy(i) for i in range(30))}
-    # One request for everything used to be RESOURCE_EXHAUSTED (more than 4 MiB).
-    first, token = client.list_policies_page()
-    assert token and 10 < len(first) < 30
-    assert sum(p.ByteSize() for p in first) < 4 * 1024 * 1024
-    everything = client.list_policies()
-    assert [p.name for p in everything] == sorted(fake.policies)
+    api = ApiLab(policies=tuple(bulky_policy(i) for i in range(30)))  # a store that grew
+    with running_server(api.facade) as srv, FabricClient(srv.address, timeout=10) as client:
+        # One request for everything used to be RESOURCE_EXHAUSTED (more than 4 MiB).
+        first, token = client.list_policies_page()
+        assert token and 10 < len(first) < 30
+        assert sum(p.ByteSize() for p in first) < 4 * 1024 * 1024
+        everything = client.list_policies()
+    assert [p.name for p in everything] == sorted(api.policies)
 
 
-def test_page_size_and_tokens(fake: FakeFacade, client: FabricClient) -> None:
-    fake.policies = {
-        name: Policy(name=name, priority=i, match=(FlowMatch(dscp=(i,)),), version=1)
-        for i, name in enumerate(["e", "a", "d", "b", "c"])
-    }
+def test_page_size_and_tokens(api: ApiLab, client: FabricClient) -> None:
+    for i, name in enumerate(["e", "a", "d", "b", "c"]):
+        api.real.apply_policy(Policy(name=name, priority=i, match=(FlowMatch(dscp=(i,)),)))
     page, token = client.list_policies_page(page_size=2)
     assert [p.name for p in page] == ["a", "b"]
-    del fake.policies["c"]  # removed between pages: the rest is neither repeated nor skipped
+    api.real.delete_policy("c")  # removed between pages: the rest is neither repeated nor skipped
     page, token = client.list_policies_page(page_size=2, page_token=token)
     assert ([p.name for p in page], token) == (["d", "e"], "")  # nothing after e: complete
     assert [p.name for p in client.list_policies(page_size=1)] == ["a", "b", "d", "e"]
@@ -122,12 +119,12 @@ def test_paginate_is_pure_and_bounded() -> None:
 # --------------------------------------------------------------------------- names
 
 
-def test_a_megabyte_name_is_told_the_real_limit(client: FabricClient, fake: FakeFacade) -> None:
+def test_a_megabyte_name_is_told_the_real_limit(client: FabricClient, api: ApiLab) -> None:
     policy = pb.Policy(name="a" * 1024 * 1024, priority=1, match=[pb.FlowMatch()])
     err = rpc_error(lambda: client.apply_policy(policy))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert err.details() == f"policy.name: must be at most 63 characters, got {1024 * 1024}"
-    assert fake.calls == []
+    assert api.calls == []
 
 
 # --------------------------------------------------------------------------- malformed protobuf
@@ -142,7 +139,7 @@ def raw_call(channel: grpc.Channel, method: str, payload: bytes, **kw: Any) -> A
 
 @pytest.mark.parametrize("method", ["ApplyPolicy", "GetTopology", "ListPolicies"])
 def test_malformed_protobuf_is_invalid_argument_without_a_traceback(
-    server: ApiServer, fake: FakeFacade, caplog: pytest.LogCaptureFixture, method: str
+    server: ApiServer, api: ApiLab, caplog: pytest.LogCaptureFixture, method: str
 ) -> None:
     caplog.set_level(logging.DEBUG)
     with grpc.insecure_channel(server.address) as channel:
@@ -154,17 +151,20 @@ def test_malformed_protobuf_is_invalid_argument_without_a_traceback(
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
         ok = raw_call(channel, "/grpc.health.v1.Health/Check", b"")
         assert health_pb2.HealthCheckResponse.FromString(ok).status == 1
-    assert fake.calls == []
+    assert api.calls == []
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
 
 
 def test_malformed_protobuf_without_token_is_unauthenticated(
-    fake: FakeFacade, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    api: ApiLab, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     token = tmp_path / "token"
     token.write_text("s3cret")
     caplog.set_level(logging.DEBUG)
-    with running_server(fake, token_file=token) as srv, grpc.insecure_channel(srv.address) as ch:
+    with (
+        running_server(api.facade, token_file=token) as srv,
+        grpc.insecure_channel(srv.address) as ch,
+    ):
         method = f"/{SERVICE_NAME}/ApplyPolicy"
         err = rpc_error(lambda: raw_call(ch, method, GARBAGE))
         assert err.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -201,11 +201,11 @@ def pem_pairs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ],
 )
 def test_bad_tls_files_are_named_not_reported_as_address_in_use(
-    fake: FakeFacade, pem_pairs: dict[str, Path], cert: str, key: str, field: str, fragment: str
+    api: ApiLab, pem_pairs: dict[str, Path], cert: str, key: str, field: str, fragment: str
 ) -> None:
     config = ApiServerConfig(listen="127.0.0.1:0", tls_cert=pem_pairs[cert], tls_key=pem_pairs[key])
     with pytest.raises(InvalidArgument) as info:
-        start_api_server(fake, config).stop(grace=0)
+        start_api_server(api, config).stop(grace=0)
     err = info.value
     assert err.field == field and fragment in err.reason, str(err)
     assert "address" not in str(err) and "\n" not in str(err)
@@ -213,4 +213,4 @@ def test_bad_tls_files_are_named_not_reported_as_address_in_use(
     good = ApiServerConfig(
         listen="127.0.0.1:0", tls_cert=pem_pairs["cert_a"], tls_key=pem_pairs["key_a"]
     )
-    start_api_server(fake, good).stop(grace=0)
+    start_api_server(api, good).stop(grace=0)

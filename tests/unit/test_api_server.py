@@ -7,7 +7,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from api_fakes import FakeFacade, running_server
+from apilab import ApiLab, running_server
 from fabric.v1 import fabric_pb2 as pb
 from fabric.v1 import fabric_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -22,8 +22,8 @@ TOKEN = "s3cret-token-of-the-fabric"
 
 
 @pytest.fixture
-def fake() -> FakeFacade:
-    return FakeFacade()
+def api() -> ApiLab:
+    return ApiLab()
 
 
 @pytest.fixture
@@ -41,10 +41,8 @@ def health_status(channel: grpc.Channel, service: str = "") -> int:
 # --------------------------------------------------------------------------- token
 
 
-def test_token_required_but_health_and_reflection_stay_open(
-    fake: FakeFacade, token_file: Path
-) -> None:
-    with running_server(fake, token_file=token_file) as srv:
+def test_token_required_but_health_and_reflection_stay_open(api: ApiLab, token_file: Path) -> None:
+    with running_server(api.facade, token_file=token_file) as srv:
         for token in (None, "wrong", TOKEN + "x"):
             with FabricClient(srv.address, token=token) as c:
                 with pytest.raises(grpc.RpcError) as err:
@@ -54,7 +52,7 @@ def test_token_required_but_health_and_reflection_stay_open(
                 with pytest.raises(grpc.RpcError) as err:
                     next(iter(c.watch_events()))
                 assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
-        assert fake.calls == []
+        assert api.calls == []
         with FabricClient(srv.address, token=TOKEN) as c:
             assert len(c.list_links()) == 8
         with grpc.insecure_channel(srv.address) as channel:
@@ -62,15 +60,15 @@ def test_token_required_but_health_and_reflection_stay_open(
             assert "fabric.v1.FabricController" in list_services(channel)
 
 
-def test_empty_token_file_is_rejected(fake: FakeFacade, tmp_path: Path) -> None:
+def test_empty_token_file_is_rejected(api: ApiLab, tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.write_text("\n")
     with pytest.raises(InvalidArgument) as err:
-        start_api_server(fake, ApiServerConfig(listen="127.0.0.1:0", token_file=empty))
+        start_api_server(api, ApiServerConfig(listen="127.0.0.1:0", token_file=empty))
     assert err.value.field == "grpc_token_file"
     with pytest.raises(InvalidArgument) as err:
         start_api_server(
-            fake, ApiServerConfig(listen="127.0.0.1:0", token_file=tmp_path / "missing")
+            api, ApiServerConfig(listen="127.0.0.1:0", token_file=tmp_path / "missing")
         )
     assert err.value.field == "grpc_token_file" and "cannot read" in err.value.reason
 
@@ -84,9 +82,9 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return self_signed(tmp_path_factory.mktemp("tls"), "test")
 
 
-def test_tls_with_token(fake: FakeFacade, tls_files: tuple[Path, Path], token_file: Path) -> None:
+def test_tls_with_token(api: ApiLab, tls_files: tuple[Path, Path], token_file: Path) -> None:
     cert, key = tls_files
-    with running_server(fake, tls_cert=cert, tls_key=key, token_file=token_file) as srv:
+    with running_server(api.facade, tls_cert=cert, tls_key=key, token_file=token_file) as srv:
         with FabricClient(srv.address, tls_ca=cert, token=TOKEN, timeout=5) as c:
             assert c.get_topology().switches
         with FabricClient(srv.address, tls_ca=cert, timeout=5) as c:
@@ -100,10 +98,10 @@ def test_tls_with_token(fake: FakeFacade, tls_files: tuple[Path, Path], token_fi
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
-def test_tls_needs_cert_and_key(fake: FakeFacade, tls_files: tuple[Path, Path]) -> None:
+def test_tls_needs_cert_and_key(api: ApiLab, tls_files: tuple[Path, Path]) -> None:
     cert, _ = tls_files
     with pytest.raises(InvalidArgument) as err:
-        start_api_server(fake, ApiServerConfig(listen="127.0.0.1:0", tls_cert=cert))
+        start_api_server(api, ApiServerConfig(listen="127.0.0.1:0", tls_cert=cert))
     assert err.value.field == "grpc_tls_key"
 
 
@@ -117,8 +115,8 @@ def list_services(channel: grpc.Channel) -> list[str]:
     return [s.name for s in response.list_services_response.service]
 
 
-def test_health_follows_set_serving(fake: FakeFacade) -> None:
-    with running_server(fake) as srv, grpc.insecure_channel(srv.address) as channel:
+def test_health_follows_set_serving(api: ApiLab) -> None:
+    with running_server(api.facade) as srv, grpc.insecure_channel(srv.address) as channel:
         serving = health_pb2.HealthCheckResponse.SERVING
         assert health_status(channel) == serving
         assert health_status(channel, "fabric.v1.FabricController") == serving
@@ -128,8 +126,8 @@ def test_health_follows_set_serving(fake: FakeFacade) -> None:
         assert health_status(channel, "fabric.v1.FabricController") == serving
 
 
-def test_reflection_lists_services_and_describes_the_api(fake: FakeFacade) -> None:
-    with running_server(fake) as srv, grpc.insecure_channel(srv.address) as channel:
+def test_reflection_lists_services_and_describes_the_api(api: ApiLab) -> None:
+    with running_server(api.facade) as srv, grpc.insecure_channel(srv.address) as channel:
         names = list_services(channel)
         assert {
             "fabric.v1.FabricController",
@@ -155,22 +153,22 @@ def test_reflection_lists_services_and_describes_the_api(fake: FakeFacade) -> No
 
 
 def test_port_zero_binds_a_free_port_and_port_in_use_names_the_address(
-    fake: FakeFacade,
+    api: ApiLab,
 ) -> None:
-    with running_server(fake) as srv:
+    with running_server(api.facade) as srv:
         assert srv.port > 0 and srv.address == f"127.0.0.1:{srv.port}"
         listen = f"127.0.0.1:{srv.port}"
         with pytest.raises(OSError, match=listen):
-            start_api_server(fake, ApiServerConfig(listen=listen))
+            start_api_server(api, ApiServerConfig(listen=listen))
 
 
-def test_port_held_by_another_program_names_the_address(fake: FakeFacade) -> None:
+def test_port_held_by_another_program_names_the_address(api: ApiLab) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         listen = f"127.0.0.1:{holder.getsockname()[1]}"
         with pytest.raises(OSError, match=listen):
-            start_api_server(fake, ApiServerConfig(listen=listen))
+            start_api_server(api, ApiServerConfig(listen=listen))
 
 
 @pytest.mark.parametrize(

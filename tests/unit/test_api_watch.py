@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 import pytest
-from api_fakes import FakeFacade, running_server
+from apilab import ApiLab, running_server
 from fabric.v1 import fabric_pb2 as pb
 
 from controller.api.client import FabricClient
@@ -35,14 +35,14 @@ def take(stream: Any, n: int) -> list[Any]:
     return out
 
 
-def test_live_stream_is_ordered_and_complete(server: ApiServer, fake: FakeFacade) -> None:
+def test_live_stream_is_ordered_and_complete(server: ApiServer, api: ApiLab) -> None:
     with FabricClient(server.address) as client, client.watch_events(live_only=True) as stream:
-        wait_for(lambda: fake.bus.subscriber_count == 1)
+        wait_for(lambda: api.bus.subscriber_count == 1)
         published: list[int] = []
 
         def publish() -> None:
             for i in range(300):
-                rec = fake.bus.publish(
+                rec = api.bus.publish(
                     EventKind.FLOW_REROUTED,
                     f"flow {i}",
                     reason="congestion",
@@ -65,42 +65,48 @@ def test_live_stream_is_ordered_and_complete(server: ApiServer, fake: FakeFacade
     assert first.time.seconds == 1000
 
 
-def test_default_stream_replays_recent_then_goes_live(server: ApiServer, fake: FakeFacade) -> None:
+def test_default_stream_replays_recent_then_goes_live(server: ApiServer, api: ApiLab) -> None:
+    base = api.bus.last_seq  # what the controller published while starting up
+    assert 0 < base < 100
     for i in range(3):
-        fake.publish(EventKind.LINK_DOWN, f"l{i}", reason="port-down")
+        api.publish(EventKind.LINK_DOWN, f"l{i}", reason="port-down")
     with FabricClient(server.address) as client, client.watch_events() as stream:
-        replayed = take(stream, 3)
-        fake.publish(EventKind.LINK_UP, "l0")
+        replayed = take(stream, base + 3)
+        api.publish(EventKind.LINK_UP, "l0")
         (live,) = take(stream, 1)
-    assert [e.seq for e in replayed] == [1, 2, 3]
-    assert live.seq == 4 and live.kind == pb.EVENT_KIND_LINK_UP
+    assert [e.seq for e in replayed] == list(range(1, base + 4))
+    assert [e.subject for e in replayed[-3:]] == ["l0", "l1", "l2"]
+    assert live.seq == base + 4 and live.kind == pb.EVENT_KIND_LINK_UP
 
 
-def test_replay_fills_at_most_half_the_watch_queue(fake: FakeFacade) -> None:
+def test_replay_fills_at_most_half_the_watch_queue(api: ApiLab) -> None:
+    base = api.bus.last_seq
     for i in range(20):
-        fake.publish(EventKind.HOST_LEARNED, f"h{i}")
+        api.publish(EventKind.HOST_LEARNED, f"h{i}")
     with (
-        running_server(fake, watch_queue=8) as srv,
+        running_server(api.facade, watch_queue=8) as srv,
         FabricClient(srv.address) as client,
         client.watch_events() as stream,
     ):
         replayed = take(stream, 4)
-        fake.publish(EventKind.HOST_MOVED, "h0")
+        api.publish(EventKind.HOST_MOVED, "h0")
         (live,) = take(stream, 1)
-    assert [e.seq for e in replayed] == [17, 18, 19, 20]
-    assert live.seq == 21
+    assert [e.seq - base for e in replayed] == [17, 18, 19, 20]
+    assert live.seq - base == 21
 
 
-def test_kind_filter(server: ApiServer, fake: FakeFacade) -> None:
+def test_kind_filter(server: ApiServer, api: ApiLab) -> None:
     kinds = [EventKind.LINK_DRAINED, EventKind.LINK_UNDRAINED]
     with FabricClient(server.address) as client, client.watch_events(kinds=kinds) as stream:
-        wait_for(lambda: fake.bus.subscriber_count == 1)
+        wait_for(lambda: api.bus.subscriber_count == 1)
         client.apply_policy(pb.Policy(name="p", priority=1, match=[pb.FlowMatch()]))
         client.drain_link("leaf1-spine1")
         client.undrain_link("leaf1-spine1")
-        events = take(stream, 2)
-    assert [e.kind for e in events] == [pb.EVENT_KIND_LINK_DRAINED, pb.EVENT_KIND_LINK_UNDRAINED]
-    assert [e.subject for e in events] == ["leaf1-spine1", "leaf1-spine1"]
+        events = take(stream, 4)
+    drained, undrained = pb.EVENT_KIND_LINK_DRAINED, pb.EVENT_KIND_LINK_UNDRAINED
+    assert [e.kind for e in events] == [drained, drained, undrained, undrained]
+    cable = ["leaf1/1->spine1/1", "spine1/1->leaf1/1"]  # both directions, by name
+    assert [e.subject for e in events] == cable + cable
 
 
 def test_unknown_kind_is_invalid_argument(server: ApiServer) -> None:
@@ -119,13 +125,13 @@ def test_unknown_kind_is_invalid_argument(server: ApiServer) -> None:
 
 
 def test_never_reading_watcher_is_cut_off_while_others_and_publish_proceed(
-    fake: FakeFacade,
+    api: ApiLab,
 ) -> None:
     queue = 32
     # Big events fill the slow client's transport buffers (a few MB) in a few hundred events.
     pad = "x" * 16000
     with (
-        running_server(fake, watch_queue=queue) as srv,
+        running_server(api.facade, watch_queue=queue) as srv,
         FabricClient(srv.address) as client,
     ):
         slow = client.watch_events(live_only=True)  # opened, never read
@@ -138,16 +144,16 @@ def test_never_reading_watcher_is_cut_off_while_others_and_publish_proceed(
 
         reader = threading.Thread(target=read)
         reader.start()
-        wait_for(lambda: fake.bus.subscriber_count == 2)
+        wait_for(lambda: api.bus.subscriber_count == 2)
 
         published: list[int] = []
         slowest_publish = 0.0
         deadline = time.monotonic() + 30
-        while fake.bus.subscriber_count == 2:
+        while api.bus.subscriber_count == 2:
             assert time.monotonic() < deadline, "the slow watcher was never cut off"
             for _ in range(queue // 2):  # bursts the reading watcher's queue can absorb
                 start = time.monotonic()
-                rec = fake.bus.publish(
+                rec = api.bus.publish(
                     EventKind.LINK_CONGESTED, "l", attributes={"pad": pad}, time=1.0
                 )
                 slowest_publish = max(slowest_publish, time.monotonic() - start)
@@ -155,7 +161,7 @@ def test_never_reading_watcher_is_cut_off_while_others_and_publish_proceed(
             wait_for(lambda: len(received) >= len(published))
 
         # The reading watcher got everything, in order, and keeps getting events.
-        last = fake.bus.publish(EventKind.LINK_CLEARED, "l", time=2.0)
+        last = api.bus.publish(EventKind.LINK_CLEARED, "l", time=2.0)
         wait_for(lambda: len(received) == len(published) + 1)
         assert received == [*published, last.seq]
         assert slowest_publish < 1.0  # publish never waited for a reader
@@ -172,34 +178,34 @@ def test_never_reading_watcher_is_cut_off_while_others_and_publish_proceed(
         reader.join(timeout=5)
 
 
-def test_watcher_slots_are_limited_and_released(fake: FakeFacade) -> None:
-    with running_server(fake, max_watchers=1) as srv, FabricClient(srv.address) as client:
+def test_watcher_slots_are_limited_and_released(api: ApiLab) -> None:
+    with running_server(api.facade, max_watchers=1) as srv, FabricClient(srv.address) as client:
         first = client.watch_events(live_only=True)
-        wait_for(lambda: fake.bus.subscriber_count == 1)
+        wait_for(lambda: api.bus.subscriber_count == 1)
         with pytest.raises(grpc.RpcError) as err:
             take(client.watch_events(live_only=True), 1)
         assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "too many watchers" in err.value.details()
         first.cancel()  # the server closes the subscription and frees the slot
-        wait_for(lambda: fake.bus.subscriber_count == 0)
+        wait_for(lambda: api.bus.subscriber_count == 0)
         with client.watch_events() as again:
-            fake.publish(EventKind.SWITCH_UP, "leaf1")
+            api.publish(EventKind.SWITCH_UP, "leaf1")
             assert take(again, 1)[0].subject == "leaf1"
         # Unary calls are never starved by open streams.
         assert client.list_links()
 
 
-def test_server_stop_ends_streams(fake: FakeFacade) -> None:
-    srv_cm = running_server(fake)
+def test_server_stop_ends_streams(api: ApiLab) -> None:
+    srv_cm = running_server(api.facade)
     srv = srv_cm.__enter__()
     client = FabricClient(srv.address)
     try:
         stream = client.watch_events(live_only=True)
-        wait_for(lambda: fake.bus.subscriber_count == 1)
+        wait_for(lambda: api.bus.subscriber_count == 1)
         srv.stop(grace=0)
         with pytest.raises(grpc.RpcError):
             take(stream, 1)
-        wait_for(lambda: fake.bus.subscriber_count == 0, timeout=3.0)
+        wait_for(lambda: api.bus.subscriber_count == 0, timeout=3.0)
     finally:
         client.close()
         srv_cm.__exit__(None, None, None)

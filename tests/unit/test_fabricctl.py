@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from api_fakes import FakeFacade, running_server
+from apilab import ApiLab, roce_policy, running_server
 
 from controller.api.cli import main
 from controller.api.server import ApiServer
@@ -55,14 +55,25 @@ def assert_one_error_line(err: str, prefix: str) -> None:
     assert lines[0].startswith(prefix), err
 
 
-def test_links_table_and_json(capsys: pytest.CaptureFixture[str], server: ApiServer) -> None:
+def placed_flow(api: ApiLab) -> int:
+    """A RoCE flow placed by the real engine (10.0.0.1 -> 10.0.0.3, over spine1)."""
+    api.real.apply_policy(roce_policy())
+    return api.place_flow(api.hosts[0], api.hosts[2], sport=49152, dscp=26)
+
+
+def test_links_table_and_json(
+    capsys: pytest.CaptureFixture[str], server: ApiServer, api: ApiLab
+) -> None:
+    flow_id = placed_flow(api)
+    api.set_rate(api.link("spine2", "leaf2"), 9e9)
     code, out, err = run(capsys, server, "links")
     assert (code, err) == (0, "")
     lines = out.splitlines()
     assert lines[0].split() == ["LINK", "STATE", "DRAINED", "CAPACITY", "RATE", "UTIL", "CONGESTED"]
     assert len(lines) == 9
-    row = next(line for line in lines if line.startswith("spine2/2->leaf2/4"))
-    assert row.split() == ["spine2/2->leaf2/4", "up", "no", "10Gb/s", "9Gb/s", "90%", "yes"]
+    row = next(line for line in lines if line.startswith("spine2/2->leaf2/2")).split()
+    assert row[:4] == ["spine2/2->leaf2/2", "up", "no", "10Gb/s"] and row[-1] == "yes"
+    assert row[4].endswith("Gb/s") and 80 < int(row[5].rstrip("%")) < 100
     # Columns line up: every cell of a column starts at the header's offset.
     offset = lines[0].index("UTIL")
     assert all(line[offset - 1] == " " and line[offset] != " " for line in lines)
@@ -70,34 +81,40 @@ def test_links_table_and_json(capsys: pytest.CaptureFixture[str], server: ApiSer
     code, out, _ = run(capsys, server, "--json", "links")
     doc = json.loads(out)
     assert code == 0 and len(doc["links"]) == 8
-    assert doc["links"][0]["name"] == "leaf1/3->spine1/1"
+    assert doc["links"][0]["name"] == "leaf1/1->spine1/1"
     assert doc["links"][0]["state"] == "LINK_STATE_UP"
     # --json also works after the sub-command.
-    assert json.loads(run(capsys, server, "flows", "--json")[1])["flows"][0]["flow_id"] == "7"
+    flows = json.loads(run(capsys, server, "flows", "--json")[1])["flows"]
+    assert flows[0]["flow_id"] == str(flow_id)
 
 
-def test_topology_and_flows(capsys: pytest.CaptureFixture[str], server: ApiServer) -> None:
+def test_topology_and_flows(
+    capsys: pytest.CaptureFixture[str], server: ApiServer, api: ApiLab
+) -> None:
+    placed_flow(api)
+    api.real.drain_link("leaf1-spine1")  # moves the flow: its last move says why
     code, out, _ = run(capsys, server, "topology")
     assert code == 0
-    assert "0000000000000001" in out and "10.0.2.1" in out and "leaf1/3->spine1/1" in out
+    dpid = f"{api.lab.dpid('leaf1'):016x}"
+    assert dpid in out and "10.0.0.3" in out and "leaf1/1->spine1/1" in out
     code, out, _ = run(capsys, server, "flows", "--policy", "roce")
     assert code == 0
-    assert "udp 10.0.1.1:49152 -> 10.0.2.1:4791" in out
-    assert "leaf1>spine1>leaf2" in out and "congestion" in out
+    assert "udp 10.0.0.1:49152 -> 10.0.0.3:4791" in out
+    assert "leaf1>spine2>leaf2" in out and "drain" in out
     code, out, _ = run(capsys, server, "flows", "--policy", "other")
     assert code == 0 and len(out.splitlines()) == 1  # header only
 
 
 def test_policy_lifecycle(
-    capsys: pytest.CaptureFixture[str], server: ApiServer, fake: FakeFacade, policy_file: Path
+    capsys: pytest.CaptureFixture[str], server: ApiServer, api: ApiLab, policy_file: Path
 ) -> None:
     code, out, _ = run(capsys, server, "policy", "apply", str(policy_file), "--dry-run")
     assert code == 0 and out.startswith("dry run: policy ai-training would be created")
-    assert fake.policies == {}
+    assert api.policies == {}
 
     code, out, _ = run(capsys, server, "policy", "apply", str(policy_file))
     assert code == 0 and "policy ai-training is created (version 1)" in out
-    assert fake.policies["ai-training"].params.congestion_threshold == 0.75
+    assert api.policies["ai-training"].params.congestion_threshold == 0.75
 
     code, out, err = run(
         capsys, server, "policy", "apply", str(policy_file), "--expected-version", "0"
@@ -152,22 +169,25 @@ def test_policy_check_is_offline(
     assert "missing.yaml" in err
 
 
-def test_drain_undrain_and_explain(capsys: pytest.CaptureFixture[str], server: ApiServer) -> None:
-    code, out, _ = run(capsys, server, "drain", "leaf1-spine2")
+def test_drain_undrain_and_explain(
+    capsys: pytest.CaptureFixture[str], server: ApiServer, api: ApiLab
+) -> None:
+    flow_id = placed_flow(api)
+    code, out, _ = run(capsys, server, "drain", "leaf1-spine1")
     assert code == 0
-    assert out == "drained: leaf1/4->spine2/1, spine2/1->leaf1/4; flows moved: 1\n"
-    code, _, err = run(capsys, server, "drain", "leaf1-spine2")
-    assert code == 1 and err.startswith("fabricctl: FAILED_PRECONDITION: ")
-    code, out, _ = run(capsys, server, "undrain", "leaf1-spine2")
+    assert out == "drained: leaf1/1->spine1/1, spine1/1->leaf1/1; flows moved: 1\n"
+    code, out, _ = run(capsys, server, "drain", "leaf1-spine1")  # again: nothing left to move
+    assert code == 0 and out.endswith("flows moved: 0\n")
+    code, out, _ = run(capsys, server, "undrain", "leaf1-spine1")
     assert code == 0 and out.startswith("undrained: ")
 
     code, out, _ = run(
-        capsys, server, "explain", "10.0.1.1", "10.0.2.1", "--proto", "udp",
+        capsys, server, "explain", "10.0.0.1", "10.0.0.3", "--proto", "udp",
         "--sport", "49152", "--dport", "4791", "--dscp", "26",
     )  # fmt: skip
     assert code == 0
-    assert "policy:" in out and "roce" in out and "leaf1 > spine1 > leaf2" in out
-    assert "flow id:  7" in out
+    assert "policy:" in out and "roce" in out and "leaf1 > spine2 > leaf2" in out
+    assert f"flow id:  {flow_id}" in out
 
     code, _, err = run(capsys, server, "explain", "10.0.1", "10.0.2.1")
     assert code == 1
@@ -175,22 +195,23 @@ def test_drain_undrain_and_explain(capsys: pytest.CaptureFixture[str], server: A
 
 
 def test_watch_count_and_kinds(
-    capsys: pytest.CaptureFixture[str], server: ApiServer, fake: FakeFacade
+    capsys: pytest.CaptureFixture[str], server: ApiServer, api: ApiLab
 ) -> None:
-    fake.publish(EventKind.LINK_DOWN, "leaf1/3->spine1/1", reason="port-down")
-    fake.publish(EventKind.FLOW_REROUTED, "7", reason="failure", attributes={"to": "spine2"})
-    fake.publish(EventKind.LINK_UP, "leaf1/3->spine1/1")
-    code, out, _ = run(capsys, server, "watch", "--count", "2")
+    base = api.bus.last_seq  # the controller's own start-up events come first
+    api.publish(EventKind.LINK_DOWN, "leaf1/3->spine1/1", reason="port-down")
+    api.publish(EventKind.FLOW_REROUTED, "7", reason="failure", attributes={"to": "spine2"})
+    api.publish(EventKind.LINK_UP, "leaf1/3->spine1/1")
+    code, out, _ = run(capsys, server, "watch", "--count", str(base + 2))
     assert code == 0
-    lines = out.splitlines()
-    assert len(lines) == 2
-    assert lines[0].split()[1:] == ["#1", "link-down", "leaf1/3->spine1/1", "(port-down)"]
-    assert lines[1].split()[1:] == ["#2", "flow-rerouted", "7", "(failure)", "to=spine2"]
+    lines = out.splitlines()[-2:]
+    assert lines[0].split()[1:] == [f"#{base + 1}", "link-down", "leaf1/3->spine1/1", "(port-down)"]
+    assert lines[1].split()[1:] == [f"#{base + 2}", "flow-rerouted", "7", "(failure)", "to=spine2"]
 
     code, out, _ = run(capsys, server, "--json", "watch", "--kind", "link-up", "--count", "1")
     (line,) = out.splitlines()
     event = json.loads(line)
-    assert (event["seq"], event["kind"]) == ("3", "EVENT_KIND_LINK_UP")
+    # The first link-up replayed is the controller's own discovery, not ours.
+    assert event["kind"] == "EVENT_KIND_LINK_UP" and int(event["seq"]) < base
 
 
 def test_usage_errors_are_one_line_exit_2(
@@ -211,17 +232,15 @@ def test_usage_errors_are_one_line_exit_2(
         assert_one_error_line(err, "fabricctl: usage: ")
 
 
-def test_token_file_option(
-    capsys: pytest.CaptureFixture[str], fake: FakeFacade, tmp_path: Path
-) -> None:
+def test_token_file_option(capsys: pytest.CaptureFixture[str], api: ApiLab, tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text("tok-123\n")
-    with running_server(fake, token_file=token) as srv:
+    with running_server(api.facade, token_file=token) as srv:
         code, _, err = run(capsys, srv, "links")
         assert code == 1
         assert err == "fabricctl: UNAUTHENTICATED: missing or invalid bearer token\n"
         code, out, _ = run(capsys, srv, "--token-file", str(token), "links")
-        assert code == 0 and "leaf1/3->spine1/1" in out
+        assert code == 0 and "leaf1/1->spine1/1" in out
     code, _, err = run(capsys, None, "--token-file", str(tmp_path / "nope"), "links")
     assert code == 2 and "--token-file" in err
 

@@ -10,17 +10,19 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from api_fakes import FakeFacade, weighted_policy
+from apilab import ApiLab, weighted_policy
 from fabric.v1 import fabric_pb2 as pb
 
 from controller.api.cli import EXIT_BROKEN_PIPE, main
 from controller.api.server import ApiServer
 from controller.engine.outputs import EventKind
+from controller.engine.views import FlowView
+from controller.fabric.model import FiveTuple
 from controller.policy.model import FlowMatch, Policy
 
 REPO = Path(__file__).resolve().parents[2]
 PROTO = Path(pb.__file__).resolve().parents[2]
-# Retitle the window, clear the screen, an 8-bit CSI, a right-to-left override, a fake line.
+# Retitle the window, clear the screen, an 8-bit CSI, a right-to-left override, a api line.
 HOSTILE = "ok\x1b]0;pwned\x07\x1b[2J\x9b31m\u202eevil\nname:        forged"
 RAW_CONTROLS = ("\x1b", "\x07", "\x9b", "\u202e")
 
@@ -36,10 +38,9 @@ def assert_inert(text: str) -> None:
 
 
 def test_escapes_in_fields_never_reach_the_terminal(
-    capsys: pytest.CaptureFixture[str], server: ApiServer, fake: FakeFacade
+    capsys: pytest.CaptureFixture[str], server: ApiServer, api: ApiLab
 ) -> None:
-    stored = replace(weighted_policy(), description=HOSTILE, version=3)
-    fake.policies[stored.name] = stored
+    stored = api.real.apply_policy(replace(weighted_policy(), description=HOSTILE)).policy
     code, out, _ = run(capsys, server, "policy", "get", stored.name)
     assert code == 0
     assert_inert(out)
@@ -51,13 +52,29 @@ def test_escapes_in_fields_never_reach_the_terminal(
     assert_inert(out)
     assert json.loads(out)["description"] == HOSTILE
 
-    fake.publish(EventKind.POLICY_APPLIED, "x\x1b[2J", reason="r\u202e", attributes={"k": "\x07"})
-    code, out, _ = run(capsys, server, "watch", "--count", "1")
+    api.publish(EventKind.POLICY_APPLIED, "x\x1b[2J", reason="r\u202e", attributes={"k": "\x07"})
+    code, out, _ = run(capsys, server, "watch", "--count", str(api.bus.last_seq))
     assert code == 0
     assert_inert(out)
-    assert "x\\x1b[2J (r\\u202e) k=\\x07" in out
+    assert "x\\x1b[2J (r\\u202e) k=\\x07" in out.splitlines()[-1]
 
-    fake.flows = [replace(fake.flows[0], policy=HOSTILE, last_move_reason="\x1bc")]
+    # A server is not trusted either: a flow row whose fields carry escapes.
+    flow = FlowView(
+        flow_id=1,
+        five_tuple=FiveTuple("10.0.0.1", "10.0.0.3", 17, 1, 4791),
+        dscp=0,
+        policy=HOSTILE,
+        strategy="ecmp",
+        path=("leaf1",),
+        path_links=(),
+        rate_bps=0.0,
+        placed_at=0.0,
+        moves=1,
+        last_move_reason="\x1bc",
+        last_move_at=0.0,
+        fell_back=False,
+    )
+    api.publisher.views = replace(api.publisher.views, flows=(flow,))
     code, out, _ = run(capsys, server, "flows")
     assert_inert(out)
     assert len(out.splitlines()) == 2  # header and one row: the newline is escaped
@@ -78,12 +95,10 @@ def test_escapes_in_error_messages_are_escaped_and_lines_bounded(
 
 
 def test_policy_list_pages_through_transparently(
-    capsys: pytest.CaptureFixture[str], server: ApiServer, fake: FakeFacade
+    capsys: pytest.CaptureFixture[str], server: ApiServer, api: ApiLab
 ) -> None:
-    fake.policies = {
-        f"p{i:02d}": Policy(name=f"p{i:02d}", priority=i, match=(FlowMatch(dscp=(i,)),), version=1)
-        for i in range(7)
-    }
+    for i in range(7):
+        api.real.apply_policy(Policy(name=f"p{i:02d}", priority=i, match=(FlowMatch(dscp=(i,)),)))
     code, out, _ = run(capsys, server, "policy", "list", "--page-size", "2")
     assert code == 0
     assert [line.split()[0] for line in out.splitlines()[1:]] == [f"p{i:02d}" for i in range(7)]

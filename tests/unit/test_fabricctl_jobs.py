@@ -3,34 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_fakes import running_server
-from jobs_fakes import FakeJobsFacade
+from apilab import ApiLab
 from test_fabricctl import assert_one_error_line, run
 
 from controller.api.server import ApiServer
 
 JOB_YAML = """\
 name: llama-allreduce
-hosts: [10.0.1.1, 10.0.2.1, 10.0.1.2, 10.0.2.2]
+hosts: [10.0.0.1, 10.0.0.3, 10.0.0.2, 10.0.0.4]
 pattern: ring
 match: {ip_proto: udp, dst_ports: [4791]}
 demand_mbps: 5000
 """
-
-
-@pytest.fixture
-def fake() -> FakeJobsFacade:
-    return FakeJobsFacade()
-
-
-@pytest.fixture
-def server(fake: FakeJobsFacade) -> Iterator[ApiServer]:
-    with running_server(fake) as srv:
-        yield srv
 
 
 @pytest.fixture
@@ -41,13 +28,13 @@ def job_file(tmp_path: Path) -> Path:
 
 
 def test_job_lifecycle(
-    capsys: pytest.CaptureFixture[str], server: ApiServer, fake: FakeJobsFacade, job_file: Path
+    capsys: pytest.CaptureFixture[str], server: ApiServer, api: ApiLab, job_file: Path
 ) -> None:
     code, out, err = run(capsys, server, "job", "apply", str(job_file), "--dry-run")
     assert (code, err) == (0, "")
-    assert out.startswith("dry run: job llama-allreduce would be created (version 1)")
+    assert out.startswith("dry run: job llama-allreduce would be created; pairs placed: 4/4")
     assert "pairs placed: 4/4" in out and "nothing changed" in out
-    assert fake.jobs == {}
+    assert api.jobs == {}
 
     code, out, _ = run(capsys, server, "job", "apply", str(job_file))
     assert code == 0 and "job llama-allreduce is created (version 1)" in out
@@ -59,15 +46,15 @@ def test_job_lifecycle(
     block = dict(line.split(":", 1) for line in lines[: lines.index("")])
     assert block["pattern"].strip() == "ring" and block["match"].strip() == "udp dport=4791"
     assert block["placed"].strip() == "4/4 pairs" and block["demand"].strip() == "5Gb/s"
-    assert block["hosts"].strip() == "4: 10.0.1.1, 10.0.2.1, 10.0.1.2, 10.0.2.2"
+    assert block["hosts"].strip() == "4: 10.0.0.1, 10.0.0.3, 10.0.0.2, 10.0.0.4"
     header = next(i for i, line in enumerate(lines) if line.startswith("SRC"))
     assert lines[header].split() == ["SRC", "DST", "PATH", "RATE", "DEMAND", "PLACED", "NOTE"]
     rows = [line.split() for line in lines[header + 1 :]]
     assert [r[:2] for r in rows] == [
-        ["10.0.1.1", "10.0.2.1"],
-        ["10.0.2.1", "10.0.1.2"],
-        ["10.0.1.2", "10.0.2.2"],
-        ["10.0.2.2", "10.0.1.1"],
+        ["10.0.0.1", "10.0.0.3"],
+        ["10.0.0.3", "10.0.0.2"],
+        ["10.0.0.2", "10.0.0.4"],
+        ["10.0.0.4", "10.0.0.1"],
     ]
     paths = [r[2] for r in rows]
     assert all(p.count(">") == 2 for p in paths)
@@ -112,16 +99,16 @@ def test_apply_errors_are_one_line(
     assert_one_error_line(err, f"fabricctl: usage: {tmp_path / 'missing.yaml'}: no such file")
 
     bad = tmp_path / "bad.yaml"
-    bad.write_text(JOB_YAML.replace("10.0.1.2,", "10.0.1.1,"))
+    bad.write_text(JOB_YAML.replace("10.0.0.2,", "10.0.0.1,"))
     code, _, err = run(capsys, server, "job", "apply", str(bad))
     assert code == 1
     assert err == (
-        f"fabricctl: INVALID_ARGUMENT: {bad}: hosts[2]: host 10.0.1.1 is listed twice "
+        f"fabricctl: INVALID_ARGUMENT: {bad}: hosts[2]: host 10.0.0.1 is listed twice "
         "(also hosts[0])\n"
     )
 
     unknown = tmp_path / "unknown.yaml"
-    unknown.write_text(JOB_YAML.replace("10.0.2.2", "10.0.9.9"))
+    unknown.write_text(JOB_YAML.replace("10.0.0.4", "10.0.9.9"))
     code, _, err = run(capsys, server, "job", "apply", str(unknown))
     assert code == 1
     assert err == (

@@ -18,7 +18,7 @@ from typing import Any
 
 import grpc
 import pytest
-from api_fakes import FakeFacade, running_server
+from apilab import ApiLab, running_server
 from fabric.v1 import fabric_pb2 as pb
 from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -133,7 +133,7 @@ class _Problems(logging.Handler):
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ApiServer]:
-    with running_server(FakeFacade()) as srv:
+    with running_server(ApiLab().facade) as srv:
         yield srv
 
 
