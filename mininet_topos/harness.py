@@ -90,9 +90,7 @@ class LeafSpineFabric:
             build=False,
             autoSetMacs=False,
         )
-        self.net.addController(
-            _QuietRemote("c0", ip=self.controller_ip, port=self.controller_port)
-        )
+        self.net.addController(_QuietRemote("c0", ip=self.controller_ip, port=self.controller_port))
         try:
             self.net.build()
             self.net.start()
