@@ -124,7 +124,9 @@ class FabricEngine(NorthboundCommands):
             plans=PlanStore(store),
             book=lambda: self.policies.book,
             view=self.placer.view,
+            settled=self._settled,
             link_capacity_bps=config.default_demand_bps,
+            now=now,
             failover=config.failover_groups,
         )
         self.sync = TableSync(timeout_s=config.sync_timeout_s)
@@ -136,6 +138,13 @@ class FabricEngine(NorthboundCommands):
         self.install_policies(now=now)
 
     # ------------------------------------------------------------- switches
+    def _settled(self, now: float) -> bool:
+        """Discovery had time to finish and no switch is in its warm-up."""
+        net = self.net
+        if now < self.started_at + net.config.link_timeout_s:
+            return False
+        return not any(net.prog.warming(d, now) for d in net.topo.connected())
+
     def is_synced(self, dpid: int) -> bool:
         """Whether the switch's tables are known (programs may be sent to it)."""
         return self.net.prog.is_synced(dpid)
@@ -315,6 +324,7 @@ class FabricEngine(NorthboundCommands):
         out, probes = self.net.tick(now=now)
         out.packets += [self._probe(p, now) for p in probes]
         out.merge(self.placer.tick(now=now))
+        out.merge(self.jobs.tick(now=now))
         self._settle(out, now)
         connected = [d for d in self.net.topo.connected() if self.is_synced(d)]
         polls = self.polls.due(now=now, switches=connected, ingress=self.placer.ingress_switches())

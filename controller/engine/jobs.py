@@ -65,7 +65,9 @@ class JobManager:
         plans: PlanStore,
         book: Callable[[], PolicyBook],
         view: Callable[[], NetworkView],
+        settled: Callable[[float], bool],
         link_capacity_bps: float,
+        now: float,
         failover: bool = True,
     ) -> None:
         self.net = net
@@ -73,6 +75,7 @@ class JobManager:
         self.plans = plans
         self.book = book
         self.view = view
+        self.settled = settled
         self.link_capacity_bps = link_capacity_bps
         self.failover = failover
         saved = {p.name: dict(p.paths) for p in plans.list()}
@@ -80,7 +83,12 @@ class JobManager:
             job.name: _Placed(job, saved.get(job.name, {}), {}) for job in jobs.list()
         }
         self._by_id = {job_id(name): name for name in self._jobs}
+        self._pending: set[str] = set()  # to re-solve once the fabric settled
         net.listeners.append(self.on_fabric_events)
+        # The stored plans are the desired state from the start: switches that kept
+        # the rules through a restart reconcile without a single flow-mod.
+        for placed in self._jobs.values():
+            self._install(placed, now=now, reason="restore", persist=False)
 
     # ----------------------------------------------------------------- reads
     def __len__(self) -> int:
@@ -165,8 +173,8 @@ class JobManager:
         _, jid, generation = key
         name = self._by_id.get(jid)
         placed = self._jobs.get(name) if name else None
-        if placed is None or placed.generation != generation:
-            return []
+        if placed is None or placed.generation != generation or placed.confirmed == generation:
+            return []  # stale, or a refresh of rules already in place
         placed.confirmed = generation
         kind = EventKind.JOB_PLACED if generation == 0 else EventKind.JOB_REPLACED
         return [
@@ -201,19 +209,36 @@ class JobManager:
             names = [n for n in names if _uses_any(self._jobs[n], hot)]
         return self.resolve(names, now=now, reason=reason)
 
+    def tick(self, *, now: float) -> EngineOutput:
+        """Re-solve what changed while the fabric was settling (discovery, warm-ups)."""
+        if not self._pending or not self.settled(now):
+            return EngineOutput()
+        names, self._pending = sorted(self._pending), set()
+        return self.resolve(names, now=now, reason="settled")
+
     def resolve(self, names: Iterable[str], *, now: float, reason: str) -> EngineOutput:
-        """Re-solve ``names`` as wholes; pairs keep their paths where the optimum allows."""
+        """Re-solve ``names`` as wholes; pairs keep their paths where the optimum allows.
+
+        While the fabric settles (switches reconnecting, links being rediscovered)
+        a half-known topology would move pairs for nothing: they wait.
+        """
+        if not self.settled(now):
+            self._pending.update(names)
+            return EngineOutput()
         out = EngineOutput()
         for name in names:
+            if name not in self._jobs:
+                continue
             placed = self._jobs[name]
             plan, notes = self._solve(placed.job, placed.paths)
             paths = _paths_of(plan)
+            placed.max_utilization = plan.max_utilization
             if paths == placed.paths and notes == placed.notes:
-                placed.max_utilization = plan.max_utilization
+                # Same plan; the rules still follow the topology (backup uplinks).
+                out.merge(self._install(placed, now=now, reason=f"job-{reason}", persist=False))
                 continue
             log.info("job %s re-placed (%s): %d pair(s) moved", name, reason, len(plan.moved))
             placed.paths, placed.notes = paths, notes
-            placed.max_utilization = plan.max_utilization
             placed.generation += 1
             out.merge(self._install(placed, now=now, reason=f"job-{reason}"))
         return out
@@ -282,9 +307,14 @@ class JobManager:
             load.setdefault(lid, value)
         return replace(view, load_bps=load)
 
-    def _install(self, placed: _Placed, *, now: float, reason: str) -> EngineOutput:
+    def _install(
+        self, placed: _Placed, *, now: float, reason: str, persist: bool = True
+    ) -> EngineOutput:
+        """Program the job's rules for its current plan (only differences are sent);
+        ``persist``: the plan changed and is written to the store first."""
         job = placed.job
-        self.plans.put(JobPlan(job.name, tuple(sorted(placed.paths.items()))))
+        if persist:
+            self.plans.put(JobPlan(job.name, tuple(sorted(placed.paths.items()))))
         routes = self._routes(placed)
         needs, order = compile_job(
             routes,
@@ -300,7 +330,7 @@ class JobManager:
         out = EngineOutput()
         if program:
             out.programs.append(program)
-        else:  # nothing to send (switches not connected yet, or no change): in place now
+        elif placed.confirmed != placed.generation:  # nothing to send: in place already
             out.notices += self.confirmed(program.done_key)
         return out
 
