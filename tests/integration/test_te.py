@@ -10,6 +10,7 @@ import time
 from dataclasses import replace
 
 import grpc
+from fabric.v1 import fabric_pb2 as pb
 
 from controller.api import convert
 from controller.api.client import FabricClient
@@ -236,10 +237,11 @@ def test_uplink_failure_repaired_with_bounded_loss(fabricd_factory, fabric_facto
         f"({lost / RATE_PPS * 1000:.0f} ms at {RATE_PPS} pps), "
         f"max gap {got['max_gap_s'] * 1000:.0f} ms"
     )
-    # The ingress fast-failover group repairs in the datapath (milliseconds); the
-    # bound allows 0.5 s of traffic, far above that and far below "the flow stalled".
-    assert lost <= RATE_PPS // 2, f"{lost} packets lost"
-    assert got["packets"] >= sent["packets"] - RATE_PPS // 2
+    # The ingress fast-failover group repairs in the datapath: the README's 7-13 ms.
+    # 60 ms allows a loaded 2-core machine five times that; the controller alone
+    # (no group) would need a poll-free PortStatus round trip plus reprogramming.
+    assert lost <= 60, f"{lost} packets lost ({lost} ms at {RATE_PPS} pps)"
+    assert got["packets"] >= sent["packets"] - 60
     assert now_on == f"spine{3 - spine}", "the controller did not re-place the flow"
     fd.assert_clean_log()
 
@@ -259,7 +261,7 @@ def test_planned_move_by_drain_loses_nothing(fabricd_factory, fabric_factory, tm
         client.undrain_link(f"leaf1-{spine}")
     print(f"\ndrain: {got['lost']} lost, {got['reordered']} reordered of {sent['packets']}")
     assert got["lost"] == 0, f"a planned move lost {got['lost']} packets"
-    assert got["packets"] == sent["packets"]
+    assert got["packets"] == sent["packets"]  # to the last one, not only below the highest seen
     fd.assert_clean_log()
 
 
@@ -292,13 +294,24 @@ def test_impossible_pinned_path_falls_back_and_says_so(fabricd_factory, fabric_f
         assert flow.fell_back and _spine_of(flow) == "spine2"
         explained = client.explain_path(FiveTuple(fab.ip(1, 1), fab.ip(2, 1), 17, 6001, 6001))
         assert explained.fell_back and "pinned" in explained.reason
-        _, got = fab.finish_flow(stream)
-        assert got["lost"] == 0 and got["packets"] > 0, "the fallback path blackholed"
-        events = [e for e in _events(client, 2.0) if e.subject == "pin-spine1"]
-        assert events, "no policy-fallback event"
-        # The link heals: the flow returns to its pinned path.
+        sent, got = fab.finish_flow(stream)
+        # Every packet, to the last: "no loss below the highest seen" is not enough.
+        assert got["packets"] == sent["packets"] > 0, f"the fallback path dropped: {sent} {got}"
+        fallbacks = [
+            e
+            for e in _events(client, 2.0)
+            if e.subject == "pin-spine1" and e.kind == pb.EVENT_KIND_POLICY_FALLBACK
+        ]
+        assert fallbacks, "no policy-fallback event (a policy-applied one does not count)"
+        # The link heals: the flow returns to its pinned path, no longer fallen back.
         fab.set_link("leaf1", "spine1", up=True)
         wait_discovered(fd, switches=4, links=8, timeout=15)
+        back = wait_until(
+            lambda: f if (f := _flows(client, dst_port=6001)) and not f[0].fell_back else None,
+            timeout=10,
+            what="the flow back on its pinned path",
+        )
+        assert _spine_of(back[0]) == "spine1" and back[0].last_move_reason == "policy"
     fd.assert_clean_log()
 
 
@@ -336,7 +349,9 @@ def test_burst_of_new_flows_is_rate_limited_and_controller_stays_responsive(
         f"slowest ListLinks {slowest * 1000:.0f} ms"
     )
     assert placed < 1000, "nothing limited the burst"
-    assert placed <= 100 * 4 + 100, f"{placed} flows placed past a 100/s budget"
+    # The budget admits 100 a second (plus a burst of 100): the burst lasted 1-3 s.
+    assert 100 <= placed <= 100 * 4 + 100, f"{placed} flows placed with a 100/s budget"
+    assert shed > 0, "the budget shed nothing, yet not every flow was placed"
     assert slowest < 2.0, f"gRPC stalled {slowest:.1f} s during the burst"
     assert polls_after > polls_before, "port polling stopped during the burst"
     fd.assert_clean_log()
