@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -77,6 +78,10 @@ class FabricdConfig:
 
     southbound: str = "ryu"
 
+    cluster_etcd: str | None = None  # etcd client URLs, comma-separated: cluster mode
+    cluster_name: str = "fabric"
+    node_id: str | None = None  # default: host name and gRPC port
+
 
 _LEVELS = ("debug", "info", "warning", "error")
 
@@ -107,6 +112,10 @@ _HELP = {
     "grpc_tls_key": "PEM private key for --grpc-tls-cert",
     "grpc_token_file": "file holding a bearer token every RPC must present",
     "southbound": "OpenFlow framework: ryu (default) or os-ken",
+    "cluster_etcd": "etcd client URLs (http://host:port, comma-separated): share the fabric "
+    "with other fabricd; state lives in etcd, one leader programs the switches",
+    "cluster_name": "key prefix of this fabric in etcd (default fabric)",
+    "node_id": "this node's unique name in the cluster (default: host name and gRPC port)",
 }
 
 SOUTHBOUNDS = ("ryu", "os-ken")
@@ -155,6 +164,15 @@ def _convert(key: str, value: Any, default: Any) -> Any:
         if name not in SOUTHBOUNDS:
             raise ConfigError(f"{flag}: {value!r} is not one of {', '.join(SOUTHBOUNDS)}")
         return name
+    if key == "cluster_etcd":
+        return _etcd_urls(flag, value)
+    if key in ("cluster_name", "node_id"):
+        text = str(value).strip()
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,62}", text):
+            raise ConfigError(
+                f"{flag}: {excerpt(value)} must be 1-63 letters, digits, '.', '_', ':', '@' or '-'"
+            )
+        return text
     if key == "log_level":
         level = str(value).lower()
         if level not in _LEVELS:
@@ -179,6 +197,16 @@ def _convert(key: str, value: Any, default: Any) -> Any:
             raise ConfigError(f"{flag}: {excerpt(value)} is not a non-negative integer")
         return int(number)
     return _number(flag, value)
+
+
+def _etcd_urls(flag: str, value: Any) -> str:
+    urls = [u.strip() for u in str(value).split(",") if u.strip()]
+    if not urls:
+        raise ConfigError(f"{flag}: give at least one etcd URL, e.g. http://127.0.0.1:2379")
+    for url in urls:
+        if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+:\d{1,5}/?", url):
+            raise ConfigError(f"{flag}: {excerpt(url)} is not an etcd URL like http://host:2379")
+    return ",".join(urls)
 
 
 def _number(what: str, value: Any, *, positive: bool = False) -> float:

@@ -161,8 +161,27 @@ class Connectivity:
         if events:
             out.merge(self._react(events, now))
             out.add_program(self.refresh_forwarding(now=now, reason="lldp-timeout"))
+        elif self._edges_settling(now):
+            out.add_program(self.refresh_forwarding(now=now, reason="edge-trusted"))
         out.add_program(self.prog.end_warmups(now=now))
         return out, probes
+
+    def _trap_ports(self, dpid: Dpid, now: float) -> tuple[PortNo, ...]:
+        """Ports that get class traps: trusted edge ports only. A port not yet proven
+        either way may be a fabric port whose LLDP has not arrived: a trap there
+        would take the transit traffic of AI flows for new flows."""
+        return tuple(
+            p for p in self.topo.edge_ports(dpid) if self.trusted_edge(PortRef(dpid, p), now)
+        )
+
+    def _edges_settling(self, now: float) -> bool:
+        """Whether a port became a trusted edge port since the traps were compiled."""
+        if not self.traps:
+            return False
+        return any(
+            self._trap_inputs.get(dpid, ((), ()))[0] != self._trap_ports(dpid, now)
+            for dpid in self.topo.connected()
+        )
 
     def _lldp_probes(self) -> list[LldpProbe]:
         probes = []
@@ -312,7 +331,7 @@ class Connectivity:
         }
         metered = self.config.packet_in_pps > 0
         for dpid in switches:
-            ports = tuple(self.topo.edge_ports(dpid))
+            ports = self._trap_ports(dpid, now)
             key = (ports, self.traps)
             if self._trap_inputs.get(dpid) != key:
                 self._trap_inputs[dpid] = key

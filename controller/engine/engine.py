@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from controller.engine.commands import NorthboundCommands
@@ -25,7 +26,14 @@ from controller.engine.connectivity import Connectivity, ConnectivityConfig, Lld
 from controller.engine.inputs import FlowStat, SwitchError
 from controller.engine.jobs import JOB_DONE, JobManager
 from controller.engine.monitor import LinkMonitor
-from controller.engine.outputs import EngineOutput, EventKind, Notice, PacketOut, TablePart
+from controller.engine.outputs import (
+    EngineOutput,
+    EventKind,
+    Notice,
+    PacketOut,
+    RoleRequest,
+    TablePart,
+)
 from controller.engine.placement import FlowPlacer, FlowSample
 from controller.engine.policies import PolicyManager
 from controller.engine.polling import StatsPolls
@@ -91,6 +99,21 @@ class FabricEngine(NorthboundCommands):
         self.config = config
         self.metrics = metrics
         self.store = store
+        self.signer = LldpSigner(lldp_key, max_age_s=max(10.0, 5 * config.lldp_interval_s))
+        # Cluster mode: None = a single controller (the switches' EQUAL role, always
+        # programs); else "leader" or "standby", set by the election.
+        self.cluster_role: str | None = None
+        self.generation = 0
+        self._may_program: Callable[[float], bool] = _always
+        self._connected: set[int] = set()  # OpenFlow connections, in any role
+        self._reload_due = False
+        self._errors_logged: set[tuple[int, str, int]] = set()
+        self._build(now)
+
+    def _build(self, now: float) -> None:
+        """The state of a controller that just started: everything from the store,
+        nothing known of the switches yet (a takeover is a restart, in-process)."""
+        config, store = self.config, self.store
         self.drains = DrainView(store)
         self.net = Connectivity(config.connectivity())
         self.net.restore_hosts(HostView(store).list())
@@ -118,6 +141,7 @@ class FabricEngine(NorthboundCommands):
             default_rebalance_s=config.rebalance_period_s,
             failover_groups=config.failover_groups,
         )
+        self.started_at = now
         self.jobs = JobManager(
             self.net,
             jobs=JobStore(store),
@@ -131,11 +155,48 @@ class FabricEngine(NorthboundCommands):
         )
         self.sync = TableSync(timeout_s=config.sync_timeout_s)
         self.polls = StatsPolls(interval=config.poll_interval_s, rng=random.Random(config.seed))
-        self.signer = LldpSigner(lldp_key, max_age_s=max(10.0, 5 * config.lldp_interval_s))
-        self.started_at = now
-        self._errors_logged: set[tuple[int, str, int]] = set()
         self._reported_unmatched = False
         self.install_policies(now=now)
+
+    # ---------------------------------------------------------------- cluster
+    def join_cluster(self, *, may_program: Callable[[float], bool]) -> None:
+        """Cluster mode: a standby that programs nothing until the election says so.
+
+        ``may_program(now)`` is the election's own answer (false as soon as the
+        lease may have lapsed), checked before every write to a switch.
+        """
+        self.cluster_role = "standby"
+        self._may_program = may_program
+
+    def set_role(self, role: str, *, generation: int, now: float) -> EngineOutput:
+        """The election changed this node's role (or the leader's generation)."""
+        if role not in ("leader", "standby"):
+            raise ValueError(f"role must be leader or standby, not {role!r}")
+        if (role, generation) == (self.cluster_role, self.generation):
+            return EngineOutput()
+        changed = role != self.cluster_role
+        self.cluster_role, self.generation = role, generation
+        if changed:
+            log.info("this controller is now %s (generation %d)", role, generation)
+            self._build(now)
+        leading = role == "leader"
+        out = EngineOutput()
+        for dpid in sorted(self._connected):
+            out.requests.append(RoleRequest(dpid, master=leading, generation=generation))
+            if leading and changed:
+                out.requests += self.sync.start(dpid, now=now)
+        return out
+
+    def store_changed(self) -> None:
+        """Another node wrote to the shared store: a standby follows at its next tick."""
+        if self.cluster_role == "standby":
+            self._reload_due = True
+
+    def writes_allowed(self, now: float) -> bool:
+        """Whether anything may be written to a switch now (flow, group, packet-out)."""
+        if self.cluster_role is None:
+            return True
+        return self.cluster_role == "leader" and self._may_program(now)
 
     # ------------------------------------------------------------- switches
     def _settled(self, now: float) -> bool:
@@ -150,8 +211,16 @@ class FabricEngine(NorthboundCommands):
         return self.net.prog.is_synced(dpid)
 
     def switch_features(self, dpid: int, *, now: float) -> EngineOutput:
-        """A switch (re)connected: read its ports, then its tables."""
-        return EngineOutput(requests=list(self.sync.start(dpid, now=now)))
+        """A switch (re)connected: claim the role, then read its ports and tables."""
+        self._connected.add(dpid)
+        out = EngineOutput()
+        if self.cluster_role is not None:
+            leading = self.cluster_role == "leader"
+            out.requests.append(RoleRequest(dpid, master=leading, generation=self.generation))
+            if not leading:
+                return out  # a standby reads and writes nothing
+        out.requests += self.sync.start(dpid, now=now)
+        return out
 
     def port_desc(self, dpid: int, ports: list[Port], *, more: bool, now: float) -> EngineOutput:
         return EngineOutput(requests=list(self.sync.ports(dpid, ports, more=more)))
@@ -199,6 +268,7 @@ class FabricEngine(NorthboundCommands):
         return self._settle(out, now)
 
     def switch_disconnected(self, dpid: int, *, now: float) -> EngineOutput:
+        self._connected.discard(dpid)
         self.sync.forget(dpid)
         self.polls.forget(dpid)
         self.monitor.switch_gone(dpid)
@@ -219,6 +289,8 @@ class FabricEngine(NorthboundCommands):
             log.error(
                 "switch %016x reported %s code %d (xid %d)", dpid, error.kind, error.code, error.xid
             )
+        if error.kind == "role_request_failed":
+            return EngineOutput()  # a newer leader exists: the election will say so
         if error.kind == "bad_request" and self.sync.reading(dpid, TablePart.METERS):
             # A switch without meters: its table read is complete without them.
             return self._synced(self.sync.part_done(dpid, TablePart.METERS), now=now)
@@ -321,6 +393,11 @@ class FabricEngine(NorthboundCommands):
     # ---------------------------------------------------------------- time
     def tick(self, *, now: float) -> EngineOutput:
         """Periodic work: LLDP, link expiry, warm-ups, rebalancing, polls, resyncs."""
+        if self.cluster_role == "standby":
+            if self._reload_due:  # follow what the leader stored (policies, jobs, drains)
+                self._reload_due = False
+                self._build(now)
+            return EngineOutput()
         out, probes = self.net.tick(now=now)
         out.packets += [self._probe(p, now) for p in probes]
         out.merge(self.placer.tick(now=now))
@@ -366,6 +443,10 @@ class FabricEngine(NorthboundCommands):
             self.sync.schedule_resync(dpid, now=now)
         out.resync.clear()
         return out
+
+
+def _always(now: float) -> bool:
+    return True
 
 
 def _is_trap(cookie: int) -> bool:

@@ -25,6 +25,7 @@ __all__ = [
     "TableRead",
     "PortStatsRequest",
     "FlowStatsRequest",
+    "RoleRequest",
     "Request",
     "EngineOutput",
 ]
@@ -102,7 +103,17 @@ class FlowStatsRequest:
     mask: int
 
 
-Request = TableRead | PortStatsRequest | FlowStatsRequest
+@dataclass(frozen=True)
+class RoleRequest:
+    """Claim the OpenFlow role on ``dpid``: MASTER (``master``) or SLAVE, with the
+    cluster leader's ``generation`` (switches refuse a stale one)."""
+
+    dpid: Dpid
+    master: bool
+    generation: int
+
+
+Request = TableRead | PortStatsRequest | FlowStatsRequest | RoleRequest
 
 
 @dataclass

@@ -75,15 +75,21 @@ class FabricApp(fw.app_manager.RyuApp):
             self._send(dp, msg_for(dp))
 
     def execute(self, out):
-        """Send an engine output: requests and packets now, programs in order."""
+        """Send an engine output: requests and packets now, programs in order.
+
+        A controller that may not write (a cluster standby, or a leader whose
+        lease may have lapsed) sends only requests (roles, reads)."""
+        for req in out.requests:
+            self._send_to(req.dpid, lambda dp, req=req: ofmsg.request_to_msg(dp, req))
+        if not self.engine.writes_allowed(self.mono()):
+            self.publisher.absorb(out)
+            return
         for dpid, ops in out.immediate:
             if self.engine.is_synced(dpid):
                 for op in ops:
                     self._send_to(dpid, lambda dp, op=op: ofmsg.op_to_msg(dp, op))
         for pkt in out.packets:
             self._send_to(pkt.dpid, lambda dp, pkt=pkt: ofmsg.packet_out_to_msg(dp, pkt))
-        for req in out.requests:
-            self._send_to(req.dpid, lambda dp, req=req: ofmsg.request_to_msg(dp, req))
         if out.programs or out.packets_after:
             self.programs.put((out.programs, out.packets_after))
         self.publisher.absorb(out)
@@ -105,6 +111,8 @@ class FabricApp(fw.app_manager.RyuApp):
 
     def _run_program(self, program):
         for phase in program.phases:
+            if not self.engine.writes_allowed(self.mono()):
+                return  # leadership lost mid-program: the next leader reconciles
             waits = []
             for dpid, ops in phase.ops.items():
                 dp = self.dps.get(dpid)

@@ -14,6 +14,7 @@ from controller.engine.outputs import (
     PacketOut,
     PortStatsRequest,
     Request,
+    RoleRequest,
     TablePart,
     TableRead,
 )
@@ -267,6 +268,9 @@ def request_to_msg(dp, req: Request):
             return parser.OFPFlowStatsRequest(
                 dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY, cookie, mask
             )
+        case RoleRequest(master=master, generation=generation):
+            role = ofp.OFPCR_ROLE_MASTER if master else ofp.OFPCR_ROLE_SLAVE
+            return parser.OFPRoleRequest(dp, role, generation)
     raise TypeError(f"unknown request {req!r}")
 
 

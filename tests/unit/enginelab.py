@@ -22,7 +22,7 @@ from fakeoftable import FakeFabric
 from prometheus_client import CollectorRegistry
 from synthetic import Fabric
 
-from controller.engine.connectivity import ARP_REQUEST
+from controller.engine.connectivity import ARP_REQUEST, Connectivity
 from controller.engine.engine import EngineConfig, FabricEngine
 from controller.engine.inputs import FlowStat
 from controller.engine.outputs import (
@@ -31,6 +31,7 @@ from controller.engine.outputs import (
     PacketOut,
     PortStatsRequest,
     Request,
+    RoleRequest,
     TablePart,
     TableRead,
 )
@@ -124,6 +125,7 @@ class EngineLab:
         self.counters: dict[PortRef, PortCounters] = {}  # what port-stats replies report
         self.flow_bytes: dict[int, int] = {}  # cookie -> byte count in flow-stats replies
         self.answer_stats = True  # False: the switches ignore statistics requests
+        self.roles: dict[Dpid, str] = {}  # the OpenFlow role each switch gave the engine
         self._after_lldp: Callable[[LinkId], None] | None = None
         self.on_output: Callable[[EngineOutput], None] | None = None  # sees every output once
 
@@ -135,7 +137,11 @@ class EngineLab:
         self.engine = FabricEngine(
             self.config, store=self.store, metrics=self.metrics, now=self.now
         )
-        self.net = self.engine.net
+
+    @property
+    def net(self) -> Connectivity:
+        """The engine's connectivity (rebuilt on a takeover, so always read it here)."""
+        return self.engine.net
 
     def dpid(self, name: str) -> Dpid:
         return self.fabric.dpid(name)
@@ -151,13 +157,15 @@ class EngineLab:
         if self.on_output is not None:
             self.on_output(out)
         total = EngineOutput().merge(out)
+        for req in out.requests:
+            total.merge(self._answer(req))
+        if not self.engine.writes_allowed(self.now):
+            return total  # a standby (or a leader whose lease may have lapsed) writes nothing
         for dpid, ops in out.immediate:
             if self.engine.is_synced(dpid):
                 self.fake.apply_ops(dpid, ops)
         for pkt in out.packets:
             total.merge(self._deliver(pkt))
-        for req in out.requests:
-            total.merge(self._answer(req))
         for program in out.programs:
             self.fake.apply(program)
             before = self.fake.hashes()
@@ -217,6 +225,9 @@ class EngineLab:
                     for p in self.ports[req.dpid]
                 ]
                 return self.run(engine.port_stats(req.dpid, counters, more=False, now=now))
+            case RoleRequest(master=master):
+                self.roles[req.dpid] = "master" if master else "slave"
+                return EngineOutput()
             case FlowStatsRequest(cookie=cookie, mask=mask) if self.answer_stats:
                 stats = [
                     FlowStat(e, self.flow_bytes.get(e.cookie, 0))
