@@ -57,14 +57,21 @@ class LeafSpineFabric:
         leaves=4,
         hosts_per_leaf=2,
         *,
-        controller_port,
+        controller_port=None,
+        controller_ports=None,
         controller_ip="127.0.0.1",
         bw=None,
         host_bw=None,
         log_level="warning",
     ):
+        """``controller_ports``: several controllers (a cluster): every bridge connects to
+        each, and notices a dead one within about 2 s (probe and back-off at 1 s)."""
         self.spines, self.leaves, self.hosts_per_leaf = spines, leaves, hosts_per_leaf
-        self.controller_port, self.controller_ip = controller_port, controller_ip
+        ports = list(controller_ports or ([controller_port] if controller_port else []))
+        if not ports:
+            raise ValueError("give controller_port or controller_ports")
+        self.controller_ports, self.controller_ip = ports, controller_ip
+        self.controller_port = ports[0]
         self.bw, self.host_bw = bw, host_bw
         self.log_level = log_level
         self.net = None
@@ -90,7 +97,8 @@ class LeafSpineFabric:
             build=False,
             autoSetMacs=False,
         )
-        self.net.addController(_QuietRemote("c0", ip=self.controller_ip, port=self.controller_port))
+        for k, port in enumerate(self.controller_ports):
+            self.net.addController(_QuietRemote(f"c{k}", ip=self.controller_ip, port=port))
         try:
             self.net.build()
             self.net.start()
@@ -100,11 +108,12 @@ class LeafSpineFabric:
                 for intf in host.intfList():
                     host.cmd(f"ethtool -K {intf.name} tx off rx off")
             for sw in self.net.switches:
-                sw.vsctl(f"set controller {sw.name} max_backoff=1000")
+                for uuid in self._controller_records(sw):
+                    sw.vsctl(f"set controller {uuid} max_backoff=1000 inactivity_probe=1000")
             if connect_timeout and not self.wait_connected(connect_timeout):
                 raise RuntimeError(
-                    f"switches did not connect to the controller at "
-                    f"{self.controller_ip}:{self.controller_port} within {connect_timeout:.0f} s"
+                    f"switches did not connect to a controller at {self.controller_ip}:"
+                    f"{self.controller_ports} within {connect_timeout:.0f} s"
                 )
         except BaseException:
             self.stop()
@@ -133,9 +142,30 @@ class LeafSpineFabric:
             time.sleep(0.2)
         return False
 
+    @staticmethod
+    def _controller_records(sw):
+        """The uuids of the bridge's Controller records (one per controller)."""
+        out = sw.vsctl(f"get bridge {sw.name} controller").strip()
+        return [u.strip() for u in out.strip("[]").split(",") if u.strip()]
+
     def is_connected(self, switch):
-        out = self.net.get(switch).vsctl(f"get controller {switch} is_connected")
-        return out.strip() == "true"
+        """Connected to at least one controller (each controller, if ``all``)."""
+        return bool(self.connected_controllers(switch))
+
+    def connected_controllers(self, switch):
+        """``{target: role}`` of the controllers ``switch`` is connected to now."""
+        sw = self.net.get(switch)
+        found = {}
+        for uuid in self._controller_records(sw):
+            fields = sw.vsctl(f"--columns=target,is_connected,role list controller {uuid}")
+            values = dict(
+                (k.strip(), v.strip().strip('"'))
+                for k, _, v in (line.partition(":") for line in fields.splitlines())
+                if k.strip()
+            )
+            if values.get("is_connected") == "true":
+                found[values.get("target", uuid)] = values.get("role", "")
+        return found
 
     def stop(self):
         for pid in self._pids:

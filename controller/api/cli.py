@@ -151,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     command("topology", "show switches, links and hosts")
+    command("status", "show this controller's role, the cluster's leader and the store")
     command("links", "show every link direction with its load")
     command("flows", "show the flows placed with per-flow rules").add_argument(
         "--policy", default="", help="only flows of this policy"
@@ -243,7 +244,10 @@ def _run(client: FabricClient, args: argparse.Namespace, out: TextIO) -> int:
         print(_json(message) if args.json else human(), file=out)
 
     cmd = args.command
-    if cmd == "topology":
+    if cmd == "status":
+        status = client.cluster_status()
+        show(status, lambda: render.render_status(status))
+    elif cmd == "topology":
         topo = client.get_topology()
         show(topo, lambda: render.render_topology(topo))
     elif cmd == "links":

@@ -193,6 +193,10 @@ class FabricClient:
         first.next_page_token = ""
         return first
 
+    def cluster_status(self) -> Any:
+        """The GetClusterStatusResponse of the node this client talks to."""
+        return self._unary("GetClusterStatus", pb.GetClusterStatusRequest())
+
     def list_jobs(self) -> list[Any]:
         return list(self._unary("ListJobs", pb.ListJobsRequest()).jobs)
 

@@ -19,6 +19,7 @@ from typing import Any
 from fabric.v1 import fabric_pb2 as pb
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from controller.cluster.status import ClusterStatusView
 from controller.concurrency.eventbus import EventRecord
 from controller.engine.outputs import EventKind
 from controller.engine.views import (
@@ -398,4 +399,26 @@ def event_to_proto(record: EventRecord) -> Any:
         subject=record.subject,
         reason=record.reason,
         attributes=dict(record.attributes),
+    )
+
+
+_MODES = {"single": pb.CLUSTER_MODE_SINGLE, "etcd": pb.CLUSTER_MODE_ETCD}
+
+
+def cluster_status_to_proto(view: ClusterStatusView) -> Any:
+    return pb.GetClusterStatusResponse(
+        mode=_MODES.get(view.mode, pb.CLUSTER_MODE_UNSPECIFIED),
+        node_id=view.node_id,
+        role=view.role,
+        leader_id=view.leader_id,
+        generation_id=view.generation_id,
+        lease_id=view.lease_id,
+        lease_ttl_s=view.lease_ttl_s,
+        leader_changes=view.leader_changes,
+        endpoints=[
+            pb.EtcdEndpoint(url=url, healthy=healthy, error=why)
+            for url, healthy, why in view.endpoints
+        ],
+        nodes=[pb.ClusterNode(node_id=n.node_id, grpc=n.grpc, leader=n.leader) for n in view.nodes],
+        store=view.store,
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from controller.cluster.status import ClusterStatusView
 from controller.concurrency.eventbus import EventBus, Subscription
 from controller.concurrency.mailbox import MailboxTimeout
 from controller.engine.engine import FabricEngine
@@ -99,6 +100,10 @@ class FabricFacade(Protocol):
 
     def explain_path(self, five_tuple: FiveTuple, *, dscp: int = 0) -> PathExplanation: ...
 
+    def cluster_status(self) -> ClusterStatusView:
+        """This node's role, the leader, the lease and the store's endpoints."""
+        ...
+
 
 class Completed:
     """What a write returns in the hub: the caller's answer and what the shim must send."""
@@ -152,6 +157,7 @@ class EngineFacade:
         publisher: PublishedViews,
         mono: Callable[[], float],
         metrics: FabricMetrics,
+        cluster: Callable[[], ClusterStatusView] | None = None,
         write_timeout_s: float = WRITE_TIMEOUT_S,
     ) -> None:
         self._engine = engine
@@ -160,6 +166,7 @@ class EngineFacade:
         self._mono = mono
         self._metrics = metrics
         self._write_timeout_s = write_timeout_s
+        self._cluster = cluster
 
     # ------------------------------------------------------------- reads
     @property
@@ -247,6 +254,11 @@ class EngineFacade:
     def undrain_link(self, link: str, *, timeout: float | None = None) -> DrainResult:
         engine, mono = self._engine, self._mono
         return self._write(lambda: engine.drain(link, drained=False, now=mono()), timeout)
+
+    def cluster_status(self) -> ClusterStatusView:
+        if self._cluster is None:
+            return ClusterStatusView(mode="single", role="single")
+        return self._cluster()
 
     # -------------------------------------------------------------- jobs
     def list_jobs(self) -> list[Job]:

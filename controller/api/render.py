@@ -283,3 +283,34 @@ def render_event(event: Any) -> str:
         parts.append(f"({event.reason})")
     parts += [f"{k}={v}" for k, v in sorted(event.attributes.items())]
     return " ".join(printable(part) for part in parts)
+
+
+def render_status(status: Any) -> str:
+    """A node's view of the cluster: its role, the leader, the lease, etcd and the nodes."""
+    if status.mode == pb.CLUSTER_MODE_SINGLE:
+        return f"mode:      single controller\nstore:     {printable(status.store)}"
+    lines = [
+        "mode:      cluster (etcd)",
+        f"node:      {printable(status.node_id)} ({printable(status.role)})",
+        f"leader:    {printable(status.leader_id) or '(none)'}"
+        f" generation {status.generation_id}, {status.leader_changes} change(s) seen",
+        f"lease:     {status.lease_id:x} ttl {status.lease_ttl_s} s",
+        f"store:     {printable(status.store)}",
+    ]
+    for e in status.endpoints:
+        state = "ok" if e.healthy else f"DOWN ({printable(e.error)})"
+        lines.append(f"etcd:      {printable(e.url)} {state}")
+    if status.nodes:
+        lines += ["", "NODE  GRPC  ROLE"]
+        rows = [
+            (printable(n.node_id), printable(n.grpc), "leader" if n.leader else "standby")
+            for n in status.nodes
+        ]
+        width = [max(len(r[i]) for r in rows) for i in range(3)]
+        lines[-1] = "  ".join(
+            h.ljust(w) for h, w in zip(("NODE", "GRPC", "ROLE"), width, strict=True)
+        )
+        lines += [
+            "  ".join(c.ljust(w) for c, w in zip(r, width, strict=True)).rstrip() for r in rows
+        ]
+    return "\n".join(lines)

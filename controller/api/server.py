@@ -315,8 +315,17 @@ class ApiServer:
         return bool(self._server.wait_for_termination(timeout))
 
 
-def start_api_server(facade: FabricFacade, config: ApiServerConfig) -> ApiServer:
-    """Bind, start and return the API server; health reports SERVING once started."""
+def start_api_server(
+    facade: FabricFacade,
+    config: ApiServerConfig,
+    *,
+    forwarder: grpc.ServerInterceptor | None = None,
+) -> ApiServer:
+    """Bind, start and return the API server; health reports SERVING once started.
+
+    ``forwarder`` (a cluster standby's :class:`~controller.api.forward.LeaderForwarder`)
+    relays writes to the leader, after the token check and before anything else.
+    """
     host, _ = parse_listen(config.listen)
     if config.max_message_bytes < 1024:
         raise InvalidArgument("grpc_max_message_bytes", "must be at least 1024")
@@ -335,6 +344,8 @@ def start_api_server(facade: FabricFacade, config: ApiServerConfig) -> ApiServer
     interceptors: list[grpc.ServerInterceptor] = []
     if config.token_file is not None:
         interceptors.append(BearerTokenInterceptor(_read_token(config.token_file)))
+    if forwarder is not None:
+        interceptors.append(forwarder)
     # Inside the token check, so a caller without the token learns nothing more.
     interceptors.append(MalformedRequestInterceptor())
 

@@ -179,6 +179,13 @@ class FabricControllerServicer(JobsServicerMixin, fabric_pb2_grpc.FabricControll
 
         return self._call(context, "ListPolicies", run)
 
+    def GetClusterStatus(self, request: Any, context: Any) -> Any:
+        return self._call(
+            context,
+            "GetClusterStatus",
+            lambda: convert.cluster_status_to_proto(self._facade.cluster_status()),
+        )
+
     def ExplainPath(self, request: Any, context: Any) -> Any:
         def run() -> Any:
             check_limits(request)

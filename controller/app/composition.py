@@ -16,14 +16,18 @@ from pathlib import Path
 
 from controller.api.facade import EngineFacade
 from controller.app.clock import Clock
+from controller.app.cluster import ClusterMember, SingleMember
 from controller.app.config import FabricdConfig
 from controller.app.publisher import Publisher
+from controller.cluster.metrics import ClusterMetrics
 from controller.concurrency.eventbus import EventBus
 from controller.concurrency.mailbox import Mailbox
 from controller.engine.engine import EngineConfig, FabricEngine
 from controller.observability.metrics import FabricMetrics
 from controller.policy.parse import load_policy_dir
 from controller.store.documents import DocumentStore
+from controller.store.etcd import EtcdStore
+from controller.store.etcdclient import EtcdClient
 from controller.store.hosts import HostView
 from controller.store.policies import PolicyView
 from controller.store.statedir import StateDir, open_state_dir
@@ -51,19 +55,25 @@ class Assembly:
     config: FabricdConfig
     clock: Clock
     metrics: FabricMetrics
-    state: StateDir
+    store: DocumentStore
     engine: FabricEngine
     publisher: Publisher
     mailbox: Mailbox
     facade: EngineFacade
+    member: ClusterMember | SingleMember
+    state: StateDir | None = None  # single node: the locked state directory
 
     @property
     def hub(self) -> HubContext:
         return HubContext(self.engine, self.mailbox, self.publisher, self.metrics, self.clock)
 
     def close(self) -> None:
+        self.member.stop()
         self.mailbox.close()
-        self.state.close()
+        if self.state is not None:
+            self.state.close()
+        else:
+            self.store.close()
 
 
 def engine_config(config: FabricdConfig) -> EngineConfig:
@@ -90,33 +100,60 @@ def engine_config(config: FabricdConfig) -> EngineConfig:
 
 def assemble(config: FabricdConfig, *, metrics: FabricMetrics | None = None) -> Assembly:
     """Every part, wired. Raises StoreError (one line) for a locked, damaged or foreign
-    state directory, ValueError (one line) for bad default policy files."""
+    state directory or an unreachable etcd, ValueError (one line) for bad default
+    policy files. A cluster member joins the election later (:meth:`ClusterMember.start`),
+    once its API listens."""
     clock = Clock()
     metrics = metrics or FabricMetrics()
-    state = open_state_dir(config.state_dir)
-    try:
-        seed_policies(state.store, Path(config.policies))
-        engine = FabricEngine(
-            engine_config(config), store=state.store, metrics=metrics, now=clock.mono()
+    state: StateDir | None = None
+    if config.cluster_etcd:
+        store: DocumentStore = EtcdStore(
+            EtcdClient(config.cluster_etcd), cluster=config.cluster_name
         )
+    else:
+        state = open_state_dir(config.state_dir)
+        store = state.store
+    try:
+        seed_policies(store, Path(config.policies))
+        engine = FabricEngine(engine_config(config), store=store, metrics=metrics, now=clock.mono())
         publisher = Publisher(
-            engine, bus=EventBus(), metrics=metrics, clock=clock, hosts=HostView(state.store)
+            engine, bus=EventBus(), metrics=metrics, clock=clock, hosts=HostView(store)
         )
         mailbox = Mailbox()
     except BaseException:
-        state.close()
+        (state.close if state is not None else store.close)()
         raise
+    member: ClusterMember | SingleMember = SingleMember(store)
+    if config.cluster_etcd:
+        member = ClusterMember(
+            endpoints=config.cluster_etcd,
+            cluster=config.cluster_name,
+            node_id=config.node_id,
+            store=store,
+            engine=engine,
+            mailbox=mailbox,
+            metrics=ClusterMetrics(metrics.registry),
+            mono=clock.mono,
+        )
     facade = EngineFacade(
-        engine=engine, hub=mailbox, publisher=publisher, mono=clock.mono, metrics=metrics
+        engine=engine,
+        hub=mailbox,
+        publisher=publisher,
+        mono=clock.mono,
+        metrics=metrics,
+        cluster=member.status,
     )
-    return Assembly(config, clock, metrics, state, engine, publisher, mailbox, facade)
+    return Assembly(
+        config, clock, metrics, store, engine, publisher, mailbox, facade, member, state
+    )
 
 
 def seed_policies(store: DocumentStore, defaults_dir: Path) -> None:
-    """A store never written starts with the default policy files."""
+    """A store never written starts with the default policy files (once its content
+    exists, it wins, even if everything was deleted)."""
     policies = PolicyView(store)
-    if store.revision() > 0:
-        return  # the store has history: its content wins, even if everything was deleted
+    if policies.list():
+        return
     defaults = load_policy_dir(defaults_dir) if defaults_dir.is_dir() else []
     if not defaults:
         log.warning("no default policies in %s: all traffic uses hash ECMP", defaults_dir)

@@ -82,6 +82,9 @@ class FabricdConfig:
     cluster_name: str = "fabric"
     node_id: str | None = None  # default: host name and gRPC port
 
+    def etcd_label(self) -> str:
+        return f"etcd {self.cluster_etcd}"
+
 
 _LEVELS = ("debug", "info", "warning", "error")
 

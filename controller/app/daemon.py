@@ -97,9 +97,15 @@ def _start_metrics(cfg: FabricdConfig, registry: Any) -> Any:
         raise ConfigError(str(exc.strerror or exc)) from None
 
 
-def _start_api(cfg: FabricdConfig, facade: Any) -> Any:
-    from controller.api.server import ApiServerConfig, start_api_server
+def _start_api(cfg: FabricdConfig, facade: Any, member: Any) -> Any:
+    from controller.api.forward import LeaderForwarder
+    from controller.api.server import SERVICE_NAME, ApiServerConfig, start_api_server
 
+    forwarder = None
+    if cfg.cluster_etcd:
+        forwarder = LeaderForwarder(
+            service=SERVICE_NAME, is_leader=member.is_leader, leader_address=member.leader_address
+        )
     try:
         api = start_api_server(
             facade,
@@ -109,6 +115,7 @@ def _start_api(cfg: FabricdConfig, facade: Any) -> Any:
                 tls_key=cfg.grpc_tls_key,
                 token_file=cfg.grpc_token_file,
             ),
+            forwarder=forwarder,
         )
     except (OSError, RuntimeError, ValueError) as exc:
         raise ConfigError(f"cannot serve gRPC on {cfg.grpc_listen}: {exc}") from None
@@ -139,14 +146,15 @@ def _serve(cfg: FabricdConfig, stop: StopSignal, api: Any, metrics_port: int, so
         if stop.received is None:
             api.set_serving(True)
         log.info(
-            "fabricd ready: openflow=%s grpc=%s:%d metrics=%s:%d state=%s southbound=%s",
+            "fabricd ready: openflow=%s grpc=%s:%d metrics=%s:%d state=%s southbound=%s%s",
             cfg.of_listen,
             cfg.grpc_listen.host,
             api.port,
             cfg.metrics_listen.host,
             metrics_port,
-            cfg.state_dir,
+            cfg.etcd_label() if cfg.cluster_etcd else cfg.state_dir,
             cfg.southbound,
+            f" cluster={cfg.cluster_name}" if cfg.cluster_etcd else "",
         )
 
     south.hub.spawn(announce)
@@ -156,6 +164,7 @@ def _serve(cfg: FabricdConfig, stop: StopSignal, api: Any, metrics_port: int, so
 
 
 def run(cfg: FabricdConfig, stop: StopSignal) -> int:
+    from controller.app.cluster import ClusterMember
     from controller.app.composition import assemble
 
     for addr, what in (
@@ -173,7 +182,14 @@ def run(cfg: FabricdConfig, stop: StopSignal) -> int:
     api = metrics_server = south = None
     try:
         metrics_server = _start_metrics(cfg, assembly.metrics.registry)
-        api = _start_api(cfg, assembly.facade)
+        api = _start_api(cfg, assembly.facade, assembly.member)
+        if isinstance(assembly.member, ClusterMember):
+            try:
+                assembly.member.start(
+                    grpc_address=f"{cfg.grpc_listen.host}:{api.port}", grpc_port=api.port
+                )
+            except StoreError as exc:
+                raise ConfigError(str(exc)) from None
         south = _start_southbound(cfg, assembly.hub)
         _serve(cfg, stop, api, metrics_server.port, south)
         return 0

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from controller.devtools.etcd_pytest import cluster_name, etcd_cluster, etcd_server  # noqa: F401
 from controller.devtools.process import Fabricd, start_fabricd
 from mininet_topos.harness import LeafSpineFabric
 
@@ -55,10 +56,8 @@ def fabricd_factory(tmp_path: Path) -> Iterator[Callable[..., Fabricd]]:
 def fabric_factory() -> Iterator[Callable[..., LeafSpineFabric]]:
     started: list[LeafSpineFabric] = []
 
-    def factory(
-        spines: int, leaves: int, hosts: int, *, controller_port: int, **kw: object
-    ) -> LeafSpineFabric:
-        fab = LeafSpineFabric(spines, leaves, hosts, controller_port=controller_port, **kw)
+    def factory(spines: int, leaves: int, hosts: int, **kw: object) -> LeafSpineFabric:
+        fab = LeafSpineFabric(spines, leaves, hosts, **kw)
         started.append(fab)
         return fab.start()
 

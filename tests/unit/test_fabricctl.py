@@ -263,3 +263,12 @@ def test_installed_console_script_reports_unreachable_in_one_line() -> None:
     assert proc.returncode == 3
     assert proc.stdout == ""
     assert_one_error_line(proc.stderr, "fabricctl: UNAVAILABLE: ")
+
+
+def test_status_of_a_single_controller(
+    capsys: pytest.CaptureFixture[str], server: ApiServer
+) -> None:
+    code, out, _ = run(capsys, server, "status")
+    assert code == 0 and out.startswith("mode:      single controller")
+    code, out, _ = run(capsys, server, "--json", "status")
+    assert json.loads(out)["mode"] == "CLUSTER_MODE_SINGLE"
