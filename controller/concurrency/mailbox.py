@@ -101,6 +101,8 @@ class Mailbox:
         """Hub side: run everything queued; ``finish(value)`` turns what the work
         returned into the caller's result (after doing what the value asks).
         Returns how many ran."""
+        if self.closed:
+            return 0  # closed under the hub: its queue was cancelled, its pipe is gone
         try:
             while os.read(self._rfd, 4096):
                 pass

@@ -64,11 +64,14 @@ def select(name: str) -> SimpleNamespace:
             f"southbound {name} is not installed; install it with: {_INSTALL[name]}"
         ) from None
     handler = _module(package, "controller.handler")
+    app_manager = _module(package, "base.app_manager")
     fw.__dict__.update(
         name=name,
         package=package,
         cfg=_module(package, "cfg"),
-        app_manager=_module(package, "base.app_manager"),
+        app_manager=app_manager,
+        # The base class of an app: RyuApp in Ryu, OSKenApp in os-ken.
+        app_base=getattr(app_manager, "OSKenApp", None) or app_manager.RyuApp,
         ofp_event=_module(package, "controller.ofp_event"),
         set_ev_cls=handler.set_ev_cls,
         CONFIG_DISPATCHER=handler.CONFIG_DISPATCHER,

@@ -34,7 +34,7 @@ ofp_event = fw.ofp_event
 CONFIG, MAIN, DEAD = fw.CONFIG_DISPATCHER, fw.MAIN_DISPATCHER, fw.DEAD_DISPATCHER
 
 
-class FabricApp(fw.app_manager.RyuApp):
+class FabricApp(fw.app_base):
     OFP_VERSIONS = [ofp.OFP_VERSION]
 
     def __init__(self, *args, fabric_hub=None, **kwargs):
@@ -253,6 +253,8 @@ class FabricApp(fw.app_manager.RyuApp):
                 if self.mailbox.closed:
                     return
                 raise
+            if self.mailbox.closed:
+                return  # closed while this loop waited: shutting down
             if self.mailbox.run_pending(self._finish):
                 self.publisher.publish()
 
