@@ -18,17 +18,20 @@ applies the plan to the flow table.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from controller.fabric.model import LinkId, Path
 from controller.policy.model import Policy, Strategy
 from controller.routing.paths import PathCache
-from controller.routing.strategies import FlowRequest, NetworkView, rank_paths, usable_candidates
+from controller.routing.strategies import FabricView, FlowRequest, rank_paths, usable_candidates
 from controller.te.flowtable import FlowTable, TrackedFlow
 from controller.te.recent import LoadOverlay
 
-__all__ = ["Relocation", "RebalancePlan", "plan_rebalance"]
+__all__ = ["Relocation", "RebalancePlan", "plan_rebalance", "Ranker"]
+
+# (flow, its policy, this round's planned load changes) -> its paths, best first.
+Ranker = Callable[[TrackedFlow, Policy, Mapping[LinkId, float]], Iterable[Path]]
 
 # A link below this share of its capacity counts as idle: it takes any one flow.
 IDLE_SHARE = 0.05
@@ -59,17 +62,21 @@ class _Planner:
         *,
         table: FlowTable,
         policy_of: Mapping[int, Policy],
-        view: NetworkView,
+        view: FabricView,
         extra: Mapping[LinkId, float],
-        paths: PathCache,
+        paths: PathCache | None,
         seed: int,
+        ranker: Ranker | None = None,
     ) -> None:
+        if paths is None and ranker is None:
+            raise ValueError("plan_rebalance needs paths or a ranker")
         self.table = table
         self.policy_of = policy_of
         self.view = view
         self.extra = extra
         self.paths = paths
         self.seed = seed
+        self.ranker = ranker
         self.delta: dict[LinkId, float] = {}  # load this round's moves add or remove
         self._thresholds: dict[LinkId, float] = {}
 
@@ -127,7 +134,10 @@ class _Planner:
             self.delta[lid] = self.delta.get(lid, 0.0) + flow.load_bps
             self._thresholds[lid] = min(self.threshold(lid), policy.params.congestion_threshold)
 
-    def ranked(self, flow: TrackedFlow, policy: Policy) -> list[Path]:
+    def ranked(self, flow: TrackedFlow, policy: Policy) -> Iterable[Path]:
+        if self.ranker is not None:
+            return self.ranker(flow, policy, self.delta)
+        assert self.paths is not None
         candidates, _ = usable_candidates(
             self.paths, src=flow.path.ingress, dst=flow.path.egress, view=self.view
         )
@@ -239,18 +249,29 @@ def plan_rebalance(
     *,
     table: FlowTable,
     policy_of: Mapping[int, Policy],
-    view: NetworkView,
+    view: FabricView,
     extra: Mapping[LinkId, float],
-    paths: PathCache,
+    paths: PathCache | None,
     seed: int,
     now: float,
     max_moves: int,
     hot: Iterable[LinkId] | None = None,
+    ranker: Ranker | None = None,
 ) -> RebalancePlan:
     """Plan one round. ``hot`` restricts the links examined (e.g. the ones telemetry
-    reported congested); they still must be above threshold by this estimate."""
+    reported congested); they still must be above threshold by this estimate.
+
+    ``ranker(flow, policy, delta)`` gives a flow's usable, undrained paths best first
+    with ``delta`` (this round's planned load changes) on top of ``extra``; without
+    one, paths come from ``paths`` and :func:`rank_paths`."""
     planner = _Planner(
-        table=table, policy_of=policy_of, view=view, extra=extra, paths=paths, seed=seed
+        table=table,
+        policy_of=policy_of,
+        view=view,
+        extra=extra,
+        paths=paths,
+        seed=seed,
+        ranker=ranker,
     )
     if hot is None:
         examined = table.busy_links()

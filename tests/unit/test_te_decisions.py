@@ -56,3 +56,12 @@ def test_the_recording_covers_every_kind_of_decision(recorded: dict[str, list[An
         if isinstance(part, dict)
     )
     assert moved > 500
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_same_decisions_with_one_fabric_state_kept_up_to_date(
+    scenario: Any, recorded: dict[str, list[Any]]
+) -> None:
+    got = json.loads(json.dumps(record(scenario, state=True)))
+    want = recorded[scenario.name]
+    assert got == want, _first_difference(want, got)

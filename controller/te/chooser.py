@@ -1,0 +1,210 @@
+"""Path choice for the traffic engineer: the fast path where it applies, the general one else.
+
+A :class:`PathChooser` answers "which path now" and "which paths, best first"
+for one flow, over either kind of :data:`Network`: a per-call
+:class:`~controller.routing.strategies.NetworkView`, or the long-lived
+:class:`~controller.routing.fabricstate.FabricState`. With a state, pairs of
+switches on one side of a bipartite fabric (leaf to leaf) are scored from
+array rows by :mod:`controller.routing.fastpath`; everything else (views,
+``pinned`` policies, detours around drained or failed links, other
+topologies) goes through the candidate-path code of
+:mod:`controller.routing.strategies` with the same arithmetic, so both make
+the same decisions. The not-yet-measured load it scores with is the
+engineer's :class:`~controller.te.recent.RecentLoad`, lined up with the
+state's slots on first use.
+
+It keeps no flows and changes nothing but its caches; the engineer applies
+what it returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from controller.errors import FailedPrecondition, InvalidArgument
+from controller.fabric.model import LinkId, Path
+from controller.policy.model import Policy, Strategy
+from controller.routing import fastpath
+from controller.routing.fabricstate import FabricState, PairRows
+from controller.routing.paths import PathCache
+from controller.routing.strategies import (
+    Choice,
+    FlowRequest,
+    NetworkView,
+    choose_path,
+    rank_paths,
+    usable_candidates,
+)
+from controller.te.flowtable import TrackedFlow
+from controller.te.recent import LoadOverlay, RecentLoad
+
+__all__ = ["Network", "PathChooser"]
+
+Network = NetworkView | FabricState
+
+
+class PathChooser:
+    """Chooses and ranks paths for one engineer (its seed, path limit and recent load)."""
+
+    def __init__(self, *, seed: int, max_paths: int, recent: RecentLoad) -> None:
+        self.seed = seed
+        self.max_paths = max_paths
+        self.recent = recent
+        self._paths: PathCache | None = None
+
+    def paths_for(self, view: Network) -> PathCache:
+        """The path cache of ``view.graph`` (rebuilt, cheaply when possible, on a new graph)."""
+        if self._paths is None or self._paths.graph is not view.graph:
+            self._paths = PathCache.for_graph(
+                view.graph, previous=self._paths, max_paths=self.max_paths
+            )
+        return self._paths
+
+    def _rows(self, view: Network, request: FlowRequest) -> PairRows | None:
+        if not isinstance(view, FabricState):
+            return None
+        rows = view.rows(request.ingress, request.egress)
+        if rows is None or len(rows.middles) > self.max_paths:
+            return None  # more candidates than this engineer considers: general path
+        self.recent.bind(view.layout)
+        return rows
+
+    def choose(
+        self,
+        request: FlowRequest,
+        policy: Policy,
+        view: Network,
+        *,
+        avoid: frozenset[LinkId],
+        deltas: Sequence[Mapping[LinkId, float]] = (),
+        blocked: np.ndarray | None = None,
+    ) -> Choice:
+        """The path for ``request`` now. ``avoid`` are links known down (``blocked`` the
+        same as a slot mask of ``view``, see :meth:`blocked_mask`); ``deltas`` adjust
+        the recent load (e.g. the flow's own load taken off its current path).
+        Raises FailedPrecondition when no path exists."""
+        if policy.strategy is not Strategy.PINNED:
+            rows = self._rows(view, request)
+            if rows is not None:
+                assert isinstance(view, FabricState)
+                picked = fastpath.choose(
+                    policy.strategy,
+                    view,
+                    rows,
+                    request,
+                    policy,
+                    self.seed,
+                    self.recent.by_slot,
+                    deltas,
+                    blocked,
+                )
+                if picked is not None:
+                    return picked
+        paths = self.paths_for(view)
+        candidates, note = usable_candidates(
+            paths, src=request.ingress, dst=request.egress, view=view, avoid=avoid
+        )
+        if not candidates and policy.strategy is not Strategy.PINNED:
+            raise FailedPrecondition(note)
+        try:
+            choice = choose_path(
+                policy.strategy,
+                candidates,
+                flow=request,
+                view=view,
+                policy=policy,
+                seed=self.seed,
+                extra_load=LoadOverlay(self.recent, *deltas) if deltas else self.recent,
+                paths=paths,
+                avoid=avoid,
+            )
+        except InvalidArgument as exc:
+            raise FailedPrecondition(exc.reason) from exc
+        if note:
+            return replace(choice, reason=f"{choice.reason} ({note})")
+        return choice
+
+    def rank(
+        self,
+        flow: TrackedFlow,
+        policy: Policy,
+        view: Network,
+        delta: Mapping[LinkId, float],
+    ) -> Iterable[Path]:
+        """Usable, undrained paths for ``flow`` best first by its policy (as if it had
+        left its current path), with ``delta`` on top of the recent load (a
+        rebalance round's planned moves). Paths are built as they are read."""
+        # Score as if the flow had already left its current path, so that its
+        # own load does not make that path look worse than it is.
+        without_self = {lid: -flow.load_bps for lid in flow.path.links}
+        request = FlowRequest(
+            five_tuple=flow.five_tuple,
+            ingress=flow.path.ingress,
+            egress=flow.path.egress,
+            demand_bps=flow.load_bps,
+        )
+        rows = self._rows(view, request)
+        if rows is not None:
+            assert isinstance(view, FabricState)
+            columns = fastpath.rank(
+                policy.strategy,
+                view,
+                rows,
+                flow=request,
+                policy=policy,
+                seed=self.seed,
+                recent=self.recent.by_slot,
+                deltas=(delta, without_self),
+            )
+            if columns is not None:
+                return _built(view, rows, columns)
+        candidates, _ = usable_candidates(
+            self.paths_for(view), src=request.ingress, dst=request.egress, view=view
+        )
+        drained = view.drained
+        candidates = [p for p in candidates if not any(lid in drained for lid in p.links)]
+        return rank_paths(
+            policy.strategy,
+            candidates,
+            flow=request,
+            view=view,
+            policy=policy,
+            seed=self.seed,
+            extra_load=LoadOverlay(self.recent, delta, without_self),
+        )
+
+    @staticmethod
+    def blocked_mask(view: Network, avoid: frozenset[LinkId]) -> np.ndarray | None:
+        """``avoid`` as a slot mask of a state, or None when none of those links could
+        be chosen anyway (already down or drained in the state, or not a state)."""
+        if not avoid or not isinstance(view, FabricState):
+            return None
+        index, usable = view.layout.index, view.usable
+        slots = [s for lid in avoid if (s := index.get(lid, -1)) >= 0 and usable[s]]
+        if not slots:
+            return None
+        mask = np.zeros(view.layout.size, dtype=bool)
+        mask[slots] = True
+        return mask
+
+    @staticmethod
+    def alive(view: Network, path: Path, avoid: frozenset[LinkId]) -> bool:
+        """Whether every link of ``path`` is an up edge of the fabric and not in ``avoid``."""
+        if isinstance(view, FabricState):
+            return view.path_alive(path, avoid)
+        adj = view.graph.adj
+        for lid in path.links:
+            if lid in avoid:
+                return False
+            edge = adj.get(lid.src.dpid, {}).get(lid.dst.dpid)
+            if edge is None or edge.get("link") != lid:
+                return False
+        return True
+
+
+def _built(state: FabricState, rows: PairRows, columns: list[int]) -> Iterator[Path]:
+    for column in columns:
+        yield fastpath.path_of(state, rows, column)
