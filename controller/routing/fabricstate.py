@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import networkx as nx
 import numpy as np
@@ -59,6 +59,12 @@ class PairRows(NamedTuple):
     order: np.ndarray
     side: int
     in_order: bool  # candidate order is position order (rank is the identity)
+    layout: LinkLayout  # the layout the slots belong to
+    # Views of the state's penalised load and capacity along ``up`` and ``down``.
+    penalised_up: np.ndarray
+    penalised_down: np.ndarray
+    capacity_up: np.ndarray
+    capacity_down: np.ndarray
 
 
 class FabricState(NamedSwitches):
@@ -99,10 +105,14 @@ class FabricState(NamedSwitches):
         self._src_port = np.zeros(0, dtype=np.int64)  # egress port of the slot's link
         self.usable = np.zeros(0, dtype=bool)  # an edge and not drained: may take new flows
         self.dense_usable = 0  # usable slots of the dense blocks
-        self._ends: dict[Dpid, tuple[int, int, slice, slice]] = {}
+        # Per switch of a side: (side, position, up slots, down slots, views of the
+        # penalised load and capacity along them), so rows() makes no new views.
+        self._ends: dict[Dpid, tuple[Any, ...]] = {}
         self._middles: tuple[tuple[tuple[Dpid, ...], np.ndarray, np.ndarray, np.ndarray], ...] = ()
         self.dense_slots = -1  # slots in the dense blocks (-1: no blocks)
-        self.scratch: tuple[tuple[np.ndarray, ...], ...] = ()  # per side, for the fast path
+        # Per side: work rows of the fast path (up, down, key, tie mask, and up and
+        # down as the two rows of one block, so one call can treat both).
+        self.scratch: tuple[tuple[np.ndarray, ...], ...] = ()
 
     # ------------------------------------------------------------ building
     @classmethod
@@ -308,7 +318,20 @@ class FabricState(NamedSwitches):
         if len(middles) > self.max_paths:
             return None
         return PairRows(
-            src, dst, a[2], b[3], middles, rank[pos], order[pos], side, bool(in_order[pos])
+            src,
+            dst,
+            a[2],
+            b[3],
+            middles,
+            rank[pos],
+            order[pos],
+            side,
+            bool(in_order[pos]),
+            self._layout,  # type: ignore[arg-type]
+            a[4],
+            b[5],
+            a[6],
+            b[7],
         )
 
     def next_hops(self, src: Dpid, dst: Dpid) -> tuple[PortNo, ...]:
@@ -454,18 +477,13 @@ class FabricState(NamedSwitches):
             for dpid, (side, pos) in bip.position.items():
                 up, down = bip.up_slots(side, pos), bip.down_slots(side, pos)
                 assert isinstance(up, slice) and isinstance(down, slice)
-                self._ends[dpid] = (side, pos, up, down)
+                pen, eff = self.penalised, self.capacity_eff
+                self._ends[dpid] = (side, pos, up, down, pen[up], pen[down], eff[up], eff[down])
             self.dense_slots = 2 * bip.block
             self._middles = tuple(
                 (bip.sides[1 - s], bip.rank[s], bip.order[s], bip.in_order[s]) for s in (0, 1)
             )
-            self.scratch = tuple(
-                (
-                    *(np.empty(len(bip.sides[1 - s])) for _ in range(3)),
-                    np.empty(len(bip.sides[1 - s]), dtype=bool),
-                )
-                for s in (0, 1)
-            )
+            self.scratch = tuple(_scratch(len(bip.sides[1 - s])) for s in (0, 1))
         self._stale = False
 
     @property
@@ -473,3 +491,8 @@ class FabricState(NamedSwitches):
         """Whether every dense slot holds a usable link (a healthy full mesh); valid
         after a read such as :meth:`rows`."""
         return self.dense_usable == self.dense_slots
+
+
+def _scratch(width: int) -> tuple[np.ndarray, ...]:
+    block = np.empty((2, width))
+    return block[0], block[1], np.empty(width), np.empty(width, dtype=bool), block

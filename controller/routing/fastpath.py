@@ -173,21 +173,17 @@ def choose(
         # Once per placed flow: written out as few array operations as possible,
         # each in place in the state's scratch rows (_used + _load_keys inline).
         up_slots, down_slots = rows.up, rows.down
-        x, y, key, tied = state.scratch[rows.side]
-        penalised, capacity = state.penalised, state.capacity_eff
-        np.add(penalised[up_slots], recent[up_slots], out=x)
-        np.add(penalised[down_slots], recent[down_slots], out=y)
+        x, y, key, tied, both = state.scratch[rows.side]
+        np.add(rows.penalised_up, recent[up_slots], out=x)
+        np.add(rows.penalised_down, recent[down_slots], out=y)
         if blocked is not None:
             x[blocked[up_slots] | blocked[down_slots]] = _INF
         if deltas:
             _patch(state, rows, recent, deltas, x, y)
-        demand = flow.demand_bps
-        np.maximum(x, 0.0, out=x)
-        x += demand
-        x /= capacity[up_slots]
-        np.maximum(y, 0.0, out=y)
-        y += demand
-        y /= capacity[down_slots]
+        np.maximum(both, 0.0, out=both)  # x and y are the rows of ``both``
+        both += flow.demand_bps
+        x /= rows.capacity_up
+        y /= rows.capacity_down
         np.maximum(x, y, out=key)
     elif strategy is Strategy.WIDEST:
         up, down = _used(state, rows, recent, deltas, blocked)

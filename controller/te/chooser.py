@@ -69,7 +69,8 @@ class PathChooser:
         rows = view.rows(request.ingress, request.egress)
         if rows is None or len(rows.middles) > self.max_paths:
             return None  # more candidates than this engineer considers: general path
-        self.recent.bind(view.layout)
+        if self.recent.layout is not rows.layout:
+            self.recent.bind(rows.layout)
         return rows
 
     def choose(

@@ -148,9 +148,7 @@ class TrafficEngineer:
             return Placement(existing, False, policy.strategy, "already placed")
         self._recent.expire(now)
         demand = self._default_demand if demand_bps is None else demand_bps
-        request = FlowRequest(
-            five_tuple=ft, ingress=ingress.dpid, egress=egress.dpid, demand_bps=demand
-        )
+        request = FlowRequest(ft, ingress.dpid, egress.dpid, demand)
         choice = self._chooser.choose(request, policy, view, avoid=_NO_LINKS)
         flow = TrackedFlow(
             flow_id=self._table.allocate_id(),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Hashable, Iterable, Iterator, Mapping
-from typing import Any
 
 import numpy as np
 
@@ -47,9 +46,16 @@ class RecentLoad(Mapping[LinkId, float]):
         self._index: dict[LinkId, int] | Mapping[LinkId, int] = {}
         self._values = np.zeros(64)
         self._other: dict[LinkId, float] = {}  # bound: links the layout does not know
-        # [expiry, links, amount, key, slots]: lists so that settle() can shrink an amount.
-        self._pending: deque[list[Any]] = deque()
-        self._by_key: dict[Hashable, list[Any]] = {}
+        # Pending contributions, oldest first, in parallel queues (no object per
+        # entry: these live for seconds, long enough to burden the collector).
+        # Entry number ``self._first + i`` is the i-th of each queue.
+        self._expiry: deque[float] = deque()
+        self._entry_links: deque[tuple[LinkId, ...]] = deque()
+        self._amount: deque[float] = deque()
+        self._keys: deque[Hashable | None] = deque()
+        self._slots: deque[tuple[int, ...]] = deque()
+        self._first = 0
+        self._by_key: dict[Hashable, int] = {}  # key -> entry number
 
     @property
     def visibility_s(self) -> float:
@@ -86,8 +92,10 @@ class RecentLoad(Mapping[LinkId, float]):
                 self._values[slot] = bps
             else:
                 self._other[lid] = bps
-        for entry in self._pending:
-            entry[4] = tuple(layout.index.get(lid, -1) for lid in entry[1])
+        index = layout.index
+        self._slots = deque(
+            tuple(index.get(lid, -1) for lid in links) for links in self._entry_links
+        )
 
     def slots_of(self, links: Iterable[LinkId]) -> tuple[int, ...]:
         """Slots of ``links`` (-1 for links kept aside), registering new ones if unbound."""
@@ -128,38 +136,49 @@ class RecentLoad(Mapping[LinkId, float]):
         if not links or bps == 0 or self._visibility_s == 0:
             return
         self._apply(links, slots, bps)
-        entry = [now + self._visibility_s, links, bps, key, slots]
-        self._pending.append(entry)
         if key is not None:
-            self._by_key[key] = entry
+            self._by_key[key] = self._first + len(self._expiry)
+        self._expiry.append(now + self._visibility_s)
+        self._entry_links.append(links)
+        self._amount.append(bps)
+        self._keys.append(key)
+        self._slots.append(slots)
 
     def settle(self, key: Hashable) -> None:
         """A placement's rate has been measured: the counters show it now, so stop
         counting its estimate on top (which would count it twice, and make a flow
         estimated as an elephant but measured as a mouse reserve a whole link)."""
-        entry = self._by_key.pop(key, None)
-        if entry is None or entry[2] == 0:
+        number = self._by_key.pop(key, None)
+        if number is None:
             return
-        self._apply(entry[1], entry[4], -entry[2])
-        entry[2] = 0.0
+        i = number - self._first
+        amount = self._amount[i]
+        if amount == 0:
+            return
+        self._apply(self._entry_links[i], self._slots[i], -amount)
+        self._amount[i] = 0.0
 
     def expire(self, now: float) -> None:
         """Forget contributions whose time is up. ``now`` should not go backwards;
         if it does, entries simply expire a little late."""
-        pending = self._pending
-        while pending and pending[0][0] <= now:
-            entry = pending.popleft()
-            _, links, bps, key, slots = entry
-            if key is not None and self._by_key.get(key) is entry:
+        expiry = self._expiry
+        while expiry and expiry[0] <= now:
+            expiry.popleft()
+            links, bps = self._entry_links.popleft(), self._amount.popleft()
+            key = self._keys.popleft()
+            slots = self._slots.popleft()
+            if key is not None and self._by_key.get(key) == self._first:
                 del self._by_key[key]
+            self._first += 1
             self._apply(links, slots, -bps)
 
     def _apply(self, links: tuple[LinkId, ...], slots: tuple[int, ...], bps: float) -> None:
         values = self._values
         for lid, slot in zip(links, slots, strict=True):
             if slot >= 0:
-                value = values[slot] + bps
-                values[slot] = 0.0 if abs(value) < _RESIDUE_BPS else value
+                # Python floats, not numpy scalars: the same IEEE arithmetic, faster.
+                value = values.item(slot) + bps
+                values[slot] = 0.0 if -_RESIDUE_BPS < value < _RESIDUE_BPS else value
             else:
                 value = self._other.get(lid, 0.0) + bps
                 if abs(value) < _RESIDUE_BPS:
