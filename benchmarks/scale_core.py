@@ -280,7 +280,7 @@ def _sizes(args: argparse.Namespace) -> tuple[Size, ...]:
         leaves = args.leaves if args.leaves is not None else 512
         flows = args.flows if args.flows is not None else 100_000
         return (Size(spines, leaves, flows, 50, args.fabric),)
-    sizes = QUICK_SIZES if args.quick else FULL_SIZES
+    sizes: tuple[Size, ...] = QUICK_SIZES if args.quick else FULL_SIZES
     if args.fabric == "three-tier":
         sizes = tuple(
             Size(

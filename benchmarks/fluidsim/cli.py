@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         results = run_all(a, names)
     except FailedPrecondition as exc:
-        p.exit(2, f"{p.prog}: error: {exc.reason}\n")
+        p.exit(2, f"{p.prog}: error: {exc}\n")
     summ = summary(results)
     print(_table(summ))
     for note in next(iter(results.values())).failures:

@@ -64,7 +64,7 @@ class _Grow:
     """An append-only numpy column."""
 
     def __init__(self, dtype: type) -> None:
-        self.data = np.zeros(64, dtype=dtype)
+        self.data: np.ndarray = np.zeros(64, dtype=dtype)
         self.size = 0
 
     def extend(self, values: np.ndarray) -> None:
@@ -110,7 +110,7 @@ class _Run:
         self.group_cap.extend(np.array([groups[g].cap_bps for g in order]))
         self.group_job.extend(np.full(len(order), _NO_JOB if job is None else job))
         self.group_active.extend(np.ones(len(order), dtype=bool))
-        flows = []
+        flows: list[SimFlow] = []
         for spec in specs:
             sport = spec.sport
             while (spec.src, spec.dst, sport) in self._tuples:  # 5-tuples must be unique

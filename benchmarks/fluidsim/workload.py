@@ -123,7 +123,7 @@ def job_flows(job: Job, rng: random.Random, *, first_group: int) -> list[FlowSpe
             for i, h in enumerate(job.hosts)
         ]
     per = bits / n
-    out = []
+    out: list[FlowSpec] = []
     for a in job.hosts:
         for b in job.hosts:
             if a != b:
