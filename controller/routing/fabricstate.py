@@ -34,9 +34,9 @@ from controller.errors import InvalidArgument
 from controller.fabric.events import FabricEvent, LinkDown, LinkUp, SwitchDown, SwitchUp
 from controller.fabric.model import Dpid, Link, LinkId, Path, PortNo, Switch
 from controller.routing.layout import LinkLayout, build_layout, link_order
-from controller.routing.names import NamedSwitches
 from controller.routing.nexthops import next_hops_to
 from controller.routing.paths import DEFAULT_MAX_PATHS
+from controller.routing.viewbase import ViewBase
 
 __all__ = ["FabricState", "PairRows"]
 
@@ -67,7 +67,7 @@ class PairRows(NamedTuple):
     capacity_down: np.ndarray
 
 
-class FabricState(NamedSwitches):
+class FabricState(ViewBase):
     """Switches, links, capacities, loads and drains, as mappings and slot arrays."""
 
     def __init__(
@@ -271,14 +271,6 @@ class FabricState(NamedSwitches):
     @property
     def _by_name(self) -> Mapping[str, Dpid]:
         return self._names_to
-
-    def capacity_of(self, lid: LinkId) -> float:
-        cap = self._capacity.get(lid, 0.0)
-        return cap if cap > 0 else self.unknown_capacity_bps
-
-    def utilization(self, lid: LinkId, *, extra_bps: float = 0.0) -> float:
-        load = self._load.get(lid, 0.0) + extra_bps
-        return max(0.0, load) / self.capacity_of(lid)
 
     def is_up(self, dpid: Dpid) -> bool:
         return self._connected.get(dpid, False)

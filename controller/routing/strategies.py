@@ -27,9 +27,9 @@ from controller.errors import InvalidArgument
 from controller.fabric.model import Dpid, FiveTuple, LinkId, Path
 from controller.policy.model import Policy, Strategy
 from controller.routing.hashing import flow_bucket, flow_key, path_key, rendezvous_unit
-from controller.routing.names import NamedSwitches
 from controller.routing.paths import PathCache
 from controller.routing.scoring import least_utilized_keys, lexi_best, lexi_order, widest_keys
+from controller.routing.viewbase import ViewBase
 
 __all__ = [
     "FabricView",
@@ -74,7 +74,7 @@ class FabricView(Protocol):
 
 
 @dataclass(frozen=True)
-class NetworkView(NamedSwitches):
+class NetworkView(ViewBase):
     """What the strategies may know about the fabric at one instant.
 
     ``graph`` is :func:`controller.fabric.model.graph_of` output (up links only),
@@ -90,15 +90,6 @@ class NetworkView(NamedSwitches):
     drained: frozenset[LinkId] = frozenset()
     names: Mapping[Dpid, str] = field(default_factory=dict)
     unknown_capacity_bps: float = 1e9
-
-    def capacity_of(self, lid: LinkId) -> float:
-        cap = self.capacity.get(lid, 0.0)
-        return cap if cap > 0 else self.unknown_capacity_bps
-
-    def utilization(self, lid: LinkId, *, extra_bps: float = 0.0) -> float:
-        """(measured load + ``extra_bps``) / capacity; never negative."""
-        load = self.load_bps.get(lid, 0.0) + extra_bps
-        return max(0.0, load) / self.capacity_of(lid)
 
     @cached_property
     def _by_name(self) -> dict[str, Dpid]:

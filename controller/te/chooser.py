@@ -35,10 +35,10 @@ from controller.routing.strategies import (
     FlowRequest,
     NetworkView,
     choose_path,
-    rank_paths,
     usable_candidates,
 )
 from controller.te.flowtable import TrackedFlow
+from controller.te.rebalance import as_if_moved, rank_candidates
 from controller.te.recent import LoadOverlay, RecentLoad
 
 __all__ = ["Network", "PathChooser"]
@@ -138,15 +138,7 @@ class PathChooser:
         """Usable, undrained paths for ``flow`` best first by its policy (as if it had
         left its current path), with ``delta`` on top of the recent load (a
         rebalance round's planned moves). Paths are built as they are read."""
-        # Score as if the flow had already left its current path, so that its
-        # own load does not make that path look worse than it is.
-        without_self = {lid: -flow.load_bps for lid in flow.path.links}
-        request = FlowRequest(
-            five_tuple=flow.five_tuple,
-            ingress=flow.path.ingress,
-            egress=flow.path.egress,
-            demand_bps=flow.load_bps,
-        )
+        request, without_self = as_if_moved(flow)
         rows = self._rows(view, request)
         if rows is not None:
             assert isinstance(view, FabricState)
@@ -162,19 +154,14 @@ class PathChooser:
             )
             if columns is not None:
                 return _built(view, rows, columns)
-        candidates, _ = usable_candidates(
-            self.paths_for(view), src=request.ingress, dst=request.egress, view=view
-        )
-        drained = view.drained
-        candidates = [p for p in candidates if not any(lid in drained for lid in p.links)]
-        return rank_paths(
-            policy.strategy,
-            candidates,
-            flow=request,
+        return rank_candidates(
+            flow,
+            policy,
+            paths=self.paths_for(view),
             view=view,
-            policy=policy,
+            extra=self.recent,
+            delta=delta,
             seed=self.seed,
-            extra_load=LoadOverlay(self.recent, delta, without_self),
         )
 
     @staticmethod

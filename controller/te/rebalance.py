@@ -28,7 +28,14 @@ from controller.routing.strategies import FabricView, FlowRequest, rank_paths, u
 from controller.te.flowtable import FlowTable, TrackedFlow
 from controller.te.recent import LoadOverlay
 
-__all__ = ["Relocation", "RebalancePlan", "plan_rebalance", "Ranker"]
+__all__ = [
+    "Relocation",
+    "RebalancePlan",
+    "plan_rebalance",
+    "Ranker",
+    "as_if_moved",
+    "rank_candidates",
+]
 
 # (flow, its policy, this round's planned load changes) -> its paths, best first.
 Ranker = Callable[[TrackedFlow, Policy, Mapping[LinkId, float]], Iterable[Path]]
@@ -138,28 +145,55 @@ class _Planner:
         if self.ranker is not None:
             return self.ranker(flow, policy, self.delta)
         assert self.paths is not None
-        candidates, _ = usable_candidates(
-            self.paths, src=flow.path.ingress, dst=flow.path.egress, view=self.view
-        )
-        candidates = [p for p in candidates if not any(lid in self.view.drained for lid in p.links)]
-        # Score as if the flow had already left its current path, so that its
-        # own load does not make that path look worse than it is.
-        without_self = {lid: -flow.load_bps for lid in flow.path.links}
-        request = FlowRequest(
-            five_tuple=flow.five_tuple,
-            ingress=flow.path.ingress,
-            egress=flow.path.egress,
-            demand_bps=flow.load_bps,
-        )
-        return rank_paths(
-            policy.strategy,
-            candidates,
-            flow=request,
+        return rank_candidates(
+            flow,
+            policy,
+            paths=self.paths,
             view=self.view,
-            policy=policy,
+            extra=self.extra,
+            delta=self.delta,
             seed=self.seed,
-            extra_load=LoadOverlay(self.extra, self.delta, without_self),
         )
+
+
+def as_if_moved(flow: TrackedFlow) -> tuple[FlowRequest, dict[LinkId, float]]:
+    """The flow as a request to route again, and its own load taken off its current
+    path: scored as if it had already left, its own load does not make that path
+    look worse than it is."""
+    request = FlowRequest(
+        five_tuple=flow.five_tuple,
+        ingress=flow.path.ingress,
+        egress=flow.path.egress,
+        demand_bps=flow.load_bps,
+    )
+    return request, {lid: -flow.load_bps for lid in flow.path.links}
+
+
+def rank_candidates(
+    flow: TrackedFlow,
+    policy: Policy,
+    *,
+    paths: PathCache,
+    view: FabricView,
+    extra: Mapping[LinkId, float],
+    delta: Mapping[LinkId, float],
+    seed: int,
+) -> list[Path]:
+    """Usable, undrained paths for ``flow`` best first by its policy, as if it had
+    left its current path, with ``delta`` (planned moves) on top of ``extra``."""
+    request, without_self = as_if_moved(flow)
+    candidates, _ = usable_candidates(paths, src=request.ingress, dst=request.egress, view=view)
+    drained = view.drained
+    candidates = [p for p in candidates if not any(lid in drained for lid in p.links)]
+    return rank_paths(
+        policy.strategy,
+        candidates,
+        flow=request,
+        view=view,
+        policy=policy,
+        seed=seed,
+        extra_load=LoadOverlay(extra, delta, without_self),
+    )
 
 
 # Hash-based strategies keep their paths: an ECMP or weighted policy asks for
