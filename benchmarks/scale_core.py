@@ -118,6 +118,8 @@ def run_size(size: Size, *, seed: int, log: Any) -> dict[str, Any]:
             "wall_seconds": round(placed.wall_s, 3),
             "flows_per_s": round(size.flows / placed.cpu_s, 1),
             "us_per_flow": round(placed.cpu_s / size.flows * 1e6, 2),
+            "gc_seconds": round(placed.gc_s, 3),
+            "us_per_flow_outside_gc": round((placed.cpu_s - placed.gc_s) / size.flows * 1e6, 2),
             "max_link_utilization": round(util, 3),
         }
         log(f"  {size.label} place {strategy.value}: {size.flows / placed.cpu_s:,.0f} flows/s")
@@ -182,6 +184,10 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
             x["size"]: x["placement"][Strategy.LEAST_UTILIZED.value]["us_per_flow"]
             for x in report["results"]
         },
+        "us_per_flow_outside_gc_by_size": {
+            x["size"]: x["placement"][Strategy.LEAST_UTILIZED.value]["us_per_flow_outside_gc"]
+            for x in report["results"]
+        },
         "timing": "CPU seconds of this process in the measured calls",
         "machine": report["machine"],
         "date": report["date"],
@@ -197,7 +203,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"Python {mi['python']}{' (quick)' if report['quick'] else ''}. Seed {report['seed']}.",
         "",
         "Placement rate in flows/s: CPU time inside `place` only, one fabric state kept up "
-        "to date, counters catching up once per simulated second; us/flow = least-utilized. "
+        "to date, counters catching up once per simulated second; us/flow = least-utilized, "
+        "(gc) = of which in the cyclic garbage collector, walking the flows' objects. "
         "Failure = one spine lost end to end: the state learns it, every flow through it is "
         "re-placed and its rules compiled (least-utilized). Rebalance = one round with "
         f"{m.HOT_LINKS} uplinks pushed to 130 %. Naive = `nx.all_shortest_paths` per flow; "
@@ -205,7 +212,7 @@ def markdown(report: dict[str, Any]) -> str:
         "**extrapolated** from a sample. Engine setups/s: not measured until the engine's "
         "single entry exists.",
         "",
-        "| fabric | flows | ecmp | least-utilized | widest | weighted | us/flow "
+        "| fabric | flows | ecmp | least-utilized | widest | weighted | us/flow (gc) "
         "| failure: flows / s | rebalance: moves / s | peak MiB | naive flows/s | view flows/s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -217,6 +224,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {r['spines']} spines x {r['leaves']} leaves{kind} | {r['flows']:,} "
             + "".join(f"| {p[s.value]['flows_per_s']:,.0f} " for s in STRATEGIES)
             + f"| {p[Strategy.LEAST_UTILIZED.value]['us_per_flow']} "
+            f"({p[Strategy.LEAST_UTILIZED.value]['gc_seconds'] / r['flows'] * 1e6:.1f}) "
             f"| {f['affected_flows']:,} / {f['seconds']:.3f} "
             f"| {rb['moves']} / {rb['seconds']:.3f} "
             f"| {r['memory']['peak_mib']} "

@@ -319,6 +319,10 @@ class Topology:
     def is_fabric_port(self, ref: PortRef) -> bool:
         return ref in self._port_links
 
+    def links_at(self, dpid: Dpid) -> list[LinkId]:
+        """Up links leaving or entering ``dpid``, sorted (its port stats touch only these)."""
+        return sorted(self._switch_links.get(dpid, ()))
+
     def fabric_ports(self, dpid: Dpid) -> set[PortNo]:
         ports: set[PortNo] = set()
         for lid in self._switch_links.get(dpid, ()):

@@ -96,7 +96,10 @@ class FabricState(ViewBase):
         self._layout: LinkLayout | None = None
         self._stale = True  # arrays must be rebuilt from the mappings
         self._graph: tuple[int, nx.DiGraph] | None = None
-        self._hops: tuple[int, dict[Dpid, dict[Dpid, tuple[PortNo, ...]]]] | None = None
+        # (version, next hops per destination, the up links they were computed over)
+        self._hops: tuple[int, dict[Dpid, dict[Dpid, tuple[PortNo, ...]]], list[LinkId]] | None = (
+            None
+        )
         empty = np.zeros(0)
         self.load = empty  # measured bits/s per slot
         self.penalised = empty  # load, or +inf where the slot may not carry new flows
@@ -341,10 +344,10 @@ class FabricState(ViewBase):
             if clean.any():
                 return tuple(sorted(ports[clean].tolist()))
         if self._hops is None or self._hops[0] != self.version:
-            self._hops = (self.version, {})
+            self._hops = (self.version, {}, self._edges(all_parallel=True))
         table = self._hops[1].get(dst)
         if table is None:
-            table = next_hops_to(dst, self._edges(all_parallel=True), drained=self.drained)
+            table = next_hops_to(dst, self._hops[2], drained=self.drained)
             self._hops[1][dst] = table
         return table.get(src, ())
 

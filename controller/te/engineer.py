@@ -2,14 +2,21 @@
 
 :class:`TrafficEngineer` is the stateful facade the hub calls. It owns the
 :class:`~controller.te.flowtable.FlowTable`, the governing policy of every flow,
-the recent-placement load that counters do not show yet, and the path cache of
-the current graph. Every method takes the current :class:`NetworkView` and
-``now`` and returns plain data (placements, moves, flows left stranded); the
-table is updated at once and the caller programs the switches.
+the recent-placement load that counters do not show yet, and its
+:class:`~controller.te.chooser.PathChooser`. Every method takes the fabric as
+``view`` and ``now`` and returns plain data (placements, moves, flows left
+stranded); the table is updated at once and the caller programs the switches.
+``view`` is either a :class:`~controller.routing.strategies.NetworkView` built
+for the call, or - what the hub should pass - the one
+:class:`~controller.routing.fabricstate.FabricState` it keeps up to date: then
+a leaf-to-leaf flow costs array operations on two rows of the state, never a
+pass over the fabric. Both make the same decisions.
 
 It must not send anything, read a clock, use unseeded randomness or keep a
-reference to a view beyond the call (views are snapshots). It is not thread
-safe: only the hub thread may call it; other threads read :meth:`snapshot`.
+reference to a view beyond the call (views are snapshots; a state is read, and
+changed only by :meth:`drain` marking links the owner forgot to mark). It is
+not thread safe: only the hub thread may call it; other threads read
+:meth:`snapshot`.
 """
 
 from __future__ import annotations
