@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 from benchmarks.fluidsim.fabric import MAX_HOSTS, SimFabric, build_fabric
 from benchmarks.fluidsim.simulate import RunResult, simulate
 from benchmarks.fluidsim.strategies import STRATEGY_NAMES, joint_available, placer_for
+from benchmarks.fluidsim.validate import compare
 from benchmarks.fluidsim.workload import Scenario, build_scenario
 from benchmarks.scale_measure import synthetic
 from controller.errors import FailedPrecondition
@@ -55,6 +56,11 @@ def _parser() -> _OneLineParser:
     )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", metavar="FILE", help="write the results here")
+    p.add_argument(
+        "--validate",
+        action="store_true",
+        help="instead: the emulator's small jobs simulated, next to its measured ratios",
+    )
     return p
 
 
@@ -184,6 +190,20 @@ def main(argv: list[str] | None = None) -> int:
     p = _parser()
     a = p.parse_args(argv)
     names = _check(p, a)
+    if a.validate:
+        report = compare()
+        for work, rows in report.items():
+            for name, r in rows["strategies"].items():
+                print(
+                    f"{work:5s} {name:15s} simulated {r['simulated_median']:.2f} "
+                    f"({r['simulated_min']:.2f}-{r['simulated_max']:.2f}), "
+                    f"x emulator efficiency {r['scaled_by_emulator_efficiency']:.2f}, "
+                    f"emulator {r['emulator_median']:.2f}"
+                )
+            print(f"{work:5s} same ranking as the emulator: {rows['same_ranking']}")
+        if a.json:
+            FsPath(a.json).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        return 0
     try:
         results = run_all(a, names)
     except FailedPrecondition as exc:

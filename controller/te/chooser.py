@@ -164,6 +164,19 @@ class PathChooser:
             seed=self.seed,
         )
 
+    def loaded_links(self, view: Network, floor: float) -> list[LinkId] | None:
+        """Links of a state whose estimated utilization (measured plus recent load)
+        is above ``floor``, found with array operations; None for a view. Only these
+        can be hot, so a rebalance round need not look at every busy link."""
+        if not isinstance(view, FabricState):
+            return None
+        layout = view.layout
+        self.recent.bind(layout)
+        used = np.maximum(view.load + self.recent.by_slot, 0.0)
+        util = used / view.capacity_eff
+        links = layout.links
+        return [lid for s in np.flatnonzero(util > floor) if (lid := links[s]) is not None]
+
     @staticmethod
     def blocked_mask(view: Network, avoid: frozenset[LinkId]) -> np.ndarray | None:
         """``avoid`` as a slot mask of a state, or None when none of those links could

@@ -34,7 +34,7 @@ from controller.routing.paths import DEFAULT_MAX_PATHS, PathCache
 from controller.routing.strategies import Choice, FlowRequest, pinned_route
 from controller.te.chooser import Network, PathChooser
 from controller.te.flowtable import FlowTable, TrackedFlow
-from controller.te.rebalance import plan_rebalance
+from controller.te.rebalance import congestion_floor, plan_rebalance
 from controller.te.recent import RecentLoad
 from controller.te.results import MOVE_REASONS, Move, Outcome, Placement, routing_identity
 
@@ -286,6 +286,8 @@ class TrafficEngineer:
             sorted(on_drained)[: max(0, budget)], view, now, reason="drain", avoid=frozenset()
         )
         budget -= len(undrained.moves)
+        if hot is None:  # with a state, only links above the floor need a look
+            hot = self._chooser.loaded_links(view, congestion_floor(self._policy_of))
         plan = plan_rebalance(
             table=self._table,
             policy_of=self._policy_of,

@@ -34,6 +34,7 @@ __all__ = [
     "plan_rebalance",
     "Ranker",
     "as_if_moved",
+    "congestion_floor",
     "rank_candidates",
 ]
 
@@ -154,6 +155,13 @@ class _Planner:
             delta=self.delta,
             seed=self.seed,
         )
+
+
+def congestion_floor(policy_of: Mapping[int, Policy]) -> float:
+    """The smallest congestion threshold among the flows' policies (1.0 if none): no
+    link below it can be hot."""
+    distinct = {id(p): p for p in policy_of.values()}.values()
+    return min((p.params.congestion_threshold for p in distinct), default=1.0)
 
 
 def as_if_moved(flow: TrackedFlow) -> tuple[FlowRequest, dict[LinkId, float]]:
@@ -311,10 +319,7 @@ def plan_rebalance(
         examined = table.busy_links()
     else:
         examined = [lid for lid in set(hot) if table.count_on(lid)]
-    floor = min(
-        (p.params.congestion_threshold for p in {id(p): p for p in policy_of.values()}.values()),
-        default=1.0,
-    )
+    floor = congestion_floor(policy_of)
     hot_links = []
     for lid in examined:
         util = planner.utilization(lid)

@@ -233,3 +233,40 @@ def test_bad_parameters_are_refused() -> None:
         FabricState(unknown_capacity_bps=0)
     with pytest.raises(InvalidArgument):
         FabricState.from_view(object())
+
+
+def test_a_state_fed_only_the_topologys_events_matches_the_topology() -> None:
+    """The wiring the engine uses: every event list the topology returns goes to
+    ``state.apply``; the state's graph and next hops then equal the topology's."""
+    from controller.fabric.model import Port
+    from controller.fabric.topology import Topology
+
+    fab = leaf_spine(3, 4)
+    topo, state = Topology(), FabricState()
+    now = 0.0
+    for dpid, name in fab.names.items():
+        ports = sorted({lid.src.port for lid in links_of(fab) if lid.src.dpid == dpid})
+        state.apply(topo.switch_up(dpid, name=name, ports=[Port(p) for p in ports], now=now))
+    for lid in links_of(fab):
+        state.apply(topo.lldp_seen(tx=lid.src, rx=lid.dst, now=now))
+    spine = fab.dpid("spine2")
+    cable = fab.cable("leaf1", "spine1")
+
+    def check() -> None:
+        assert edges(state.graph) == edges(topo.graph())
+        for dst in fab.leaves:
+            table = next_hops_to(fab.dpid(dst), topo.links, drained=frozenset(topo.drained))
+            for src in fab.leaves:
+                assert state.next_hops(fab.dpid(src), fab.dpid(dst)) == table.get(fab.dpid(src), ())
+
+    check()
+    state.apply(topo.port_update(cable[0].src.dpid, Port(cable[0].src.port, up=False), now=1.0))
+    check()
+    state.apply(topo.switch_down(spine, now=2.0))
+    assert spine not in state.graph
+    check()
+    state.apply(topo.switch_up(spine, name="spine2", ports=[], now=3.0))
+    for lid in fab.links_of("spine2"):
+        state.apply(topo.lldp_seen(tx=lid.src, rx=lid.dst, now=3.0))
+    check()
+    assert state.names[spine] == "spine2" and state.dpid_of("spine2") == spine
