@@ -161,12 +161,17 @@ class _CollectorClock:
         gc.callbacks.remove(self)
 
 
-def place_all(fab: Any, flows: list[Work], strategy: Strategy, *, seed: int) -> Placed:
+def place_all(
+    fab: Any, flows: list[Work], strategy: Strategy, *, seed: int, freeze_per_poll: bool = False
+) -> Placed:
     """Place every flow; CPU and wall seconds are those spent inside ``te.place``.
 
     Counters are simulated: the state's measured load catches up with the
     placed demands every POLL_EVERY flows (once per simulated second), as
     port-stats polling would, and the engineer's recent load covers the gap.
+    ``freeze_per_poll``: the hub calls ``gc.freeze()`` after each poll round,
+    so the collector stops walking flows it has already seen (they are
+    acyclic: reference counting still frees them when they go).
     """
     state = state_of(fab)
     te = TrafficEngineer(seed=seed)
@@ -200,6 +205,8 @@ def place_all(fab: Any, flows: list[Work], strategy: Strategy, *, seed: int) -> 
                     for lid in p.flow.path.links:
                         load[lid] = load.get(lid, 0.0) + w.demand_bps
                 state.set_loads(load)
+                if freeze_per_poll:
+                    gc.freeze()
     finally:
         gc.unfreeze()
     return Placed(te, state, cpu, wall, collecting, load)

@@ -23,11 +23,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from controller.fabric.model import LinkId, Path
+from controller.fabric.model import FiveTuple, LinkId, Path
 from controller.policy.model import Policy, Strategy
 from controller.routing.fabricstate import FabricState, PairRows
 from controller.routing.strategies import (
-    Choice,
     FlowRequest,
     ecmp_pick,
     fallback_of,
@@ -158,16 +157,17 @@ def choose(
     strategy: Strategy,
     state: FabricState,
     rows: PairRows,
-    flow: FlowRequest,
+    ft: FiveTuple,
+    demand: float,
     policy: Policy,
     seed: int,
     recent: np.ndarray,
     deltas: Sequence[Mapping[LinkId, float]] = (),
     blocked: np.ndarray | None = None,
-) -> Choice | None:
-    """The choice ``choose_path`` would make among the clean candidates (with the
-    path's slots), or None when there is none (the general code then looks for
-    detours)."""
+) -> tuple[int, str] | None:
+    """(column, reason): the choice ``choose_path`` would make for a flow ``ft`` of
+    ``demand`` bits/s among the clean candidates, or None when there is none (the
+    general code then looks for detours)."""
     clean = blocked is None and state.dense_usable == state.dense_slots
     if strategy is Strategy.LEAST_UTILIZED:
         # Once per placed flow: written out as few array operations as possible,
@@ -181,16 +181,16 @@ def choose(
         if deltas:
             _patch(state, rows, recent, deltas, x, y)
         np.maximum(both, 0.0, out=both)  # x and y are the rows of ``both``
-        both += flow.demand_bps
+        both += demand
         x /= rows.capacity_up
         y /= rows.capacity_down
         np.maximum(x, y, out=key)
     elif strategy is Strategy.WIDEST:
         up, down = _used(state, rows, recent, deltas, blocked)
-        key, x, y = _load_keys(strategy, state, rows, up, down, flow.demand_bps)
+        key, x, y = _load_keys(strategy, state, rows, up, down, demand)
         tied = state.scratch[rows.side][3]
     else:
-        return _choose_by_order(strategy, state, rows, flow, policy, seed, recent, deltas, blocked)
+        return _choose_by_order(strategy, state, rows, ft, policy, seed, recent, deltas, blocked)
     best = int(key.argmin())
     top = float(key[best])
     if top == _INF:
@@ -199,20 +199,20 @@ def choose(
     if np.count_nonzero(tied) > 1:
         best = _tie_break(rows, tied, x, y)
     n = len(rows.middles) if clean else int(np.count_nonzero(np.isfinite(key)))
-    return _choice(state, rows, best, strategy, load_reason(strategy, top, n))
+    return best, load_reason(strategy, top, n)
 
 
 def _choose_by_order(
     strategy: Strategy,
     state: FabricState,
     rows: PairRows,
-    flow: FlowRequest,
+    ft: FiveTuple,
     policy: Policy,
     seed: int,
     recent: np.ndarray,
     deltas: Sequence[Mapping[LinkId, float]],
     blocked: np.ndarray | None,
-) -> Choice | None:
+) -> tuple[int, str] | None:
     """shortest, ecmp and weighted: they only need the usable candidates in order."""
     up, down = _used(state, rows, recent, deltas, blocked)
     cands = _candidates(rows, up, down, blocked is None and state.dense_all_usable)
@@ -220,14 +220,14 @@ def _choose_by_order(
     if n == 0:
         return None
     if strategy is Strategy.SHORTEST:
-        return _choice(state, rows, int(cands[0]), strategy, shortest_reason(n))
+        return int(cands[0]), shortest_reason(n)
     if strategy is Strategy.ECMP:
-        i, reason = ecmp_pick(flow, n, seed)
-        return _choice(state, rows, int(cands[i]), strategy, reason)
+        i, reason = ecmp_pick(ft, n, seed)
+        return int(cands[i]), reason
     if strategy is Strategy.WEIGHTED:
         routes = [(rows.src, rows.middles[j], rows.dst) for j in cands]
-        i, reason = weighted_pick(routes, flow, state, policy, seed)
-        return _choice(state, rows, int(cands[i]), strategy, reason)
+        i, reason = weighted_pick(routes, ft, state, policy, seed)
+        return int(cands[i]), reason
     return None
 
 
@@ -239,9 +239,8 @@ def slots(rows: PairRows, column: int) -> tuple[int, int]:
     )
 
 
-def _choice(
-    state: FabricState, rows: PairRows, column: int, strategy: Strategy, reason: str
-) -> Choice:
+def path_of(state: FabricState, rows: PairRows, column: int) -> Path:
+    """The path of one column: up to its middle switch and down again."""
     up_slot, down_slot = slots(rows, column)
     links = state.layout.links
     up, down = links[up_slot], links[down_slot]
@@ -251,7 +250,7 @@ def _choice(
     path = object.__new__(Path)
     object.__setattr__(path, "switches", (rows.src, rows.middles[column], rows.dst))
     object.__setattr__(path, "links", (up, down))
-    return Choice(path, strategy, False, reason, (up_slot, down_slot))
+    return path
 
 
 def rank(
@@ -277,7 +276,7 @@ def rank(
     if strategy is Strategy.SHORTEST:
         return [int(j) for j in cands]
     if strategy is Strategy.ECMP:
-        i, _ = ecmp_pick(flow, n, seed)
+        i, _ = ecmp_pick(flow.five_tuple, n, seed)
         return [int(j) for j in (*cands[i:], *cands[:i])]
     if strategy is Strategy.LEAST_UTILIZED or strategy is Strategy.WIDEST:
         key, x, y = _load_keys(strategy, state, rows, up, down, flow.demand_bps)
@@ -285,11 +284,8 @@ def rank(
         return [int(j) for j in order if key[j] != _INF]
     if strategy is Strategy.WEIGHTED:
         routes = [(rows.src, rows.middles[j], rows.dst) for j in cands]
-        scores = sorted(rendezvous_scores(routes, flow, state, policy, seed), reverse=True)
+        scores = sorted(
+            rendezvous_scores(routes, flow.five_tuple, state, policy, seed), reverse=True
+        )
         return [int(cands[i]) for _, i in scores]
     return None
-
-
-def path_of(state: FabricState, rows: PairRows, column: int) -> Path:
-    """The path of one column: up to its middle switch and down again."""
-    return _choice(state, rows, column, Strategy.SHORTEST, "").path

@@ -233,7 +233,7 @@ def _resolve_weights(policy: Policy, view: FabricView) -> dict[Dpid, float]:
 
 def rendezvous_scores(
     routes: Sequence[Sequence[Dpid]],
-    flow: FlowRequest,
+    ft: FiveTuple,
     view: FabricView,
     policy: Policy,
     seed: int,
@@ -241,7 +241,7 @@ def rendezvous_scores(
     """(score, index) for candidate routes (switch sequences) of positive weight;
     the highest score wins."""
     weights = _resolve_weights(policy, view)
-    key = flow_key(flow.five_tuple, seed=seed)
+    key = flow_key(ft, seed=seed)
     scores = []
     for i, switches in enumerate(routes):
         w = _route_weight(switches, weights)
@@ -253,24 +253,24 @@ def rendezvous_scores(
 
 def weighted_pick(
     routes: Sequence[Sequence[Dpid]],
-    flow: FlowRequest,
+    ft: FiveTuple,
     view: FabricView,
     policy: Policy,
     seed: int,
 ) -> tuple[int, str]:
     """``weighted``'s choice among ``routes`` (in candidate order) and its reason."""
     n = len(routes)
-    scores = rendezvous_scores(routes, flow, view, policy, seed)
+    scores = rendezvous_scores(routes, ft, view, policy, seed)
     if not scores:
-        i = flow_bucket(flow.five_tuple, n, seed=seed)
+        i = flow_bucket(ft, n, seed=seed)
         return i, f"weighted: every candidate weighs 0; hashed over all {n}"
     _, i = max(scores)
     return i, f"weighted: rendezvous over {len(scores)} of {n} paths with weight > 0"
 
 
-def ecmp_pick(flow: FlowRequest, n: int, seed: int) -> tuple[int, str]:
+def ecmp_pick(ft: FiveTuple, n: int, seed: int) -> tuple[int, str]:
     """``ecmp``'s choice among ``n`` candidates and its reason."""
-    i = flow_bucket(flow.five_tuple, n, seed=seed)
+    i = flow_bucket(ft, n, seed=seed)
     return i, f"ecmp: hash bucket {i} of {n}"
 
 
@@ -334,14 +334,15 @@ def choose_path(
     if strategy is Strategy.SHORTEST:
         return Choice(candidates[0], strategy, False, shortest_reason(n))
     if strategy is Strategy.ECMP:
-        i, reason = ecmp_pick(flow, n, seed)
+        i, reason = ecmp_pick(flow.five_tuple, n, seed)
         return Choice(candidates[i], strategy, False, reason)
     if strategy in (Strategy.LEAST_UTILIZED, Strategy.WIDEST):
         first, second = _load_keys(strategy, candidates, view, extra_load, flow.demand_bps)
         i = lexi_best(first, second)
         return Choice(candidates[i], strategy, False, load_reason(strategy, float(first[i]), n))
     if strategy is Strategy.WEIGHTED:
-        i, reason = weighted_pick([p.switches for p in candidates], flow, view, policy, seed)
+        routes = [p.switches for p in candidates]
+        i, reason = weighted_pick(routes, flow.five_tuple, view, policy, seed)
         return Choice(candidates[i], strategy, False, reason)
     raise InvalidArgument("strategy", f"unsupported strategy {strategy!r}")
 
@@ -374,7 +375,9 @@ def rank_paths(
         return [candidates[int(k)] for k in lexi_order(first, second)]
     if strategy is Strategy.WEIGHTED:
         routes = [p.switches for p in candidates]
-        scores = sorted(rendezvous_scores(routes, flow, view, policy, seed), reverse=True)
+        scores = sorted(
+            rendezvous_scores(routes, flow.five_tuple, view, policy, seed), reverse=True
+        )
         return [candidates[i] for _, i in scores]
     raise InvalidArgument("strategy", f"unsupported strategy {strategy!r}")
 

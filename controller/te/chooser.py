@@ -25,7 +25,7 @@ from dataclasses import replace
 import numpy as np
 
 from controller.errors import FailedPrecondition, InvalidArgument
-from controller.fabric.model import LinkId, Path
+from controller.fabric.model import Dpid, FiveTuple, LinkId, Path
 from controller.policy.model import Policy, Strategy
 from controller.routing import fastpath
 from controller.routing.fabricstate import FabricState, PairRows
@@ -63,15 +63,35 @@ class PathChooser:
             )
         return self._paths
 
-    def _rows(self, view: Network, request: FlowRequest) -> PairRows | None:
+    def _rows(self, view: Network, src: Dpid, dst: Dpid) -> PairRows | None:
         if not isinstance(view, FabricState):
             return None
-        rows = view.rows(request.ingress, request.egress)
+        rows = view.rows(src, dst)
         if rows is None or len(rows.middles) > self.max_paths:
             return None  # more candidates than this engineer considers: general path
         if self.recent.layout is not rows.layout:
             self.recent.bind(rows.layout)
         return rows
+
+    def choose_new(
+        self, ft: FiveTuple, src: Dpid, dst: Dpid, demand: float, policy: Policy, view: Network
+    ) -> tuple[Path, str, tuple[int, ...]] | None:
+        """The fast path for a new flow: (path, reason, its links' slots), or None when
+        :meth:`choose` must answer. Makes no request or choice objects: this runs
+        for every new flow."""
+        if policy.strategy is Strategy.PINNED:
+            return None
+        rows = self._rows(view, src, dst)
+        if rows is None:
+            return None
+        assert isinstance(view, FabricState)
+        picked = fastpath.choose(
+            policy.strategy, view, rows, ft, demand, policy, self.seed, self.recent.by_slot
+        )
+        if picked is None:
+            return None
+        column, reason = picked
+        return fastpath.path_of(view, rows, column), reason, fastpath.slots(rows, column)
 
     def choose(
         self,
@@ -88,14 +108,15 @@ class PathChooser:
         the recent load (e.g. the flow's own load taken off its current path).
         Raises FailedPrecondition when no path exists."""
         if policy.strategy is not Strategy.PINNED:
-            rows = self._rows(view, request)
+            rows = self._rows(view, request.ingress, request.egress)
             if rows is not None:
                 assert isinstance(view, FabricState)
                 picked = fastpath.choose(
                     policy.strategy,
                     view,
                     rows,
-                    request,
+                    request.five_tuple,
+                    request.demand_bps,
                     policy,
                     self.seed,
                     self.recent.by_slot,
@@ -103,7 +124,10 @@ class PathChooser:
                     blocked,
                 )
                 if picked is not None:
-                    return picked
+                    column, reason = picked
+                    path = fastpath.path_of(view, rows, column)
+                    slots = fastpath.slots(rows, column)
+                    return Choice(path, policy.strategy, False, reason, slots)
         paths = self.paths_for(view)
         candidates, note = usable_candidates(
             paths, src=request.ingress, dst=request.egress, view=view, avoid=avoid
@@ -139,7 +163,7 @@ class PathChooser:
         left its current path), with ``delta`` on top of the recent load (a
         rebalance round's planned moves). Paths are built as they are read."""
         request, without_self = as_if_moved(flow)
-        rows = self._rows(view, request)
+        rows = self._rows(view, request.ingress, request.egress)
         if rows is not None:
             assert isinstance(view, FabricState)
             columns = fastpath.rank(

@@ -155,8 +155,15 @@ class TrafficEngineer:
             return Placement(existing, False, policy.strategy, "already placed")
         self._recent.expire(now)
         demand = self._default_demand if demand_bps is None else demand_bps
-        request = FlowRequest(ft, ingress.dpid, egress.dpid, demand)
-        choice = self._chooser.choose(request, policy, view, avoid=_NO_LINKS)
+        fast = self._chooser.choose_new(ft, ingress.dpid, egress.dpid, demand, policy, view)
+        if fast is not None:
+            path, reason, slots = fast
+            strategy, fell_back = policy.strategy, False
+        else:
+            request = FlowRequest(ft, ingress.dpid, egress.dpid, demand)
+            choice = self._chooser.choose(request, policy, view, avoid=_NO_LINKS)
+            path, reason, slots = choice.path, choice.reason, choice.slots
+            strategy, fell_back = choice.strategy, choice.fell_back
         flow = TrackedFlow(
             flow_id=self._table.allocate_id(),
             five_tuple=ft,
@@ -164,22 +171,20 @@ class TrafficEngineer:
             policy=policy.name,
             ingress=ingress,
             egress=egress,
-            path=choice.path,
+            path=path,
             placed_at=now,
             demand_bps=demand,
-            fell_back=choice.fell_back,
+            fell_back=fell_back,
         )
         self._table.add(flow)
         self._policy_of[flow.flow_id] = policy
-        if choice.fell_back:
+        if fell_back:
             self._fell_back.add(flow.flow_id)
-        if choice.slots:  # chosen from the state's arrays: the recent load is lined up
-            self._recent.add_slots(
-                choice.path.links, choice.slots, demand, now=now, key=flow.flow_id
-            )
+        if slots:  # chosen from the state's arrays: the recent load is lined up
+            self._recent.add_slots(path.links, slots, demand, now=now, key=flow.flow_id)
         else:
-            self._recent.add(choice.path.links, demand, now=now, key=flow.flow_id)
-        return Placement(flow, True, choice.strategy, choice.reason)
+            self._recent.add(path.links, demand, now=now, key=flow.flow_id)
+        return Placement(flow, True, strategy, reason)
 
     def remove(self, flow_id: int) -> TrackedFlow | None:
         """Forget a flow (expired or no longer governed); returns it, or None if unknown."""
