@@ -203,7 +203,7 @@ class FabricState(ViewBase):
         elif not self._flip(lid):
             # A link outside the dense blocks may join two switches of one side:
             # the graph may no longer be bipartite, so the slots are laid out anew.
-            self._changed(layout=True)
+            self._changed(layout=not self._dense_single(lid))
 
     def link_down(self, lid: LinkId) -> None:
         if lid not in self._up:
@@ -368,6 +368,14 @@ class FabricState(ViewBase):
         if self._stale or self._layout is None:
             return -1  # the arrays are rebuilt from the mappings on the next read
         return self._layout.index.get(lid, -1)
+
+    def _dense_single(self, lid: LinkId) -> bool:
+        """Whether ``lid`` has a dense slot of its own (the layout stays valid)."""
+        layout = self._layout
+        bip = layout.bipartite if layout is not None else None
+        if layout is None or bip is None:
+            return False
+        return 0 <= layout.index.get(lid, -1) < 2 * bip.block and not self._in_parallel_pair(lid)
 
     def _in_parallel_pair(self, lid: LinkId) -> bool:
         layout = self._layout
