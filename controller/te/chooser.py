@@ -74,19 +74,27 @@ class PathChooser:
         return rows
 
     def choose_new(
-        self, ft: FiveTuple, src: Dpid, dst: Dpid, demand: float, policy: Policy, view: Network
+        self,
+        ft: FiveTuple,
+        src: Dpid,
+        dst: Dpid,
+        demand: float,
+        policy: Policy,
+        view: Network,
+        deltas: Sequence[Mapping[LinkId, float]] = (),
+        blocked: np.ndarray | None = None,
     ) -> tuple[Path, str, tuple[int, ...]] | None:
-        """The fast path for a new flow: (path, reason, its links' slots), or None when
-        :meth:`choose` must answer. Makes no request or choice objects: this runs
-        for every new flow."""
+        """The fast path: (path, reason, its links' slots), or None when :meth:`choose`
+        must answer. Makes no request or choice objects: this runs for every new flow."""
         if policy.strategy is Strategy.PINNED:
             return None
         rows = self._rows(view, src, dst)
         if rows is None:
             return None
         assert isinstance(view, FabricState)
+        recent = self.recent.by_slot
         picked = fastpath.choose(
-            policy.strategy, view, rows, ft, demand, policy, self.seed, self.recent.by_slot
+            policy.strategy, view, rows, ft, demand, policy, self.seed, recent, deltas, blocked
         )
         if picked is None:
             return None
@@ -107,27 +115,19 @@ class PathChooser:
         same as a slot mask of ``view``, see :meth:`blocked_mask`); ``deltas`` adjust
         the recent load (e.g. the flow's own load taken off its current path).
         Raises FailedPrecondition when no path exists."""
-        if policy.strategy is not Strategy.PINNED:
-            rows = self._rows(view, request.ingress, request.egress)
-            if rows is not None:
-                assert isinstance(view, FabricState)
-                picked = fastpath.choose(
-                    policy.strategy,
-                    view,
-                    rows,
-                    request.five_tuple,
-                    request.demand_bps,
-                    policy,
-                    self.seed,
-                    self.recent.by_slot,
-                    deltas,
-                    blocked,
-                )
-                if picked is not None:
-                    column, reason = picked
-                    path = fastpath.path_of(view, rows, column)
-                    slots = fastpath.slots(rows, column)
-                    return Choice(path, policy.strategy, False, reason, slots)
+        fast = self.choose_new(
+            request.five_tuple,
+            request.ingress,
+            request.egress,
+            request.demand_bps,
+            policy,
+            view,
+            deltas,
+            blocked,
+        )
+        if fast is not None:
+            path, reason, slots = fast
+            return Choice(path, policy.strategy, False, reason, slots)
         paths = self.paths_for(view)
         candidates, note = usable_candidates(
             paths, src=request.ingress, dst=request.egress, view=view, avoid=avoid
