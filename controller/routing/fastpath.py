@@ -167,7 +167,8 @@ def choose(
 ) -> tuple[int, str] | None:
     """(column, reason): the choice ``choose_path`` would make for a flow ``ft`` of
     ``demand`` bits/s among the clean candidates, or None when there is none (the
-    general code then looks for detours)."""
+    general code then looks for detours). Called positionally, once per new flow
+    (keyword matching is measurable at 50,000 calls a second)."""
     clean = blocked is None and state.dense_usable == state.dense_slots
     if strategy is Strategy.LEAST_UTILIZED:
         # Once per placed flow: written out as few array operations as possible,
