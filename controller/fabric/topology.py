@@ -7,12 +7,16 @@ Discovery rules live here, as pure logic fed by the shim:
 - hosts are never learned on inter-switch ports;
 - a port going down, a switch leaving or LLDP silence removes links at once.
 Every mutation returns the events it caused. Nothing here reads a clock.
+Lookups the hub makes per packet or per flow (is this a fabric port, which
+host has this IP, which links touch this port) go through indexes kept up to
+date by every mutation, never through a scan of the whole fabric.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import replace
+from typing import Any
 
 import networkx as nx
 
@@ -43,16 +47,94 @@ from controller.fabric.model import (
 __all__ = ["Topology"]
 
 
+def _unlist(table: dict[Any, set[Any]], key: Any, item: Any) -> None:
+    """Remove ``item`` from the set under ``key``, and the key once its set is empty."""
+    items = table.get(key)
+    if items is not None:
+        items.discard(item)
+        if not items:
+            del table[key]
+
+
+class _HostTable(dict[str, Host]):
+    """Hosts by MAC, indexed by IPv4 address and by attachment port.
+
+    A dict so that callers keep reading (and adding to) ``topology.hosts`` as
+    before; every way of changing it updates the indexes.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_ip: dict[str, set[str]] = {}
+        self.by_port: dict[PortRef, set[str]] = {}
+
+    def _index(self, host: Host) -> None:
+        if host.ipv4 is not None:
+            self.by_ip.setdefault(host.ipv4, set()).add(host.mac)
+        self.by_port.setdefault(host.attach, set()).add(host.mac)
+
+    def _unindex(self, host: Host) -> None:
+        if host.ipv4 is not None:
+            _unlist(self.by_ip, host.ipv4, host.mac)
+        _unlist(self.by_port, host.attach, host.mac)
+
+    def __setitem__(self, mac: str, host: Host) -> None:
+        old = super().get(mac)
+        if old is not None:
+            self._unindex(old)
+        super().__setitem__(mac, host)
+        self._index(host)
+
+    def __delitem__(self, mac: str) -> None:
+        self._unindex(self[mac])
+        super().__delitem__(mac)
+
+    def setdefault(self, mac: str, host: Host) -> Host:
+        if mac not in self:
+            self[mac] = host
+        return self[mac]
+
+    def pop(self, mac: str, *default: Any) -> Any:
+        if mac not in self:
+            if default:
+                return default[0]
+            raise KeyError(mac)
+        host = self[mac]
+        del self[mac]
+        return host
+
+    def popitem(self) -> tuple[str, Host]:
+        mac, host = next(reversed(self.items()))
+        del self[mac]
+        return mac, host
+
+    def update(self, *args: Any, **kwargs: Host) -> None:
+        for mac, host in dict(*args, **kwargs).items():
+            self[mac] = host
+
+    def clear(self) -> None:
+        super().clear()
+        self.by_ip.clear()
+        self.by_port.clear()
+
+    def __ior__(self, other: Any) -> _HostTable:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+
 class Topology:
     """What the controller knows about the fabric right now."""
 
     def __init__(self) -> None:
         self.switches: dict[Dpid, Switch] = {}
-        self.links: dict[LinkId, Link] = {}
-        self.hosts: dict[str, Host] = {}  # by MAC
+        self.links: dict[LinkId, Link] = {}  # change only through this class
+        self.hosts: dict[str, Host] = _HostTable()  # by MAC
         self._graph: nx.DiGraph | None = None
         self._capacity_for: dict[LinkId, float] = {}
         self.drained: set[LinkId] = set()
+        self._port_links: dict[PortRef, set[LinkId]] = {}  # links leaving or entering a port
+        self._switch_links: dict[Dpid, set[LinkId]] = {}  # links leaving or entering a switch
+        self._by_name: dict[str, Dpid] = {}
 
     # ------------------------------------------------------------------ switches
     def switch_up(
@@ -60,6 +142,9 @@ class Topology:
     ) -> list[FabricEvent]:
         real = {p.port_no: p for p in ports if p.port_no < OFPP_MAX}
         self.switches[dpid] = Switch(dpid=dpid, name=name, ports=real, connected=True)
+        self._by_name = {}
+        for known, sw in self.switches.items():  # the first switch of a name wins, as before
+            self._by_name.setdefault(sw.name, known)
         self._graph = None
         return [SwitchUp(time=now, dpid=dpid, name=name)]
 
@@ -69,9 +154,7 @@ class Topology:
             return []
         self.switches[dpid] = replace(sw, connected=False)
         events: list[FabricEvent] = [SwitchDown(time=now, dpid=dpid, name=sw.name)]
-        events += self._drop_links(
-            lambda lid: dpid in (lid.src.dpid, lid.dst.dpid), "switch-down", now
-        )
+        events += self._drop_links(self._switch_links.get(dpid, ()), "switch-down", now)
         self._graph = None
         return events
 
@@ -86,7 +169,7 @@ class Topology:
             events.append(PortChanged(time=now, port=PortRef(dpid, port.port_no), up=port.up))
         if not port.up:
             ref = PortRef(dpid, port.port_no)
-            events += self._drop_links(lambda lid: ref in (lid.src, lid.dst), "port-down", now)
+            events += self._drop_links(self._port_links.get(ref, ()), "port-down", now)
         return events
 
     def port_deleted(self, dpid: Dpid, port_no: PortNo, *, now: float) -> list[FabricEvent]:
@@ -124,30 +207,34 @@ class Topology:
             self.links[lid] = replace(existing, last_seen=now)
             return []
         # A cable re-plugged elsewhere: forget links that used either port.
-        events = self._drop_links(
-            lambda other: other != lid and (other.src == tx or other.dst == rx), "rewired", now
+        rewired = [
+            other
+            for other in (*self._port_links.get(tx, ()), *self._port_links.get(rx, ()))
+            if other != lid and (other.src == tx or other.dst == rx)
+        ]
+        events = self._drop_links(rewired, "rewired", now)
+        self._add_link(
+            Link(
+                link_id=lid,
+                last_seen=now,
+                capacity_bps=self._capacity_for.get(lid, 0.0),
+                drained=lid in self.drained,
+            )
         )
-        self.links[lid] = Link(
-            link_id=lid,
-            last_seen=now,
-            capacity_bps=self._capacity_for.get(lid, 0.0),
-            drained=lid in self.drained,
-        )
-        self._graph = None
         events.append(LinkUp(time=now, link=lid))
         return events
 
     def link_alive(self, rx: PortRef, *, now: float) -> None:
         """Traffic arrived on ``rx``: the link into it is alive even if LLDP probes
         are lost in a saturated queue (so a busy link never times out falsely)."""
-        for lid, link in self.links.items():
+        for lid in self._port_links.get(rx, ()):
             if lid.dst == rx:
+                link = self.links[lid]
                 self.links[lid] = replace(link, last_seen=max(link.last_seen, now))
 
     def expire_links(self, *, now: float, timeout: float) -> list[FabricEvent]:
-        return self._drop_links(
-            lambda lid: now - self.links[lid].last_seen > timeout, "lldp-timeout", now
-        )
+        stale = [lid for lid, link in self.links.items() if now - link.last_seen > timeout]
+        return self._drop_links(stale, "lldp-timeout", now)
 
     def set_capacity(self, lid: LinkId, capacity_bps: float) -> None:
         self._capacity_for[lid] = capacity_bps
@@ -162,15 +249,24 @@ class Topology:
         if lid in self.links:
             self.links[lid] = replace(self.links[lid], drained=drained)
 
-    def _drop_links(
-        self, doomed: Callable[[LinkId], bool], reason: str, now: float
-    ) -> list[FabricEvent]:
-        gone = sorted(lid for lid in self.links if doomed(lid))
+    def _drop_links(self, doomed: Iterable[LinkId], reason: str, now: float) -> list[FabricEvent]:
+        gone = sorted(set(doomed))
         for lid in gone:
             del self.links[lid]
+            for ref in (lid.src, lid.dst):
+                _unlist(self._port_links, ref, lid)
+                _unlist(self._switch_links, ref.dpid, lid)
         if gone:
             self._graph = None
         return [LinkDown(time=now, link=lid, reason=reason) for lid in gone]
+
+    def _add_link(self, link: Link) -> None:
+        lid = link.link_id
+        self.links[lid] = link
+        for ref in (lid.src, lid.dst):
+            self._port_links.setdefault(ref, set()).add(lid)
+            self._switch_links.setdefault(ref.dpid, set()).add(lid)
+        self._graph = None
 
     # --------------------------------------------------------------------- hosts
     def host_seen(
@@ -192,21 +288,47 @@ class Topology:
         return []
 
     def host_by_ip(self, ipv4: str) -> Host | None:
-        for host in self.hosts.values():
-            if host.ipv4 == ipv4:
-                return host
-        return None
+        """The host with this address (the first learned, if several claim it)."""
+        macs = self._host_table.by_ip.get(ipv4)
+        if not macs:
+            return None
+        if len(macs) == 1:
+            return self.hosts[next(iter(macs))]
+        return next(h for h in self.hosts.values() if h.mac in macs)
 
     def hosts_on(self, ref: PortRef) -> list[Host]:
-        return [h for h in self.hosts.values() if h.attach == ref]
+        macs = self._host_table.by_port.get(ref)
+        if not macs:
+            return []
+        return (
+            [h for h in self.hosts.values() if h.mac in macs]
+            if len(macs) > 1
+            else [self.hosts[next(iter(macs))]]
+        )
+
+    @property
+    def _host_table(self) -> _HostTable:
+        hosts = self.hosts
+        if not isinstance(hosts, _HostTable):  # replaced by a plain dict: index it again
+            table = _HostTable()
+            table.update(hosts)
+            self.hosts = hosts = table
+        return hosts
 
     # ------------------------------------------------------------------- queries
     def is_fabric_port(self, ref: PortRef) -> bool:
-        return any(ref in (lid.src, lid.dst) for lid in self.links)
+        return ref in self._port_links
+
+    def links_at(self, dpid: Dpid) -> list[LinkId]:
+        """Up links leaving or entering ``dpid``, sorted (its port stats touch only these)."""
+        return sorted(self._switch_links.get(dpid, ()))
 
     def fabric_ports(self, dpid: Dpid) -> set[PortNo]:
-        ports = {lid.src.port for lid in self.links if lid.src.dpid == dpid}
-        ports |= {lid.dst.port for lid in self.links if lid.dst.dpid == dpid}
+        ports: set[PortNo] = set()
+        for lid in self._switch_links.get(dpid, ()):
+            for end in (lid.src, lid.dst):
+                if end.dpid == dpid:
+                    ports.add(end.port)
         return ports
 
     def edge_ports(self, dpid: Dpid) -> list[PortNo]:
@@ -241,10 +363,7 @@ class Topology:
         return None
 
     def dpid_by_name(self, name: str) -> Dpid | None:
-        for dpid, sw in self.switches.items():
-            if sw.name == name:
-                return dpid
-        return None
+        return self._by_name.get(name)
 
     def graph(self) -> nx.DiGraph:
         """Graph of connected switches and up links (cached until a change)."""

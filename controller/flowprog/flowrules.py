@@ -6,11 +6,14 @@ ingress rule is the one that flips the flow onto a new path (it is marked
 place), carries the idle timeout and asks for a flow-removed message. The
 first hop forwards through a FAST_FAILOVER group when a backup uplink exists,
 so the switch itself repairs a failed uplink before the controller re-places
-the flow. All entries carry the flow's cookie (id + generation).
+the flow. All entries carry the flow's cookie (id + generation). What depends
+only on the path (actions, the failover group, the programming order) is a
+cached per-path template; a flow adds its match, cookie and timeout.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -59,6 +62,36 @@ class FlowRules:
     egress_first: tuple[Dpid, ...]  # path order for make-before-break (egress first)
 
 
+@dataclass(frozen=True)
+class _Template:
+    """What every flow on one path shares: per hop the switch, its action and whether
+    it is the ingress; the failover group; the make-before-break order."""
+
+    hops: tuple[tuple[Dpid, Action, bool], ...]
+    groups: Mapping[Dpid, tuple[GroupEntry, ...]]
+    egress_first: tuple[Dpid, ...]
+
+
+@functools.lru_cache(maxsize=16384)
+def _template(
+    switches: tuple[Dpid, ...], outs: tuple[PortNo, ...], backup: PortNo | None
+) -> _Template:
+    # Paths repeat across flows (a leaf pair has as many as there are spines), and
+    # a failover group's id is a checksum of its buckets: both are built once per
+    # (path, egress port, backup) and shared by the flows' rules.
+    hops = []
+    groups: dict[Dpid, tuple[GroupEntry, ...]] = {}
+    last = len(switches) - 1
+    for hop, dpid in enumerate(switches):
+        action: Action = Output(outs[hop])
+        if hop == 0 and last and backup is not None:
+            group = failover_group(outs[hop], backup)
+            groups[dpid] = (group,)
+            action = GroupAction(group.group_id)
+        hops.append((dpid, action, hop == 0))
+    return _Template(tuple(hops), groups, tuple(reversed(switches)))
+
+
 def compile_flow(
     ft: FiveTuple,
     *,
@@ -75,22 +108,17 @@ def compile_flow(
     egress switch; the first that differs from the primary becomes the
     fast-failover backup.
     """
+    switches = path.switches
+    outs = (*(lid.src.port for lid in path.links), egress_port)
+    backup = None
+    if len(switches) > 1 and backup_ports:
+        primary = outs[0]
+        backup = next((p for p in backup_ports.get(switches[0], ()) if p != primary), None)
+    template = _template(switches, outs, backup)
     cookie = Cookie(CookieKind.FLOW, flow_id, generation).encode()
     match = flow_match(ft)
-    flows: dict[Dpid, list[FlowEntry]] = {}
-    groups: dict[Dpid, list[GroupEntry]] = {}
-    for hop, dpid in enumerate(path.switches):
-        last = hop == len(path.switches) - 1
-        out = egress_port if last else path.links[hop].src.port
-        action: Action = Output(out)
-        ingress = hop == 0
-        if ingress and not last:
-            backup = next((p for p in (backup_ports or {}).get(dpid, ()) if p != out), None)
-            if backup is not None:
-                group = failover_group(out, backup)
-                groups[dpid] = [group]
-                action = GroupAction(group.group_id)
-        flows[dpid] = [
+    flows = {
+        dpid: (
             FlowEntry(
                 priority=PRIO_FLOW,
                 match=match,
@@ -99,9 +127,11 @@ def compile_flow(
                 idle_timeout=idle_timeout if ingress else 0,
                 send_flow_removed=ingress,
                 ingress=ingress,
-            )
-        ]
+            ),
+        )
+        for dpid, action, ingress in template.hops
+    }
     return FlowRules(
-        needs=OwnerNeeds.build(flows=flows, groups=groups),
-        egress_first=tuple(reversed(path.switches)),
+        needs=OwnerNeeds(flows=flows, groups=dict(template.groups)),
+        egress_first=template.egress_first,
     )

@@ -18,16 +18,21 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Protocol
 
 import networkx as nx
+import numpy as np
 
 from controller.errors import InvalidArgument
-from controller.fabric.model import Dpid, FiveTuple, LinkId, Path, dpid_str
+from controller.fabric.model import Dpid, FiveTuple, LinkId, Path
 from controller.policy.model import Policy, Strategy
 from controller.routing.hashing import flow_bucket, flow_key, path_key, rendezvous_unit
 from controller.routing.paths import PathCache
+from controller.routing.scoring import least_utilized_keys, lexi_best, lexi_order, widest_keys
+from controller.routing.viewbase import ViewBase
 
 __all__ = [
+    "FabricView",
     "NetworkView",
     "FlowRequest",
     "Choice",
@@ -36,13 +41,40 @@ __all__ = [
     "rank_paths",
     "pinned_route",
     "path_weight",
+    "load_reason",
+    "rendezvous_scores",
+    "weighted_pick",
+    "ecmp_pick",
+    "shortest_reason",
+    "fallback_of",
 ]
 
 _NO_EXTRA: Mapping[LinkId, float] = {}
 
 
+class FabricView(Protocol):
+    """What the strategies read about the fabric: a :class:`NetworkView` snapshot or
+    the long-lived :class:`~controller.routing.fabricstate.FabricState`."""
+
+    @property
+    def graph(self) -> nx.DiGraph: ...
+    @property
+    def load_bps(self) -> Mapping[LinkId, float]: ...
+    @property
+    def capacity(self) -> Mapping[LinkId, float]: ...
+    @property
+    def drained(self) -> frozenset[LinkId]: ...
+    @property
+    def unknown_capacity_bps(self) -> float: ...
+    def capacity_of(self, lid: LinkId) -> float: ...
+    def utilization(self, lid: LinkId, *, extra_bps: float = 0.0) -> float: ...
+    def label(self, dpid: Dpid) -> str: ...
+    def dpid_of(self, ref: str) -> Dpid | None: ...
+    def path_label(self, path: Path) -> str: ...
+
+
 @dataclass(frozen=True)
-class NetworkView:
+class NetworkView(ViewBase):
     """What the strategies may know about the fabric at one instant.
 
     ``graph`` is :func:`controller.fabric.model.graph_of` output (up links only),
@@ -59,36 +91,9 @@ class NetworkView:
     names: Mapping[Dpid, str] = field(default_factory=dict)
     unknown_capacity_bps: float = 1e9
 
-    def capacity_of(self, lid: LinkId) -> float:
-        cap = self.capacity.get(lid, 0.0)
-        return cap if cap > 0 else self.unknown_capacity_bps
-
-    def utilization(self, lid: LinkId, *, extra_bps: float = 0.0) -> float:
-        """(measured load + ``extra_bps``) / capacity; never negative."""
-        load = self.load_bps.get(lid, 0.0) + extra_bps
-        return max(0.0, load) / self.capacity_of(lid)
-
-    def label(self, dpid: Dpid) -> str:
-        return self.names.get(dpid) or dpid_str(dpid)
-
     @cached_property
-    def _dpid_by_name(self) -> dict[str, Dpid]:
+    def _by_name(self) -> dict[str, Dpid]:
         return {name: dpid for dpid, name in self.names.items() if name}
-
-    def dpid_of(self, ref: str) -> Dpid | None:
-        """The switch a policy names: by switch name, else as a 16-hex-digit dpid."""
-        dpid = self._dpid_by_name.get(ref)
-        if dpid is not None:
-            return dpid
-        if len(ref) == 16:
-            try:
-                return int(ref, 16)
-            except ValueError:
-                return None
-        return None
-
-    def path_label(self, path: Path) -> str:
-        return " -> ".join(self.label(d) for d in path.switches)
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,9 @@ class Choice:
     strategy: Strategy  # the strategy that actually chose (the fallback if fell_back)
     fell_back: bool
     reason: str
+    # The path's link slots in the fabric state that chose it, when the fast path
+    # did (saves looking the links up again); not part of the choice's value.
+    slots: tuple[int, ...] = field(default=(), compare=False, repr=False)
 
 
 def usable_candidates(
@@ -116,7 +124,7 @@ def usable_candidates(
     *,
     src: Dpid,
     dst: Dpid,
-    view: NetworkView,
+    view: FabricView,
     avoid: frozenset[LinkId] = frozenset(),
 ) -> tuple[list[Path], str]:
     """Candidates for ``src -> dst`` without drained links and without ``avoid`` (down).
@@ -145,61 +153,76 @@ def usable_candidates(
 
 
 # --------------------------------------------------------------------- scoring
-def _utilization_keys(
-    candidates: Sequence[Path], view: NetworkView, extra: Mapping[LinkId, float], demand: float
-) -> list[tuple[float, float, int]]:
-    """(peak utilization, sum of utilizations, index) per candidate, this flow included."""
-    # Bound methods hoisted out of the loop: this runs for every candidate of
-    # every placement (64 paths per flow on a 64-spine fabric).
+def _hop_arrays(
+    candidates: Sequence[Path], view: FabricView, extra: Mapping[LinkId, float]
+) -> list[tuple[list[int], list[np.ndarray], list[np.ndarray]]]:
+    """Per hop count: (candidate indices, used load per hop, capacity per hop).
+
+    Shortest paths all have one length; grouping keeps arbitrary candidate
+    lists (e.g. given by a caller) scored exactly like a per-path loop would.
+    """
     load_get, extra_get, cap_get = view.load_bps.get, extra.get, view.capacity.get
     unknown = view.unknown_capacity_bps
-    keys = []
+    groups: dict[int, list[int]] = {}
     for i, path in enumerate(candidates):
-        peak = total = 0.0
-        for lid in path.links:
-            used = load_get(lid, 0.0) + extra_get(lid, 0.0)
-            cap = cap_get(lid, 0.0)
-            u = ((used if used > 0.0 else 0.0) + demand) / (cap if cap > 0.0 else unknown)
-            total += u
-            if u > peak:
-                peak = u
-        keys.append((peak, total, i))
-    return keys
+        groups.setdefault(len(path.links), []).append(i)
+    out = []
+    for hops, members in groups.items():
+        used = [
+            np.fromiter(
+                (
+                    load_get(lid, 0.0) + extra_get(lid, 0.0)
+                    for lid in (candidates[i].links[h] for i in members)
+                ),
+                dtype=np.float64,
+                count=len(members),
+            )
+            for h in range(hops)
+        ]
+        caps = []
+        for h in range(hops):
+            cap = np.fromiter(
+                (cap_get(candidates[i].links[h], 0.0) for i in members),
+                dtype=np.float64,
+                count=len(members),
+            )
+            cap[~(cap > 0.0)] = unknown
+            caps.append(cap)
+        out.append((members, used, caps))
+    return out
 
 
-def _widest_keys(
-    candidates: Sequence[Path], view: NetworkView, extra: Mapping[LinkId, float], demand: float
-) -> list[tuple[float, float, int]]:
-    """(-bottleneck residual bits/s, sum of utilizations, index) per candidate."""
-    load_get, extra_get, cap_get = view.load_bps.get, extra.get, view.capacity.get
-    unknown = view.unknown_capacity_bps
-    keys = []
-    for i, path in enumerate(candidates):
-        residual = math.inf
-        total = 0.0
-        for lid in path.links:
-            used = load_get(lid, 0.0) + extra_get(lid, 0.0)
-            if used < 0.0:
-                used = 0.0
-            cap = cap_get(lid, 0.0)
-            if cap <= 0.0:
-                cap = unknown
-            if cap - used < residual:
-                residual = cap - used
-            total += (used + demand) / cap
-        keys.append((-residual, total, i))
-    return keys
+def _load_keys(
+    kind: Strategy,
+    candidates: Sequence[Path],
+    view: FabricView,
+    extra: Mapping[LinkId, float],
+    demand: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Least-utilized keys (peak, total) or widest keys (-residual, total) per candidate."""
+    n = len(candidates)
+    primary, secondary = np.zeros(n), np.zeros(n)
+    keys = least_utilized_keys if kind is Strategy.LEAST_UTILIZED else widest_keys
+    for members, used, caps in _hop_arrays(candidates, view, extra):
+        first, second = keys(used, caps, demand, n=len(members))
+        primary[members] = first
+        secondary[members] = second
+    return primary, secondary
 
 
 def path_weight(path: Path, weights: Mapping[Dpid, float]) -> float:
     """Product of the weights of the path's switches (unlisted switches weigh 1)."""
+    return _route_weight(path.switches, weights)
+
+
+def _route_weight(switches: Sequence[Dpid], weights: Mapping[Dpid, float]) -> float:
     w = 1.0
-    for dpid in path.switches:
+    for dpid in switches:
         w *= weights.get(dpid, 1.0)
     return w
 
 
-def _resolve_weights(policy: Policy, view: NetworkView) -> dict[Dpid, float]:
+def _resolve_weights(policy: Policy, view: FabricView) -> dict[Dpid, float]:
     resolved: dict[Dpid, float] = {}
     for ref, weight in policy.weights:
         dpid = view.dpid_of(ref)
@@ -208,28 +231,68 @@ def _resolve_weights(policy: Policy, view: NetworkView) -> dict[Dpid, float]:
     return resolved
 
 
-def _rendezvous_scores(
-    candidates: Sequence[Path], flow: FlowRequest, view: NetworkView, policy: Policy, seed: int
+def rendezvous_scores(
+    routes: Sequence[Sequence[Dpid]],
+    ft: FiveTuple,
+    view: FabricView,
+    policy: Policy,
+    seed: int,
 ) -> list[tuple[float, int]]:
-    """(score, index) for candidates of positive weight; the highest score wins."""
+    """(score, index) for candidate routes (switch sequences) of positive weight;
+    the highest score wins."""
     weights = _resolve_weights(policy, view)
-    key = flow_key(flow.five_tuple, seed=seed)
+    key = flow_key(ft, seed=seed)
     scores = []
-    for i, path in enumerate(candidates):
-        w = path_weight(path, weights)
+    for i, switches in enumerate(routes):
+        w = _route_weight(switches, weights)
         if w > 0:
-            u = rendezvous_unit(key, path_key(path.switches))
+            u = rendezvous_unit(key, path_key(switches))
             scores.append((-w / math.log(u), i))
     return scores
 
 
+def weighted_pick(
+    routes: Sequence[Sequence[Dpid]],
+    ft: FiveTuple,
+    view: FabricView,
+    policy: Policy,
+    seed: int,
+) -> tuple[int, str]:
+    """``weighted``'s choice among ``routes`` (in candidate order) and its reason."""
+    n = len(routes)
+    scores = rendezvous_scores(routes, ft, view, policy, seed)
+    if not scores:
+        i = flow_bucket(ft, n, seed=seed)
+        return i, f"weighted: every candidate weighs 0; hashed over all {n}"
+    _, i = max(scores)
+    return i, f"weighted: rendezvous over {len(scores)} of {n} paths with weight > 0"
+
+
+def ecmp_pick(ft: FiveTuple, n: int, seed: int) -> tuple[int, str]:
+    """``ecmp``'s choice among ``n`` candidates and its reason."""
+    i = flow_bucket(ft, n, seed=seed)
+    return i, f"ecmp: hash bucket {i} of {n}"
+
+
+def shortest_reason(n: int) -> str:
+    return f"shortest: first of {n} sorted paths"
+
+
 # ------------------------------------------------------------------- choosing
+def load_reason(strategy: Strategy, key: float, n: int) -> str:
+    """Why a load-aware strategy chose: its winning key (peak utilization, or the
+    negated bottleneck residual) among ``n`` candidates."""
+    if strategy is Strategy.LEAST_UTILIZED:
+        return f"least-utilized: peak utilization {key:.0%} (best of {n})"
+    return f"widest: bottleneck residual {-key / 1e6:.1f} Mbit/s (best of {n})"
+
+
 def choose_path(
     strategy: Strategy,
     candidates: Sequence[Path],
     *,
     flow: FlowRequest,
-    view: NetworkView,
+    view: FabricView,
     policy: Policy,
     seed: int,
     extra_load: Mapping[LinkId, float] = _NO_EXTRA,
@@ -246,7 +309,7 @@ def choose_path(
         route, why = pinned_route(flow, view=view, policy=policy, paths=paths, avoid=avoid)
         if route is not None:
             return Choice(route, Strategy.PINNED, False, f"pinned: {view.path_label(route)}")
-        fallback = _fallback_of(policy)
+        fallback = fallback_of(policy)
         if not candidates:
             raise InvalidArgument(
                 "candidates", f"pinned path impossible ({why}) and no candidate to fall back on"
@@ -269,26 +332,17 @@ def choose_path(
         )
     n = len(candidates)
     if strategy is Strategy.SHORTEST:
-        return Choice(candidates[0], strategy, False, f"shortest: first of {n} sorted paths")
+        return Choice(candidates[0], strategy, False, shortest_reason(n))
     if strategy is Strategy.ECMP:
-        i = flow_bucket(flow.five_tuple, n, seed=seed)
-        return Choice(candidates[i], strategy, False, f"ecmp: hash bucket {i} of {n}")
-    if strategy is Strategy.LEAST_UTILIZED:
-        peak, _, i = min(_utilization_keys(candidates, view, extra_load, flow.demand_bps))
-        reason = f"least-utilized: peak utilization {peak:.0%} (best of {n})"
+        i, reason = ecmp_pick(flow.five_tuple, n, seed)
         return Choice(candidates[i], strategy, False, reason)
-    if strategy is Strategy.WIDEST:
-        neg_residual, _, i = min(_widest_keys(candidates, view, extra_load, flow.demand_bps))
-        reason = f"widest: bottleneck residual {-neg_residual / 1e6:.1f} Mbit/s (best of {n})"
-        return Choice(candidates[i], strategy, False, reason)
+    if strategy in (Strategy.LEAST_UTILIZED, Strategy.WIDEST):
+        first, second = _load_keys(strategy, candidates, view, extra_load, flow.demand_bps)
+        i = lexi_best(first, second)
+        return Choice(candidates[i], strategy, False, load_reason(strategy, float(first[i]), n))
     if strategy is Strategy.WEIGHTED:
-        scores = _rendezvous_scores(candidates, flow, view, policy, seed)
-        if not scores:
-            i = flow_bucket(flow.five_tuple, n, seed=seed)
-            reason = f"weighted: every candidate weighs 0; hashed over all {n}"
-            return Choice(candidates[i], strategy, False, reason)
-        _, i = max(scores)
-        reason = f"weighted: rendezvous over {len(scores)} of {n} paths with weight > 0"
+        routes = [p.switches for p in candidates]
+        i, reason = weighted_pick(routes, flow.five_tuple, view, policy, seed)
         return Choice(candidates[i], strategy, False, reason)
     raise InvalidArgument("strategy", f"unsupported strategy {strategy!r}")
 
@@ -298,7 +352,7 @@ def rank_paths(
     candidates: Sequence[Path],
     *,
     flow: FlowRequest,
-    view: NetworkView,
+    view: FabricView,
     policy: Policy,
     seed: int,
     extra_load: Mapping[LinkId, float] = _NO_EXTRA,
@@ -309,26 +363,26 @@ def rank_paths(
     are not on their pinned path. ``weighted`` leaves out weight-0 paths.
     """
     if strategy is Strategy.PINNED:
-        strategy = _fallback_of(policy)
+        strategy = fallback_of(policy)
     n = len(candidates)
     if n == 0 or strategy is Strategy.SHORTEST:
         return list(candidates)
     if strategy is Strategy.ECMP:
         i = flow_bucket(flow.five_tuple, n, seed=seed)
         return [*candidates[i:], *candidates[:i]]
-    if strategy is Strategy.LEAST_UTILIZED:
-        keys = sorted(_utilization_keys(candidates, view, extra_load, flow.demand_bps))
-        return [candidates[k[2]] for k in keys]
-    if strategy is Strategy.WIDEST:
-        keys = sorted(_widest_keys(candidates, view, extra_load, flow.demand_bps))
-        return [candidates[k[2]] for k in keys]
+    if strategy in (Strategy.LEAST_UTILIZED, Strategy.WIDEST):
+        first, second = _load_keys(strategy, candidates, view, extra_load, flow.demand_bps)
+        return [candidates[int(k)] for k in lexi_order(first, second)]
     if strategy is Strategy.WEIGHTED:
-        scores = sorted(_rendezvous_scores(candidates, flow, view, policy, seed), reverse=True)
+        routes = [p.switches for p in candidates]
+        scores = sorted(
+            rendezvous_scores(routes, flow.five_tuple, view, policy, seed), reverse=True
+        )
         return [candidates[i] for _, i in scores]
     raise InvalidArgument("strategy", f"unsupported strategy {strategy!r}")
 
 
-def _fallback_of(policy: Policy) -> Strategy:
+def fallback_of(policy: Policy) -> Strategy:
     # A pinned fallback would recurse; validation should reject it, and a
     # deterministic choice is the safest reading if it slips through.
     return Strategy.SHORTEST if policy.fallback is Strategy.PINNED else policy.fallback
@@ -338,7 +392,7 @@ def _fallback_of(policy: Policy) -> Strategy:
 def pinned_route(
     flow: FlowRequest,
     *,
-    view: NetworkView,
+    view: FabricView,
     policy: Policy,
     paths: PathCache | None = None,
     avoid: frozenset[LinkId] = frozenset(),

@@ -2,14 +2,21 @@
 
 :class:`TrafficEngineer` is the stateful facade the hub calls. It owns the
 :class:`~controller.te.flowtable.FlowTable`, the governing policy of every flow,
-the recent-placement load that counters do not show yet, and the path cache of
-the current graph. Every method takes the current :class:`NetworkView` and
-``now`` and returns plain data (placements, moves, flows left stranded); the
-table is updated at once and the caller programs the switches.
+the recent-placement load that counters do not show yet, and its
+:class:`~controller.te.chooser.PathChooser`. Every method takes the fabric as
+``view`` and ``now`` and returns plain data (placements, moves, flows left
+stranded); the table is updated at once and the caller programs the switches.
+``view`` is either a :class:`~controller.routing.strategies.NetworkView` built
+for the call, or - what the hub should pass - the one
+:class:`~controller.routing.fabricstate.FabricState` it keeps up to date: then
+a leaf-to-leaf flow costs array operations on two rows of the state, never a
+pass over the fabric. Both make the same decisions.
 
 It must not send anything, read a clock, use unseeded randomness or keep a
-reference to a view beyond the call (views are snapshots). It is not thread
-safe: only the hub thread may call it; other threads read :meth:`snapshot`.
+reference to a view beyond the call (views are snapshots; a state is read, and
+changed only by :meth:`drain` marking links the owner forgot to mark). It is
+not thread safe: only the hub thread may call it; other threads read
+:meth:`snapshot`.
 """
 
 from __future__ import annotations
@@ -17,26 +24,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 
-import networkx as nx
+import numpy as np
 
 from controller.errors import FailedPrecondition, InvalidArgument
 from controller.fabric.model import Dpid, FiveTuple, LinkId, Path, PortRef
 from controller.policy.model import Policy, Strategy
+from controller.routing.fabricstate import FabricState
 from controller.routing.paths import DEFAULT_MAX_PATHS, PathCache
-from controller.routing.strategies import (
-    Choice,
-    FlowRequest,
-    NetworkView,
-    choose_path,
-    pinned_route,
-    usable_candidates,
-)
+from controller.routing.strategies import Choice, FlowRequest, pinned_route
+from controller.te.chooser import Network, PathChooser
 from controller.te.flowtable import FlowTable, TrackedFlow
-from controller.te.rebalance import plan_rebalance
-from controller.te.recent import LoadOverlay, RecentLoad
+from controller.te.rebalance import congestion_floor, plan_rebalance
+from controller.te.recent import RecentLoad
 from controller.te.results import MOVE_REASONS, Move, Outcome, Placement, routing_identity
 
 __all__ = ["Placement", "Move", "Outcome", "TrafficEngineer", "MOVE_REASONS"]
+
+_NO_LINKS: frozenset[LinkId] = frozenset()
 
 
 class TrafficEngineer:
@@ -70,7 +74,7 @@ class TrafficEngineer:
         self._table = FlowTable()
         self._policy_of: dict[int, Policy] = {}
         self._recent = RecentLoad(visibility_s=visibility_s)
-        self._paths: PathCache | None = None
+        self._chooser = PathChooser(seed=seed, max_paths=max_paths, recent=self._recent)
         self._stranded: set[int] = set()
         self._fell_back: set[int] = set()
 
@@ -102,13 +106,9 @@ class TrafficEngineer:
         """Per-link load of recent placements that counters may not show yet."""
         return self._recent
 
-    def paths_for(self, view: NetworkView) -> PathCache:
+    def paths_for(self, view: Network) -> PathCache:
         """The path cache of ``view.graph`` (rebuilt, cheaply when possible, on a new graph)."""
-        if self._paths is None or self._paths.graph is not view.graph:
-            self._paths = PathCache.for_graph(
-                view.graph, previous=self._paths, max_paths=self._max_paths
-            )
-        return self._paths
+        return self._chooser.paths_for(view)
 
     # ------------------------------------------------------------- placement
     def preview(
@@ -118,7 +118,7 @@ class TrafficEngineer:
         ingress: Dpid,
         egress: Dpid,
         policy: Policy,
-        view: NetworkView,
+        view: Network,
         now: float,
         demand_bps: float | None = None,
     ) -> Choice:
@@ -126,7 +126,7 @@ class TrafficEngineer:
         self._recent.expire(now)
         demand = self._default_demand if demand_bps is None else demand_bps
         request = FlowRequest(five_tuple=ft, ingress=ingress, egress=egress, demand_bps=demand)
-        return self._choose(request, policy, view, avoid=frozenset())
+        return self._chooser.choose(request, policy, view, avoid=frozenset())
 
     def place(
         self,
@@ -136,7 +136,7 @@ class TrafficEngineer:
         ingress: PortRef,
         egress: PortRef,
         policy: Policy,
-        view: NetworkView,
+        view: Network,
         now: float,
         demand_bps: float | None = None,
     ) -> Placement:
@@ -155,10 +155,15 @@ class TrafficEngineer:
             return Placement(existing, False, policy.strategy, "already placed")
         self._recent.expire(now)
         demand = self._default_demand if demand_bps is None else demand_bps
-        request = FlowRequest(
-            five_tuple=ft, ingress=ingress.dpid, egress=egress.dpid, demand_bps=demand
-        )
-        choice = self._choose(request, policy, view, avoid=frozenset())
+        fast = self._chooser.choose_new(ft, ingress.dpid, egress.dpid, demand, policy, view)
+        if fast is not None:
+            path, reason, slots = fast
+            strategy, fell_back = policy.strategy, False
+        else:
+            request = FlowRequest(ft, ingress.dpid, egress.dpid, demand)
+            choice = self._chooser.choose(request, policy, view, avoid=_NO_LINKS)
+            path, reason, slots = choice.path, choice.reason, choice.slots
+            strategy, fell_back = choice.strategy, choice.fell_back
         flow = TrackedFlow(
             flow_id=self._table.allocate_id(),
             five_tuple=ft,
@@ -166,17 +171,20 @@ class TrafficEngineer:
             policy=policy.name,
             ingress=ingress,
             egress=egress,
-            path=choice.path,
+            path=path,
             placed_at=now,
             demand_bps=demand,
-            fell_back=choice.fell_back,
+            fell_back=fell_back,
         )
         self._table.add(flow)
         self._policy_of[flow.flow_id] = policy
-        if choice.fell_back:
+        if fell_back:
             self._fell_back.add(flow.flow_id)
-        self._recent.add(choice.path.links, demand, now=now, key=flow.flow_id)
-        return Placement(flow, True, choice.strategy, choice.reason)
+        if slots:  # chosen from the state's arrays: the recent load is lined up
+            self._recent.add_slots(path.links, slots, demand, now=now, key=flow.flow_id)
+        else:
+            self._recent.add(path.links, demand, now=now, key=flow.flow_id)
+        return Placement(flow, True, strategy, reason)
 
     def remove(self, flow_id: int) -> TrackedFlow | None:
         """Forget a flow (expired or no longer governed); returns it, or None if unknown."""
@@ -202,7 +210,7 @@ class TrafficEngineer:
             self._table.replace(replace(flow, rate_bps=rate, measured=True))
 
     # -------------------------------------------------------------- reactions
-    def on_links_down(self, links: Iterable[LinkId], view: NetworkView, now: float) -> Outcome:
+    def on_links_down(self, links: Iterable[LinkId], view: Network, now: float) -> Outcome:
         """Re-place exactly the flows using a down link (reason "failure").
 
         Flows with no surviving path stay where they are and are reported as
@@ -215,7 +223,7 @@ class TrafficEngineer:
             affected |= self._table.ids_on(lid)
         return self._replace_all(sorted(affected), view, now, reason="failure", avoid=down)
 
-    def on_links_up(self, links: Iterable[LinkId], view: NetworkView, now: float) -> Outcome:
+    def on_links_up(self, links: Iterable[LinkId], view: Network, now: float) -> Outcome:
         """Return fell-back pinned flows to their pinned path (reason "policy") and retry
         stranded flows (reason "failure"). Other flows drift onto new links only
         through :meth:`rebalance`. Also the right call after an undrain."""
@@ -241,16 +249,20 @@ class TrafficEngineer:
         outcome = self._retry_stranded(view, now)
         return Outcome(moves=(*moves, *outcome.moves), stranded=outcome.stranded)
 
-    def undrain(self, links: Iterable[LinkId], view: NetworkView, now: float) -> Outcome:
+    def undrain(self, links: Iterable[LinkId], view: Network, now: float) -> Outcome:
         """Links are usable again: the same as :meth:`on_links_up`."""
         return self.on_links_up(links, view, now)
 
-    def drain(self, links: Iterable[LinkId], view: NetworkView, now: float) -> Outcome:
+    def drain(self, links: Iterable[LinkId], view: Network, now: float) -> Outcome:
         """Move flows off ``links`` (reason "drain"); ``view`` should already mark them
         drained (they are added if not). Flows with nowhere else to go stay (stuck)."""
         drained = frozenset(links)
         if not drained <= view.drained:
-            view = replace(view, drained=view.drained | drained)
+            if isinstance(view, FabricState):
+                for lid in drained:  # the owner's state learns the drain it forgot
+                    view.set_drained(lid, True)
+            else:
+                view = replace(view, drained=view.drained | drained)
         self._recent.expire(now)
         affected: set[int] = set()
         for lid in drained:
@@ -259,7 +271,7 @@ class TrafficEngineer:
 
     def rebalance(
         self,
-        view: NetworkView,
+        view: Network,
         now: float,
         *,
         reason: str = "rebalance",
@@ -279,12 +291,15 @@ class TrafficEngineer:
             sorted(on_drained)[: max(0, budget)], view, now, reason="drain", avoid=frozenset()
         )
         budget -= len(undrained.moves)
+        if hot is None:  # with a state, only links above the floor need a look
+            hot = self._chooser.loaded_links(view, congestion_floor(self._policy_of))
         plan = plan_rebalance(
             table=self._table,
             policy_of=self._policy_of,
             view=view,
             extra=self._recent,
-            paths=self.paths_for(view),
+            paths=None,
+            ranker=lambda flow, policy, delta: self._chooser.rank(flow, policy, view, delta),
             seed=self._seed,
             now=now,
             max_moves=max(0, budget),
@@ -310,7 +325,7 @@ class TrafficEngineer:
     def policies_changed(
         self,
         book_lookup: Callable[[FiveTuple, int], Policy | None],
-        view: NetworkView,
+        view: Network,
         now: float,
     ) -> tuple[list[Move], list[int]]:
         """Re-place flows whose governing policy changed (reason "policy").
@@ -348,65 +363,30 @@ class TrafficEngineer:
             demand_bps=flow.load_bps,
         )
 
-    def _choose(
-        self,
-        request: FlowRequest,
-        policy: Policy,
-        view: NetworkView,
-        *,
-        avoid: frozenset[LinkId],
-        extra: Mapping[LinkId, float] | None = None,
-    ) -> Choice:
-        paths = self.paths_for(view)
-        candidates, note = usable_candidates(
-            paths, src=request.ingress, dst=request.egress, view=view, avoid=avoid
-        )
-        if not candidates and policy.strategy is not Strategy.PINNED:
-            raise FailedPrecondition(note)
-        try:
-            choice = choose_path(
-                policy.strategy,
-                candidates,
-                flow=request,
-                view=view,
-                policy=policy,
-                seed=self._seed,
-                extra_load=self._recent.live if extra is None else extra,
-                paths=paths,
-                avoid=avoid,
-            )
-        except InvalidArgument as exc:
-            raise FailedPrecondition(exc.reason) from exc
-        if note:
-            return replace(choice, reason=f"{choice.reason} ({note})")
-        return choice
-
     def _reroute(
         self,
         flow: TrackedFlow,
         policy: Policy,
-        view: NetworkView,
+        view: Network,
         now: float,
         *,
         reason: str,
         avoid: frozenset[LinkId],
+        blocked: np.ndarray | None = None,
     ) -> tuple[Move | None, bool]:
-        """Choose afresh for a tracked flow. Returns (the move or None, whether any path exists)."""
+        """Choose afresh for a tracked flow. Returns (the move or None, whether any path
+        exists). ``blocked`` is ``avoid`` as a slot mask (see PathChooser.blocked_mask)."""
         # Score as if the flow had left its current path: its own load must not
         # count against the path it is on.
         own = {lid: -flow.load_bps for lid in flow.path.links}
         try:
-            choice = self._choose(
-                self._request(flow),
-                policy,
-                view,
-                avoid=avoid,
-                extra=LoadOverlay(self._recent, own),
+            choice = self._chooser.choose(
+                self._request(flow), policy, view, avoid=avoid, deltas=(own,), blocked=blocked
             )
         except FailedPrecondition:
             return None, False
         crosses_drained = any(lid in view.drained for lid in choice.path.links)
-        if crosses_drained and _path_alive(flow.path, view.graph, avoid):
+        if crosses_drained and self._chooser.alive(view, flow.path, avoid):
             # Only drained paths are left and the current one still works:
             # hopping between drained links gains nothing.
             return None, True
@@ -428,7 +408,7 @@ class TrafficEngineer:
     def _replace_all(
         self,
         flow_ids: Iterable[int],
-        view: NetworkView,
+        view: Network,
         now: float,
         *,
         reason: str,
@@ -438,27 +418,29 @@ class TrafficEngineer:
         stranded: list[int] = []
         stuck: list[int] = []
         blocked = avoid | view.drained
-        graph = view.graph
+        mask = self._chooser.blocked_mask(view, avoid)
         for flow_id in flow_ids:
             flow = self._table.get(flow_id)
             policy = self._policy_of.get(flow_id)
             if flow is None or policy is None:
                 continue
-            move, reachable = self._reroute(flow, policy, view, now, reason=reason, avoid=avoid)
+            move, reachable = self._reroute(
+                flow, policy, view, now, reason=reason, avoid=avoid, blocked=mask
+            )
             if move is not None:
                 moves.append(move)
                 self._stranded.discard(flow_id)
-            elif not _path_alive(flow.path, graph, avoid):
+            elif not self._chooser.alive(view, flow.path, avoid):
                 stranded.append(flow_id)
                 self._stranded.add(flow_id)
             elif not reachable or any(lid in blocked for lid in flow.path.links):
                 stuck.append(flow_id)
         return Outcome(moves=tuple(moves), stranded=tuple(stranded), stuck=tuple(stuck))
 
-    def _retry_stranded(self, view: NetworkView, now: float) -> Outcome:
+    def _retry_stranded(self, view: Network, now: float) -> Outcome:
         for flow_id in list(self._stranded):
             flow = self._table.get(flow_id)
-            if flow is None or _path_alive(flow.path, view.graph, frozenset()):
+            if flow is None or self._chooser.alive(view, flow.path, frozenset()):
                 self._stranded.discard(flow_id)  # healed in place (or gone)
         return self._replace_all(
             sorted(self._stranded), view, now, reason="failure", avoid=frozenset()
@@ -490,15 +472,3 @@ class TrafficEngineer:
             self._fell_back.add(flow_id)
         else:
             self._fell_back.discard(flow_id)
-
-
-def _path_alive(path: Path, graph: nx.DiGraph, avoid: frozenset[LinkId]) -> bool:
-    """Whether every link of ``path`` is an up edge of ``graph`` and not in ``avoid``."""
-    adj = graph.adj
-    for lid in path.links:
-        if lid in avoid:
-            return False
-        edge = adj.get(lid.src.dpid, {}).get(lid.dst.dpid)
-        if edge is None or edge.get("link") != lid:
-            return False
-    return True

@@ -112,13 +112,14 @@ class FlowTable:
         return candidate
 
     def add(self, flow: TrackedFlow) -> None:
-        if flow.flow_id in self._by_id:
-            raise AlreadyExists("flow", str(flow.flow_id))
-        if flow.five_tuple in self._by_tuple:
+        flow_id = flow.flow_id
+        if flow_id in self._by_id:
+            raise AlreadyExists("flow", str(flow_id))
+        # One hash of the 5-tuple instead of two: this runs for every new flow.
+        if self._by_tuple.setdefault(flow.five_tuple, flow_id) != flow_id:
             raise AlreadyExists("flow", str(flow.five_tuple))
-        self._by_id[flow.flow_id] = flow
-        self._by_tuple[flow.five_tuple] = flow.flow_id
-        self._index(flow.flow_id, flow.path)
+        self._by_id[flow_id] = flow
+        self._index(flow_id, flow.path)
 
     def remove(self, flow_id: int) -> TrackedFlow | None:
         flow = self._by_id.pop(flow_id, None)

@@ -18,17 +18,28 @@ applies the plan to the flow table.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from controller.fabric.model import LinkId, Path
 from controller.policy.model import Policy, Strategy
 from controller.routing.paths import PathCache
-from controller.routing.strategies import FlowRequest, NetworkView, rank_paths, usable_candidates
+from controller.routing.strategies import FabricView, FlowRequest, rank_paths, usable_candidates
 from controller.te.flowtable import FlowTable, TrackedFlow
 from controller.te.recent import LoadOverlay
 
-__all__ = ["Relocation", "RebalancePlan", "plan_rebalance"]
+__all__ = [
+    "Relocation",
+    "RebalancePlan",
+    "plan_rebalance",
+    "Ranker",
+    "as_if_moved",
+    "congestion_floor",
+    "rank_candidates",
+]
+
+# (flow, its policy, this round's planned load changes) -> its paths, best first.
+Ranker = Callable[[TrackedFlow, Policy, Mapping[LinkId, float]], Iterable[Path]]
 
 # A link below this share of its capacity counts as idle: it takes any one flow.
 IDLE_SHARE = 0.05
@@ -59,17 +70,21 @@ class _Planner:
         *,
         table: FlowTable,
         policy_of: Mapping[int, Policy],
-        view: NetworkView,
+        view: FabricView,
         extra: Mapping[LinkId, float],
-        paths: PathCache,
+        paths: PathCache | None,
         seed: int,
+        ranker: Ranker | None = None,
     ) -> None:
+        if paths is None and ranker is None:
+            raise ValueError("plan_rebalance needs paths or a ranker")
         self.table = table
         self.policy_of = policy_of
         self.view = view
         self.extra = extra
         self.paths = paths
         self.seed = seed
+        self.ranker = ranker
         self.delta: dict[LinkId, float] = {}  # load this round's moves add or remove
         self._thresholds: dict[LinkId, float] = {}
 
@@ -127,29 +142,66 @@ class _Planner:
             self.delta[lid] = self.delta.get(lid, 0.0) + flow.load_bps
             self._thresholds[lid] = min(self.threshold(lid), policy.params.congestion_threshold)
 
-    def ranked(self, flow: TrackedFlow, policy: Policy) -> list[Path]:
-        candidates, _ = usable_candidates(
-            self.paths, src=flow.path.ingress, dst=flow.path.egress, view=self.view
-        )
-        candidates = [p for p in candidates if not any(lid in self.view.drained for lid in p.links)]
-        # Score as if the flow had already left its current path, so that its
-        # own load does not make that path look worse than it is.
-        without_self = {lid: -flow.load_bps for lid in flow.path.links}
-        request = FlowRequest(
-            five_tuple=flow.five_tuple,
-            ingress=flow.path.ingress,
-            egress=flow.path.egress,
-            demand_bps=flow.load_bps,
-        )
-        return rank_paths(
-            policy.strategy,
-            candidates,
-            flow=request,
+    def ranked(self, flow: TrackedFlow, policy: Policy) -> Iterable[Path]:
+        if self.ranker is not None:
+            return self.ranker(flow, policy, self.delta)
+        assert self.paths is not None
+        return rank_candidates(
+            flow,
+            policy,
+            paths=self.paths,
             view=self.view,
-            policy=policy,
+            extra=self.extra,
+            delta=self.delta,
             seed=self.seed,
-            extra_load=LoadOverlay(self.extra, self.delta, without_self),
         )
+
+
+def congestion_floor(policy_of: Mapping[int, Policy]) -> float:
+    """The smallest congestion threshold among the flows' policies (1.0 if none): no
+    link below it can be hot."""
+    distinct = {id(p): p for p in policy_of.values()}.values()
+    return min((p.params.congestion_threshold for p in distinct), default=1.0)
+
+
+def as_if_moved(flow: TrackedFlow) -> tuple[FlowRequest, dict[LinkId, float]]:
+    """The flow as a request to route again, and its own load taken off its current
+    path: scored as if it had already left, its own load does not make that path
+    look worse than it is."""
+    request = FlowRequest(
+        five_tuple=flow.five_tuple,
+        ingress=flow.path.ingress,
+        egress=flow.path.egress,
+        demand_bps=flow.load_bps,
+    )
+    return request, {lid: -flow.load_bps for lid in flow.path.links}
+
+
+def rank_candidates(
+    flow: TrackedFlow,
+    policy: Policy,
+    *,
+    paths: PathCache,
+    view: FabricView,
+    extra: Mapping[LinkId, float],
+    delta: Mapping[LinkId, float],
+    seed: int,
+) -> list[Path]:
+    """Usable, undrained paths for ``flow`` best first by its policy, as if it had
+    left its current path, with ``delta`` (planned moves) on top of ``extra``."""
+    request, without_self = as_if_moved(flow)
+    candidates, _ = usable_candidates(paths, src=request.ingress, dst=request.egress, view=view)
+    drained = view.drained
+    candidates = [p for p in candidates if not any(lid in drained for lid in p.links)]
+    return rank_paths(
+        policy.strategy,
+        candidates,
+        flow=request,
+        view=view,
+        policy=policy,
+        seed=seed,
+        extra_load=LoadOverlay(extra, delta, without_self),
+    )
 
 
 # Hash-based strategies keep their paths: an ECMP or weighted policy asks for
@@ -239,27 +291,35 @@ def plan_rebalance(
     *,
     table: FlowTable,
     policy_of: Mapping[int, Policy],
-    view: NetworkView,
+    view: FabricView,
     extra: Mapping[LinkId, float],
-    paths: PathCache,
+    paths: PathCache | None,
     seed: int,
     now: float,
     max_moves: int,
     hot: Iterable[LinkId] | None = None,
+    ranker: Ranker | None = None,
 ) -> RebalancePlan:
     """Plan one round. ``hot`` restricts the links examined (e.g. the ones telemetry
-    reported congested); they still must be above threshold by this estimate."""
+    reported congested); they still must be above threshold by this estimate.
+
+    ``ranker(flow, policy, delta)`` gives a flow's usable, undrained paths best first
+    with ``delta`` (this round's planned load changes) on top of ``extra``; without
+    one, paths come from ``paths`` and :func:`rank_paths`."""
     planner = _Planner(
-        table=table, policy_of=policy_of, view=view, extra=extra, paths=paths, seed=seed
+        table=table,
+        policy_of=policy_of,
+        view=view,
+        extra=extra,
+        paths=paths,
+        seed=seed,
+        ranker=ranker,
     )
     if hot is None:
         examined = table.busy_links()
     else:
         examined = [lid for lid in set(hot) if table.count_on(lid)]
-    floor = min(
-        (p.params.congestion_threshold for p in {id(p): p for p in policy_of.values()}.values()),
-        default=1.0,
-    )
+    floor = congestion_floor(policy_of)
     hot_links = []
     for lid in examined:
         util = planner.utilization(lid)

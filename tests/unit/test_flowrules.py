@@ -1,0 +1,109 @@
+"""Per-flow rules compiled from per-path templates: exact entries, no leaks between paths."""
+
+from __future__ import annotations
+
+from controller.fabric.model import FiveTuple, LinkId, Path, PortRef
+from controller.flowprog.entries import Cookie, CookieKind, FlowEntry, GroupAction, Output
+from controller.flowprog.flowrules import compile_flow, flow_match
+from controller.flowprog.forwarding import PRIO_FLOW
+from controller.flowprog.groups import failover_group
+
+FT = FiveTuple("10.0.0.1", "10.0.1.1", 17, 5000, 4791)
+PATH = Path.of_links([LinkId(PortRef(1, 3), PortRef(10, 1)), LinkId(PortRef(10, 2), PortRef(2, 4))])
+
+
+def entry(action: object, *, ingress: bool, cookie: int, ft: FiveTuple = FT) -> FlowEntry:
+    return FlowEntry(
+        priority=PRIO_FLOW,
+        match=flow_match(ft),
+        actions=(action,),  # type: ignore[arg-type]
+        cookie=cookie,
+        idle_timeout=10 if ingress else 0,
+        send_flow_removed=ingress,
+        ingress=ingress,
+    )
+
+
+def test_a_path_with_a_backup_uplink_gets_a_failover_first_hop() -> None:
+    rules = compile_flow(
+        FT,
+        flow_id=7,
+        generation=2,
+        path=PATH,
+        egress_port=9,
+        idle_timeout=10,
+        backup_ports={1: (3, 5, 6)},
+    )
+    cookie = Cookie(CookieKind.FLOW, 7, 2).encode()
+    group = failover_group(3, 5)
+    assert rules.needs.groups == {1: (group,)}
+    assert rules.needs.flows == {
+        1: (entry(GroupAction(group.group_id), ingress=True, cookie=cookie),),
+        10: (entry(Output(2), ingress=False, cookie=cookie),),
+        2: (entry(Output(9), ingress=False, cookie=cookie),),
+    }
+    assert rules.egress_first == (2, 10, 1)
+    assert rules.needs.meters == {}
+
+
+def test_flows_on_one_path_share_the_template_but_not_their_identity() -> None:
+    other = FiveTuple("10.0.0.2", "10.0.1.1", 6, 40000, 29500)
+    a = compile_flow(FT, flow_id=1, generation=0, path=PATH, egress_port=9, idle_timeout=10)
+    b = compile_flow(other, flow_id=2, generation=5, path=PATH, egress_port=9, idle_timeout=10)
+    assert a.needs.groups == b.needs.groups == {}
+    cookie = Cookie(CookieKind.FLOW, 2, 5).encode()
+    assert b.needs.flows[1] == (entry(Output(3), ingress=True, cookie=cookie, ft=other),)
+    assert a.needs.flows[1][0].match != b.needs.flows[1][0].match
+    b.needs.groups[99] = ()  # type: ignore[index]  # a caller scribbling on its copy...
+    again = compile_flow(FT, flow_id=1, generation=0, path=PATH, egress_port=9, idle_timeout=10)
+    assert again.needs.groups == {}  # ...does not reach the shared template
+
+
+def test_egress_port_and_backup_choice_are_part_of_the_template() -> None:
+    one = compile_flow(
+        FT,
+        flow_id=1,
+        generation=0,
+        path=PATH,
+        egress_port=9,
+        idle_timeout=10,
+        backup_ports={1: (5,)},
+    )
+    two = compile_flow(
+        FT,
+        flow_id=1,
+        generation=0,
+        path=PATH,
+        egress_port=8,
+        idle_timeout=10,
+        backup_ports={1: (6,)},
+    )
+    assert one.needs.groups[1] == (failover_group(3, 5),)
+    assert two.needs.groups[1] == (failover_group(3, 6),)
+    assert one.needs.flows[2][0].actions == (Output(9),)
+    assert two.needs.flows[2][0].actions == (Output(8),)
+    only_primary = compile_flow(
+        FT,
+        flow_id=1,
+        generation=0,
+        path=PATH,
+        egress_port=9,
+        idle_timeout=10,
+        backup_ports={1: (3,)},
+    )
+    assert only_primary.needs.groups == {}
+
+
+def test_a_flow_inside_one_switch_goes_straight_to_its_egress_port() -> None:
+    rules = compile_flow(
+        FT,
+        flow_id=3,
+        generation=0,
+        path=Path(switches=(1,)),
+        egress_port=4,
+        idle_timeout=10,
+        backup_ports={1: (5,)},
+    )
+    cookie = Cookie(CookieKind.FLOW, 3, 0).encode()
+    assert rules.needs.flows == {1: (entry(Output(4), ingress=True, cookie=cookie),)}
+    assert rules.needs.groups == {} and rules.egress_first == (1,)

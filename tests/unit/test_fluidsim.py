@@ -1,0 +1,190 @@
+"""The flow-level simulator: hand-checked collectives, failures, plug-ins, options, scale."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from benchmarks.fluidsim import strategies
+from benchmarks.fluidsim.cli import main, run_all, summary
+from benchmarks.fluidsim.fabric import build_fabric
+from benchmarks.fluidsim.simulate import simulate
+from benchmarks.fluidsim.strategies import placer_for, register_joint
+from benchmarks.fluidsim.workload import Job, Scenario
+from benchmarks.scale_measure import synthetic
+from controller.fabric.model import FiveTuple, PortRef
+from controller.fabric.model import Path as FabricPath
+from controller.routing.fabricstate import FabricState
+
+ROOT = Path(__file__).resolve().parents[2]
+MB = 2**20
+
+
+def tiny(**kw: float) -> object:
+    return build_fabric(
+        spines=2, leaves=2, hosts_per_leaf=2, link_gbps=100, nic_gbps=100, synthetic=synthetic, **kw
+    )
+
+
+def one_ring(order: tuple[int, ...], *, failures: tuple = ()) -> Scenario:
+    return Scenario((Job(0, order, "ring", 100 * MB, 0.0),), (), failures)
+
+
+def test_a_ring_with_two_flows_each_way_runs_at_nic_speed_when_spread() -> None:
+    # h0, h1 on leaf 0; h2, h3 on leaf 1. Order 0 -> 2 -> 1 -> 3 -> 0: two flows
+    # leaf0 -> leaf1 and two back. Two spines: spread, every hop gets a whole NIC.
+    nic_time = 2 * 3 / 4 * 100 * MB * 8 / 100e9
+    order = (0, 2, 1, 3)
+    for name in ("bound", "least-utilized"):
+        fabric = tiny()
+        run = simulate(fabric, one_ring(order), placer_for(name, fabric, seed=3), seed=3)
+        assert run.jobs[0].completion_s == pytest.approx(nic_time), name
+    fabric = tiny()
+    ecmp = simulate(fabric, one_ring(order), placer_for("ecmp", fabric, seed=3), seed=3)
+    # A hash either splits each direction's two flows or puts them on one spine.
+    assert ecmp.jobs[0].completion_s in (
+        pytest.approx(nic_time),
+        pytest.approx(2 * nic_time),
+    )
+
+
+def test_a_spine_failure_mid_ring_moves_flows_and_the_ring_finishes_later() -> None:
+    from benchmarks.fluidsim.workload import Failure
+
+    nic_time = 2 * 3 / 4 * 100 * MB * 8 / 100e9
+    fabric = tiny()
+    down = Failure(nic_time / 2, tuple(fabric.spine_links("spine1")), "spine1 down")
+    run = simulate(
+        fabric,
+        one_ring((0, 2, 1, 3), failures=(down,)),
+        placer_for("least-utilized", fabric, seed=1),
+        seed=1,
+    )
+    # Half the bytes at full speed, then two flows per direction share one spine.
+    assert run.jobs[0].completion_s == pytest.approx(nic_time / 2 + nic_time)
+    assert run.failures == [f"spine1 down at {nic_time / 2:g} s"]
+
+
+def test_an_all_to_all_ends_with_its_last_flow() -> None:
+    fabric = tiny()
+    job = Job(0, (0, 1, 2, 3), "all-to-all", 4 * MB, 0.0)
+    run = simulate(fabric, Scenario((job,), (), ()), placer_for("bound", fabric, seed=1), seed=1)
+    # Each host sends 3 flows of 1 MB (the buffer / 4) through its NIC: 3 MB at 100 Gbit/s.
+    assert run.jobs[0].completion_s == pytest.approx(3 * MB * 8 / 100e9)
+
+
+def test_joint_placement_plugs_in_and_the_option_refuses_it_until_then() -> None:
+    calls: list[int] = []
+
+    def first_spine(
+        flows: Sequence[tuple[PortRef, PortRef, FiveTuple]], state: FabricState
+    ) -> list[FabricPath]:
+        calls.append(len(flows))
+        paths = []
+        for src, dst, _ in flows:
+            rows = state.rows(src.dpid, dst.dpid)
+            assert rows is not None
+            from controller.routing.fastpath import path_of
+
+            paths.append(path_of(state, rows, 0))
+        return paths
+
+    register_joint(first_spine)
+    try:
+        fabric = tiny()
+        order = (0, 2, 1, 3)
+        run = simulate(fabric, one_ring(order), placer_for("joint", fabric, seed=1), seed=1)
+        assert calls == [4] and run.jobs[0].finish_s is not None
+    finally:
+        register_joint(None)
+    assert not strategies.joint_available()
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.fluidsim", "--strategies", "joint"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "joint" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args, word",
+    [
+        (["--spines", "0"], "--spines"),
+        (["--leaves", "600", "--hosts-per-leaf", "40"], "hosts"),
+        (["--jobs", "9", "--job-hosts", "16"], "jobs"),
+        (["--background", "1.5"], "--background"),
+        (
+            ["--pattern", "all-to-all", "--jobs", "1", "--job-hosts", "300", "--leaves", "64"],
+            "all-to-all",
+        ),
+        (["--strategies", "ecmp,magic"], "magic"),
+        (["--spines", "many"], "invalid int"),
+    ],
+)
+def test_bad_options_end_the_run_with_one_line(args: list[str], word: str) -> None:
+    with pytest.raises(SystemExit) as ended:
+        main(args)
+    assert ended.value.code == 2
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.fluidsim", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and word in done.stderr
+
+
+@pytest.mark.timeout(120)
+def test_scale_smoke_every_strategy_finishes_every_job_within_the_bound() -> None:
+    """512 hosts, four random-order rings, background traffic and a spine failure."""
+    import argparse
+
+    args = argparse.Namespace(
+        spines=16,
+        leaves=64,
+        hosts_per_leaf=8,
+        link_gbps=100.0,
+        nic_gbps=100.0,
+        jobs=4,
+        job_hosts=64,
+        pattern="ring",
+        ring_order="random",
+        size_mb=64.0,
+        stagger_s=0.001,
+        background=0.2,
+        fail_spine_at=0.002,
+        fail_link_at=0.003,
+        seed=7,
+    )
+    first = summary(run_all(args, ["ecmp", "least-utilized"]))
+    again = summary(run_all(args, ["ecmp", "least-utilized"]))
+    for name, s in first.items():
+        assert s["finished"] == s["jobs"] == 4, name
+        assert all(0 < r <= 1 + 1e-9 for r in s["goodput_over_bound"]), name
+        assert s["failures"] and s["events"] > 4
+        assert s["cct_s"] == again[name]["cct_s"]  # seeded: the same run twice
+    assert first["bound"]["mean_goodput_over_bound"] == 1.0
+
+
+def test_the_simulator_ranks_the_emulators_small_jobs_as_the_emulator_did() -> None:
+    from benchmarks.fluidsim.validate import compare
+
+    report = compare(runs=8)
+    for work, rows in report.items():
+        assert rows["same_ranking"], work
+        for r in rows["strategies"].values():
+            assert 0 < r["simulated_min"] <= r["simulated_median"] <= r["simulated_max"] <= 1.0
+    ring = report["ring"]["strategies"]
+    # Spread by placement, the ring's flows never share a link in the fluid model.
+    assert ring["least-utilized"]["simulated_min"] == 1.0
+    assert ring["ecmp"]["simulated_min"] < 1.0

@@ -1,0 +1,94 @@
+"""The scale benchmark's options: one size on request, headline JSON, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.scale_core", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "args, word",
+    [
+        (["--spines", "0"], "--spines"),
+        (["--leaves", "1"], "--leaves"),
+        (["--flows", "0"], "--flows"),
+        (["--flows", "lots"], "invalid int"),
+        (["--quick", "--spines", "4"], "--quick"),
+        (["--fabric", "three-tier", "--leaves", "10"], "multiple of 4"),
+        (["--json", "/no/such/dir/x.json"], "--json"),
+    ],
+)
+def test_bad_options_stop_the_run_with_one_line(args: list[str], word: str) -> None:
+    done = run(*args)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and word in done.stderr
+
+
+@pytest.mark.timeout(120)
+def test_one_size_writes_the_headline_numbers(tmp_path: Path) -> None:
+    out = tmp_path / "headline.json"
+    done = run(
+        "--spines",
+        "4",
+        "--leaves",
+        "8",
+        "--flows",
+        "300",
+        "--out",
+        str(tmp_path),
+        "--json",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr
+    head = json.loads(out.read_text())
+    assert set(head["placements_per_s"]) == {"ecmp", "least-utilized", "widest", "weighted"}
+    assert all(rate > 0 for rate in head["placements_per_s"].values())
+    assert head["engine_setups_per_s"] is None and head["job_place_s"] is None
+    assert head["spine_failure_flows"] > 0 and head["spine_failure_s"] > 0
+    assert head["rebalance_round_s"] >= 0 and head["peak_mib"] > 0
+    assert head["machine"]["cpu_count"] >= 1 and head["date"]
+    assert head["size"] == "4x8/300"
+    full = json.loads((tmp_path / "scale_core.json").read_text())
+    assert full["results"][0]["fast_path_share"] == 1.0
+    assert (
+        full["results"][0]["spine_failure"]["flow_entries_compiled"]
+        >= 3 * head["spine_failure_flows"]
+    )
+
+
+@pytest.mark.timeout(120)
+def test_a_fabric_that_is_not_two_tier_is_served_and_said_to_be_slower(tmp_path: Path) -> None:
+    done = run(
+        "--fabric",
+        "three-tier",
+        "--spines",
+        "2",
+        "--leaves",
+        "8",
+        "--flows",
+        "200",
+        "--out",
+        str(tmp_path),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "general path" in done.stderr and "slower" in done.stderr
+    result = json.loads((tmp_path / "scale_core.json").read_text())["results"][0]
+    assert 0 < result["fast_path_share"] < 1
+    assert result["spine_failure"]["affected_flows"] > 0

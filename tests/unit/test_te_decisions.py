@@ -1,0 +1,67 @@
+"""The placement core makes the same decisions as the recorded implementation.
+
+``data/te_decisions.json.gz`` holds every decision of the seeded workloads of
+:mod:`te_workload` (placements, previews, failures, drains, rebalance rounds,
+heals, policy changes and the final flow table) as recorded with the
+placement core that enumerated and cached paths per leaf pair. The current
+core must reproduce them exactly, reasons included.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from te_workload import SCENARIOS, record
+
+RECORDED = Path(__file__).parent / "data" / "te_decisions.json.gz"
+
+
+@pytest.fixture(scope="module")
+def recorded() -> dict[str, list[Any]]:
+    data: dict[str, list[Any]] = json.loads(gzip.decompress(RECORDED.read_bytes()))
+    return data
+
+
+def _first_difference(want: list[Any], got: list[Any]) -> str:
+    for i, (a, b) in enumerate(zip(want, got, strict=False)):
+        if a != b:
+            return f"entry {i}: recorded {a!r:.600}\n          now {b!r:.600}"
+    return f"recorded {len(want)} entries, now {len(got)}"
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_same_decisions_with_a_view_per_call(scenario: Any, recorded: dict[str, list[Any]]) -> None:
+    got = json.loads(json.dumps(record(scenario)))
+    want = recorded[scenario.name]
+    assert got == want, _first_difference(want, got)
+
+
+def test_the_recording_covers_every_kind_of_decision(recorded: dict[str, list[Any]]) -> None:
+    kinds = {entry[0] for log in recorded.values() for entry in log}
+    assert {"place", "preview", "phase", "final", "place-failed"} <= kinds
+    phases = {entry[2][0] for log in recorded.values() for entry in log if entry[0] == "phase"}
+    assert phases >= {"cable-down", "spine-down", "drain", "rebalance", "heal", "policies"}
+    strategies = {e[4] for log in recorded.values() for e in log if e[0] == "place"}
+    assert strategies == {"ecmp", "least-utilized", "widest", "weighted", "pinned", "shortest"}
+    moved = sum(
+        len(part["moves"])
+        for log in recorded.values()
+        for e in log
+        if e[0] == "phase"
+        for part in e[2][1:]
+        if isinstance(part, dict)
+    )
+    assert moved > 500
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_same_decisions_with_one_fabric_state_kept_up_to_date(
+    scenario: Any, recorded: dict[str, list[Any]]
+) -> None:
+    got = json.loads(json.dumps(record(scenario, state=True)))
+    want = recorded[scenario.name]
+    assert got == want, _first_difference(want, got)
