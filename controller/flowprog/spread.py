@@ -175,6 +175,7 @@ def compile_set(hs: NextHopSet, *, cookie: int) -> tuple[list[FlowEntry], list[G
     chains = {p: failover_chain(ports[i:] + ports[:i]) for i, p in enumerate(ports)}
     fallback = select_group(ports, weights=dict(zip(hs.ports, hs.weights, strict=True)))
     mask = (hs.buckets - 1) << hs.shift
+    by_bucket = bucket_ports(hs)
     entries = [
         FlowEntry(
             PRIO_SPREAD,
@@ -189,7 +190,7 @@ def compile_set(hs: NextHopSet, *, cookie: int) -> tuple[list[FlowEntry], list[G
             table_id=SPREAD_TABLE,
         )
         for proto, field in L4_SOURCE
-        for bucket, port in enumerate(bucket_ports(hs))
+        for bucket, port in enumerate(by_bucket)
     ]
     entries.append(
         FlowEntry(

@@ -20,7 +20,8 @@ from synthetic import Fabric, asymmetric, leaf_spine, three_tier
 
 from controller.engine.engine import EngineConfig
 from controller.fabric.model import Dpid
-from controller.flowprog.entries import GotoTable, WriteMetadata
+from controller.flowprog.entries import GotoTable, Output, WriteMetadata
+from controller.flowprog.forwarding import PRIO_HOST
 from controller.flowprog.plan import Program
 from controller.flowprog.spread import (
     MAX_BUCKETS,
@@ -246,3 +247,21 @@ def test_consecutive_hops_read_different_source_port_bits() -> None:
 def test_a_single_or_zero_weight_set_is_not_spread() -> None:
     assert next_hop_set((1,), weights=None, distance=2, dpid=1) is None
     assert next_hop_set((1, 2), weights={1: 5, 2: 0}, distance=2, dpid=1) is None
+
+
+def test_a_metadata_id_clash_leaves_the_second_set_on_its_group(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Leaves of a 3-tier fabric have two sets (own pod, other pod); with every set
+    named alike, the first keeps the spread table and the other its SELECT group."""
+    monkeypatch.setattr(NextHopSet, "set_id", property(lambda self: 0xFA00000000000001))
+    lab = EngineLab(three_tier(pods=2, leaves_per_pod=2, aggs_per_pod=2, spines=2)).ready()
+    assert lab.undelivered() == []
+    leaf = lab.dpid("leaf1-1")
+    assert spread_entries(lab, leaf) == 2 * 2 + 1
+    kinds = {
+        type(e.actions[0]).__name__
+        for e in lab.fake.switches[leaf].flows.values()
+        if e.priority == PRIO_HOST and e.actions and not isinstance(e.actions[0], Output)
+    }
+    assert kinds == {"WriteMetadata", "GroupAction"}
