@@ -113,8 +113,8 @@ def test_a_dead_next_hop_moves_its_buckets_to_the_next_live_one() -> None:
 
 
 def test_spread_table_size_depends_on_next_hop_sets_not_hosts() -> None:
-    few = EngineLab(leaf_spine(4, 8), hosts_per_leaf=2).ready()
-    many = EngineLab(leaf_spine(4, 8), hosts_per_leaf=8).ready()
+    few = EngineLab(leaf_spine(4, 4), hosts_per_leaf=2).ready()
+    many = EngineLab(leaf_spine(4, 4), hosts_per_leaf=8).ready()
     for lab in (few, many):
         for leaf in lab.fabric.leaves:
             assert spread_entries(lab, lab.dpid(leaf)) == 2 * 4 + 1  # UDP + TCP buckets, other
