@@ -95,6 +95,8 @@ def engine_config(config: FabricdConfig) -> EngineConfig:
         flow_setup_budget=config.flow_setup_budget,
         rebalance_period_s=config.rebalance_period,
         failover_groups=config.failover_groups,
+        spread_l4=config.spread_l4,
+        local_repair=config.local_repair,
     )
 
 

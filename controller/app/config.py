@@ -69,6 +69,8 @@ class FabricdConfig:
     max_moves_per_round: int = 8
     packet_in_rate: int = 500
     failover_groups: bool = True
+    spread_l4: bool = True
+    local_repair: bool = True
     flow_setup_budget: int = 500
     seed: int = 0
     # API
@@ -109,6 +111,8 @@ _HELP = {
     "max_moves_per_round": "cap on flows moved per rebalancing round",
     "packet_in_rate": "packet-ins per second each switch may send (meter; 0 = unmetered)",
     "failover_groups": "true/false: protect each AI flow's first hop with a fast-failover group",
+    "spread_l4": "true/false: spread default TCP/UDP traffic over next hops by source-port bits",
+    "local_repair": "true/false: spines bounce packets of a failed last hop to another spine",
     "flow_setup_budget": "new flows the controller places per second before shedding",
     "seed": "seed for hash-based path choices",
     "grpc_tls_cert": "PEM certificate: serve gRPC over TLS",
@@ -122,6 +126,7 @@ _HELP = {
 }
 
 SOUTHBOUNDS = ("ryu", "os-ken")
+_BOOLEANS = ("failover_groups", "spread_l4", "local_repair")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -153,7 +158,7 @@ def _convert(key: str, value: Any, default: Any) -> Any:
         "grpc_token_file",
     ):
         return Path(str(value))
-    if key == "failover_groups":
+    if key in _BOOLEANS:
         text = str(value).strip().lower()
         if isinstance(value, bool):
             return value

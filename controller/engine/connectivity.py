@@ -55,6 +55,8 @@ class ConnectivityConfig:
     edge_grace_s: float = 2.0
     warmup_s: float = 4.0
     packet_in_pps: int = 0  # per-switch packet-in meter; 0 = none
+    spread_l4: bool = True  # default traffic spreads by source-port bits (flowprog.spread)
+    local_repair: bool = True  # spines bounce a failed last hop's packets (flowprog.repair)
 
 
 @dataclass(frozen=True)
@@ -325,6 +327,8 @@ class Connectivity:
             single_path=self._catch_all_strategy() is Strategy.SHORTEST,
             neighbour_weight=self._neighbour_weight(),
             packet_in_pps=self.config.packet_in_pps,
+            spread_l4=self.config.spread_l4,
+            local_repair=self.config.local_repair,
         )
         updates: dict[Hashable, OwnerNeeds] = {
             ("fwd", dpid): need for dpid, need in compile_forwarding(inputs).items()

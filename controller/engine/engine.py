@@ -74,6 +74,8 @@ class EngineConfig:
     rebalance_period_s: float = 2.0
     failover_groups: bool = True
     sync_timeout_s: float = 10.0
+    spread_l4: bool = True  # default traffic over several next hops by source-port bits
+    local_repair: bool = True  # a spine's failed last hop bounces packets to another spine
 
     def connectivity(self) -> ConnectivityConfig:
         lldp = self.lldp_interval_s
@@ -83,6 +85,8 @@ class EngineConfig:
             edge_grace_s=2.0 * lldp,
             warmup_s=max(4.0, 4.0 * lldp),
             packet_in_pps=self.packet_in_pps,
+            spread_l4=self.spread_l4,
+            local_repair=self.local_repair,
         )
 
 
@@ -140,6 +144,7 @@ class FabricEngine(NorthboundCommands):
             setup_budget=config.flow_setup_budget,
             default_rebalance_s=config.rebalance_period_s,
             failover_groups=config.failover_groups,
+            local_repair=config.local_repair,
         )
         self.started_at = now
         self.jobs = JobManager(

@@ -83,6 +83,7 @@ class FlowPlacer:
         setup_budget: int = 500,
         default_rebalance_s: float = 2.0,
         failover_groups: bool = True,
+        local_repair: bool = True,
     ) -> None:
         self.net = net
         self.monitor = monitor
@@ -91,6 +92,7 @@ class FlowPlacer:
         self.budget = TokenBucket(setup_budget)
         self.default_rebalance_s = default_rebalance_s
         self.failover_groups = failover_groups
+        self.local_repair = local_repair
         self._next_rebalance = 0.0
         self._bytes: dict[int, tuple[int, int, float]] = {}  # flow id -> (generation, bytes, t)
         self._held: dict[int, list[PacketOut]] = {}  # packets of flows whose rules are pending
@@ -266,6 +268,7 @@ class FlowPlacer:
             egress_port=flow.egress.port,
             idle_timeout=policy.params.idle_timeout_s,
             backup_ports=backups,
+            edge_ports=topo.edge_ports if self.local_repair else None,
         )
         program = self.net.prog.set_owner(
             ("flow", flow.flow_id),

@@ -6,7 +6,13 @@ back into them, so "desired" and "installed" compare with ``==``.
 
 Match fields use OpenFlow 1.3 OXM names as Ryu spells them (``eth_dst``,
 ``ipv4_dst``, ``tcp_dst`` ...). MACs are lower-case strings, IPv4 addresses
-dotted strings, masked values ``(value, mask)`` tuples.
+dotted strings, masked values ``(value, mask)`` tuples; ``vlan_vid`` values
+carry the ``OFPVID_PRESENT`` bit, as switches report them.
+
+A flow entry's action list may end with two OpenFlow *instructions*,
+:class:`WriteMetadata` then :class:`GotoTable`; they are kept in the same
+tuple so that copying a route's actions copies where it continues, and
+:func:`split_instructions` separates them again.
 """
 
 from __future__ import annotations
@@ -20,7 +26,16 @@ __all__ = [
     "Output",
     "ToController",
     "GroupAction",
+    "PushVlan",
+    "PopVlan",
+    "SetField",
+    "WriteMetadata",
+    "GotoTable",
     "Action",
+    "IN_PORT",
+    "OFPVID_PRESENT",
+    "ETH_VLAN",
+    "split_instructions",
     "FlowEntry",
     "EntryKey",
     "Bucket",
@@ -69,7 +84,71 @@ class GroupAction:
     group_id: int
 
 
-Action = Output | ToController | GroupAction
+@dataclass(frozen=True, order=True)
+class PushVlan:
+    """Push an 802.1Q tag (its VID starts as 0; set it with :class:`SetField`)."""
+
+    ethertype: int = 0x8100
+
+
+@dataclass(frozen=True, order=True)
+class PopVlan:
+    """Remove the outermost VLAN tag (the match or an earlier push must guarantee one)."""
+
+
+@dataclass(frozen=True, order=True)
+class SetField:
+    """Overwrite header ``field`` (an OXM name) with ``value`` (no mask)."""
+
+    field: str
+    value: int
+
+
+@dataclass(frozen=True, order=True)
+class WriteMetadata:
+    """Instruction: set the pipeline metadata register (carried to later tables)."""
+
+    value: int
+    mask: int = 0xFFFFFFFFFFFFFFFF
+
+
+@dataclass(frozen=True, order=True)
+class GotoTable:
+    """Instruction: continue the lookup in a later table."""
+
+    table_id: int
+
+
+Action = (
+    Output | ToController | GroupAction | PushVlan | PopVlan | SetField | WriteMetadata | GotoTable
+)
+
+IN_PORT = 0xFFFFFFF8  # OFPP_IN_PORT: Output(IN_PORT) sends a packet back where it came in
+OFPVID_PRESENT = 0x1000  # the "a tag is present" bit of every vlan_vid value
+ETH_VLAN = 0x8100
+
+
+def split_instructions(
+    actions: tuple[Action, ...],
+) -> tuple[tuple[Action, ...], WriteMetadata | None, GotoTable | None]:
+    """(apply-actions, write-metadata, goto-table) of a flow entry's action list.
+
+    OpenFlow runs instructions in a fixed order (apply-actions, write-metadata,
+    goto-table), so the two instructions may only end the list, in that order.
+    Raises ValueError otherwise, or if a group bucket's list holds one.
+    """
+    apply = list(actions)
+    goto: GotoTable | None = None
+    meta: WriteMetadata | None = None
+    if apply and isinstance(last := apply[-1], GotoTable):
+        goto = last
+        apply.pop()
+    if apply and isinstance(last := apply[-1], WriteMetadata):
+        meta = last
+        apply.pop()
+    if any(isinstance(a, WriteMetadata | GotoTable) for a in apply):
+        raise ValueError(f"instructions must end the action list: {actions}")
+    return tuple(apply), meta, goto
 
 
 class CookieKind(enum.IntEnum):

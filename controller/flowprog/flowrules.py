@@ -6,15 +6,16 @@ ingress rule is the one that flips the flow onto a new path (it is marked
 place), carries the idle timeout and asks for a flow-removed message. The
 first hop forwards through a FAST_FAILOVER group when a backup uplink exists,
 so the switch itself repairs a failed uplink before the controller re-places
-the flow. All entries carry the flow's cookie (id + generation). What depends
-only on the path (actions, the failover group, the programming order) is a
-cached per-path template; a flow adds its match, cookie and timeout.
+the flow; with local repair, a spine's last hop bounces packets back when its
+link fails, through the same group default forwarding uses
+(:mod:`controller.flowprog.repair`). All entries carry the flow's cookie (id +
+generation). :func:`compile_path` does the same for any set of matches (the
+rules of a declared job's host pair).
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from controller.fabric.model import Dpid, FiveTuple, Path, PortNo
@@ -30,9 +31,17 @@ from controller.flowprog.entries import (
 )
 from controller.flowprog.forwarding import PRIO_FLOW
 from controller.flowprog.groups import failover_group
+from controller.flowprog.repair import bounce_group, bounces
 from controller.flowprog.tables import OwnerNeeds
 
-__all__ = ["FlowRules", "flow_match", "compile_flow", "FLOW_COOKIE_MASK", "FLOW_KIND_COOKIE"]
+__all__ = [
+    "FlowRules",
+    "flow_match",
+    "compile_flow",
+    "compile_path",
+    "FLOW_COOKIE_MASK",
+    "FLOW_KIND_COOKIE",
+]
 
 TCP, UDP = 6, 17
 # Selects every per-flow entry (tag + kind), for flow-stats requests.
@@ -62,36 +71,6 @@ class FlowRules:
     egress_first: tuple[Dpid, ...]  # path order for make-before-break (egress first)
 
 
-@dataclass(frozen=True)
-class _Template:
-    """What every flow on one path shares: per hop the switch, its action and whether
-    it is the ingress; the failover group; the make-before-break order."""
-
-    hops: tuple[tuple[Dpid, Action, bool], ...]
-    groups: Mapping[Dpid, tuple[GroupEntry, ...]]
-    egress_first: tuple[Dpid, ...]
-
-
-@functools.lru_cache(maxsize=16384)
-def _template(
-    switches: tuple[Dpid, ...], outs: tuple[PortNo, ...], backup: PortNo | None
-) -> _Template:
-    # Paths repeat across flows (a leaf pair has as many as there are spines), and
-    # a failover group's id is a checksum of its buckets: both are built once per
-    # (path, egress port, backup) and shared by the flows' rules.
-    hops = []
-    groups: dict[Dpid, tuple[GroupEntry, ...]] = {}
-    last = len(switches) - 1
-    for hop, dpid in enumerate(switches):
-        action: Action = Output(outs[hop])
-        if hop == 0 and last and backup is not None:
-            group = failover_group(outs[hop], backup)
-            groups[dpid] = (group,)
-            action = GroupAction(group.group_id)
-        hops.append((dpid, action, hop == 0))
-    return _Template(tuple(hops), groups, tuple(reversed(switches)))
-
-
 def compile_flow(
     ft: FiveTuple,
     *,
@@ -101,24 +80,58 @@ def compile_flow(
     egress_port: PortNo,
     idle_timeout: int,
     backup_ports: Mapping[Dpid, Sequence[PortNo]] | None = None,
+    edge_ports: Callable[[Dpid], Sequence[PortNo]] | None = None,
 ) -> FlowRules:
     """Rules for ``ft`` along ``path``, leaving the fabric at ``egress_port``.
 
     ``backup_ports[ingress]`` lists the ingress switch's other ports towards the
     egress switch; the first that differs from the primary becomes the
-    fast-failover backup.
+    fast-failover backup. ``edge_ports`` (given when local repair is on) tells
+    which switches are spines: their hop into the egress switch bounces.
     """
-    switches = path.switches
-    outs = (*(lid.src.port for lid in path.links), egress_port)
-    backup = None
-    if len(switches) > 1 and backup_ports:
-        primary = outs[0]
-        backup = next((p for p in backup_ports.get(switches[0], ()) if p != primary), None)
-    template = _template(switches, outs, backup)
-    cookie = Cookie(CookieKind.FLOW, flow_id, generation).encode()
-    match = flow_match(ft)
-    flows = {
-        dpid: (
+    return compile_path(
+        (flow_match(ft),),
+        cookie=Cookie(CookieKind.FLOW, flow_id, generation).encode(),
+        path=path,
+        egress_port=egress_port,
+        idle_timeout=idle_timeout,
+        backup_ports=backup_ports,
+        edge_ports=edge_ports,
+    )
+
+
+def compile_path(
+    matches: Sequence[Match],
+    *,
+    cookie: int,
+    path: Path,
+    egress_port: PortNo,
+    idle_timeout: int,
+    backup_ports: Mapping[Dpid, Sequence[PortNo]] | None = None,
+    edge_ports: Callable[[Dpid], Sequence[PortNo]] | None = None,
+) -> FlowRules:
+    """Rules sending every packet of ``matches`` along ``path`` (see :func:`compile_flow`)."""
+    flows: dict[Dpid, list[FlowEntry]] = {}
+    groups: dict[Dpid, list[GroupEntry]] = {}
+    egress = path.switches[-1]
+    for hop, dpid in enumerate(path.switches):
+        last = hop == len(path.switches) - 1
+        out = egress_port if last else path.links[hop].src.port
+        action: Action = Output(out)
+        ingress = hop == 0
+        group = None
+        if ingress and not last:
+            backup = next((p for p in (backup_ports or {}).get(dpid, ()) if p != out), None)
+            if backup is not None:
+                group = failover_group(out, backup)
+        elif not last and edge_ports is not None:
+            nxt = path.links[hop].dst.dpid
+            if bounces(has_edge_ports=bool(edge_ports(dpid)), next_switch=nxt, destination=egress):
+                group = bounce_group(out)
+        if group is not None:
+            groups[dpid] = [group]
+            action = GroupAction(group.group_id)
+        flows[dpid] = [
             FlowEntry(
                 priority=PRIO_FLOW,
                 match=match,
@@ -127,11 +140,10 @@ def compile_flow(
                 idle_timeout=idle_timeout if ingress else 0,
                 send_flow_removed=ingress,
                 ingress=ingress,
-            ),
-        )
-        for dpid, action, ingress in template.hops
-    }
+            )
+            for match in matches
+        ]
     return FlowRules(
-        needs=OwnerNeeds(flows=flows, groups=dict(template.groups)),
-        egress_first=template.egress_first,
+        needs=OwnerNeeds.build(flows=flows, groups=groups),
+        egress_first=tuple(reversed(path.switches)),
     )

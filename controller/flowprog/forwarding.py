@@ -2,9 +2,14 @@
 
 Per switch: the fixed entries (LLDP and ARP to the controller, multicast
 dropped, table-miss to the controller), one entry per learned host (out of
-its port on its own switch; elsewhere over every next hop towards it, spread
-by a SELECT group), and the class traps that send the first packet of a
-policy-governed flow to the controller from edge ports only.
+its port on its own switch; elsewhere over every next hop towards it), and
+the class traps that send the first packet of a policy-governed flow to the
+controller from edge ports only. Several next hops are used by source-port
+bits in the spread table (:mod:`controller.flowprog.spread`, option
+``spread_l4``) or by a SELECT group; a spine's single direct hop bounces
+packets back for another spine when its link fails
+(:mod:`controller.flowprog.repair`, option ``local_repair``). With both
+options off, the tables are exactly those of plain SELECT-group ECMP.
 
 Nothing is ever flooded: broadcast ARP is answered or relayed to edge ports by
 the controller, so the loops of a leaf-spine cannot carry a storm.
@@ -13,7 +18,7 @@ the controller, so the loops of a leaf-spine cannot carry a storm.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from controller.fabric.model import Dpid, Host, LinkId, PortNo
@@ -31,8 +36,16 @@ from controller.flowprog.entries import (
     ToController,
 )
 from controller.flowprog.groups import select_group
+from controller.flowprog.repair import (
+    bounce_group,
+    bounces,
+    delivery_entry,
+    return_entries,
+    tagged_drop,
+)
+from controller.flowprog.spread import NextHopSet, compile_set, next_hop_set
 from controller.flowprog.tables import OwnerNeeds
-from controller.routing.nexthops import next_hops_to
+from controller.routing.nexthops import next_hops_and_distances
 
 __all__ = [
     "PRIO_LLDP",
@@ -91,6 +104,8 @@ class ForwardingInputs:
     # catch-all strategy "weighted": weight of the bucket towards a neighbour switch
     neighbour_weight: Callable[[Dpid], float] | None = None
     packet_in_pps: int = 0  # 0 = no meter on packet-ins
+    spread_l4: bool = True  # TCP/UDP over several next hops by source-port bits
+    local_repair: bool = True  # a spine's failed last hop bounces packets to another spine
 
 
 def base_entries(*, metered: bool) -> list[FlowEntry]:
@@ -106,42 +121,43 @@ def base_entries(*, metered: bool) -> list[FlowEntry]:
 def compile_forwarding(inp: ForwardingInputs) -> dict[Dpid, OwnerNeeds]:
     """Per-switch needs of the default forwarding state."""
     metered = inp.packet_in_pps > 0
-    flows: dict[Dpid, list[FlowEntry]] = {d: base_entries(metered=metered) for d in inp.switches}
-    groups: dict[Dpid, dict[int, GroupEntry]] = defaultdict(dict)
-    peer_of = {(lid.src.dpid, lid.src.port): lid.dst.dpid for lid in inp.links}
-
+    build = _Build(inp)
     by_switch: dict[Dpid, list[Host]] = defaultdict(list)
     for host in inp.hosts:
         by_switch[host.attach.dpid].append(host)
     for dst, hosts in sorted(by_switch.items()):
-        hops = next_hops_to(dst, inp.links, drained=inp.drained)
+        hops, dist = next_hops_and_distances(dst, inp.links, drained=inp.drained)
         for dpid in inp.switches:
             if dpid == dst:
                 for host in hosts:
-                    flows[dpid].append(_host_entry(host, (Output(host.attach.port),)))
+                    build.flows[dpid].append(_host_entry(host, (Output(host.attach.port),)))
                 continue
             ports = hops.get(dpid)
             if not ports:
                 continue
-            action, group = _spread(dpid, ports, inp, peer_of)
-            if group is not None:
-                groups[dpid][group.group_id] = group
-            flows[dpid] += [_host_entry(host, (action,)) for host in hosts]
+            actions, bounce_port = build.route(dpid, dst, ports, dist[dpid])
+            build.flows[dpid] += [_host_entry(host, actions) for host in hosts]
+            if bounce_port is not None:
+                build.flows[dpid] += [
+                    delivery_entry(h.mac, bounce_port, cookie=_HOST) for h in hosts
+                ]
+    if inp.local_repair:
+        build.repair_entries()
 
     for dpid in inp.switches:
-        flows[dpid] += compile_traps(inp.edge_ports(dpid), inp.traps, metered=metered)
+        build.flows[dpid] += compile_traps(inp.edge_ports(dpid), inp.traps, metered=metered)
     meters = (
         {
             d: (MeterEntry(PACKET_IN_METER, inp.packet_in_pps, inp.packet_in_pps // 2),)
-            for d in flows
+            for d in inp.switches
         }
         if metered
         else {}
     )
     return {
         dpid: OwnerNeeds.build(
-            flows={dpid: flows[dpid]},
-            groups={dpid: groups[dpid].values()} if groups.get(dpid) else None,
+            flows={dpid: build.flows[dpid]},
+            groups={dpid: build.groups[dpid].values()} if build.groups.get(dpid) else None,
             meters={dpid: meters[dpid]} if dpid in meters else None,
         )
         for dpid in inp.switches
@@ -173,19 +189,96 @@ def _host_entry(host: Host, actions: tuple[Action, ...]) -> FlowEntry:
     return FlowEntry(prio, match, actions, _HOST)
 
 
-def _spread(
-    dpid: Dpid,
-    ports: tuple[PortNo, ...],
-    inp: ForwardingInputs,
-    peer_of: Mapping[tuple[Dpid, PortNo], Dpid],
-) -> tuple[Action, GroupEntry | None]:
-    if len(ports) == 1 or inp.single_path:
-        return Output(ports[0]), None
-    weights = None
-    if inp.neighbour_weight is not None:
-        weigh = inp.neighbour_weight
-        weights = {p: round(weigh(peer_of[(dpid, p)]) * 10) for p in ports}
-        if not any(w > 0 for w in weights.values()):
-            weights = None
-    group = select_group(ports, weights=weights)
-    return GroupAction(group.group_id), group
+class _Build:
+    """Entries and groups of every switch, collected while routes are compiled."""
+
+    def __init__(self, inp: ForwardingInputs) -> None:
+        self.inp = inp
+        metered = inp.packet_in_pps > 0
+        self.flows: dict[Dpid, list[FlowEntry]] = {
+            d: base_entries(metered=metered) for d in inp.switches
+        }
+        self.groups: dict[Dpid, dict[int, GroupEntry]] = defaultdict(dict)
+        self.peer_of = {(lid.src.dpid, lid.src.port): lid.dst.dpid for lid in inp.links}
+        self.edge = {d: bool(inp.edge_ports(d)) for d in inp.switches}
+        self.sets: dict[Dpid, dict[int, NextHopSet]] = defaultdict(dict)
+        self.spread_routes: dict[
+            tuple[Dpid, tuple[PortNo, ...], int], tuple[Action, ...] | None
+        ] = {}
+
+    def group(self, dpid: Dpid, group: GroupEntry) -> GroupAction:
+        self.groups[dpid][group.group_id] = group
+        return GroupAction(group.group_id)
+
+    def route(
+        self, dpid: Dpid, dst: Dpid, ports: tuple[PortNo, ...], distance: int
+    ) -> tuple[tuple[Action, ...], PortNo | None]:
+        """The actions of ``dpid``'s routes towards hosts on ``dst``, and the port
+        whose failure bounces packets back (local repair), if any."""
+        inp = self.inp
+        if len(ports) == 1 or inp.single_path:
+            port = ports[0]
+            nxt = self.peer_of[(dpid, port)]
+            if inp.local_repair and bounces(
+                has_edge_ports=self.edge[dpid], next_switch=nxt, destination=dst
+            ):
+                return (self.group(dpid, bounce_group(port)),), port
+            return (Output(port),), None
+        weights = self._weights(dpid, ports)
+        # A detour through another leaf exists only while links are missing: it
+        # keeps its SELECT group, so a transient state (a rediscovering fabric)
+        # never adds and removes spread-table entries.
+        detour = any(
+            self.edge.get(nxt, True) and nxt != dst
+            for nxt in (self.peer_of[(dpid, p)] for p in ports)
+        )
+        if inp.spread_l4 and not detour:
+            key = (dpid, ports, distance)
+            if key not in self.spread_routes:  # many destinations share one set
+                hs = next_hop_set(ports, weights=weights, distance=distance, dpid=dpid)
+                claimed = hs is not None and self._claim(dpid, hs)
+                self.spread_routes[key] = hs.route_actions() if hs and claimed else None
+            actions = self.spread_routes[key]
+            if actions is not None:
+                return actions, None
+        return (self.group(dpid, select_group(ports, weights=weights)),), None
+
+    def _weights(self, dpid: Dpid, ports: tuple[PortNo, ...]) -> dict[PortNo, int] | None:
+        weigh = self.inp.neighbour_weight
+        if weigh is None:
+            return None
+        weights = {p: round(weigh(self.peer_of[(dpid, p)]) * 10) for p in ports}
+        return weights if any(w > 0 for w in weights.values()) else None
+
+    def _claim(self, dpid: Dpid, hs: NextHopSet) -> bool:
+        """Give ``hs`` its spread-table entries on ``dpid`` (once per set). False if
+        its metadata id is taken by another set there: that route keeps its group."""
+        have = self.sets[dpid].get(hs.set_id)
+        if have is not None:
+            return have == hs
+        self.sets[dpid][hs.set_id] = hs
+        entries, groups = compile_set(hs, cookie=_HOST)
+        self.flows[dpid] += entries
+        for group in groups:
+            self.group(dpid, group)
+        return True
+
+    def repair_entries(self) -> None:
+        """Every switch drops stray tagged packets; leaves send bounced ones up
+        another spine."""
+        drained = {(lid.src.dpid, lid.src.port) for lid in self.inp.drained}
+        for dpid in self.inp.switches:
+            self.flows[dpid].append(tagged_drop(cookie=_BASE))
+            if not self.edge[dpid]:
+                continue
+            uplinks = {
+                port: peer
+                for (src, port), peer in self.peer_of.items()
+                if src == dpid and not self.edge.get(peer, True)
+            }
+            entries, groups = return_entries(
+                uplinks, drained={p for d, p in drained if d == dpid}, cookie=_HOST
+            )
+            self.flows[dpid] += entries
+            for group in groups:
+                self.group(dpid, group)

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from controller.flowprog.entries import Bucket, GroupEntry, GroupType, Output
 
-__all__ = ["select_group", "failover_group", "group_id_for"]
+__all__ = ["select_group", "failover_group", "failover_chain", "group_id_for"]
 
 # Id ranges per group type keep ids readable in dump-groups output.
 _RANGE = {GroupType.SELECT: 0x10000000, GroupType.FAST_FAILOVER: 0x20000000}
@@ -44,10 +44,14 @@ def select_group(ports: Sequence[int], *, weights: Mapping[int, int] | None = No
 
 def failover_group(primary: int, backup: int) -> GroupEntry:
     """Forward on ``primary`` while it is up, else on ``backup`` (repaired in the switch)."""
-    buckets = (
-        Bucket(actions=(Output(primary),), watch_port=primary),
-        Bucket(actions=(Output(backup),), watch_port=backup),
-    )
+    return failover_chain((primary, backup))
+
+
+def failover_chain(ports: Sequence[int]) -> GroupEntry:
+    """Forward on the first of ``ports`` that is up, each bucket watching its port."""
+    if not ports:
+        raise ValueError("a failover chain needs at least one port")
+    buckets = tuple(Bucket(actions=(Output(p),), watch_port=p) for p in ports)
     return GroupEntry(
         group_id_for(GroupType.FAST_FAILOVER, buckets), GroupType.FAST_FAILOVER, buckets
     )

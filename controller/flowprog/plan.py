@@ -146,18 +146,34 @@ def _trim_barriers(ops: list[Op]) -> list[Op]:
     return out
 
 
+def _by_table(
+    entries: list[FlowEntry], op: type[FlowAdd | FlowDelete], *, later_first: bool
+) -> list[Op]:
+    """Flow operations table by table, a barrier between tables.
+
+    An entry can only continue into a later table, so adds fill later tables
+    first and deletes empty earlier tables first: no entry ever leads into a
+    table that does not yet (or no longer) hold what it needs.
+    """
+    ops: list[Op] = []
+    tables = sorted({e.table_id for e in entries}, reverse=later_first)
+    for table_id in tables:
+        ops.append(Barrier())
+        ops += [op(e) for e in entries if e.table_id == table_id]
+    return ops
+
+
 def _prepare(ch: SwitchChanges, flows: list[FlowEntry]) -> list[Op]:
     ops: list[Op] = [MeterAdd(m) for m in ch.meter_adds]
     ops += [MeterModify(m) for m in ch.meter_mods]
     ops += [GroupAdd(g) for g in ch.group_adds]
     ops += [GroupModify(g) for g in ch.group_mods]
-    ops.append(Barrier())
-    ops += [FlowAdd(e) for e in flows]
+    ops += _by_table(flows, FlowAdd, later_first=True)
     return ops
 
 
 def _cleanup(ch: SwitchChanges) -> list[Op]:
-    ops: list[Op] = [FlowDelete(e) for e in ch.flow_deletes]
+    ops: list[Op] = _by_table(ch.flow_deletes, FlowDelete, later_first=False)
     ops.append(Barrier())
     ops += [GroupDelete(g) for g in ch.group_deletes]
     ops += [MeterDelete(m) for m in ch.meter_deletes]

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from controller.fabric.model import Dpid, LinkId, PortNo
 
-__all__ = ["DRAIN_COST", "distances_to", "next_hops_to"]
+__all__ = ["DRAIN_COST", "distances_to", "next_hops_to", "next_hops_and_distances"]
 
 # A drained link costs this many hops: traffic avoids it whenever any other
 # path exists, yet a switch whose only way out is drained keeps forwarding.
@@ -24,7 +24,7 @@ DRAIN_COST = 1024
 
 
 def _cost(lid: LinkId, drained: frozenset[LinkId]) -> int:
-    return DRAIN_COST if lid in drained else 1
+    return DRAIN_COST if drained and lid in drained else 1  # no hashing when none is drained
 
 
 def distances_to(
@@ -61,6 +61,13 @@ def next_hops_to(
     >>> next_hops_to(3, up)
     {1: (1,), 2: (1,)}
     """
+    return next_hops_and_distances(dst, links, drained=drained)[0]
+
+
+def next_hops_and_distances(
+    dst: Dpid, links: Iterable[LinkId], *, drained: frozenset[LinkId] = frozenset()
+) -> tuple[dict[Dpid, tuple[PortNo, ...]], dict[Dpid, int]]:
+    """:func:`next_hops_to` and :func:`distances_to` of one computation."""
     links = list(links)
     dist = distances_to(dst, links, drained=drained)
     hops: dict[Dpid, set[PortNo]] = defaultdict(set)
@@ -68,4 +75,4 @@ def next_hops_to(
         u, v = lid.src.dpid, lid.dst.dpid
         if u in dist and v in dist and dist[v] + _cost(lid, drained) == dist[u]:
             hops[u].add(lid.src.port)
-    return {node: tuple(sorted(ports)) for node, ports in sorted(hops.items())}
+    return {node: tuple(sorted(ports)) for node, ports in sorted(hops.items())}, dist

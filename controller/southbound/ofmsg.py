@@ -22,13 +22,19 @@ from controller.fabric.model import Port
 from controller.flowprog.entries import (
     Bucket,
     FlowEntry,
+    GotoTable,
     GroupAction,
     GroupEntry,
     GroupType,
     Match,
     MeterEntry,
     Output,
+    PopVlan,
+    PushVlan,
+    SetField,
     ToController,
+    WriteMetadata,
+    split_instructions,
 )
 from controller.flowprog.plan import (
     Barrier,
@@ -86,17 +92,29 @@ def _actions(actions):
             out.append(parser.OFPActionGroup(act.group_id))
         elif isinstance(act, ToController):
             out.append(parser.OFPActionOutput(ofp.OFPP_CONTROLLER, ofp.OFPCML_NO_BUFFER))
-        else:  # pragma: no cover - exhaustive over Action
-            raise TypeError(f"unknown action {act!r}")
+        elif isinstance(act, PushVlan):
+            out.append(parser.OFPActionPushVlan(act.ethertype))
+        elif isinstance(act, PopVlan):
+            out.append(parser.OFPActionPopVlan())
+        elif isinstance(act, SetField):
+            out.append(parser.OFPActionSetField(**{act.field: act.value}))
+        else:  # pragma: no cover - instructions are split off before
+            raise TypeError(f"not an action {act!r}")
     return out
 
 
 def _instructions(entry: FlowEntry):
+    """OpenFlow's fixed order: meter, apply-actions, write-metadata, goto-table."""
+    apply, meta, goto = split_instructions(entry.actions)
     inst = []
     if entry.meter_id is not None:
         inst.append(parser.OFPInstructionMeter(entry.meter_id, ofp.OFPIT_METER))
-    if entry.actions:
-        inst.append(parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, _actions(entry.actions)))
+    if apply:
+        inst.append(parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, _actions(apply)))
+    if meta is not None:
+        inst.append(parser.OFPInstructionWriteMetadata(meta.value, meta.mask))
+    if goto is not None:
+        inst.append(parser.OFPInstructionGotoTable(goto.table_id))
     return inst
 
 
@@ -189,6 +207,12 @@ def _actions_back(actions):
             out.append(ToController() if act.port == ofp.OFPP_CONTROLLER else Output(act.port))
         elif isinstance(act, parser.OFPActionGroup):
             out.append(GroupAction(act.group_id))
+        elif isinstance(act, parser.OFPActionPushVlan):
+            out.append(PushVlan(act.ethertype))
+        elif isinstance(act, parser.OFPActionPopVlan):
+            out.append(PopVlan())
+        elif isinstance(act, parser.OFPActionSetField) and not isinstance(act.value, tuple):
+            out.append(SetField(act.key, act.value))
         else:
             # Something we never install: keep a marker so it compares unequal.
             out.append(Output(-1))
@@ -205,19 +229,25 @@ def _match_back(match) -> Match:
 
 
 def flow_from_stats(stats) -> FlowEntry:
-    actions: tuple = ()
+    apply: tuple = ()
+    meta: tuple = ()
+    goto: tuple = ()
     meter_id = None
     for inst in stats.instructions:
         if isinstance(inst, parser.OFPInstructionActions) and inst.type == ofp.OFPIT_APPLY_ACTIONS:
-            actions = _actions_back(inst.actions)
+            apply = _actions_back(inst.actions)
         elif isinstance(inst, parser.OFPInstructionMeter):
             meter_id = inst.meter_id
+        elif isinstance(inst, parser.OFPInstructionWriteMetadata):
+            meta = (WriteMetadata(inst.metadata, inst.metadata_mask),)
+        elif isinstance(inst, parser.OFPInstructionGotoTable):
+            goto = (GotoTable(inst.table_id),)
         else:
-            actions = (*actions, Output(-1))
+            apply = (*apply, Output(-1))
     return FlowEntry(
         priority=stats.priority,
         match=_match_back(stats.match),
-        actions=actions,
+        actions=(*apply, *meta, *goto),
         cookie=stats.cookie,
         table_id=stats.table_id,
         idle_timeout=stats.idle_timeout,

@@ -58,7 +58,8 @@ def test_every_host_reaches_every_host_without_storm(fabricd_factory, fabric_fac
 
 
 def _route_ports(fab, switch: str) -> set[int]:
-    """Ports the host routes of ``switch`` forward to (through their groups too)."""
+    """Ports the host routes of ``switch`` forward to (through their groups too, and
+    through the spread table, table 1, that routes over several next hops continue in)."""
     groups: dict[str, set[int]] = {}
     for line in (
         fab.net.get(switch)
@@ -74,7 +75,7 @@ def _route_ports(fab, switch: str) -> set[int]:
         .cmd(f"ovs-ofctl --no-names -O OpenFlow13 dump-flows {switch}")
         .splitlines()
     ):
-        if "priority=20000" not in line:
+        if "priority=20000" not in line and "table=1," not in line:
             continue
         ports |= {int(p) for p in re.findall(r"output:(\d+)", line)}
         for gid in re.findall(r"group:(\d+)", line):

@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import grpc
 from fabric.v1 import fabric_pb2 as pb
+from streams import RATE_PPS, roce_stream
 
 from controller.api import convert
 from controller.api.client import FabricClient
@@ -204,27 +205,10 @@ def test_congestion_moves_ai_flow_and_throughput_recovers(
     fd.assert_clean_log()
 
 
-RATE_PPS = 1000  # 1000 x 1000-byte datagrams = 8 Mbit/s
-
-
-def _udp_stream(fab, tmp_path, seconds: float):
-    return fab.start_flow(
-        fab.host(1, 1),
-        fab.host(2, 1),
-        proto="udp",
-        port=4791,
-        sport=50000,
-        rate=8,
-        size=1000,
-        duration=seconds,
-        workdir=str(tmp_path),
-    )
-
-
 def test_uplink_failure_repaired_with_bounded_loss(fabricd_factory, fabric_factory, tmp_path):
     fd, fab = _ready(fabricd_factory, fabric_factory, hosts=1)
     with FabricClient(fd.grpc_target) as client:
-        stream = _udp_stream(fab, tmp_path, 8)
+        stream = roce_stream(fab, tmp_path, 8)
         flow = _placed(client, 1, dst_port=4791)[0]
         spine = int(_spine_of(flow)[-1])
         time.sleep(2.0)
@@ -249,7 +233,7 @@ def test_uplink_failure_repaired_with_bounded_loss(fabricd_factory, fabric_facto
 def test_planned_move_by_drain_loses_nothing(fabricd_factory, fabric_factory, tmp_path):
     fd, fab = _ready(fabricd_factory, fabric_factory, hosts=1)
     with FabricClient(fd.grpc_target) as client:
-        stream = _udp_stream(fab, tmp_path, 6)
+        stream = roce_stream(fab, tmp_path, 6)
         flow = _placed(client, 1, dst_port=4791)[0]
         spine = _spine_of(flow)
         time.sleep(2.0)

@@ -18,8 +18,12 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from fakeofcheck import OpenFlowError, check_flow, check_group, number
+
 from controller.fabric.model import Dpid, LinkId, PortRef
 from controller.flowprog.entries import (
+    IN_PORT,
+    OFPVID_PRESENT,
     Action,
     EntryKey,
     FlowEntry,
@@ -29,7 +33,11 @@ from controller.flowprog.entries import (
     MatchValue,
     MeterEntry,
     Output,
+    PopVlan,
+    PushVlan,
+    SetField,
     ToController,
+    split_instructions,
 )
 from controller.flowprog.plan import (
     Barrier,
@@ -53,45 +61,11 @@ __all__ = [
     "FakeFabric",
     "Terminal",
     "WalkResult",
+    "field_matches",
 ]
 
-ETH_IPV4 = 0x0800
-# OXM prerequisites (OpenFlow 1.3 section 7.2.3.6): a switch rejects a match
-# that uses a field without the field it depends on.
-_PREREQ: dict[str, tuple[str, tuple[int, ...]]] = {
-    "ipv4_src": ("eth_type", (ETH_IPV4,)),
-    "ipv4_dst": ("eth_type", (ETH_IPV4,)),
-    "ip_proto": ("eth_type", (ETH_IPV4, 0x86DD)),
-    "ip_dscp": ("eth_type", (ETH_IPV4, 0x86DD)),
-    "tcp_src": ("ip_proto", (6,)),
-    "tcp_dst": ("ip_proto", (6,)),
-    "udp_src": ("ip_proto", (17,)),
-    "udp_dst": ("ip_proto", (17,)),
-    "arp_op": ("eth_type", (0x0806,)),
-    "arp_spa": ("eth_type", (0x0806,)),
-    "arp_tpa": ("eth_type", (0x0806,)),
-}
-_FIELDS = {"in_port", "eth_src", "eth_dst", "eth_type", "vlan_vid", *_PREREQ}
-
-
-class OpenFlowError(Exception):
-    """What a switch would report with OFPT_ERROR (the fake raises it instead)."""
-
-    def __init__(self, dpid: Dpid, code: str, detail: str) -> None:
-        self.dpid = dpid
-        self.code = code
-        super().__init__(f"switch {dpid:#x}: {code}: {detail}")
-
-
-def _number(value: MatchValue | int | str) -> int:
-    """A MAC, dotted IPv4 address or integer as an integer, for masked comparison."""
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.count(":") == 5:
-        return int(value.replace(":", ""), 16)
-    if isinstance(value, str) and value.count(".") == 3:
-        return int(ipaddress.IPv4Address(value))
-    raise ValueError(f"cannot compare match value {value!r}")
+Packet = dict[str, int | str]
+Headers = tuple[tuple[str, int | str], ...]
 
 
 def field_matches(want: MatchValue, have: int | str | None) -> bool:
@@ -99,11 +73,11 @@ def field_matches(want: MatchValue, have: int | str | None) -> bool:
     if have is None:
         return False
     if isinstance(want, tuple):
-        value, mask = _number(want[0]), _number(want[1])
-        return _number(have) & mask == value & mask
+        value, mask = number(want[0]), number(want[1])
+        return number(have) & mask == value & mask
     if isinstance(want, str) and "/" in want:  # "10.0.0.0/24" is accepted by Ryu too
-        return ipaddress.IPv4Address(_number(have)) in ipaddress.IPv4Network(want)
-    return _number(have) == _number(want)
+        return ipaddress.IPv4Address(number(have)) in ipaddress.IPv4Network(want)
+    return number(have) == number(want)
 
 
 def _live(bucket_watch: int | None, dpid: Dpid, down: set[PortRef]) -> bool:
@@ -193,29 +167,10 @@ class FakeSwitch:
                 pass
 
     def _check_flow(self, entry: FlowEntry) -> None:
-        fields = entry.match.as_dict()
-        for name, value in fields.items():
-            if name not in _FIELDS:
-                raise OpenFlowError(self.dpid, "BAD_FIELD", f"{name} in {entry.match}")
-            need = _PREREQ.get(name)
-            if need is not None and fields.get(need[0]) not in need[1]:
-                raise OpenFlowError(self.dpid, "BAD_PREREQ", f"{name} needs {need[0]}")
-            if isinstance(value, tuple) and _number(value[0]) & ~_number(value[1]):
-                raise OpenFlowError(self.dpid, "BAD_WILDCARDS", f"{name}={value}")
-        if entry.meter_id is not None and entry.meter_id not in self.meters:
-            raise OpenFlowError(self.dpid, "BAD_METER", f"flow {entry.match} uses {entry.meter_id}")
-        self._check_actions(entry.actions, f"flow {entry.match}")
+        check_flow(self.dpid, entry, groups=self.groups, meters=self.meters)
 
     def _check_group(self, grp: GroupEntry) -> None:
-        for bucket in grp.buckets:
-            if grp.type is GroupType.FAST_FAILOVER and bucket.watch_port is None:
-                raise OpenFlowError(self.dpid, "BAD_WATCH", f"group {grp.group_id:#x}")
-            self._check_actions(bucket.actions, f"group {grp.group_id:#x}")
-
-    def _check_actions(self, actions: Iterable[Action], what: str) -> None:
-        for act in actions:
-            if isinstance(act, GroupAction) and act.group_id not in self.groups:
-                raise OpenFlowError(self.dpid, "BAD_OUT_GROUP", f"{what} -> {act.group_id:#x}")
+        check_group(self.dpid, grp, groups=self.groups)
 
     def _group_users(self, gid: int) -> list[str]:
         users = [str(e.match) for e in self.flows.values() if GroupAction(gid) in e.actions]
@@ -233,17 +188,30 @@ class Terminal:
 
     ``kind``: ``out`` (left the fabric by ``at``), ``controller``, ``drop`` or
     ``loop``; for the last three ``at`` is where the packet entered the switch.
-    ``trail`` lists every (switch, in_port) the branch entered, first to last.
+    ``trail`` lists every (switch, in_port) the branch entered, first to last;
+    ``packet`` is the packet's headers when it ended (tags pushed included).
     """
 
     kind: str
     at: PortRef
     trail: tuple[PortRef, ...]
     why: str = ""
+    packet: Headers = ()
 
     @property
     def switches(self) -> tuple[Dpid, ...]:
         return tuple(ref.dpid for ref in self.trail)
+
+    @property
+    def tagged(self) -> bool:
+        """The packet carries a VLAN tag."""
+        return "vlan_vid" in dict(self.packet)
+
+    @property
+    def bounces(self) -> int:
+        """How often the packet was sent back to the switch it had just come from."""
+        hops = self.switches
+        return sum(1 for i in range(1, len(hops) - 1) if hops[i - 1] == hops[i + 1])
 
 
 @dataclass(frozen=True)
@@ -270,14 +238,18 @@ class WalkResult:
         return bool(self.of_kind("loop"))
 
     @property
+    def max_bounces(self) -> int:
+        return max((t.bounces for t in self.terminals), default=0)
+
+    @property
     def paths(self) -> set[tuple[Dpid, ...]]:
         """Switch sequences of the branches that left the fabric."""
         return {t.switches for t in self.of_kind("out")}
 
     def only_to(self, port: PortRef) -> bool:
-        """Every branch left the fabric at ``port`` and nowhere else."""
+        """Every branch left the fabric at ``port``, untagged, and nowhere else."""
         return bool(self.terminals) and all(
-            t.kind == "out" and t.at == port for t in self.terminals
+            t.kind == "out" and t.at == port and not t.tagged for t in self.terminals
         )
 
 
@@ -351,99 +323,140 @@ class FakeFabric:
 
         Every bucket of a SELECT group is a branch of its own (the hash could pick
         any); ``live_select`` skips buckets whose watch port is down, as Open
-        vSwitch does. FAST_FAILOVER takes its first live bucket only.
+        vSwitch does. FAST_FAILOVER takes its first live bucket only. Actions
+        run in order on the packet (VLAN push, set, pop); a group's buckets work
+        on copies; ``goto`` continues in a later table with the metadata written.
+        A branch that enters a switch it entered before with the same headers is
+        a loop (a packet sent back tagged differs from the one that left).
         """
         out: list[Terminal] = []
-        self._visit(PortRef(dpid, in_port), dict(packet), (), live_select, out)
+        walk = _Walk(self, live_select, out)
+        walk.enter(PortRef(dpid, in_port), dict(packet), (), frozenset())
         return WalkResult(tuple(out))
 
-    def _visit(
+
+def _headers(packet: Packet) -> Headers:
+    return tuple(sorted(packet.items()))
+
+
+@dataclass
+class _Walk:
+    """One packet walk through a fabric's tables (every branch of it)."""
+
+    fabric: FakeFabric
+    live_select: bool
+    out: list[Terminal]
+
+    def enter(
         self,
         at: PortRef,
-        packet: dict[str, int | str],
+        packet: Packet,
         trail: tuple[PortRef, ...],
-        live_select: bool,
-        out: list[Terminal],
+        seen: frozenset[tuple[Dpid, Headers]],
     ) -> None:
-        if any(ref.dpid == at.dpid for ref in trail):
-            out.append(Terminal("loop", at, (*trail, at), "switch revisited"))
+        state = (at.dpid, _headers(packet))
+        if state in seen:
+            self.out.append(Terminal("loop", at, (*trail, at), "switch revisited", state[1]))
             return
-        trail = (*trail, at)
-        sw = self.switches.get(at.dpid)
+        trail, seen = (*trail, at), seen | {state}
+        sw = self.fabric.switches.get(at.dpid)
         if sw is None:
-            out.append(Terminal("drop", at, trail, "no such switch"))
+            self.out.append(Terminal("drop", at, trail, "no such switch"))
             return
-        entry = self._lookup(sw, {**packet, "in_port": at.port})
+        self.table(sw, 0, packet, 0, _Here(at, trail, seen))
+
+    def table(self, sw: FakeSwitch, table_id: int, packet: Packet, meta: int, here: _Here) -> None:
+        entry = _lookup(sw, table_id, {**packet, "in_port": here.at.port, "metadata": meta})
         if entry is None:
-            out.append(Terminal("drop", at, trail, "no entry matched"))
+            self.drop(here, f"no entry matched in table {table_id}")
             return
-        if not entry.actions:
-            out.append(Terminal("drop", at, trail, f"no actions in {entry.match}"))
+        apply, write, goto = split_instructions(entry.actions)
+        if not apply and goto is None:
+            self.drop(here, f"no actions in {entry.match}")
             return
-        for branch in self._expand(sw, entry.actions, live_select):
-            if not branch:
-                out.append(Terminal("drop", at, trail, "no live bucket"))
-            for act in branch:
-                if isinstance(act, ToController):
-                    out.append(Terminal("controller", at, trail))
-                elif isinstance(act, Output):
-                    self._emit(PortRef(at.dpid, act.port), at, packet, trail, live_select, out)
+        packet = self.run(sw, apply, dict(packet), here)
+        if goto is not None:
+            if write is not None:
+                meta = (meta & ~write.mask) | (write.value & write.mask)
+            self.table(sw, goto.table_id, packet, meta, here)
 
-    def _expand(
-        self, sw: FakeSwitch, actions: tuple[Action, ...], live_select: bool
-    ) -> list[list[Action]]:
-        """Alternative action lists (one per SELECT bucket), groups resolved."""
-        branches: list[list[Action]] = [[]]
+    def run(self, sw: FakeSwitch, actions: Iterable[Action], packet: Packet, here: _Here) -> Packet:
+        """Apply ``actions`` in order to ``packet``; returns it as they left it."""
         for act in actions:
-            if not isinstance(act, GroupAction):
-                branches = [[*b, act] for b in branches]
-                continue
-            grp = sw.groups[act.group_id]
-            live = [b for b in grp.buckets if _live(b.watch_port, sw.dpid, self.down)]
-            if grp.type is GroupType.SELECT:
-                picked = live if live_select else grp.buckets
-                choices = [list(b.actions) for b in picked] or [[]]
-            elif grp.type is GroupType.FAST_FAILOVER:
-                choices = [list(live[0].actions)] if live else [[]]
-            else:  # ALL and INDIRECT: every bucket's actions, as copies
-                choices = [[a for b in grp.buckets for a in b.actions]]
-            branches = [[*b, *c] for b in branches for c in choices]
-        return branches
+            match act:
+                case Output(port=port):
+                    self.emit(PortRef(sw.dpid, port), dict(packet), here)
+                case ToController():
+                    self.out.append(Terminal("controller", here.at, here.trail))
+                case PushVlan():
+                    packet["vlan_vid"] = OFPVID_PRESENT  # VID 0 until set
+                case PopVlan():
+                    del packet["vlan_vid"]
+                case SetField(field=name, value=value):
+                    packet[name] = value
+                case GroupAction(group_id=gid):
+                    chosen = self.buckets(sw, gid)
+                    if not chosen:
+                        self.drop(here, "no live bucket")
+                    for bucket_actions in chosen:
+                        self.run(sw, bucket_actions, dict(packet), here)
+        return packet
 
-    def _emit(
-        self,
-        port: PortRef,
-        came_in: PortRef,
-        packet: dict[str, int | str],
-        trail: tuple[PortRef, ...],
-        live_select: bool,
-        out: list[Terminal],
-    ) -> None:
-        if port == came_in:
+    def buckets(self, sw: FakeSwitch, gid: int) -> list[tuple[Action, ...]]:
+        """The action lists a group runs (alternatives for SELECT, all for ALL)."""
+        grp = sw.groups[gid]
+        live = [b for b in grp.buckets if _live(b.watch_port, sw.dpid, self.fabric.down)]
+        if grp.type is GroupType.SELECT:
+            return [b.actions for b in (live if self.live_select else grp.buckets)]
+        if grp.type is GroupType.FAST_FAILOVER:
+            return [live[0].actions] if live else []
+        return [b.actions for b in grp.buckets]  # ALL and INDIRECT
+
+    def emit(self, port: PortRef, packet: Packet, here: _Here) -> None:
+        fabric, came_in = self.fabric, here.at
+        if port.port == IN_PORT:
+            port = came_in  # the one way to send a packet back where it came from
+        elif port == came_in:
             # OpenFlow never sends a packet back out of its in_port via Output(n).
-            out.append(Terminal("drop", came_in, trail, "output to in_port"))
-        elif port in self.down:
-            out.append(Terminal("drop", came_in, trail, f"port {port} is down"))
-        elif port in self.peer:
-            peer = self.peer[port]
-            if peer in self.down:
-                out.append(Terminal("drop", came_in, trail, f"port {peer} is down"))
+            self.drop(here, "output to in_port")
+            return
+        if port in fabric.down:
+            self.drop(here, f"port {port} is down")
+        elif port in fabric.peer:
+            peer = fabric.peer[port]
+            if peer in fabric.down:
+                self.drop(here, f"port {peer} is down")
             else:
-                self._visit(peer, packet, trail, live_select, out)
+                self.enter(peer, packet, here.trail, here.seen)
         else:
-            out.append(Terminal("out", port, trail))
+            self.out.append(Terminal("out", port, here.trail, packet=_headers(packet)))
 
-    @staticmethod
-    def _lookup(sw: FakeSwitch, packet: dict[str, int | str]) -> FlowEntry | None:
-        hits = [
-            e
-            for e in sw.flows.values()
-            if e.table_id == 0 and all(field_matches(v, packet.get(k)) for k, v in e.match.fields)
-        ]
-        if not hits:
-            return None
-        top = max(e.priority for e in hits)
-        best = [e for e in hits if e.priority == top]
-        if len(best) > 1:  # OpenFlow leaves this undefined: treat it as a bug
-            raise AssertionError(f"switch {sw.dpid:#x}: overlapping entries at priority {top}")
-        return best[0]
+    def drop(self, here: _Here, why: str) -> None:
+        self.out.append(Terminal("drop", here.at, here.trail, why))
+
+
+@dataclass(frozen=True)
+class _Here:
+    """Where a branch is: the port it entered by, its trail, the states it has been in."""
+
+    at: PortRef
+    trail: tuple[PortRef, ...]
+    seen: frozenset[tuple[Dpid, Headers]]
+
+
+def _lookup(sw: FakeSwitch, table_id: int, packet: Packet) -> FlowEntry | None:
+    # An untagged packet's vlan_vid is OFPVID_NONE (0) for matching.
+    fields = {"vlan_vid": 0, **packet}
+    hits = [
+        e
+        for e in sw.flows.values()
+        if e.table_id == table_id
+        and all(field_matches(v, fields.get(k)) for k, v in e.match.fields)
+    ]
+    if not hits:
+        return None
+    top = max(e.priority for e in hits)
+    best = [e for e in hits if e.priority == top]
+    if len(best) > 1:  # OpenFlow leaves this undefined: treat it as a bug
+        raise AssertionError(f"switch {sw.dpid:#x}: overlapping entries at priority {top}")
+    return best[0]

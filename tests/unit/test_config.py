@@ -205,3 +205,17 @@ def test_config_yaml_is_safe_and_errors_are_short(tmp_path: Path, text: str, fra
     message = error_of(["--config", write(tmp_path, text)])
     assert fragment in message
     assert len(message) < 400
+
+
+def test_spread_and_repair_switches_reach_the_engine() -> None:
+    from controller.app.composition import engine_config
+
+    on = engine_config(load_config([]))
+    assert on.spread_l4 and on.local_repair
+    cfg = load_config(["--spread-l4", "false", "--local-repair", "off"])
+    assert not cfg.spread_l4 and not cfg.local_repair
+    engine = engine_config(cfg)
+    assert not engine.spread_l4 and not engine.local_repair
+    net = engine.connectivity()
+    assert not net.spread_l4 and not net.local_repair
+    assert error_of(["--local-repair", "maybe"]) == "--local-repair: 'maybe' is not true or false"

@@ -1,4 +1,10 @@
-"""Connectivity default forwarding, checked by walking packets through the fake tables."""
+"""Connectivity default forwarding, checked by walking packets through the fake tables.
+
+Tests of the SELECT-group mechanism itself run on ``PLAIN`` (source-port
+spreading and local repair off, the tables exactly as before those options);
+the spread and the repair have tests of their own (test_core_spread.py,
+test_core_repair.py), and every behaviour test here runs with the defaults.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,8 @@ from controller.flowprog.classmatch import of_matches
 from controller.flowprog.entries import GroupAction, GroupType, Output, ToController
 from controller.flowprog.forwarding import PACKET_IN_METER, PRIO_HOST, PRIO_TRAP_BASE, ClassTrap
 from controller.policy.model import FlowMatch, Policy, PortRange, Strategy
+
+PLAIN = EngineConfig(spread_l4=False, local_repair=False)
 
 # A fabric whose switch names follow no naming scheme at all (one has no name).
 ODD_NAMES = {"leaf1": "rack-7", "leaf2": "", "leaf3": "tor.b", "spine1": "core", "spine2": "x"}
@@ -85,7 +93,7 @@ def test_every_host_reaches_every_other_host_exactly_at_its_port(name: str) -> N
 
 @pytest.mark.parametrize(("name", "paths"), [("2x4x2", 2), ("3x6x2", 3), ("3-tier", 8)])
 def test_traffic_between_leaves_spreads_over_every_equal_cost_path(name: str, paths: int) -> None:
-    lab = ready(FABRICS[name]())
+    lab = ready(FABRICS[name](), config=PLAIN)
     src, dst = lab.hosts[0], lab.hosts[-1]
     res = lab.send(src, dst)
     assert len(res.paths) == paths
@@ -93,7 +101,7 @@ def test_traffic_between_leaves_spreads_over_every_equal_cost_path(name: str, pa
 
 
 def test_leaf_groups_hold_every_up_uplink_with_its_watch_port() -> None:
-    lab = ready(leaf_spine(3, 6))
+    lab = ready(leaf_spine(3, 6), config=PLAIN)
     for leaf in lab.fabric.leaves:
         groups = leaf_group_ports(lab, leaf)
         assert groups and all(ports == uplinks(lab, leaf) for ports in groups)
@@ -101,7 +109,7 @@ def test_leaf_groups_hold_every_up_uplink_with_its_watch_port() -> None:
 
 
 def test_spines_forward_each_host_to_its_leaf() -> None:
-    lab = ready(leaf_spine(3, 6))
+    lab = ready(leaf_spine(3, 6), config=PLAIN)
     for spine in lab.fabric.spines:
         sdpid = lab.dpid(spine)
         routes = host_routes(lab, sdpid)
@@ -111,7 +119,7 @@ def test_spines_forward_each_host_to_its_leaf() -> None:
 
 
 def test_a_failed_link_shrinks_the_groups_and_its_return_restores_them() -> None:
-    lab = ready(leaf_spine(3, 6))
+    lab = ready(leaf_spine(3, 6), config=PLAIN)
     before = lab.fake.hashes()
     cable = lab.cable("leaf1", "spine1")
     lab.set_cable("leaf1", "spine1", up=False)
@@ -136,7 +144,7 @@ def test_a_failed_link_shrinks_the_groups_and_its_return_restores_them() -> None
 
 
 def test_watch_ports_let_the_data_plane_skip_a_dead_uplink_before_the_controller_knows() -> None:
-    lab = ready(leaf_spine(2, 4))
+    lab = ready(leaf_spine(2, 4), config=PLAIN)
     dead = lab.cable("leaf1", "spine2")
     lab.fake.down |= {dead.src, dead.dst}  # the controller has not heard yet
     leaf1 = [h for h in lab.hosts if h.port.dpid == dead.src.dpid]
@@ -157,7 +165,7 @@ def test_a_switch_going_down_is_routed_around() -> None:
 
 
 def test_drained_links_are_avoided_while_alternatives_exist() -> None:
-    lab = ready(leaf_spine(2, 4))
+    lab = ready(leaf_spine(2, 4), config=PLAIN)
     up, down = lab.cable("leaf1", "spine1"), lab.cable("spine1", "leaf1")
     lab.fake.apply(lab.net.set_drained([up, down], True, now=lab.now))
     spine1 = lab.dpid("spine1")
@@ -223,7 +231,7 @@ def test_broadcast_unknown_arp_and_lldp_are_never_flooded() -> None:
 
 
 def test_catch_all_shortest_uses_one_path_and_no_groups() -> None:
-    lab = ready(leaf_spine(3, 6))
+    lab = ready(leaf_spine(3, 6), config=PLAIN)
     policy = Policy(name="default", priority=0, strategy=Strategy.SHORTEST)
     lab.fake.apply(lab.net.set_catch_all(policy, now=lab.now))
     lab.run_for(lab.net.config.warmup_s)
@@ -233,7 +241,7 @@ def test_catch_all_shortest_uses_one_path_and_no_groups() -> None:
 
 
 def test_catch_all_weighted_weighs_buckets_by_switch_name() -> None:
-    lab = ready(asymmetric(), names=ODD_NAMES)
+    lab = ready(asymmetric(), names=ODD_NAMES, config=PLAIN)
     policy = Policy(
         name="default",
         priority=0,

@@ -10,15 +10,21 @@ from fakeoftable import FakeFabric, OpenFlowError, field_matches
 
 from controller.fabric.model import LinkId, PortRef
 from controller.flowprog.entries import (
+    IN_PORT,
     Bucket,
     FlowEntry,
+    GotoTable,
     GroupAction,
     GroupEntry,
     GroupType,
     Match,
     MeterEntry,
     Output,
+    PopVlan,
+    PushVlan,
+    SetField,
     ToController,
+    WriteMetadata,
 )
 from controller.flowprog.plan import (
     FlowAdd,
@@ -35,6 +41,8 @@ from controller.flowprog.plan import (
 
 A, B, C = 1, 2, 3
 MAC = "02:00:00:00:00:07"
+TAG = 0x1000 | 4001
+FF = GroupType.FAST_FAILOVER
 
 
 def flow(prio: int, actions: tuple = (Output(9),), **match: object) -> FlowEntry:
@@ -137,6 +145,22 @@ def test_ingress_metadata_is_not_stored() -> None:
             "BAD_WILDCARDS",
         ),
         ([FlowAdd(flow(10, vlan_pcp=3))], "BAD_FIELD"),
+        ([FlowAdd(flow(10, eth_type=0x0800, ip_proto=(17, 0xFF)))], "BAD_MASK"),
+        ([FlowAdd(flow(10, (PopVlan(), Output(1)), eth_dst=MAC))], "MATCH_INCONSISTENT"),
+        ([FlowAdd(flow(10, (SetField("vlan_vid", TAG), Output(1))))], "MATCH_INCONSISTENT"),
+        ([FlowAdd(flow(10, (PushVlan(), SetField("vlan_vid", 4001))))], "BAD_SET_ARGUMENT"),
+        ([FlowAdd(flow(10, (PushVlan(), SetField("in_port", 3))))], "BAD_SET_TYPE"),
+        ([FlowAdd(FlowEntry(1, Match(), (GotoTable(0),), 0, table_id=1))], "BAD_TABLE_ID"),
+        ([FlowAdd(flow(1, (GotoTable(1), Output(2))))], "BAD_INSTRUCTION"),
+        ([FlowAdd(flow(1, (GotoTable(1), WriteMetadata(1))))], "BAD_INSTRUCTION"),
+        (
+            [GroupAdd(GroupEntry(9, GroupType.INDIRECT, (Bucket((GotoTable(1),)),)))],
+            "BAD_ACTION",
+        ),
+        (
+            [GroupAdd(GroupEntry(8, FF, (Bucket((Output(1),)), Bucket((Output(2),), 0, 2))))],
+            "BAD_WATCH",
+        ),
     ],
 )
 def test_switch_errors_are_raised(ops: list, code: str) -> None:
@@ -260,3 +284,89 @@ def test_same_priority_overlap_is_flagged() -> None:
     fake = one_switch(FlowAdd(flow(5, eth_dst=MAC)), FlowAdd(flow(5, eth_type=0x0800)))
     with pytest.raises(AssertionError, match="overlapping"):
         fake.walk(A, 1, {"eth_dst": MAC, "eth_type": 0x0800})
+
+
+def test_masked_l4_ports_with_their_prerequisites_are_accepted() -> None:
+    fake = one_switch(
+        FlowAdd(flow(10, (Output(1),), eth_type=0x0800, ip_proto=17, udp_src=(4, 0xC))),
+        FlowAdd(flow(10, (Output(2),), eth_type=0x0800, ip_proto=6, tcp_src=(0, 0xC))),
+    )
+    udp = {"eth_type": 0x0800, "ip_proto": 17, "udp_src": 40005}  # bits 2-3 = 01
+    assert fake.walk(A, 9, udp).only_to(PortRef(A, 1))
+    assert fake.walk(A, 9, {**udp, "udp_src": 40009}).dropped  # bits 2-3 = 10
+    tcp = {"eth_type": 0x0800, "ip_proto": 6, "tcp_src": 40000}
+    assert fake.walk(A, 9, tcp).only_to(PortRef(A, 2))
+
+
+def test_walk_continues_in_later_tables_with_the_metadata_written() -> None:
+    fake = one_switch(
+        FlowAdd(flow(5, (WriteMetadata(0xFA05), GotoTable(1)), eth_dst=MAC)),
+        FlowAdd(
+            FlowEntry(
+                20,
+                Match.of(metadata=0xFA05, eth_type=0x0800, ip_proto=17, udp_src=(1, 1)),
+                (Output(1),),
+                0,
+                table_id=1,
+            )
+        ),
+        FlowAdd(FlowEntry(10, Match.of(metadata=0xFA05), (Output(2),), 0, table_id=1)),
+        FlowAdd(FlowEntry(10, Match.of(metadata=0xFA06), (Output(3),), 0, table_id=1)),
+    )
+    pkt = {"eth_dst": MAC, "eth_type": 0x0800, "ip_proto": 17, "udp_src": 7}
+    assert fake.walk(A, 9, pkt).only_to(PortRef(A, 1))
+    assert fake.walk(A, 9, {**pkt, "udp_src": 8}).only_to(PortRef(A, 2))
+    missed = fake.walk(A, 9, {"eth_dst": "02:00:00:00:00:08"})
+    assert missed.dropped and "table 0" in missed.terminals[0].why
+
+
+def test_walk_follows_a_bounce_back_out_of_the_in_port_and_the_tag() -> None:
+    """B sends packets for MAC out of 9, or, with 9 down, tagged back to A, which
+    pops the tag and sends them out of 7."""
+    fake = two_switches()
+    bounce = GroupEntry(
+        20,
+        FF,
+        (
+            Bucket((Output(9),), watch_port=9),
+            Bucket((PushVlan(), SetField("vlan_vid", TAG), Output(IN_PORT))),
+        ),
+    )
+    fake.apply_ops(B, [GroupAdd(bounce), FlowAdd(flow(5, (GroupAction(20),), eth_dst=MAC))])
+    fake.apply_ops(
+        A,
+        [
+            FlowAdd(flow(5, (Output(1),), eth_dst=MAC)),
+            FlowAdd(flow(6, (PopVlan(), Output(7)), in_port=1, vlan_vid=TAG)),
+        ],
+    )
+    assert fake.walk(A, 5, {"eth_dst": MAC}).only_to(PortRef(B, 9))
+    fake.down.add(PortRef(B, 9))
+    res = fake.walk(A, 5, {"eth_dst": MAC})
+    assert res.only_to(PortRef(A, 7)) and res.max_bounces == 1
+    assert res.terminals[0].switches == (A, B, A)
+    fake.apply_ops(A, [FlowAdd(flow(6, (Output(7),), in_port=1, vlan_vid=TAG))])
+    tagged = fake.walk(A, 5, {"eth_dst": MAC})
+    assert tagged.delivered == {PortRef(A, 7)} and not tagged.only_to(PortRef(A, 7))
+    assert tagged.terminals[0].tagged
+
+
+def test_a_tagged_packet_sent_round_again_is_a_loop() -> None:
+    fake = two_switches()
+    tag = (PushVlan(), SetField("vlan_vid", TAG), Output(1))
+    fake.apply_ops(
+        A, [FlowAdd(flow(6, tag, in_port=5)), FlowAdd(flow(6, (Output(IN_PORT),), in_port=1))]
+    )
+    fake.apply_ops(B, [FlowAdd(flow(5, (Output(IN_PORT),)))])
+    res = fake.walk(A, 5, {"eth_dst": MAC})
+    assert res.looped and not res.delivered
+    assert res.terminals[0].switches == (A, B, A, B)  # A twice: once untagged, once tagged
+
+
+def test_vlan_vid_matches_untagged_as_none_and_tagged_by_present_bit() -> None:
+    fake = one_switch(
+        FlowAdd(flow(5, (Output(1),), vlan_vid=0)),
+        FlowAdd(flow(5, (Output(2),), vlan_vid=(0x1000, 0x1000))),
+    )
+    assert fake.walk(A, 9, {}).only_to(PortRef(A, 1))
+    assert fake.walk(A, 9, {"vlan_vid": TAG}).delivered == {PortRef(A, 2)}

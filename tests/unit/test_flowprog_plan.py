@@ -8,12 +8,14 @@ from controller.fabric.model import LinkId, PortRef
 from controller.flowprog.entries import (
     Bucket,
     FlowEntry,
+    GotoTable,
     GroupAction,
     GroupEntry,
     GroupType,
     Match,
     MeterEntry,
     Output,
+    WriteMetadata,
 )
 from controller.flowprog.plan import (
     Barrier,
@@ -187,3 +189,25 @@ def test_reconcile_into_an_empty_switch_adds_shared_objects_before_flows() -> No
     want = table(entry(10, GroupAction(0x11)), groups=(G1,), meters=(MeterEntry(1, 9),))
     ops = reconcile(want, SwitchTable())
     assert kinds(ops) == ["MeterAdd", "GroupAdd", "Barrier", "FlowAdd"]
+
+
+def test_later_tables_are_filled_first_and_emptied_last() -> None:
+    """A route may continue into table 1: its entries there exist before the route
+    points at them, and outlive it."""
+    goto = (WriteMetadata(5), GotoTable(1))
+    old_t1 = FlowEntry(10, Match.of(metadata=4), (Output(1),), 7, table_id=1)
+    new_t1 = FlowEntry(10, Match.of(metadata=5), (Output(2),), 7, table_id=1)
+    gone = FlowEntry(20, Match.of(eth_dst="02:00:00:00:00:02"), (WriteMetadata(4), GotoTable(1)), 7)
+    ch = SwitchChanges(flow_adds=[entry(20, *goto), new_t1], flow_deletes=[old_t1, gone])
+    (build, clean) = plan_changes({5: ch}).phases
+    assert build.ops[5] == [FlowAdd(new_t1), Barrier(), FlowAdd(entry(20, *goto))]
+    assert clean.ops[5] == [FlowDelete(gone), Barrier(), FlowDelete(old_t1)]
+    assert reconcile(table(entry(20, *goto), new_t1), table(gone, old_t1)) == [
+        FlowAdd(new_t1),
+        Barrier(),
+        FlowAdd(entry(20, *goto)),
+        Barrier(),
+        FlowDelete(gone),
+        Barrier(),
+        FlowDelete(old_t1),
+    ]
