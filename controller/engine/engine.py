@@ -157,6 +157,7 @@ class FabricEngine(NorthboundCommands):
             link_capacity_bps=config.default_demand_bps,
             now=now,
             failover=config.failover_groups,
+            local_repair=config.local_repair,
         )
         self.sync = TableSync(timeout_s=config.sync_timeout_s)
         self.polls = StatsPolls(interval=config.poll_interval_s, rng=random.Random(config.seed))

@@ -69,6 +69,7 @@ class JobManager:
         link_capacity_bps: float,
         now: float,
         failover: bool = True,
+        local_repair: bool = True,
     ) -> None:
         self.net = net
         self.store = jobs
@@ -78,6 +79,7 @@ class JobManager:
         self.settled = settled
         self.link_capacity_bps = link_capacity_bps
         self.failover = failover
+        self.local_repair = local_repair
         saved = {p.name: dict(p.paths) for p in plans.list()}
         self._jobs: dict[str, _Placed] = {
             job.name: _Placed(job, saved.get(job.name, {}), {}) for job in jobs.list()
@@ -321,6 +323,7 @@ class JobManager:
             transport=job.match,
             cookie=job_cookie(job.name, job.version),
             failover=self.failover,
+            edge_ports=self.net.topo.edge_ports if self.local_repair else None,
         )
         program = self.net.prog.set_owner(
             ("job", job.name), needs, now=now, reason=reason, egress_first=order

@@ -109,8 +109,11 @@ def compile_path(
     idle_timeout: int,
     backup_ports: Mapping[Dpid, Sequence[PortNo]] | None = None,
     edge_ports: Callable[[Dpid], Sequence[PortNo]] | None = None,
+    priority: int = PRIO_FLOW,
+    flow_removed: bool = True,
 ) -> FlowRules:
-    """Rules sending every packet of ``matches`` along ``path`` (see :func:`compile_flow`)."""
+    """Rules sending every packet of ``matches`` along ``path`` (see :func:`compile_flow`),
+    at ``priority``; ``flow_removed``: the ingress entry reports its expiry."""
     flows: dict[Dpid, list[FlowEntry]] = {}
     groups: dict[Dpid, list[GroupEntry]] = {}
     egress = path.switches[-1]
@@ -133,12 +136,12 @@ def compile_path(
             action = GroupAction(group.group_id)
         flows[dpid] = [
             FlowEntry(
-                priority=PRIO_FLOW,
+                priority=priority,
                 match=match,
                 actions=(action,),
                 cookie=cookie,
                 idle_timeout=idle_timeout if ingress else 0,
-                send_flow_removed=ingress,
+                send_flow_removed=ingress and flow_removed,
                 ingress=ingress,
             )
             for match in matches

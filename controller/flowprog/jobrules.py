@@ -17,23 +17,14 @@ from __future__ import annotations
 import ipaddress
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from controller.fabric.model import Dpid, Path, PortNo
 from controller.flowprog.classmatch import of_matches
-from controller.flowprog.entries import (
-    Action,
-    Cookie,
-    CookieKind,
-    FlowEntry,
-    GroupAction,
-    GroupEntry,
-    Match,
-    Output,
-)
+from controller.flowprog.entries import Cookie, CookieKind, FlowEntry, GroupEntry, Match
+from controller.flowprog.flowrules import compile_path
 from controller.flowprog.forwarding import PRIO_JOB
-from controller.flowprog.groups import failover_group
 from controller.flowprog.tables import OwnerNeeds
 from controller.policy.model import FlowMatch
 
@@ -77,30 +68,34 @@ def compile_job(
     transport: FlowMatch,
     cookie: int,
     failover: bool = True,
+    edge_ports: Callable[[Dpid], Sequence[PortNo]] | None = None,
 ) -> tuple[OwnerNeeds, tuple[Dpid, ...]]:
-    """Rules for every placed pair; returns the needs and an egress-first switch order."""
+    """Rules for every placed pair; returns the needs and an egress-first switch order.
+
+    ``edge_ports`` (local repair on) lets a spine's last hop bounce when its
+    link to the destination fails, as for placed flows.
+    """
     flows: dict[Dpid, list[FlowEntry]] = defaultdict(list)
     groups: dict[Dpid, dict[int, GroupEntry]] = defaultdict(dict)
     egress_rank: dict[Dpid, int] = {}
     for route in routes:
-        matches = pair_matches(transport, route.src_ip, route.dst_ip)
-        switches = route.path.switches
-        for hop, dpid in enumerate(switches):
-            last = hop == len(switches) - 1
-            out = route.egress_port if last else route.path.links[hop].src.port
-            action: Action = Output(out)
-            ingress = hop == 0
-            if ingress and not last and failover:
-                backup = next((p for p in route.backup_ports if p != out), None)
-                if backup is not None:
-                    group = failover_group(out, backup)
-                    groups[dpid][group.group_id] = group
-                    action = GroupAction(group.group_id)
-            flows[dpid] += [
-                FlowEntry(PRIO_JOB, match, (action,), cookie, ingress=ingress) for match in matches
-            ]
-            # Switches nearer the egress first: the build phase goes downstream first.
-            rank = len(switches) - 1 - hop
+        rules = compile_path(
+            pair_matches(transport, route.src_ip, route.dst_ip),
+            cookie=cookie,
+            path=route.path,
+            egress_port=route.egress_port,
+            idle_timeout=0,
+            backup_ports={route.path.switches[0]: route.backup_ports} if failover else None,
+            edge_ports=edge_ports,
+            priority=PRIO_JOB,
+            flow_removed=False,
+        )
+        for dpid, entries in rules.needs.flows.items():
+            flows[dpid] += entries
+        for dpid, shared in rules.needs.groups.items():
+            groups[dpid].update((g.group_id, g) for g in shared)
+        # Switches nearer an egress first: the build phase goes downstream first.
+        for rank, dpid in enumerate(rules.egress_first):
             egress_rank[dpid] = min(egress_rank.get(dpid, rank), rank)
     order = tuple(sorted(egress_rank, key=lambda d: (egress_rank[d], d)))
     needs = OwnerNeeds.build(flows=flows, groups={d: g.values() for d, g in groups.items()})

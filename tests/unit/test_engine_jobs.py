@@ -170,3 +170,17 @@ def test_a_restarted_engine_keeps_the_job_and_its_plan() -> None:
     lab_.run_for(6.0)  # discovery and warm-up
     assert paths(lab_, "ring") == before
     assert lab_.fake.hashes() == tables  # nothing rewritten: same plan, same rules
+
+
+def test_a_spine_repairs_a_failed_downlink_for_the_jobs_pairs_before_the_controller() -> None:
+    lab_ = lab()
+    apply(lab_, ring(lab_))
+    by_ip = {h.ip: h for h in lab_.hosts}
+    src, dst, path = next(
+        (by_ip[s], by_ip[d], p) for (s, d), p in paths(lab_, "ring").items() if len(p) == 3
+    )
+    # The spine's port down to the egress leaf dies; the controller has not heard yet.
+    down = lab_.cable(path[1], path[2])
+    lab_.fake.down.add(down.src)
+    walk = lab_.send(src, dst, udp_dst=4791, live_select=True)
+    assert walk.only_to(dst.port), walk.terminals  # bounced back and up another spine
