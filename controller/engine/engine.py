@@ -152,7 +152,7 @@ class FabricEngine(NorthboundCommands):
             jobs=JobStore(store),
             plans=PlanStore(store),
             book=lambda: self.policies.book,
-            view=self.placer.view,
+            view=self.placer.network_view,
             settled=self._settled,
             link_capacity_bps=config.default_demand_bps,
             now=now,
@@ -374,6 +374,7 @@ class FabricEngine(NorthboundCommands):
     ) -> EngineOutput:
         topo = self.net.topo
         events = self.monitor.port_stats(dpid, counters, now=now, topo=topo)
+        self.placer.loads_changed(dpid)
         for port, _ in counters:
             rate = self.monitor.rates.latest(PortRef(dpid, port))
             if rate is not None and rate.rx_pps > 0:

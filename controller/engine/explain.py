@@ -44,7 +44,7 @@ def explain_path(
         ingress=src.attach.dpid,
         egress=dst.attach.dpid,
         policy=policy,
-        view=placer.view(),
+        view=placer.network_view(),
         now=now,
     )
     return PathExplanation(
@@ -80,7 +80,7 @@ def _default_forwarding(
     dst: Host,
 ) -> PathExplanation:
     strategy = policy.strategy if policy else Strategy.ECMP
-    paths = placer.te.paths_for(placer.view()).paths(src.attach.dpid, dst.attach.dpid)
+    paths = placer.te.paths_for(placer.network_view()).paths(src.attach.dpid, dst.attach.dpid)
     hops = _merge_hops([[topo.label(d) for d in p.switches] for p in paths])
     how = _DEFAULT_HOW.get(strategy, "the switch's SELECT-group hash at each hop")
     return PathExplanation(

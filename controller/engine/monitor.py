@@ -60,9 +60,7 @@ class LinkMonitor:
         for port_no, counters in stats:
             self.rates.update(PortRef(dpid, port_no), counters, now)
         events = []
-        for lid in topo.links:
-            if dpid not in (lid.src.dpid, lid.dst.dpid):
-                continue
+        for lid in topo.links_at(dpid):  # O(degree): a reply only touches its switch's links
             sample = link_load(lid, self.rates, self.capacity_of(topo, lid))
             self._loads[lid] = LinkLoad(sample.rate_bps, sample.capacity_bps, sample.utilization)
             rate = self.rates.latest(lid.src) or self.rates.latest(lid.dst)
@@ -88,6 +86,10 @@ class LinkMonitor:
                 have if have is not None else LinkLoad(capacity_bps=self.capacity_of(topo, lid))
             )
         return out
+
+    def loads_at(self, topo: Topology, dpid: Dpid) -> dict[LinkId, LinkLoad]:
+        """Load of the up links of ``dpid`` (those a port-stats reply of it updates)."""
+        return {lid: self._loads[lid] for lid in topo.links_at(dpid) if lid in self._loads}
 
     def congested(self) -> frozenset[LinkId]:
         return frozenset(self.detector.congested())

@@ -20,7 +20,7 @@ from controller.engine.monitor import LinkMonitor
 from controller.engine.outputs import EngineOutput, EventKind, Notice, PacketOut
 from controller.errors import FailedPrecondition
 from controller.fabric.events import FabricEvent, LinkDown, LinkUp, SwitchDown
-from controller.fabric.model import FiveTuple, Host, LinkId, PortRef
+from controller.fabric.model import Dpid, FiveTuple, Host, LinkId, PortRef
 from controller.flowprog.entries import Action, Cookie, CookieKind, FlowEntry, Output
 from controller.flowprog.flowrules import compile_flow, flow_match
 from controller.flowprog.forwarding import PRIO_FLOW, host_route_key
@@ -28,7 +28,7 @@ from controller.flowprog.plan import Barrier, Program
 from controller.flowprog.tables import OwnerNeeds
 from controller.policy.book import PolicyBook
 from controller.policy.model import Policy
-from controller.routing.nexthops import next_hops_to
+from controller.routing.fabricstate import FabricState
 from controller.routing.strategies import NetworkView
 from controller.te.engineer import Move, Placement, TrafficEngineer
 from controller.te.flowtable import TrackedFlow
@@ -99,10 +99,26 @@ class FlowPlacer:
         self._strays: dict[int, int] = {}  # trapped packets of ready flows since the last tick
         self._ruled_at: dict[int, float] = {}  # when the flow's first ingress rule was sent
         self.counters: dict[str, int] = {}
+        # One placement state, updated as things happen: per-flow work reads it in
+        # O(path) instead of building a view of every link for every flow.
+        topo = net.topo
+        self.state = FabricState.of_fabric(topo.switches.values(), topo.links.values())
+        for lid in topo.drained:
+            self.state.set_drained(lid, True)
         net.listeners.append(self.on_fabric_events)
 
     # ---------------------------------------------------------------- views
-    def view(self) -> NetworkView:
+    def view(self) -> FabricState:
+        """What placement reads: the state kept up to date by events and counters."""
+        return self.state
+
+    def loads_changed(self, dpid: Dpid) -> None:
+        """New port counters of ``dpid``: its links' loads in the state."""
+        loads = self.monitor.loads_at(self.net.topo, dpid)
+        self.state.set_loads({lid: load.rate_bps for lid, load in loads.items()})
+
+    def network_view(self) -> NetworkView:
+        """A full snapshot for whole-fabric work (joint job placement, explanations)."""
         topo = self.net.topo
         loads = self.monitor.loads(topo)
         return NetworkView(
@@ -258,8 +274,8 @@ class FlowPlacer:
         topo = self.net.topo
         backups = {}
         if self.failover_groups and len(flow.path.switches) > 1:
-            hops = next_hops_to(flow.egress.dpid, topo.links, drained=frozenset(topo.drained))
-            backups = {flow.ingress.dpid: hops.get(flow.ingress.dpid, ())}
+            ingress = flow.ingress.dpid
+            backups = {ingress: self.state.next_hops(ingress, flow.egress.dpid)}
         rules = compile_flow(
             flow.five_tuple,
             flow_id=flow.flow_id,
@@ -327,6 +343,10 @@ class FlowPlacer:
     def on_fabric_events(self, events: list[FabricEvent], now: float) -> EngineOutput:
         down = [e.link for e in events if isinstance(e, LinkDown)]
         up = [e.link for e in events if isinstance(e, LinkUp)]
+        topo = self.net.topo
+        self.state.apply(events)
+        for lid in up:
+            self.state.set_capacity(lid, self.monitor.capacity_of(topo, lid))
         for e in events:
             if isinstance(e, LinkDown):
                 self.monitor.link_gone(e.link)
@@ -394,11 +414,17 @@ class FlowPlacer:
         return min(periods) if periods else self.default_rebalance_s
 
     def drain(self, links: Iterable[LinkId], *, now: float) -> EngineOutput:
-        outcome = self.te.drain(list(links), self.view(), now)
+        drained = list(links)
+        for lid in drained:
+            self.state.set_drained(lid, True)
+        outcome = self.te.drain(drained, self.view(), now)
         return self._apply_moves(outcome.moves, now)
 
     def undrain(self, links: Iterable[LinkId], *, now: float) -> EngineOutput:
-        outcome = self.te.undrain(list(links), self.view(), now)
+        undrained = list(links)
+        for lid in undrained:
+            self.state.set_drained(lid, False)
+        outcome = self.te.undrain(undrained, self.view(), now)
         return self._apply_moves(outcome.moves, now)
 
     def policies_changed(self, *, now: float) -> EngineOutput:
