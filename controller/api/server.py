@@ -315,18 +315,7 @@ class ApiServer:
         return bool(self._server.wait_for_termination(timeout))
 
 
-def start_api_server(
-    facade: FabricFacade,
-    config: ApiServerConfig,
-    *,
-    forwarder: grpc.ServerInterceptor | None = None,
-) -> ApiServer:
-    """Bind, start and return the API server; health reports SERVING once started.
-
-    ``forwarder`` (a cluster standby's :class:`~controller.api.forward.LeaderForwarder`)
-    relays writes to the leader, after the token check and before anything else.
-    """
-    host, _ = parse_listen(config.listen)
+def _check_config(config: ApiServerConfig) -> None:
     if config.max_message_bytes < 1024:
         raise InvalidArgument("grpc_max_message_bytes", "must be at least 1024")
     if config.max_workers < 2:
@@ -336,36 +325,37 @@ def start_api_server(
             "grpc_tls_key" if config.tls_key is None else "grpc_tls_cert",
             "TLS needs both a certificate and a key",
         )
-    credentials = None
-    if config.tls_cert is not None and config.tls_key is not None:
-        key = _check_tls_pair(config.tls_cert, config.tls_key)
-        cert = _read_file(config.tls_cert, "grpc_tls_cert")
-        credentials = grpc.ssl_server_credentials([(key, cert)])
+
+
+def _credentials(config: ApiServerConfig) -> grpc.ServerCredentials | None:
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    key = _check_tls_pair(config.tls_cert, config.tls_key)
+    cert = _read_file(config.tls_cert, "grpc_tls_cert")
+    return grpc.ssl_server_credentials([(key, cert)])
+
+
+def _interceptors(
+    config: ApiServerConfig, forwarder: grpc.ServerInterceptor | None
+) -> list[grpc.ServerInterceptor]:
+    """Token check first; then a standby's relay to the leader; then malformed requests
+    (inside the token check, so a caller without the token learns nothing more)."""
     interceptors: list[grpc.ServerInterceptor] = []
     if config.token_file is not None:
         interceptors.append(BearerTokenInterceptor(_read_token(config.token_file)))
     if forwarder is not None:
         interceptors.append(forwarder)
-    # Inside the token check, so a caller without the token learns nothing more.
     interceptors.append(MalformedRequestInterceptor())
+    return interceptors
 
-    max_watchers = config.max_watchers or max(1, config.max_workers // 2)
+
+def _add_services(server: Any, facade: FabricFacade, config: ApiServerConfig) -> Any:
+    """The fabric service, health and reflection; returns the health servicer."""
     servicer = FabricControllerServicer(
         facade,
         watch_queue=config.watch_queue,
-        max_watchers=max_watchers,
+        max_watchers=config.max_watchers or max(1, config.max_workers // 2),
         max_response_bytes=config.max_message_bytes,
-    )
-    executor = ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="grpc-api")
-    server = grpc.server(
-        executor,
-        interceptors=interceptors,
-        options=[
-            ("grpc.max_send_message_length", config.max_message_bytes),
-            ("grpc.max_receive_message_length", config.max_message_bytes),
-            # Without this a second server could silently share the port.
-            ("grpc.so_reuseport", 0),
-        ],
     )
     fabric_pb2_grpc.add_FabricControllerServicer_to_server(servicer, server)
     health_servicer = health.HealthServicer()
@@ -373,8 +363,10 @@ def start_api_server(
     reflection.enable_server_reflection(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
+    return health_servicer
 
-    address = config.listen.strip()
+
+def _bind(server: Any, address: str, credentials: Any, executor: ThreadPoolExecutor) -> int:
     try:
         if credentials is not None:
             port = server.add_secure_port(address, credentials)
@@ -388,7 +380,36 @@ def start_api_server(
     if not port:
         executor.shutdown(wait=False)
         raise OSError(f"cannot listen on {address}: address in use or not available")
+    return int(port)
 
+
+def start_api_server(
+    facade: FabricFacade,
+    config: ApiServerConfig,
+    *,
+    forwarder: grpc.ServerInterceptor | None = None,
+) -> ApiServer:
+    """Bind, start and return the API server; health reports SERVING once started.
+
+    ``forwarder`` (a cluster standby's :class:`~controller.api.forward.LeaderForwarder`)
+    relays writes to the leader, after the token check and before anything else.
+    """
+    host, _ = parse_listen(config.listen)
+    _check_config(config)
+    credentials = _credentials(config)
+    executor = ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="grpc-api")
+    server = grpc.server(
+        executor,
+        interceptors=_interceptors(config, forwarder),
+        options=[
+            ("grpc.max_send_message_length", config.max_message_bytes),
+            ("grpc.max_receive_message_length", config.max_message_bytes),
+            # Without this a second server could silently share the port.
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    health_servicer = _add_services(server, facade, config)
+    port = _bind(server, config.listen.strip(), credentials, executor)
     server.start()
     api = ApiServer(
         server=server, executor=executor, health_servicer=health_servicer, host=host, port=port

@@ -163,9 +163,9 @@ def _serve(cfg: FabricdConfig, stop: StopSignal, api: Any, metrics_port: int, so
     log.info("fabricd stopping on %s (switches keep their flows)", name)
 
 
-def run(cfg: FabricdConfig, stop: StopSignal) -> int:
-    from controller.app.cluster import ClusterMember
+def _assemble(cfg: FabricdConfig) -> Any:
     from controller.app.composition import assemble
+    from controller.store.documents import StoreError
 
     for addr, what in (
         (cfg.of_listen, "OpenFlow"),
@@ -173,39 +173,52 @@ def run(cfg: FabricdConfig, stop: StopSignal) -> int:
         (cfg.metrics_listen, "metrics"),
     ):
         _check_listen(addr, what)
-    from controller.store.documents import StoreError
-
     try:
-        assembly = assemble(cfg)
+        return assemble(cfg)
     except (ValueError, StoreError) as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _join_cluster(cfg: FabricdConfig, member: Any, api: Any) -> None:
+    """A cluster member joins the election once its API listens (standbys forward to it)."""
+    from controller.app.cluster import ClusterMember
+    from controller.store.documents import StoreError
+
+    if not isinstance(member, ClusterMember):
+        return
+    try:
+        member.start(grpc_address=f"{cfg.grpc_listen.host}:{api.port}", grpc_port=api.port)
+    except StoreError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _shutdown(assembly: Any, api: Any, metrics_server: Any, south: Any) -> None:
+    """No new writes (queued ones are cancelled, never half-done), then let the API
+    answer what was done, then leave the cluster and close the store."""
+    if api is not None:
+        api.set_serving(False)
+    assembly.mailbox.close()
+    if api is not None:
+        api.stop(grace=API_GRACE_S)
+    if metrics_server is not None:
+        metrics_server.close()
+    assembly.close()
+    if south is not None:
+        south.close()
+
+
+def run(cfg: FabricdConfig, stop: StopSignal) -> int:
+    assembly = _assemble(cfg)
     api = metrics_server = south = None
     try:
         metrics_server = _start_metrics(cfg, assembly.metrics.registry)
         api = _start_api(cfg, assembly.facade, assembly.member)
-        if isinstance(assembly.member, ClusterMember):
-            try:
-                assembly.member.start(
-                    grpc_address=f"{cfg.grpc_listen.host}:{api.port}", grpc_port=api.port
-                )
-            except StoreError as exc:
-                raise ConfigError(str(exc)) from None
+        _join_cluster(cfg, assembly.member, api)
         south = _start_southbound(cfg, assembly.hub)
         _serve(cfg, stop, api, metrics_server.port, south)
         return 0
     finally:
-        # Order matters: no new writes (queued ones are cancelled, never half-done),
-        # then let the API answer what was done, then close the store.
-        if api is not None:
-            api.set_serving(False)
-        assembly.mailbox.close()
-        if api is not None:
-            api.stop(grace=API_GRACE_S)
-        if metrics_server is not None:
-            metrics_server.close()
-        assembly.close()
-        if south is not None:
-            south.close()
+        _shutdown(assembly, api, metrics_server, south)
 
 
 def main(argv: list[str] | None = None) -> int:

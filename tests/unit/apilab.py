@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -29,7 +30,7 @@ from controller.api.server import ApiServer, ApiServerConfig, start_api_server
 from controller.app.clock import Clock
 from controller.app.publisher import Publisher
 from controller.concurrency.eventbus import EventBus
-from controller.concurrency.mailbox import MailboxTimeout
+from controller.concurrency.mailbox import DEFAULT_MIN_RUNWAY_S, MailboxTimeout
 from controller.engine.engine import EngineConfig
 from controller.engine.outputs import EngineOutput, EventKind
 from controller.fabric.model import FiveTuple, LinkId
@@ -131,7 +132,9 @@ class LabHub:
         self.gate.set()
 
     def call(self, work: Callable[[], Completed], *, timeout: float) -> Any:
-        if not self.gate.wait(timeout):
+        # As the mailbox: work whose caller has (nearly) given up is never started.
+        deadline = time.monotonic() + timeout
+        if not self.gate.wait(timeout) or time.monotonic() > deadline - DEFAULT_MIN_RUNWAY_S:
             raise MailboxTimeout(f"controller did not take the request within {timeout:.3g} s")
         with self.lock:
             done = work()
