@@ -219,3 +219,24 @@ def test_spread_and_repair_switches_reach_the_engine() -> None:
     net = engine.connectivity()
     assert not net.spread_l4 and not net.local_repair
     assert error_of(["--local-repair", "maybe"]) == "--local-repair: 'maybe' is not true or false"
+
+
+def test_the_cluster_example_config_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "deploy" / "cluster" / "fabricd-ctl1.yaml"
+    cfg = load_config(["--config", str(example), "--node-id", "ctl1"])
+    assert cfg.cluster_etcd is not None and cfg.cluster_etcd.count(",") == 2
+    assert (cfg.node_id, cfg.cluster_name) == ("ctl1", "fabric")
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "words"),
+    [
+        ("--cluster-etcd", "localhost", "is not an etcd URL"),
+        ("--cluster-etcd", " , ", "at least one etcd URL"),
+        ("--node-id", "a b", "must be 1-63 letters"),
+        ("--southbound", "pox", "is not one of ryu, os-ken"),
+    ],
+)
+def test_cluster_and_southbound_flags_are_checked(flag: str, value: str, words: str) -> None:
+    with pytest.raises(ConfigError, match=words):
+        load_config([flag, value])
