@@ -246,6 +246,7 @@ class Bucket:
     actions: tuple[Action, ...]
     weight: int = 0  # SELECT only
     watch_port: int | None = None  # FAST_FAILOVER liveness; also honoured by OVS SELECT
+    watch_group: int | None = None  # FAST_FAILOVER liveness: live while that group is
 
 
 @dataclass(frozen=True)

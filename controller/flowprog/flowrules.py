@@ -31,7 +31,7 @@ from controller.flowprog.entries import (
 )
 from controller.flowprog.forwarding import PRIO_FLOW
 from controller.flowprog.groups import failover_group
-from controller.flowprog.repair import bounce_group, bounces
+from controller.flowprog.repair import ALWAYS_LIVE, bounce_group, bounces
 from controller.flowprog.tables import OwnerNeeds
 
 __all__ = [
@@ -132,7 +132,9 @@ def compile_path(
             if bounces(has_edge_ports=bool(edge_ports(dpid)), next_switch=nxt, destination=egress):
                 group = bounce_group(out)
         if group is not None:
-            groups[dpid] = [group]
+            # A bounce group watches ALWAYS_LIVE: it goes in first.
+            watches = any(b.watch_group == ALWAYS_LIVE.group_id for b in group.buckets)
+            groups[dpid] = [ALWAYS_LIVE, group] if watches else [group]
             action = GroupAction(group.group_id)
         flows[dpid] = [
             FlowEntry(

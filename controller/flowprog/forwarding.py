@@ -37,6 +37,7 @@ from controller.flowprog.entries import (
 )
 from controller.flowprog.groups import select_group
 from controller.flowprog.repair import (
+    ALWAYS_LIVE,
     bounce_group,
     bounces,
     delivery_entry,
@@ -222,6 +223,7 @@ class _Build:
             if inp.local_repair and bounces(
                 has_edge_ports=self.edge[dpid], next_switch=nxt, destination=dst
             ):
+                self.group(dpid, ALWAYS_LIVE)  # watched by the bounce group: added first
                 return (self.group(dpid, bounce_group(port)),), port
             return (Output(port),), None
         weights = self._weights(dpid, ports)

@@ -163,10 +163,16 @@ def _by_table(
     return ops
 
 
+def _watched_last(group: GroupEntry) -> bool:
+    """Sort key: groups that watch other groups come after the groups they watch
+    (added after them, deleted before them)."""
+    return any(b.watch_group is not None for b in group.buckets)
+
+
 def _prepare(ch: SwitchChanges, flows: list[FlowEntry]) -> list[Op]:
     ops: list[Op] = [MeterAdd(m) for m in ch.meter_adds]
     ops += [MeterModify(m) for m in ch.meter_mods]
-    ops += [GroupAdd(g) for g in ch.group_adds]
+    ops += [GroupAdd(g) for g in sorted(ch.group_adds, key=_watched_last)]
     ops += [GroupModify(g) for g in ch.group_mods]
     ops += _by_table(flows, FlowAdd, later_first=True)
     return ops
@@ -175,7 +181,7 @@ def _prepare(ch: SwitchChanges, flows: list[FlowEntry]) -> list[Op]:
 def _cleanup(ch: SwitchChanges) -> list[Op]:
     ops: list[Op] = _by_table(ch.flow_deletes, FlowDelete, later_first=False)
     ops.append(Barrier())
-    ops += [GroupDelete(g) for g in ch.group_deletes]
+    ops += [GroupDelete(g) for g in sorted(ch.group_deletes, key=_watched_last, reverse=True)]
     ops += [MeterDelete(m) for m in ch.meter_deletes]
     return ops
 

@@ -46,6 +46,7 @@ from controller.flowprog.entries import (
 from controller.flowprog.groups import failover_chain, group_id_for
 
 __all__ = [
+    "ALWAYS_LIVE",
     "TAG_VID",
     "TAG",
     "PRIO_TAGGED",
@@ -75,11 +76,28 @@ def bounces(*, has_edge_ports: bool, next_switch: Dpid, destination: Dpid) -> bo
     return not has_edge_ports and next_switch == destination
 
 
+def _always_live() -> GroupEntry:
+    buckets = (Bucket(actions=()),)
+    return GroupEntry(group_id_for(GroupType.INDIRECT, buckets), GroupType.INDIRECT, buckets)
+
+
+# Open vSwitch requires a watch on every FAST_FAILOVER bucket. The bounce bucket
+# must stay live whatever port fails, so it watches this group: an INDIRECT
+# group with one unwatched (so always live) bucket that no rule ever sends to.
+ALWAYS_LIVE = _always_live()
+
+
 def bounce_group(port: PortNo) -> GroupEntry:
-    """Out of ``port`` while it is up, else tagged back out of the in-port."""
+    """Out of ``port`` while it is up, else tagged back out of the in-port.
+
+    Install :data:`ALWAYS_LIVE` on the switch first: the second bucket watches it.
+    """
     buckets = (
         Bucket(actions=(Output(port),), watch_port=port),
-        Bucket(actions=(PushVlan(), SetField("vlan_vid", TAG), Output(IN_PORT))),
+        Bucket(
+            actions=(PushVlan(), SetField("vlan_vid", TAG), Output(IN_PORT)),
+            watch_group=ALWAYS_LIVE.group_id,
+        ),
     )
     return GroupEntry(
         group_id_for(GroupType.FAST_FAILOVER, buckets), GroupType.FAST_FAILOVER, buckets

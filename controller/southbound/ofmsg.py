@@ -143,7 +143,7 @@ def _buckets(group: GroupEntry):
         parser.OFPBucket(
             weight=b.weight,
             watch_port=b.watch_port if b.watch_port is not None else ofp.OFPP_ANY,
-            watch_group=ofp.OFPG_ANY,
+            watch_group=b.watch_group if b.watch_group is not None else ofp.OFPG_ANY,
             actions=_actions(b.actions),
         )
         for b in group.buckets
@@ -266,6 +266,7 @@ def group_from_desc(desc) -> GroupEntry | None:
             actions=_actions_back(b.actions),
             weight=b.weight,
             watch_port=None if b.watch_port == ofp.OFPP_ANY else b.watch_port,
+            watch_group=None if b.watch_group == ofp.OFPG_ANY else b.watch_group,
         )
         for b in desc.buckets
     )

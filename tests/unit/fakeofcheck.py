@@ -134,14 +134,16 @@ def check_flow(
 
 def check_group(dpid: Dpid, grp: GroupEntry, *, groups: Mapping[int, GroupEntry]) -> None:
     what = f"group {grp.group_id:#x}"
-    for i, bucket in enumerate(grp.buckets):
-        last_of_several = i == len(grp.buckets) - 1 and i > 0
+    for bucket in grp.buckets:
+        # Open vSwitch: "fast failover bucket requires watch_port or watch_group".
         if (
             grp.type is GroupType.FAST_FAILOVER
             and bucket.watch_port is None
-            and not last_of_several
+            and bucket.watch_group is None
         ):
             raise OpenFlowError(dpid, "BAD_WATCH", what)
+        if bucket.watch_group is not None and bucket.watch_group not in groups:
+            raise OpenFlowError(dpid, "BAD_WATCH", f"{what} watches a missing group")
         if any(isinstance(a, WriteMetadata | GotoTable) for a in bucket.actions):
             raise OpenFlowError(dpid, "BAD_ACTION", f"{what}: an instruction in a bucket")
         check_actions(dpid, bucket.actions, what, groups=groups, tagged=False)

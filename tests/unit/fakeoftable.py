@@ -25,6 +25,7 @@ from controller.flowprog.entries import (
     IN_PORT,
     OFPVID_PRESENT,
     Action,
+    Bucket,
     EntryKey,
     FlowEntry,
     GroupAction,
@@ -405,12 +406,20 @@ class _Walk:
     def buckets(self, sw: FakeSwitch, gid: int) -> list[tuple[Action, ...]]:
         """The action lists a group runs (alternatives for SELECT, all for ALL)."""
         grp = sw.groups[gid]
-        live = [b for b in grp.buckets if _live(b.watch_port, sw.dpid, self.fabric.down)]
+        live = [b for b in grp.buckets if self._bucket_live(sw, b)]
         if grp.type is GroupType.SELECT:
             return [b.actions for b in (live if self.live_select else grp.buckets)]
         if grp.type is GroupType.FAST_FAILOVER:
             return [live[0].actions] if live else []
         return [b.actions for b in grp.buckets]  # ALL and INDIRECT
+
+    def _bucket_live(self, sw: FakeSwitch, bucket: Bucket) -> bool:
+        if not _live(bucket.watch_port, sw.dpid, self.fabric.down):
+            return False
+        if bucket.watch_group is None:
+            return True
+        watched = sw.groups.get(bucket.watch_group)
+        return watched is not None and any(self._bucket_live(sw, b) for b in watched.buckets)
 
     def emit(self, port: PortRef, packet: Packet, here: _Here) -> None:
         fabric, came_in = self.fabric, here.at

@@ -324,15 +324,21 @@ def test_walk_follows_a_bounce_back_out_of_the_in_port_and_the_tag() -> None:
     """B sends packets for MAC out of 9, or, with 9 down, tagged back to A, which
     pops the tag and sends them out of 7."""
     fake = two_switches()
+    live = GroupEntry(21, GroupType.INDIRECT, (Bucket(()),))  # watched: always live
     bounce = GroupEntry(
         20,
         FF,
         (
             Bucket((Output(9),), watch_port=9),
-            Bucket((PushVlan(), SetField("vlan_vid", TAG), Output(IN_PORT))),
+            Bucket((PushVlan(), SetField("vlan_vid", TAG), Output(IN_PORT)), watch_group=21),
         ),
     )
-    fake.apply_ops(B, [GroupAdd(bounce), FlowAdd(flow(5, (GroupAction(20),), eth_dst=MAC))])
+    unwatched = GroupEntry(22, FF, (Bucket((Output(9),), watch_port=9), Bucket((Output(8),))))
+    with pytest.raises(OpenFlowError, match="BAD_WATCH"):  # as Open vSwitch refuses it
+        fake.apply_ops(B, [GroupAdd(unwatched)])
+    fake.apply_ops(
+        B, [GroupAdd(live), GroupAdd(bounce), FlowAdd(flow(5, (GroupAction(20),), eth_dst=MAC))]
+    )
     fake.apply_ops(
         A,
         [
