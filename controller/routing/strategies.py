@@ -63,11 +63,6 @@ class NetworkView:
         cap = self.capacity.get(lid, 0.0)
         return cap if cap > 0 else self.unknown_capacity_bps
 
-    def utilization(self, lid: LinkId, *, extra_bps: float = 0.0) -> float:
-        """(measured load + ``extra_bps``) / capacity; never negative."""
-        load = self.load_bps.get(lid, 0.0) + extra_bps
-        return max(0.0, load) / self.capacity_of(lid)
-
     def label(self, dpid: Dpid) -> str:
         return self.names.get(dpid) or dpid_str(dpid)
 
