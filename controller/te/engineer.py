@@ -334,7 +334,7 @@ class TrafficEngineer:
             if new.name != flow.policy:
                 flow = replace(flow, policy=new.name)
                 self._table.replace(flow)
-            move, _ = self._reroute(flow, new, view, now, reason="policy", avoid=frozenset())
+            move = self._reroute(flow, new, view, now, reason="policy", avoid=frozenset())
             if move is not None:
                 moves.append(move)
         return moves, ungoverned
@@ -390,8 +390,8 @@ class TrafficEngineer:
         *,
         reason: str,
         avoid: frozenset[LinkId],
-    ) -> tuple[Move | None, bool]:
-        """Choose afresh for a tracked flow. Returns (the move or None, whether any path exists)."""
+    ) -> Move | None:
+        """Choose afresh for a tracked flow: the move, or None if it stays where it is."""
         # Score as if the flow had left its current path: its own load must not
         # count against the path it is on.
         own = {lid: -flow.load_bps for lid in flow.path.links}
@@ -404,18 +404,18 @@ class TrafficEngineer:
                 extra=LoadOverlay(self._recent, own),
             )
         except FailedPrecondition:
-            return None, False
+            return None
         crosses_drained = any(lid in view.drained for lid in choice.path.links)
         if crosses_drained and _path_alive(flow.path, view.graph, avoid):
             # Only drained paths are left and the current one still works:
             # hopping between drained links gains nothing.
-            return None, True
+            return None
         if choice.path == flow.path:
             if choice.fell_back != flow.fell_back:
                 self._table.replace(replace(flow, fell_back=choice.fell_back))
                 self._track_fallback(flow.flow_id, choice.fell_back)
-            return None, True
-        move = self._move(
+            return None
+        return self._move(
             flow,
             choice.path,
             now=now,
@@ -423,7 +423,6 @@ class TrafficEngineer:
             fell_back=choice.fell_back,
             detail=choice.reason,
         )
-        return move, True
 
     def _replace_all(
         self,
@@ -437,21 +436,22 @@ class TrafficEngineer:
         moves: list[Move] = []
         stranded: list[int] = []
         stuck: list[int] = []
-        blocked = avoid | view.drained
         graph = view.graph
         for flow_id in flow_ids:
             flow = self._table.get(flow_id)
             policy = self._policy_of.get(flow_id)
             if flow is None or policy is None:
                 continue
-            move, reachable = self._reroute(flow, policy, view, now, reason=reason, avoid=avoid)
+            move = self._reroute(flow, policy, view, now, reason=reason, avoid=avoid)
             if move is not None:
                 moves.append(move)
                 self._stranded.discard(flow_id)
             elif not _path_alive(flow.path, graph, avoid):
                 stranded.append(flow_id)
                 self._stranded.add(flow_id)
-            elif not reachable or any(lid in blocked for lid in flow.path.links):
+            else:
+                # Callers pass flows on down or drained links only; a live path
+                # that stayed is therefore on a drained link with nowhere to go.
                 stuck.append(flow_id)
         return Outcome(moves=tuple(moves), stranded=tuple(stranded), stuck=tuple(stuck))
 
