@@ -11,7 +11,7 @@ itself where its two relaxations disagree.
 from __future__ import annotations
 
 import pytest
-from synthetic import leaf_spine
+from synthetic import leaf_spine, three_tier
 
 from benchmarks.bounds import fabric_graph, job_bound, leaf_dpid
 from benchmarks.lab import Flow
@@ -217,3 +217,31 @@ def test_the_bound_stays_an_upper_bound_where_no_relaxation_is_tight() -> None:
     # linear program); the bound must still not fall below the truth.
     flows = [tcp((1, 1), (2, 1)), tcp((1, 2), (3, 1)), tcp((2, 1), (1, 1)), tcp((3, 1), (1, 2))]
     assert 80 <= bound(flows, leaves=3, hosts_per_leaf=2, nic_bps=100 * MBIT) <= 120
+
+
+def test_traffic_sharing_a_link_between_tiers_gets_that_link_once() -> None:
+    # Two pods of two leaves, one aggregation switch each, one spine: both flows
+    # cross agg1-1 -> spine1 -> agg2-1, 10 Mbit/s, whichever leaves they join.
+    fab = three_tier(pods=2, leaves_per_pod=2, aggs_per_pod=1, spines=1, capacity_bps=10 * MBIT)
+    demands = [
+        HostDemand("a", "b", fab.dpid("leaf1-1"), fab.dpid("leaf2-1")),
+        HostDemand("c", "d", fab.dpid("leaf1-2"), fab.dpid("leaf2-2")),
+    ]
+    bound = max_concurrent_throughput(fab.graph, fab.capacity, demands, nic_bps=100 * MBIT)
+    assert bound == pytest.approx(10 * MBIT)
+
+
+def test_slow_nics_hold_their_own_flows_whatever_else_could_be_matched() -> None:
+    # Each flow has one 1 Mbit/s end: 3 in all, although fast senders and fast
+    # receivers sit on the same leaves (a relaxation that pairs them wrongly
+    # would find ~40).
+    fab = leaf_spine(2, 4, capacity_bps=20 * MBIT)
+    l1, l2, l3, l4 = (fab.dpid(f"leaf{i}") for i in (1, 2, 3, 4))
+    demands = [
+        HostDemand("a", "b", l1, l3),  # a fast, b slow
+        HostDemand("c", "d", l1, l2),  # c slow, d fast
+        HostDemand("e", "f", l4, l2),  # e fast, f slow
+    ]
+    nics = {"a": 100 * MBIT, "b": MBIT, "c": MBIT, "d": 100 * MBIT, "e": 100 * MBIT, "f": MBIT}
+    bound = max_concurrent_throughput(fab.graph, fab.capacity, demands, nic_bps=nics)
+    assert bound == pytest.approx(3 * MBIT)

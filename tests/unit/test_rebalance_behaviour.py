@@ -447,3 +447,41 @@ def test_a_flow_is_not_counted_against_links_it_already_uses() -> None:
     (move,) = outcome.moves
     # Its own uplink carries only itself: 30% with it, less than 50% on the other.
     assert fab.path_names(move.new_path.switches)[1] == "agg1-1"
+
+
+def test_an_idle_flow_beside_an_unmovable_elephant_is_left_alone() -> None:
+    fab = leaf_spine(2, 2, capacity_bps=100 * MBIT)
+    te = TrafficEngineer(visibility_s=0.0)
+    pinned = policy(Strategy.PINNED, pinned_path=("spine1",))
+    elephant = put(te, fab, 1, "leaf1", "leaf2", "spine1", pol=pinned)
+    idle = put(te, fab, 2, "leaf1", "leaf2", "spine1")
+    te.update_rates({elephant: 50 * MBIT, idle: 0.0}, now=1.0)
+    background = {fab.link("leaf1", "spine1"): 40 * MBIT}
+    outcome = rebalance(te, fab.view(load=loads(te, background)))
+    assert outcome.hot and outcome.moves == () and outcome.stuck == ()
+
+
+def test_a_link_keeps_the_threshold_of_its_strict_resident_after_a_flow_joins() -> None:
+    """T (spine2) carries a strict pinned flow (50%). m1 joins it (40% in all); m2
+    would take it to 60%: fine for m2's own 90%, not for the resident's 50%."""
+    fab = leaf_spine(2, 3, capacity_bps=100 * MBIT)
+    te = TrafficEngineer(visibility_s=0.0)
+    lenient = policy(name="lenient", threshold=0.9)
+    pinned_strict = policy(Strategy.PINNED, name="pin2", threshold=0.5, pinned_path=("spine2",))
+    resident = put(te, fab, 1, "leaf3", "leaf2", "spine2", pol=pinned_strict)
+    anchor = put(
+        te,
+        fab,
+        2,
+        "leaf1",
+        "leaf2",
+        "spine1",
+        pol=policy(Strategy.PINNED, name="pin", threshold=0.5, pinned_path=("spine1",)),
+    )
+    m1 = put(te, fab, 3, "leaf1", "leaf2", "spine1", pol=lenient)
+    m2 = put(te, fab, 4, "leaf1", "leaf2", "spine1", pol=lenient)
+    rates = {resident: 10 * MBIT, anchor: 35 * MBIT, m1: 30 * MBIT, m2: 20 * MBIT}
+    te.update_rates(rates, now=1.0)
+    outcome = rebalance(te, fab.view(load=loads(te)))
+    assert [(m.flow_id, on(fab, te, m.flow_id)) for m in outcome] == [(m1, "spine2")]
+    assert m2 in outcome.stuck

@@ -127,7 +127,8 @@ def test_a_load_overlay_adds_every_layer_per_link() -> None:
     assert overlay.get(other) == 0.0 and overlay.get(other, 4.0) == 4.0
     assert sorted(overlay) == sorted([UP, DOWN]) and len(overlay) == 2
     assert dict(overlay) == {UP: 13.0, DOWN: 1.0}
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError) as err:
         overlay[other]
+    assert err.value.args == (other,)
     only_base = LoadOverlay({DOWN: 2.0})
     assert only_base[DOWN] == 2.0 and list(only_base) == [DOWN]
