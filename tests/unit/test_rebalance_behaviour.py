@@ -295,11 +295,13 @@ def test_a_flow_on_two_hot_links_moves_once() -> None:
 
 # ------------------------------------------------------------------- thresholds
 def test_a_link_exactly_at_its_threshold_is_not_hot() -> None:
-    fab = leaf_spine(2, 2, capacity_bps=100 * MBIT)
+    fab = leaf_spine(2, 4, capacity_bps=100 * MBIT)
     te = TrafficEngineer(visibility_s=0.0)
     a = put(te, fab, 1, "leaf1", "leaf2", "spine1")
     b = put(te, fab, 2, "leaf1", "leaf2", "spine1")
-    te.update_rates({a: 50 * MBIT, b: 30 * MBIT}, now=1.0)
+    # A stricter policy elsewhere, on a quiet link.
+    quiet = put(te, fab, 3, "leaf3", "leaf4", "spine2", pol=policy(name="s", threshold=0.5))
+    te.update_rates({a: 50 * MBIT, b: 30 * MBIT, quiet: 1 * MBIT}, now=1.0)
     outcome = rebalance(te, fab.view(load=loads(te)))
     assert outcome.hot == () and outcome.moves == ()
 
@@ -485,3 +487,38 @@ def test_a_link_keeps_the_threshold_of_its_strict_resident_after_a_flow_joins() 
     outcome = rebalance(te, fab.view(load=loads(te)))
     assert [(m.flow_id, on(fab, te, m.flow_id)) for m in outcome] == [(m1, "spine2")]
     assert m2 in outcome.stuck
+
+
+def test_the_rebalancer_ranks_targets_with_the_flows_own_rate() -> None:
+    fab = leaf_spine(3, 2, capacity_bps=100 * MBIT)
+    capacity = dict(fab.capacity)
+    for lid in fab.links_of("spine3"):
+        capacity[lid] = 400 * MBIT
+    te = TrafficEngineer(visibility_s=0.0)
+    f = put(te, fab, 1, "leaf1", "leaf2", "spine1")
+    g = put(te, fab, 2, "leaf1", "leaf2", "spine1")
+    te.update_rates({f: 60 * MBIT, g: 30 * MBIT}, now=1.0)
+    background = {fab.link("leaf1", "spine2"): 10 * MBIT, fab.link("leaf1", "spine3"): 100 * MBIT}
+    view = NetworkView(
+        graph=fab.graph, capacity=capacity, load_bps=loads(te, background), names=fab.names
+    )
+    outcome = rebalance(te, view)
+    # Alone spine2 looks emptier (10% vs 25%); with f's 60 it is 70% vs 40%.
+    assert [(m.flow_id, on(fab, te, m.flow_id)) for m in outcome] == [(f, "spine3")]
+
+
+def test_a_trade_looks_past_a_path_blocked_twice() -> None:
+    fab = leaf_spine(3, 3, capacity_bps=20 * MBIT)
+    te = TrafficEngineer(visibility_s=0.0)
+    shortest = policy(Strategy.SHORTEST)
+    a = put(te, fab, 1, "leaf1", "leaf2", "spine1", pol=shortest)
+    b = put(te, fab, 2, "leaf1", "leaf3", "spine1", pol=shortest)
+    blocker = put(te, fab, 3, "leaf3", "leaf2", "spine3")
+    te.update_rates({a: 10 * MBIT, b: 10 * MBIT, blocker: 19 * MBIT}, now=1.0)
+    # spine2 is full both ways for a (two blocked links); spine3 only towards leaf2.
+    background = {fab.link("leaf1", "spine2"): 19 * MBIT, fab.link("spine2", "leaf2"): 19 * MBIT}
+    outcome = rebalance(te, fab.view(load=loads(te, background)))
+    assert [(m.flow_id, on(fab, te, m.flow_id)) for m in outcome] == [
+        (blocker, "spine1"),
+        (a, "spine3"),
+    ]
