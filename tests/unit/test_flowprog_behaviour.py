@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 from fakeoftable import FakeFabric
-from synthetic import Fabric, five_tuple, leaf_spine
+from synthetic import Fabric, five_tuple, leaf_spine, three_tier
 
 from controller.errors import InvalidArgument
 from controller.fabric.model import FiveTuple, Host, Path
@@ -456,3 +456,150 @@ def test_a_class_match_names_the_port_field_it_cannot_compile() -> None:
     with pytest.raises(InvalidArgument) as err:
         of_matches(FlowMatch(dst_ports=(PortRange(80, 80),)))
     assert err.value.reason == "ports can only be matched with ip_proto tcp or udp"
+
+
+# --------------------------------------------------------- programmer, continued
+G_OTHER = GroupEntry(0x10000002, GroupType.SELECT, (Bucket((Output(3),), 1, 3),))
+
+
+def route(mac_tail: int, *actions: object) -> FlowEntry:
+    mac = f"02:00:00:00:00:{mac_tail:02x}"
+    return FlowEntry(20000, Match.of(eth_dst=mac), tuple(actions), 2)  # type: ignore[arg-type]
+
+
+def synced_programmer(*, warm: bool = False, now: float = 0.0) -> tuple[Programmer, FakeFabric]:
+    prog, fake = Programmer(warmup_s=4.0), FakeFabric(switches=[SW])
+    fake.apply_ops(SW, prog.switch_synced(SW, fake.switches[SW].reported(), now=now, warm=warm))
+    return prog, fake
+
+
+def test_a_changed_group_under_the_same_id_is_modified_on_the_switch() -> None:
+    prog, fake = synced_programmer()
+    uses = route(1, GroupAction(GROUP.group_id))
+    fake.apply(
+        prog.set_owner("a", OwnerNeeds.build(flows={SW: [uses]}, groups={SW: [GROUP]}), now=1.0)
+    )
+    fake.apply(
+        prog.set_owner("a", OwnerNeeds.build(flows={SW: [uses]}, groups={SW: [GROUP_V2]}), now=2.0)
+    )
+    assert fake.switches[SW].groups == {GROUP.group_id: GROUP_V2}
+    assert fake.mods()["GroupModify"] == 1
+
+
+def test_a_group_handed_from_one_owner_to_another_in_one_batch_stays() -> None:
+    prog, fake = synced_programmer()
+    a = route(1, GroupAction(GROUP.group_id))
+    b = route(2, GroupAction(GROUP.group_id))
+    fake.apply(
+        prog.set_owner("a", OwnerNeeds.build(flows={SW: [a]}, groups={SW: [GROUP]}), now=1.0)
+    )
+    fake.apply(
+        prog.set_owners(
+            {
+                "a": OwnerNeeds(),
+                "b": OwnerNeeds.build(flows={SW: [b]}, groups={SW: [GROUP]}),
+            },
+            now=2.0,
+        )
+    )
+    assert fake.switches[SW].groups == {GROUP.group_id: GROUP}
+    assert list(fake.switches[SW].flows) == [b.key]
+
+
+def test_meters_are_deleted_with_their_last_owner() -> None:
+    prog, fake = synced_programmer()
+    fake.apply(prog.set_owner("m", OwnerNeeds.build(meters={SW: [MeterEntry(1, 100)]}), now=1.0))
+    assert fake.switches[SW].meters == {1: MeterEntry(1, 100)}
+    fake.apply(prog.drop_owner("m", now=2.0))
+    assert fake.switches[SW].meters == {}
+
+
+def test_during_a_warm_up_only_reported_entries_are_held_back() -> None:
+    prog, fake = Programmer(warmup_s=4.0), FakeFabric(switches=[SW])
+    old = route(1, Output(1))
+    fake.switches[SW].flows[old.key] = old
+    fake.switches[SW].groups[G_OTHER.group_id] = G_OTHER
+    fake.apply_ops(SW, prog.switch_synced(SW, fake.switches[SW].reported(), now=0.0))
+    # The owner rewrites the reported route (held back) and adds a new one (installed).
+    fresh = route(2, GroupAction(GROUP.group_id))
+    rewrite = route(1, Output(2))
+    groups = {SW: [G_OTHER, GROUP]}
+    fake.apply(
+        prog.set_owner("a", OwnerNeeds.build(flows={SW: [rewrite, fresh]}, groups=groups), now=1.0)
+    )
+    assert fake.switches[SW].flows[old.key] == old
+    assert fake.switches[SW].flows[fresh.key] == fresh
+    assert fake.switches[SW].groups[GROUP.group_id] == GROUP
+    # Dropping the reported group while warming keeps it; the new one goes at once.
+    fake.apply(prog.set_owner("a", OwnerNeeds.build(flows={SW: [rewrite]}), now=2.0))
+    assert set(fake.switches[SW].groups) == {G_OTHER.group_id}
+    # Past the warm-up deadline (before end_warmups runs) changes apply in full.
+    fake.apply(prog.set_owner("a", OwnerNeeds.build(flows={SW: [route(1, Output(3))]}), now=5.0))
+    assert fake.switches[SW].flows[old.key].actions == (Output(3),)
+
+
+def test_a_warm_sync_adds_the_groups_and_meters_a_switch_lacks() -> None:
+    prog = Programmer(warmup_s=4.0)
+    uses = route(1, GroupAction(GROUP.group_id))
+    prog.set_owner(
+        "a",
+        OwnerNeeds.build(flows={SW: [uses]}, groups={SW: [GROUP]}, meters={SW: [MeterEntry(1, 5)]}),
+        now=0.0,
+    )
+    fake = FakeFabric(switches=[SW])
+    fake.apply_ops(SW, prog.switch_synced(SW, fake.switches[SW].reported(), now=0.0))
+    assert fake.switches[SW].groups == {GROUP.group_id: GROUP}
+    assert fake.switches[SW].meters == {1: MeterEntry(1, 5)}
+    assert list(fake.switches[SW].flows) == [uses.key]
+
+
+def test_an_unconnected_switch_does_not_hold_up_the_others() -> None:
+    prog, fake = Programmer(warmup_s=0.0), FakeFabric(switches=[1, 2])
+    fake.apply_ops(2, prog.switch_synced(2, SwitchTable(), now=0.0, warm=False))
+    program = prog.set_owner(
+        "a", OwnerNeeds.build(flows={1: [route(1, Output(1))], 2: [route(1, Output(2))]}), now=1.0
+    )
+    assert list(program.phases[0].ops) == [2]
+
+
+def test_a_new_path_across_three_tiers_is_built_from_its_egress() -> None:
+    fab = three_tier(pods=2, leaves_per_pod=1, aggs_per_pod=1, spines=1)
+    prog = Programmer(warmup_s=0.0)
+    for dpid in fab.names:
+        prog.switch_synced(dpid, SwitchTable(), now=0.0, warm=False)
+    path = PathCache(fab.graph).paths(fab.dpid("leaf1-1"), fab.dpid("leaf2-1"))[0]
+    rules = compile_flow(
+        five_tuple(3), flow_id=3, generation=1, path=path, egress_port=9, idle_timeout=5
+    )
+    program = prog.set_owner(("flow", 3), rules.needs, now=1.0, egress_first=rules.egress_first)
+    assert [fab.names[d] for d in program.phases[0].ops] == [
+        "leaf2-1",
+        "agg2-1",
+        "spine1",
+        "agg1-1",
+    ]
+
+
+def test_another_owner_may_not_change_a_group_it_does_not_hold() -> None:
+    tables = DesiredTables()
+    tables.set_owner("holder", OwnerNeeds.build(groups={SW: [GROUP]}))
+    tables.set_owner("flows-only", OwnerNeeds.build(flows={SW: [route(1, Output(1))]}))
+    for owner in ("newcomer", "flows-only"):
+        with pytest.raises(ConflictError):
+            tables.set_owner(owner, OwnerNeeds.build(groups={SW: [GROUP_V2]}))
+    assert tables.table(SW).groups[GROUP.group_id] == GROUP
+
+
+def test_a_neighbour_weighing_zero_gets_no_bucket() -> None:
+    spines = leaf_spine(2, 2)
+    weights = {spines.dpid("spine1"): 0.1, spines.dpid("spine2"): 0.0}
+    fab, needs = forwarding(neighbour_weight=lambda dpid: weights.get(dpid, 1.0))
+    leaf1 = fab.dpid("leaf1")
+    (group,) = needs[leaf1].groups[leaf1]
+    assert [b.watch_port for b in group.buckets] == [fab.link("leaf1", "spine1").src.port]
+
+
+def test_one_packet_in_per_second_is_still_a_meter() -> None:
+    fab, needs = forwarding(packet_in_pps=1)
+    leaf1 = fab.dpid("leaf1")
+    assert needs[leaf1].meters[leaf1] == (MeterEntry(PACKET_IN_METER, 1, 0),)
