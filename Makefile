@@ -74,10 +74,10 @@ integration: setup
 # Mutation testing of the pure core (config: [tool.mutmut] in pyproject.toml).
 # On demand only: it runs the unit tests once per mutant. A fresh run each
 # time, so the score always reflects the current code and tests; mutmut copies
-# the tree into mutants/ (git-ignored).
+# the tree into mutants/ (git-ignored). Needs the venv, not Open vSwitch.
 MUTATION_JOBS ?= 2
 MUTATION_MIN ?= 90
-mutation: setup
+mutation: system-packages $(STAMPS)/python proto
 	rm -rf mutants
 	$(PY) -m mutmut run --max-children $(MUTATION_JOBS)
 	$(PY) -m mutmut results --all true | $(PY) -m controller.devtools.mutation_score --min $(MUTATION_MIN)
