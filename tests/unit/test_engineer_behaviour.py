@@ -16,7 +16,7 @@ from synthetic import GBIT, Fabric, asymmetric, five_tuple, leaf_spine
 from controller.errors import FailedPrecondition, InvalidArgument
 from controller.fabric.model import FiveTuple, LinkId
 from controller.policy.model import FlowMatch, Policy, PolicyParams, Strategy
-from controller.routing.strategies import NetworkView
+from controller.routing.strategies import Choice, NetworkView
 from controller.te.engineer import Placement, TrafficEngineer
 
 AI = FlowMatch(ip_proto=17)
@@ -52,6 +52,28 @@ def place(
     )
 
 
+def preview(
+    te: TrafficEngineer,
+    fab: Fabric,
+    i: int,
+    pol: Policy,
+    *,
+    now: float,
+    view: NetworkView | None = None,
+    demand: float | None = None,
+) -> Choice:
+    """What ``te`` would choose for flow ``i`` leaf1 -> leaf2, changing nothing."""
+    return te.preview(
+        five_tuple(i),
+        ingress=fab.dpid("leaf1"),
+        egress=fab.dpid("leaf2"),
+        policy=pol,
+        view=view or fab.view(),
+        now=now,
+        demand_bps=demand,
+    )
+
+
 def spine_of(fab: Fabric, te: TrafficEngineer, flow_id: int) -> str:
     flow = te.flow(flow_id)
     assert flow is not None
@@ -60,6 +82,15 @@ def spine_of(fab: Fabric, te: TrafficEngineer, flow_id: int) -> str:
 
 def down_view(fab: Fabric, links: list[LinkId], **kw: object) -> NetworkView:
     return fab.view(graph=fab.graph_without(links=links), **kw)  # type: ignore[arg-type]
+
+
+def stranded_flow(te: TrafficEngineer, fab: Fabric) -> tuple[int, list[LinkId]]:
+    """A shortest-path flow leaf1 -> leaf2, stranded by every link of leaf2 failing."""
+    fid = place(te, fab, 1, policy(Strategy.SHORTEST)).flow.flow_id
+    down = fab.links_of("leaf2")
+    te.on_links_down(down, down_view(fab, down), now=1.0)
+    assert te.stranded() == {fid}
+    return fid, down
 
 
 # ------------------------------------------------------------------ construction
@@ -225,30 +256,15 @@ def test_preview_answers_like_place_would_and_changes_nothing() -> None:
     first = place(te, fab, 1, pol, now=0.0)
     assert spine_of(fab, te, first.flow.flow_id) == "spine1"
     # One second later the first flow's reservation still counts...
-    preview = te.preview(
-        five_tuple(2),
-        ingress=fab.dpid("leaf1"),
-        egress=fab.dpid("leaf2"),
-        policy=pol,
-        view=fab.view(),
-        now=1.0,
-        demand_bps=1 * GBIT,
-    )
-    assert fab.names[preview.path.switches[1]] == "spine2"
-    assert preview.reason == "least-utilized: peak utilization 10% (best of 2)"
+    soon = preview(te, fab, 2, pol, now=1.0, demand=1 * GBIT)
+    assert fab.names[soon.path.switches[1]] == "spine2"
+    assert soon.reason == "least-utilized: peak utilization 10% (best of 2)"
     assert len(te) == 1 and te.flow_by_five_tuple(five_tuple(2)) is None
     # ...and previewing reserved nothing: the second real flow also goes to spine2.
     second = place(te, fab, 2, pol, now=1.0)
     assert spine_of(fab, te, second.flow.flow_id) == "spine2"
     # Once reservations expire, counters alone decide: all idle, spine1 first.
-    later = te.preview(
-        five_tuple(3),
-        ingress=fab.dpid("leaf1"),
-        egress=fab.dpid("leaf2"),
-        policy=pol,
-        view=fab.view(),
-        now=10.0,
-    )
+    later = preview(te, fab, 3, pol, now=10.0)
     assert fab.names[later.path.switches[1]] == "spine1"
 
 
@@ -258,33 +274,20 @@ def test_preview_uses_the_default_demand_unless_given_one() -> None:
     load = {fab.link("leaf1", "spine1"): 2 * GBIT, fab.link("leaf1", "spine2"): 12 * GBIT}
     pol = policy(Strategy.LEAST_UTILIZED)
 
-    def preview(demand: float | None) -> str:
-        choice = te.preview(
-            five_tuple(1),
-            ingress=fab.dpid("leaf1"),
-            egress=fab.dpid("leaf2"),
-            policy=pol,
-            view=fab.view(load=load),
-            now=0.0,
-            demand_bps=demand,
-        )
+    def spine(demand: float | None) -> str:
+        choice = preview(te, fab, 1, pol, now=0.0, view=fab.view(load=load), demand=demand)
         return fab.names[choice.path.switches[1]]
 
-    assert preview(None) == "spine2"  # 8 Gbit/s assumed: the 40G spine
-    assert preview(0.1 * GBIT) == "spine1"
+    assert spine(None) == "spine2"  # 8 Gbit/s assumed: the 40G spine
+    assert spine(0.1 * GBIT) == "spine1"
 
 
 def test_preview_of_an_unreachable_pair_is_a_failed_precondition() -> None:
     fab = leaf_spine(2, 2)
     te = TrafficEngineer()
     with pytest.raises(FailedPrecondition, match="no path from leaf1 to leaf2"):
-        te.preview(
-            five_tuple(1),
-            ingress=fab.dpid("leaf1"),
-            egress=fab.dpid("leaf2"),
-            policy=policy(Strategy.ECMP),
-            view=down_view(fab, fab.links_of("leaf2")),
-            now=0.0,
+        preview(
+            te, fab, 1, policy(Strategy.ECMP), now=0.0, view=down_view(fab, fab.links_of("leaf2"))
         )
 
 
@@ -314,10 +317,7 @@ def test_a_negative_rate_sample_is_ignored() -> None:
 def test_a_removed_flow_is_forgotten_everywhere() -> None:
     fab = leaf_spine(2, 2)
     te = TrafficEngineer()
-    fid = place(te, fab, 1, policy(Strategy.SHORTEST)).flow.flow_id
-    down = fab.links_of("leaf2")
-    te.on_links_down(down, down_view(fab, down), now=1.0)
-    assert te.stranded() == {fid}
+    fid, _ = stranded_flow(te, fab)
     removed = te.remove(fid)
     assert removed is not None and removed.flow_id == fid
     assert te.policy_of(fid) is None and te.stranded() == frozenset()
@@ -375,9 +375,7 @@ def test_rerouting_after_a_failure_weighs_the_flows_own_rate() -> None:
 def test_on_links_up_reports_flows_that_are_still_stranded() -> None:
     fab = leaf_spine(2, 3)
     te = TrafficEngineer()
-    fid = place(te, fab, 1, policy(Strategy.SHORTEST)).flow.flow_id
-    down = fab.links_of("leaf2")
-    te.on_links_down(down, down_view(fab, down), now=1.0)
+    fid, down = stranded_flow(te, fab)
     # Some other cable comes back; leaf2 is still cut off.
     outcome = te.on_links_up(fab.cable("leaf3", "spine1"), down_view(fab, down), now=2.0)
     assert outcome.moves == () and outcome.stranded == (fid,)
@@ -388,9 +386,7 @@ def test_on_links_up_reports_flows_that_are_still_stranded() -> None:
 def test_rebalance_brings_back_a_stranded_flow_when_its_link_returns() -> None:
     fab = leaf_spine(2, 2)
     te = TrafficEngineer(visibility_s=5.0)
-    fid = place(te, fab, 1, policy(Strategy.SHORTEST)).flow.flow_id
-    down = fab.links_of("leaf2")
-    te.on_links_down(down, down_view(fab, down), now=1.0)
+    fid, _ = stranded_flow(te, fab)
     # Only spine2's cable returns, and the hub only runs a rebalance round.
     partial = down_view(fab, fab.cable("leaf2", "spine1"))
     outcome = te.rebalance(partial, now=4.0)
@@ -654,15 +650,7 @@ def test_preview_of_a_hashed_policy_hashes_the_flow_like_place() -> None:
     te = TrafficEngineer(seed=7)
     pol = policy(Strategy.ECMP)
     for i in range(12):
-        preview = te.preview(
-            five_tuple(i),
-            ingress=fab.dpid("leaf1"),
-            egress=fab.dpid("leaf2"),
-            policy=pol,
-            view=fab.view(),
-            now=0.0,
-        )
-        assert preview.path == place(te, fab, i, pol).flow.path
+        assert preview(te, fab, i, pol, now=0.0).path == place(te, fab, i, pol).flow.path
 
 
 def test_an_unknown_rebalance_reason_is_refused_with_the_allowed_ones() -> None:

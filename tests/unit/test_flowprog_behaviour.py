@@ -305,12 +305,18 @@ def test_a_weighted_spread_with_every_weight_zero_falls_back_to_an_even_one() ->
     assert [b.weight for b in group.buckets] == [1, 1]
 
 
-def test_a_weighted_spread_follows_the_neighbours_weights() -> None:
+def leaf1_spread(spine1: float, spine2: float) -> tuple[Fabric, GroupEntry]:
+    """leaf1's group towards leaf2 when spine1 and spine2 weigh this much."""
     spines = leaf_spine(2, 2)
-    weights = {spines.dpid("spine1"): 0.3, spines.dpid("spine2"): 0.1}
+    weights = {spines.dpid("spine1"): spine1, spines.dpid("spine2"): spine2}
     fab, needs = forwarding(neighbour_weight=lambda dpid: weights.get(dpid, 1.0))
     leaf1 = fab.dpid("leaf1")
     (group,) = needs[leaf1].groups[leaf1]
+    return fab, group
+
+
+def test_a_weighted_spread_follows_the_neighbours_weights() -> None:
+    _, group = leaf1_spread(0.3, 0.1)
     assert [b.weight for b in group.buckets] == [3, 1]
 
 
@@ -591,11 +597,7 @@ def test_another_owner_may_not_change_a_group_it_does_not_hold() -> None:
 
 
 def test_a_neighbour_weighing_zero_gets_no_bucket() -> None:
-    spines = leaf_spine(2, 2)
-    weights = {spines.dpid("spine1"): 0.1, spines.dpid("spine2"): 0.0}
-    fab, needs = forwarding(neighbour_weight=lambda dpid: weights.get(dpid, 1.0))
-    leaf1 = fab.dpid("leaf1")
-    (group,) = needs[leaf1].groups[leaf1]
+    fab, group = leaf1_spread(0.1, 0.0)
     assert [b.watch_port for b in group.buckets] == [fab.link("leaf1", "spine1").src.port]
 
 

@@ -86,6 +86,7 @@ def rank(
     seed: int = 0,
     i: int = 0,
 ) -> list[str]:
+    """The spines of leaf1 -> leaf2's candidates in ``strategy``'s order."""
     view = view or fab.view()
     ranked = rank_paths(
         strategy,
