@@ -211,3 +211,30 @@ def test_a_file_error_keeps_the_field_for_callers(tmp_path: Path) -> None:
         load_policy_file(file)
     assert (err.value.field, err.value.reason) == ("version", "must be >= 0, got -1")
     assert str(err.value) == f"{file}: version: must be >= 0, got -1"
+
+
+def test_errors_about_the_whole_file_name_no_field(tmp_path: Path) -> None:
+    cases = {
+        "null\n": "document is null; expected a mapping",
+        "# nothing\n": "file is empty; expected a policy document",
+        "name: [a\n": "invalid YAML at line 2, column 1: expected ',' or ']', "
+        "but got '<stream end>'",
+        "name: a\x00\n": "invalid YAML: unacceptable character #x0000: special characters are "
+        'not allowed\n  in "<unicode string>", position 7',
+    }
+    for text, reason in cases.items():
+        with pytest.raises(InvalidArgument) as err:
+            policy_from_yaml(text, source="p.yaml")
+        assert (err.value.field, str(err.value)) == ("", f"p.yaml: {reason}")
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(b"\xe9")
+    for path in (latin, tmp_path / "gone.yaml"):
+        with pytest.raises(InvalidArgument) as err:
+            load_policy_file(path)
+        assert err.value.field == ""
+
+
+def test_a_mapping_where_text_belongs_is_called_a_mapping() -> None:
+    with pytest.raises(InvalidArgument) as err:
+        policy_from_yaml("name: {a: 1}\npriority: 1\n", source="p.yaml")
+    assert str(err.value) == "p.yaml: name: must be a string, got dict {'a': 1}"

@@ -98,7 +98,9 @@ def test_each_watcher_is_its_own_and_a_failing_one_does_not_silence_others(
     with caplog.at_level(logging.ERROR):
         store.put(AI)
     assert first == [1] and second == [1]
-    assert "policy watch callback failed for ai at revision 1" in caplog.text
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR] == [
+        "policy watch callback failed for ai at revision 1"
+    ]
     cancel_first()
     cancel_first()  # twice is harmless
     store.put(AI)
@@ -114,6 +116,18 @@ def test_a_closed_memory_store_says_so() -> None:
 
 
 # ---------------------------------------------------------------- store files
+def test_a_store_says_when_it_cannot_journal_ahead(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="controller.policy.sqlite_store"):
+        SqlitePolicyStore(tmp_path / "policies.db").close()
+        assert caplog.records == []  # a normal file journals ahead (WAL)
+        SqlitePolicyStore(Path(":memory:")).close()  # in memory: no WAL
+    assert [r.getMessage() for r in caplog.records] == [
+        ":memory:: WAL journal unavailable (journal_mode=memory)"
+    ]
+
+
 def test_a_file_that_is_not_a_policy_store_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "other.db"
     with sqlite3.connect(path) as conn:
