@@ -188,6 +188,19 @@ def test_a_policy_stored_under_older_rules_still_loads(tmp_path: Path) -> None:
         assert db.get("ai") == loaded
 
 
+def test_a_stored_policy_that_cannot_be_read_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "policies.db"
+    with SqlitePolicyStore(path) as db:
+        db.put(AI)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE policies SET document = '{not json'")
+    with SqlitePolicyStore(path) as db:
+        for read in (db.list, lambda: db.get("ai")):
+            with pytest.raises(StoreError) as err:
+                read()
+            assert str(err.value).startswith(f"{path}: stored policy 'ai' is unreadable: ")
+
+
 # ----------------------------------------------------------------------- book
 def test_a_book_refuses_two_policies_of_one_name_and_reads_well() -> None:
     with pytest.raises(InvalidArgument) as err:
