@@ -436,6 +436,7 @@ class TrafficEngineer:
         moves: list[Move] = []
         stranded: list[int] = []
         stuck: list[int] = []
+        blocked = avoid | view.drained
         graph = view.graph
         for flow_id in flow_ids:
             flow = self._table.get(flow_id)
@@ -449,9 +450,8 @@ class TrafficEngineer:
             elif not _path_alive(flow.path, graph, avoid):
                 stranded.append(flow_id)
                 self._stranded.add(flow_id)
-            else:
-                # Callers pass flows on down or drained links only; a live path
-                # that stayed is therefore on a drained link with nowhere to go.
+            elif any(lid in blocked for lid in flow.path.links):
+                # Still on a drained link: nothing else to go to.
                 stuck.append(flow_id)
         return Outcome(moves=tuple(moves), stranded=tuple(stranded), stuck=tuple(stuck))
 
