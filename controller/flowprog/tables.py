@@ -104,9 +104,6 @@ class DesiredTables:
     def owners(self) -> list[Hashable]:
         return list(self._owners)
 
-    def needs_of(self, owner: Hashable) -> OwnerNeeds | None:
-        return self._owners.get(owner)
-
     def set_owner(self, owner: Hashable, needs: OwnerNeeds) -> TableChanges:
         """Replace what ``owner`` needs and return the resulting changes."""
         old = self._owners.get(owner, OwnerNeeds())

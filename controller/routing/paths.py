@@ -177,10 +177,12 @@ class PathCache:
             return [Path(switches=(src,))]
         if self._base is not None:
             blocked = self._blocked
-            survivors = [
-                p for p in self._base.paths(src, dst) if not any(lid in blocked for lid in p.links)
-            ]
-            if survivors:
+            known = self._base.paths(src, dst)
+            survivors = [p for p in known if not any(lid in blocked for lid in p.links)]
+            # Surviving paths are still shortest and still sorted. If the base
+            # list was cut at max_paths, though, paths beyond the cut may now
+            # belong in the first max_paths: then only a new search is exact.
+            if survivors and (len(known) < self._max_paths or len(survivors) == len(known)):
                 return survivors
         return self._enumerate(src, dst)
 

@@ -2,21 +2,27 @@
 
 Benchmarks compare what each strategy achieved with what the fabric could
 carry at best. The exact answer is a multi-commodity flow (a linear program);
-this module computes, with networkx max flows, the minimum of two relaxations
+this module computes, with networkx max flows, the minimum of three relaxations
 of it, each an upper bound on the total throughput when every flow may split
 over any paths and is capped by its hosts' NICs:
 
 1. *Pooled*: one super-source feeds every sending host's NIC, every receiving
    host's NIC drains into one super-sink, fabric links carry their capacity.
-   Shares NICs and links correctly but lets traffic reach the wrong receiver.
+   Shares NICs and links correctly but lets traffic reach the wrong receiver,
+   even one on its own leaf, without crossing the fabric.
 2. *Per leaf pair*: each (source leaf, destination leaf) group of flows gets
    the whole fabric to itself, capped by its own hosts' NICs. Keeps traffic
    with its destination but ignores competition between groups.
+3. *Per leaf*: the flows leaving one leaf, pooled, get the fabric to
+   themselves; so do the flows entering one leaf. Each group's total is held
+   by that leaf's uplinks (or downlinks), which the pooled relaxation misses
+   when receivers sit on every leaf (an all-to-all).
 
 The result is exact when one of the relaxations is tight, e.g. all flows
 between one pair of leaves (the textbook 2 spines x 20 Mbit/s, 4 flows case
-gives 40 Mbit/s), or groups that do not compete for links or NICs. It is a
-bound, not a schedule: no real routing is assumed. Pure computation, no state.
+gives 40 Mbit/s), an all-to-all limited by uplinks, or groups that do not
+compete for links or NICs. It is a bound, not a schedule: no real routing is
+assumed. Pure computation, no state.
 """
 
 from __future__ import annotations
@@ -121,6 +127,19 @@ def _per_leaf_pair(
     return total
 
 
+def _per_leaf(
+    fabric: nx.DiGraph,
+    demands: Sequence[HostDemand],
+    nic_bps: float | Mapping[str, float],
+    *,
+    by_source: bool,
+) -> float:
+    groups: dict[Dpid, list[HostDemand]] = defaultdict(list)
+    for d in demands:
+        groups[d.src_leaf if by_source else d.dst_leaf].append(d)
+    return sum(_pooled(fabric, group, nic_bps) for _, group in sorted(groups.items()))
+
+
 def max_concurrent_throughput(
     graph: nx.DiGraph,
     capacity: Mapping[LinkId, float],
@@ -143,4 +162,9 @@ def max_concurrent_throughput(
         return 0.0
     _check_leaves(graph, demands)
     fabric = _fabric_network(graph, capacity)
-    return min(_pooled(fabric, demands, nic_bps), _per_leaf_pair(fabric, demands, nic_bps))
+    return min(
+        _pooled(fabric, demands, nic_bps),
+        _per_leaf_pair(fabric, demands, nic_bps),
+        _per_leaf(fabric, demands, nic_bps, by_source=True),
+        _per_leaf(fabric, demands, nic_bps, by_source=False),
+    )

@@ -349,7 +349,7 @@ class TrafficEngineer:
             if new.name != flow.policy:
                 flow = replace(flow, policy=new.name)
                 self._table.replace(flow)
-            move, _ = self._reroute(flow, new, view, now, reason="policy", avoid=frozenset())
+            move = self._reroute(flow, new, view, now, reason="policy", avoid=frozenset())
             if move is not None:
                 moves.append(move)
         return moves, ungoverned
@@ -373,9 +373,9 @@ class TrafficEngineer:
         reason: str,
         avoid: frozenset[LinkId],
         blocked: np.ndarray | None = None,
-    ) -> tuple[Move | None, bool]:
-        """Choose afresh for a tracked flow. Returns (the move or None, whether any path
-        exists). ``blocked`` is ``avoid`` as a slot mask (see PathChooser.blocked_mask)."""
+    ) -> Move | None:
+        """Choose afresh for a tracked flow: the move, or None if it stays where it is.
+        ``blocked`` is ``avoid`` as a slot mask (see PathChooser.blocked_mask)."""
         # Score as if the flow had left its current path: its own load must not
         # count against the path it is on.
         own = {lid: -flow.load_bps for lid in flow.path.links}
@@ -384,18 +384,18 @@ class TrafficEngineer:
                 self._request(flow), policy, view, avoid=avoid, deltas=(own,), blocked=blocked
             )
         except FailedPrecondition:
-            return None, False
+            return None
         crosses_drained = any(lid in view.drained for lid in choice.path.links)
         if crosses_drained and self._chooser.alive(view, flow.path, avoid):
             # Only drained paths are left and the current one still works:
             # hopping between drained links gains nothing.
-            return None, True
+            return None
         if choice.path == flow.path:
             if choice.fell_back != flow.fell_back:
                 self._table.replace(replace(flow, fell_back=choice.fell_back))
                 self._track_fallback(flow.flow_id, choice.fell_back)
-            return None, True
-        move = self._move(
+            return None
+        return self._move(
             flow,
             choice.path,
             now=now,
@@ -403,7 +403,6 @@ class TrafficEngineer:
             fell_back=choice.fell_back,
             detail=choice.reason,
         )
-        return move, True
 
     def _replace_all(
         self,
@@ -424,16 +423,15 @@ class TrafficEngineer:
             policy = self._policy_of.get(flow_id)
             if flow is None or policy is None:
                 continue
-            move, reachable = self._reroute(
-                flow, policy, view, now, reason=reason, avoid=avoid, blocked=mask
-            )
+            move = self._reroute(flow, policy, view, now, reason=reason, avoid=avoid, blocked=mask)
             if move is not None:
                 moves.append(move)
                 self._stranded.discard(flow_id)
             elif not self._chooser.alive(view, flow.path, avoid):
                 stranded.append(flow_id)
                 self._stranded.add(flow_id)
-            elif not reachable or any(lid in blocked for lid in flow.path.links):
+            elif any(lid in blocked for lid in flow.path.links):
+                # Still on a drained link: nothing else to go to.
                 stuck.append(flow_id)
         return Outcome(moves=tuple(moves), stranded=tuple(stranded), stuck=tuple(stuck))
 

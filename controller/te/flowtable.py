@@ -13,7 +13,6 @@ This module only keeps records; it never chooses paths and never reads a clock.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from controller.errors import AlreadyExists, NotFound, Unavailable
@@ -71,12 +70,6 @@ class FlowTable:
     # ----------------------------------------------------------------- queries
     def __len__(self) -> int:
         return len(self._by_id)
-
-    def __iter__(self) -> Iterator[TrackedFlow]:
-        return iter(list(self._by_id.values()))
-
-    def __contains__(self, flow_id: object) -> bool:
-        return flow_id in self._by_id
 
     def get(self, flow_id: int) -> TrackedFlow | None:
         return self._by_id.get(flow_id)

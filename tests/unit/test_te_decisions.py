@@ -5,6 +5,12 @@
 heals, policy changes and the final flow table) as recorded with the
 placement core that enumerated and cached paths per leaf pair. The current
 core must reproduce them exactly, reasons included.
+
+The ``ls-5x6-max3`` scenario (more equal paths than ``max_paths``) was
+recorded again after a fix of the old path cache: after a failure it offered
+fewer than ``max_paths`` candidates although more existed, so its decisions
+there were not those of a fresh computation. Every other scenario is as first
+recorded.
 """
 
 from __future__ import annotations
