@@ -118,7 +118,8 @@ DOCUMENTS: list[tuple[str, str, str]] = [
     (
         "list key",
         HEAD + "? [x, y]\n: 1\n",
-        "invalid YAML at line 3, column 3: mapping keys must be plain values, not lists or mappings",
+        "invalid YAML at line 3, column 3: "
+        "mapping keys must be plain values, not lists or mappings",
     ),
     (
         "unclosed list",
