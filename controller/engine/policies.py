@@ -17,6 +17,7 @@ from controller.fabric.topology import Topology
 from controller.flowprog.classmatch import of_matches
 from controller.flowprog.forwarding import PRIO_TRAP_BASE, ClassTrap
 from controller.policy.book import PolicyBook
+from controller.policy.limits import check_rule_budget
 from controller.policy.model import Policy
 from controller.policy.overlap import check_conflicts
 from controller.policy.validate import validate_policy
@@ -85,6 +86,7 @@ class PolicyManager:
         old = self.book.get(policy.name)
         check_conflicts(policy, [p for p in self.book.all() if p.name != policy.name])
         candidate = self.book.with_policy(policy)
+        check_rule_budget(candidate.all())
         changes = _describe(old, policy)
         flows = affected(candidate)
         if dry_run:

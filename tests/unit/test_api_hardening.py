@@ -16,9 +16,11 @@ from grpc_health.v1 import health_pb2
 from tlsfiles import self_signed
 
 from controller.api.client import FabricClient
+from controller.api.convert import policy_to_proto
 from controller.api.paging import decode_token, encode_token, paginate
 from controller.api.server import SERVICE_NAME, ApiServer, ApiServerConfig, start_api_server
 from controller.errors import InvalidArgument
+from controller.policy.limits import MAX_RULES_PER_POLICY, MAX_RULES_TOTAL
 from controller.policy.model import FlowMatch, Policy, PortRange, Strategy
 from controller.policy.validate import validate_policy
 
@@ -125,6 +127,28 @@ def test_a_megabyte_name_is_told_the_real_limit(client: FabricClient, api: ApiLa
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert err.details() == f"policy.name: must be at most 63 characters, got {1024 * 1024}"
     assert api.calls == []
+
+
+def test_the_total_rule_budget_is_checked_on_apply(client: FabricClient, api: ApiLab) -> None:
+    """Four policies at the per-policy limit fill the budget; a fifth is refused, nothing stored."""
+
+    def spread(name: str, prio: int, dst_base: int, dst: int) -> Policy:
+        src = tuple(PortRange(10000 + 2 * i, 10000 + 2 * i) for i in range(64))
+        dsts = tuple(PortRange(dst_base + 2 * i, dst_base + 2 * i) for i in range(dst))
+        return Policy(
+            name=name, priority=prio, match=(FlowMatch(ip_proto=17, src_ports=src, dst_ports=dsts),)
+        )
+
+    for i in range(MAX_RULES_TOTAL // MAX_RULES_PER_POLICY):
+        client.apply_policy(policy_to_proto(spread(f"full-{i}", 100 + i, 20000 + 200 * i, 64)))
+    before = [p.name for p in client.list_policies()]
+    err = rpc_error(lambda: client.apply_policy(policy_to_proto(spread("one-more", 1, 30000, 1))))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.details().startswith("policy.match: all policies together would compile to ")
+    assert f"{MAX_RULES_TOTAL + 64} flow entries" in err.details()
+    assert [p.name for p in client.list_policies()] == before
+    # Replacing a stored policy counts the replacement, not both versions.
+    client.apply_policy(policy_to_proto(spread("full-0", 100, 20000, 32)))
 
 
 # --------------------------------------------------------------------------- malformed protobuf
