@@ -54,6 +54,11 @@ from controller.telemetry import CapacityConfig, CongestionEvent, PortCounters
 
 __all__ = ["EngineConfig", "FabricEngine"]
 
+# A link read above the congestion threshold is sampled again after this
+# fraction of the poll interval, so a hot spot is confirmed (or dismissed)
+# within about one and a quarter intervals of the first hot sample.
+CONFIRM_FRACTION = 0.25
+
 log = logging.getLogger("fabricd.engine")
 
 
@@ -383,6 +388,11 @@ class FabricEngine(NorthboundCommands):
         if rtt is not None:
             self.metrics.observe_stats_request("port", rtt)
         out = self.placer.on_congestion(events, now=now)
+        for other in self.monitor.to_confirm(topo, dpid):
+            # A link just read hot: its next sample, a quarter interval away
+            # rather than a whole one, confirms or dismisses the hot spot.
+            self.polls.expedite(other, now + CONFIRM_FRACTION * self.polls.interval)
+            out.wake_in = CONFIRM_FRACTION * self.polls.interval
         hot = [ev.link for ev in events if ev.congested]
         if hot and len(self.jobs):
             out.merge(self.jobs.on_links(hot, now=now, reason="congestion"))

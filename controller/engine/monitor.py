@@ -61,14 +61,22 @@ class LinkMonitor:
             self.rates.update(PortRef(dpid, port_no), counters, now)
         events = []
         for lid in topo.links_at(dpid):  # O(degree): a reply only touches its switch's links
-            sample = link_load(lid, self.rates, self.capacity_of(topo, lid))
+            capacity = self.capacity_of(topo, lid)
+            sample = link_load(lid, self.rates, capacity)
             self._loads[lid] = LinkLoad(sample.rate_bps, sample.capacity_bps, sample.utilization)
-            rate = self.rates.latest(lid.src) or self.rates.latest(lid.dst)
+            rate = self.rates.latest_raw(lid.src) or self.rates.latest_raw(lid.dst)
             if sample.measured and sample.capacity_bps > 0 and rate is not None:
-                event = self.detector.observe(lid, sample.utilization, rate.time)
+                # The detector's hysteresis is its filter: it judges the last
+                # interval's rate, not the smoothed one (which would add polls).
+                raw = link_load(lid, self.rates, capacity, raw=True)
+                event = self.detector.observe(lid, raw.utilization, rate.time)
                 if event is not None:
                     events.append(event)
         return events
+
+    def to_confirm(self, topo: Topology, dpid: Dpid) -> set[Dpid]:
+        """Switches whose next counters decide whether a link at ``dpid`` is congested."""
+        return {lid.src.dpid for lid in topo.links_at(dpid) if self.detector.rising(lid)}
 
     def link_gone(self, lid: LinkId) -> None:
         self._loads.pop(lid, None)

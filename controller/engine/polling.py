@@ -116,6 +116,11 @@ class StatsPolls:
             self.forget(dpid)
         return PollResult(tuple(requests), tuple(unanswered))
 
+    def expedite(self, dpid: Dpid, at: float) -> None:
+        """Poll ``dpid`` no later than ``at`` (to confirm a sample quickly)."""
+        if dpid in self._next:
+            self._next[dpid] = min(self._next[dpid], at)
+
     def next_due(self) -> float | None:
         return min(self._next.values(), default=None)
 

@@ -49,6 +49,7 @@ class FabricApp(fw.app_base):
         self.dps = {}
         self.barriers = {}
         self.programs = hub.Queue()
+        self._wake = hub.Event()  # set when an event handler wants the tick sooner
         # Not in ``self.threads``: the framework joins those at stop without killing them.
         self.loops = [
             hub.spawn(self._program_loop),
@@ -227,7 +228,10 @@ class FabricApp(fw.app_base):
     def _port_stats(self, ev):
         msg = ev.msg
         counters, more = ofmsg.port_counters(msg.body), ofmsg.more_follows(msg)
-        self.execute(self.engine.port_stats(msg.datapath.id, counters, more=more, now=self.mono()))
+        out = self.engine.port_stats(msg.datapath.id, counters, more=more, now=self.mono())
+        self.execute(out)
+        if out.wake_in is not None and out.wake_in < TICK_S:
+            self._wake.set()  # a hot link is to be sampled again before the next tick
 
     # ---------------------------------------------------------------- loops
     def _tick_loop(self):
@@ -242,7 +246,8 @@ class FabricApp(fw.app_base):
                     delay = min(TICK_S, max(MIN_TICK_S, out.wake_in))
             except Exception:
                 log.exception("periodic work failed")
-            hub.sleep(delay)
+            self._wake.wait(timeout=delay)
+            self._wake.clear()
 
     def _mailbox_loop(self):
         fd = self.mailbox.fileno()

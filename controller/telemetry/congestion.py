@@ -86,6 +86,13 @@ class CongestionDetector:
             link=link, congested=state.congested, utilization=utilization, time=now
         )
 
+    def rising(self, link: LinkId) -> bool:
+        """``link`` is clear but its last samples were above ``threshold``: one or
+        more further samples decide. The caller may sample it sooner than usual
+        to confirm (or dismiss) a hot spot quickly."""
+        state = self._links.get(link)
+        return state is not None and not state.congested and state.streak > 0
+
     def is_congested(self, link: LinkId) -> bool:
         state = self._links.get(link)
         return state is not None and state.congested

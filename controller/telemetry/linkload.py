@@ -31,13 +31,17 @@ class LinkLoadSample:
     measured: bool = True
 
 
-def link_load(link: LinkId, rates: RateEstimator, capacity_bps: float) -> LinkLoadSample:
-    """The load of one directed link from the estimator's latest rates."""
-    src = rates.latest(link.src)
+def link_load(
+    link: LinkId, rates: RateEstimator, capacity_bps: float, *, raw: bool = False
+) -> LinkLoadSample:
+    """The load of one directed link from the estimator's latest rates
+    (smoothed, or with ``raw`` the last interval's alone)."""
+    latest = rates.latest_raw if raw else rates.latest
+    src = latest(link.src)
     if src is not None:
         rate, measured = src.tx_bps, True
     else:
-        dst = rates.latest(link.dst)
+        dst = latest(link.dst)
         rate, measured = (dst.rx_bps, True) if dst is not None else (0.0, False)
     utilization = rate / capacity_bps if capacity_bps > 0 else 0.0
     return LinkLoadSample(

@@ -62,6 +62,7 @@ class RateEstimator:
         self._max_bps = max_bps
         self._baselines: dict[PortRef, _Baseline] = {}
         self._rates: dict[PortRef, PortRate] = {}
+        self._raw: dict[PortRef, PortRate] = {}
 
     def update(self, port: PortRef, counters: PortCounters, now: float) -> PortRate | None:
         """Record ``counters`` read at ``now``; return the new smoothed rate, or
@@ -98,6 +99,7 @@ class RateEstimator:
             rx_pps=deltas["rx_packets"] / dt,
             time=now,
         )
+        self._raw[port] = sample
         rate = self._smooth(self._rates.get(port), sample)
         self._rates[port] = rate
         return rate
@@ -122,6 +124,15 @@ class RateEstimator:
         """The last smoothed rate of ``port``, or None if it has none yet."""
         return self._rates.get(port)
 
+    def latest_raw(self, port: PortRef) -> PortRate | None:
+        """The last unsmoothed rate of ``port`` (over the last poll interval only).
+
+        For decisions that have their own filter, such as the congestion
+        detector's hysteresis: smoothing in front of it would delay a real
+        hot spot by several polls.
+        """
+        return self._raw.get(port)
+
     def latest_counters(self, port: PortRef) -> PortCounters | None:
         """The last counters accepted as a baseline for ``port`` (for the exporter)."""
         base = self._baselines.get(port)
@@ -136,11 +147,13 @@ class RateEstimator:
         """Drop all state of ``port``; its next snapshot is a fresh baseline."""
         self._baselines.pop(port, None)
         self._rates.pop(port, None)
+        self._raw.pop(port, None)
 
     def forget_switch(self, dpid: Dpid) -> None:
         """Drop all state of switch ``dpid`` (it disconnected; on reconnect its
         counters may have restarted, so it starts from a fresh baseline)."""
         for port in [p for p in self._baselines if p.dpid == dpid]:
             del self._baselines[port]
-        for port in [p for p in self._rates if p.dpid == dpid]:
-            del self._rates[port]
+        for rates in (self._rates, self._raw):
+            for port in [p for p in rates if p.dpid == dpid]:
+                del rates[port]

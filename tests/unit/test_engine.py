@@ -7,6 +7,7 @@ and must leave the tables unchanged the second time (redundant-safe).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
 import pytest
@@ -17,6 +18,7 @@ from synthetic import leaf_spine
 from controller.engine.engine import EngineConfig
 from controller.engine.inputs import SwitchError
 from controller.engine.outputs import (
+    EngineOutput,
     FlowStatsRequest,
     PortStatsRequest,
     TablePart,
@@ -248,6 +250,67 @@ def test_background_on_a_placed_flows_link_moves_it() -> None:
     assert moved.last_move_reason in ("congestion", "rebalance")
     rerouted = lab_.notices("flow-rerouted")
     assert rerouted and rerouted[0].startswith(str(flow.flow_id))
+
+
+def hot_spot_detected_after(lab_: EngineLab, link: LinkId, *, bps: float, step: float) -> float:
+    """Seconds from the onset of ``bps`` on ``link`` to the engine's link-congested notice,
+    ticking every ``step`` (the shim ticks as soon as the engine asks for it)."""
+    onset = lab_.now
+    while lab_.now - onset < 10.0:
+        for ref, field in ((link.src, "tx_bytes"), (link.dst, "rx_bytes")):
+            have = lab_.counters.get(ref, PortCounters())
+            grown = {field: getattr(have, field) + int(bps * step / 8), "rx_packets": 1}
+            lab_.counters[ref] = replace(have, **grown)
+        lab_.advance(step)
+        lab_.tick()
+        if lab_.notices("link-congested"):
+            return lab_.now - onset
+    raise AssertionError("the hot spot was never detected")
+
+
+@pytest.mark.parametrize("phase", [0.0, 0.3, 0.6, 0.9])
+def test_a_hot_link_is_confirmed_within_two_poll_intervals(phase: float) -> None:
+    # One poll a second. The detector needs two hot samples; with smoothed rates
+    # and a full interval between the samples a hot spot took about three.
+    lab_ = lab(congestion_samples=2)
+    sample(lab_, 4.0)  # baselines everywhere
+    lab_.advance(phase)
+    hot = lab_.cable("leaf1", "spine1")
+    delay = hot_spot_detected_after(lab_, hot, bps=0.95 * LINK_MBPS * 1e6, step=0.05)
+    assert delay <= 2.0
+    (notice,) = lab_.notices("link-congested")
+    assert notice.startswith(lab_.engine.net.topo.link_name(hot))
+
+
+def test_a_single_hot_sample_is_not_congestion_but_is_checked_again_soon() -> None:
+    lab_ = lab(congestion_samples=2)
+    sample(lab_, 4.0)
+    hot = lab_.cable("leaf1", "spine1")
+    asked: list[float] = []
+    answer = lab_._answer
+
+    def record(req: object) -> EngineOutput:
+        if isinstance(req, PortStatsRequest) and req.dpid == hot.src.dpid:
+            asked.append(lab_.now)
+        return answer(req)  # type: ignore[arg-type]
+
+    lab_._answer = record  # type: ignore[method-assign]
+    sample(lab_, 3.0)
+    regular = [b - a for a, b in itertools.pairwise(asked)]
+    assert regular and min(regular) >= 0.75  # cold links: one poll per interval
+    asked.clear()
+    # One interval of traffic above the threshold, then quiet again.
+    for ref, field in ((hot.src, "tx_bytes"), (hot.dst, "rx_bytes")):
+        have = lab_.counters.get(ref, PortCounters())
+        lab_.counters[ref] = replace(
+            have, **{field: getattr(have, field) + int(LINK_MBPS * 1e6 / 8)}
+        )
+    for _ in range(60):
+        lab_.advance(0.05)
+        lab_.tick()
+    gaps = [b - a for a, b in itertools.pairwise(asked)]
+    assert gaps and min(gaps) <= 0.35  # the hot sample was checked again a quarter later
+    assert lab_.notices("link-congested") == []  # and dismissed: one sample is not enough
 
 
 def test_an_idle_flow_is_forgotten_and_its_rules_removed() -> None:

@@ -59,6 +59,36 @@ def test_every_rate_is_smoothed_and_stamped_with_the_latest_sample() -> None:
     )
 
 
+def test_the_raw_rate_is_the_last_interval_alone_and_is_forgotten_with_the_port() -> None:
+    est = RateEstimator(alpha=0.25)
+    est.update(PORT, counters(0), now=0.0)
+    est.update(PORT, counters(1), now=1.0)
+    est.update(PORT, PortCounters(tx_bytes=4000, rx_bytes=2000, tx_packets=40, rx_packets=20), 2.0)
+    raw = est.latest_raw(PORT)
+    assert raw is not None and (raw.tx_bps, raw.rx_pps, raw.time) == (24000, 15, 2.0)
+    smoothed = est.latest(PORT)
+    assert smoothed is not None and smoothed.tx_bps == 0.25 * 24000 + 0.75 * 8000
+    est.forget_switch(PORT.dpid)
+    assert est.latest_raw(PORT) is None and est.latest(PORT) is None
+    est.update(PORT, counters(0), now=3.0)
+    est.update(PORT, counters(1), now=4.0)
+    est.forget_port(PORT)
+    assert est.latest_raw(PORT) is None
+
+
+def test_a_link_is_rising_between_its_first_hot_sample_and_the_decision() -> None:
+    det = CongestionDetector(threshold=0.8, clear_threshold=0.6, samples=3)
+    assert not det.rising(LINK)
+    det.observe(LINK, 0.9, 1.0)
+    assert det.rising(LINK) and not det.is_congested(LINK)
+    det.observe(LINK, 0.9, 2.0)
+    assert det.rising(LINK)
+    det.observe(LINK, 0.9, 3.0)
+    assert det.is_congested(LINK) and not det.rising(LINK)
+    det.observe(LINK, 0.5, 4.0)  # clearing streak: not "rising"
+    assert not det.rising(LINK)
+
+
 def test_a_rate_exactly_at_the_ceiling_is_believed() -> None:
     est = RateEstimator(max_bps=8000.0)
     est.update(PORT, counters(0), now=0.0)
