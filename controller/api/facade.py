@@ -255,6 +255,12 @@ class EngineFacade:
         engine, mono = self._engine, self._mono
         return self._write(lambda: engine.drain(link, drained=False, now=mono()), timeout)
 
+    def catch_up(self, *, timeout: float) -> None:
+        """Views of this node follow the shared store before returning (a standby
+        after relaying a write; nothing to do on a leader or a single node)."""
+        engine, mono = self._engine, self._mono
+        self._hub.call(lambda: Completed(None, engine.follow_store(now=mono())), timeout=timeout)
+
     def cluster_status(self) -> ClusterStatusView:
         if self._cluster is None:
             return ClusterStatusView(mode="single", role="single")

@@ -5,11 +5,15 @@ the leader (the only node that programs switches and decides). A standby's
 server passes each write request on to the leader's API unchanged and hands
 back the leader's answer unchanged, status, details and trailing metadata
 (the BadRequest detail) included, so a client never needs to know who leads.
+After a relayed write succeeds, ``after_write`` brings this node's views up
+to the shared store before the answer goes back, so a client reads its own
+write from the node it wrote to.
 This module only relays: it never decodes the requests it forwards.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +26,9 @@ WRITE_METHODS = frozenset(
     {"ApplyPolicy", "DeletePolicy", "DrainLink", "UndrainLink", "ApplyJob", "DeleteJob"}
 )
 _FORWARD_TIMEOUT_S = 10.0
+_CATCH_UP_S = 2.0
+
+log = logging.getLogger(__name__)
 
 
 class LeaderForwarder(grpc.ServerInterceptor):  # type: ignore[misc]
@@ -34,11 +41,13 @@ class LeaderForwarder(grpc.ServerInterceptor):  # type: ignore[misc]
         is_leader: Callable[[], bool],
         leader_address: Callable[[], str | None],
         credentials: grpc.ChannelCredentials | None = None,
+        after_write: Callable[[float], None] | None = None,
     ) -> None:
         self._prefix = f"/{service}/"
         self._is_leader = is_leader
         self._leader_address = leader_address
         self._credentials = credentials
+        self._after_write = after_write
         self._channels: dict[str, grpc.Channel] = {}
         self._lock = threading.Lock()
 
@@ -80,6 +89,12 @@ class LeaderForwarder(grpc.ServerInterceptor):  # type: ignore[misc]
             except grpc.RpcError as exc:
                 context.set_trailing_metadata(exc.trailing_metadata() or ())
                 context.abort(exc.code(), exc.details() or "")
+            if self._after_write is not None:
+                left = context.time_remaining()
+                try:  # the leader committed: this node's views show it before the answer
+                    self._after_write(min(left, _CATCH_UP_S) if left else _CATCH_UP_S)
+                except Exception as exc:  # the write stands; only this node lags
+                    log.warning("after a relayed %s: views not refreshed: %s", name, exc)
             return answer
 
         return grpc.unary_unary_rpc_method_handler(forward)

@@ -104,7 +104,10 @@ def _start_api(cfg: FabricdConfig, facade: Any, member: Any) -> Any:
     forwarder = None
     if cfg.cluster_etcd:
         forwarder = LeaderForwarder(
-            service=SERVICE_NAME, is_leader=member.is_leader, leader_address=member.leader_address
+            service=SERVICE_NAME,
+            is_leader=member.is_leader,
+            leader_address=member.leader_address,
+            after_write=lambda timeout: facade.catch_up(timeout=timeout),
         )
     try:
         api = start_api_server(

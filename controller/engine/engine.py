@@ -203,6 +203,15 @@ class FabricEngine(NorthboundCommands):
         if self.cluster_role == "standby":
             self._reload_due = True
 
+    def follow_store(self, *, now: float) -> EngineOutput:
+        """A standby reads the shared store now rather than at its next tick (it
+        just relayed a write to the leader): a client then reads its own write
+        from the node it wrote to."""
+        if self.cluster_role == "standby":
+            self._reload_due = False
+            self._build(now)
+        return EngineOutput()
+
     def writes_allowed(self, now: float) -> bool:
         """Whether anything may be written to a switch now (flow, group, packet-out)."""
         if self.cluster_role is None:
@@ -412,8 +421,7 @@ class FabricEngine(NorthboundCommands):
         """Periodic work: LLDP, link expiry, warm-ups, rebalancing, polls, resyncs."""
         if self.cluster_role == "standby":
             if self._reload_due:  # follow what the leader stored (policies, jobs, drains)
-                self._reload_due = False
-                self._build(now)
+                self.follow_store(now=now)
             return EngineOutput()
         out, probes = self.net.tick(now=now)
         out.packets += [self._probe(p, now) for p in probes]

@@ -264,6 +264,8 @@ class FabricApp(fw.app_base):
                 self.publisher.publish()
 
     def _finish(self, done):
-        """A command ran in the hub: send its output, then answer its caller."""
+        """A command ran in the hub: send its output and publish the views, then
+        answer its caller (who may read its own write at once)."""
         self.execute(done.output)
+        self.publisher.publish()
         return done.result

@@ -188,7 +188,7 @@ def test_etcd_member_loss_is_survived_and_an_isolated_leader_stops_programming(
     etcd_cluster, cluster_name, fabric_factory, tmp_path
 ) -> None:
     proxies = {
-        name: [TcpProxy(int(url.rsplit(":", 1)[1])) for url in etcd_cluster.endpoints()]
+        name: [TcpProxy(int(url.rsplit(":", 1)[1])) for url in etcd_cluster.endpoints]
         for name in ("a", "b")
     }
     nodes = [

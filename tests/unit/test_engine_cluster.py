@@ -108,3 +108,22 @@ def test_a_standby_follows_what_the_leader_stored() -> None:
     lab.engine.store_changed()
     lab.tick()
     assert sorted(p.name for p in lab.engine.policies.book.all()) == ["more", "roce"]
+
+
+def test_a_standby_reads_the_store_at_once_when_asked_and_a_leader_ignores_it() -> None:
+    lab = standby_lab()
+    lab.run(lab.engine.set_role("standby", generation=3, now=lab.now))
+    PolicyView(lab.store).put(
+        roce_policy().__class__(**{**roce_policy().__dict__, "name": "more", "priority": 7})
+    )
+    # No watch event yet, no tick: the relay of a write asks the standby to catch up.
+    lab.run(lab.engine.follow_store(now=lab.now))
+    assert sorted(p.name for p in lab.engine.policies.book.all()) == ["more", "roce"]
+    lab.run(lab.engine.set_role("leader", generation=4, now=lab.now))
+    net = lab.engine.net
+    PolicyView(lab.store).put(
+        roce_policy().__class__(**{**roce_policy().__dict__, "name": "late", "priority": 9})
+    )
+    assert not lab.engine.follow_store(now=lab.now)
+    assert lab.engine.net is net  # a leader is the writer: nothing to rebuild
+    assert "late" not in {p.name for p in lab.engine.policies.book.all()}
