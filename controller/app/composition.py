@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from controller.api.facade import EngineFacade
 from controller.app.clock import Clock
@@ -30,6 +31,7 @@ from controller.store.etcd import EtcdStore
 from controller.store.etcdclient import EtcdClient
 from controller.store.hosts import HostView
 from controller.store.policies import PolicyView
+from controller.store.secrets import shared_secret
 from controller.store.statedir import StateDir, open_state_dir
 from controller.telemetry import CapacityConfig
 
@@ -117,7 +119,15 @@ def assemble(config: FabricdConfig, *, metrics: FabricMetrics | None = None) -> 
         store = state.store
     try:
         seed_policies(store, Path(config.policies))
-        engine = FabricEngine(engine_config(config), store=store, metrics=metrics, now=clock.mono())
+        lldp: dict[str, Any] = {}
+        if config.cluster_etcd:  # a standby checks the leader's probes: one key, one clock
+            lldp = {
+                "lldp_key": shared_secret(store, "lldp"),
+                "lldp_clock_offset": clock.wall() - clock.mono(),
+            }
+        engine = FabricEngine(
+            engine_config(config), store=store, metrics=metrics, now=clock.mono(), **lldp
+        )
         publisher = Publisher(
             engine, bus=EventBus(), metrics=metrics, clock=clock, hosts=HostView(store)
         )

@@ -92,8 +92,7 @@ class Publisher:
             return False
         self._dirty = False
         engine = self.engine
-        topo = engine.net.topo
-        monitor = engine.monitor
+        topo, monitor = engine.visible()
         for lid in topo.links:
             monitor.seen_links[lid] = topo.link_name(lid)
         down = {lid: name for lid, name in monitor.seen_links.items() if lid not in topo.links}
@@ -122,9 +121,9 @@ class Publisher:
             if delta > 0:
                 m.packet_in_dropped.labels(reason=reason).inc(delta)
                 self._counted[reason] = total
-        topo = self.engine.net.topo
+        topo, _ = self.engine.visible()
         m.switches_connected.set(len(topo.connected()))
-        m.hosts_learned.set(len(topo.hosts))
+        m.hosts_learned.set(len(self.engine.net.topo.hosts))
         for link in view.links:
             m.set_link(link)
 

@@ -12,7 +12,7 @@ LLDP has not arrived yet can never be mistaken for a host port.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 
 from controller.engine.outputs import EngineOutput, EventKind, Notice, PacketOut
@@ -28,7 +28,7 @@ from controller.fabric.events import (
     SwitchUp,
 )
 from controller.fabric.frames import build_arp_reply
-from controller.fabric.model import Dpid, Host, LinkId, Port, PortNo, PortRef
+from controller.fabric.model import Dpid, Host, Link, LinkId, Port, PortNo, PortRef
 from controller.fabric.topology import Topology
 from controller.flowprog.forwarding import (
     ClassTrap,
@@ -85,6 +85,26 @@ class Connectivity:
         self._port_since: dict[PortRef, float] = {}
         self._next_lldp = 0.0
         self.counters: dict[str, int] = {}
+        # What a standby observed before it led (see remember()).
+        self._remembered_links: dict[LinkId, float] = {}
+        self._remembered_since: dict[PortRef, float] = {}
+        self._remembered_ends: set[PortRef] = set()
+        self._remembered_at: dict[Dpid, set[LinkId]] = {}
+
+    def remember(self, *, links: Iterable[Link], port_since: Mapping[PortRef, float]) -> None:
+        """Links (with their last sighting) and ports' up-since times a standby
+        observed before it became the leader. Each is adopted as its switches
+        connect, so discovery and edge trust go on where the observation left
+        off instead of starting from nothing; a link not seen within the link
+        timeout is not adopted, and an adopted one expires like any other."""
+        self._remembered_links = {link.link_id: link.last_seen for link in links}
+        self._remembered_since = dict(port_since)
+        self._remembered_ends = set()
+        self._remembered_at = {}
+        for lid in self._remembered_links:  # indexed: each switch's connect is O(its links)
+            for ref in (lid.src, lid.dst):
+                self._remembered_ends.add(ref)
+                self._remembered_at.setdefault(ref.dpid, set()).add(lid)
 
     # ------------------------------------------------------------------ switches
     def switch_connected(
@@ -92,9 +112,16 @@ class Connectivity:
     ) -> EngineOutput:
         """A switch connected and reported its ports and tables (flows, groups, meters)."""
         events = self.topo.switch_up(dpid, name=name, ports=ports, now=now)
+        # A port at the end of a remembered link is a fabric port until shown
+        # otherwise: it keeps no edge trust (no traps on uplinks while the switch
+        # at the other end has not connected yet).
         for port in ports:
             if port.up:
-                self._port_since[PortRef(dpid, port.port_no)] = now
+                ref = PortRef(dpid, port.port_no)
+                since = self._remembered_since.pop(ref, now)
+                fabric_end = ref in self._remembered_ends
+                self._port_since[ref] = now if fabric_end else min(now, since)
+        events += self._adopt_links(dpid, now)
         out = EngineOutput()
         # Bring the desired state up to date first, then fix this switch against
         # what it really holds; other switches get only real differences.
@@ -117,6 +144,20 @@ class Connectivity:
             phase.add(dpid, ops)
             out.add_program(Program(phases=[phase], reason="resync"))
         return out
+
+    def _adopt_links(self, dpid: Dpid, now: float) -> list[FabricEvent]:
+        events: list[FabricEvent] = []
+        for lid in sorted(self._remembered_at.pop(dpid, ())):
+            seen = self._remembered_links.get(lid)
+            if seen is None:
+                continue  # adopted already
+            ends = [self.topo.switches.get(ref.dpid) for ref in (lid.src, lid.dst)]
+            if not all(sw is not None and sw.connected for sw in ends):
+                continue  # adopted when the other end connects (it is listed there too)
+            del self._remembered_links[lid]
+            if now - seen <= self.config.link_timeout_s:
+                events += self.topo.lldp_seen(tx=lid.src, rx=lid.dst, now=seen)
+        return events
 
     def switch_disconnected(self, dpid: Dpid, *, now: float) -> EngineOutput:
         events = self.topo.switch_down(dpid, now=now)

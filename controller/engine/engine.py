@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from controller.engine.commands import NorthboundCommands
@@ -37,10 +36,13 @@ from controller.engine.outputs import (
 from controller.engine.placement import FlowPlacer, FlowSample
 from controller.engine.policies import PolicyManager
 from controller.engine.polling import StatsPolls
+from controller.engine.roles import ClusterRoles
+from controller.engine.standby import StandbyObserver
 from controller.engine.tablesync import SyncedSwitch, TableSync
 from controller.fabric import frames
 from controller.fabric.lldp_auth import LldpSigner
 from controller.fabric.model import FiveTuple, Port, PortRef
+from controller.fabric.topology import Topology
 from controller.flowprog.entries import Cookie, CookieKind, GroupEntry, MeterEntry
 from controller.flowprog.plan import Program
 from controller.observability.metrics import FabricMetrics
@@ -95,7 +97,7 @@ class EngineConfig:
         )
 
 
-class FabricEngine(NorthboundCommands):
+class FabricEngine(ClusterRoles, NorthboundCommands):
     def __init__(
         self,
         config: EngineConfig,
@@ -104,37 +106,34 @@ class FabricEngine(NorthboundCommands):
         metrics: FabricMetrics,
         now: float,
         lldp_key: bytes | None = None,
+        lldp_clock_offset: float = 0.0,
     ) -> None:
         self.config = config
         self.metrics = metrics
         self.store = store
-        self.signer = LldpSigner(lldp_key, max_age_s=max(10.0, 5 * config.lldp_interval_s))
-        # Cluster mode: None = a single controller (the switches' EQUAL role, always
-        # programs); else "leader" or "standby", set by the election.
-        self.cluster_role: str | None = None
-        self.generation = 0
-        self._may_program: Callable[[float], bool] = _always
+        self.signer = LldpSigner(
+            lldp_key,
+            max_age_s=max(10.0, 5 * config.lldp_interval_s),
+            clock_offset=lldp_clock_offset,
+        )
         self._connected: set[int] = set()  # OpenFlow connections, in any role
-        self._reload_due = False
         self._errors_logged: set[tuple[int, str, int]] = set()
         self._build(now)
 
-    def _build(self, now: float) -> None:
+    def _build(self, now: float, *, warm: StandbyObserver | None = None) -> None:
         """The state of a controller that just started: everything from the store,
-        nothing known of the switches yet (a takeover is a restart, in-process)."""
+        nothing known of the switches yet (a takeover is a restart, in-process),
+        except what a standby observed before it led (``warm``)."""
         config, store = self.config, self.store
         self.drains = DrainView(store)
         self.net = Connectivity(config.connectivity())
         self.net.restore_hosts(HostView(store).list())
         for lid in self.drains.links():  # operators' drains outlive a restart
             self.net.topo.set_drained(lid, True)
-        self.monitor = LinkMonitor(
-            capacity=config.capacity,
-            alpha=config.ewma_alpha,
-            threshold=config.congestion_threshold,
-            clear_threshold=config.clear_threshold,
-            samples=config.congestion_samples,
-        )
+        self.monitor = self._new_monitor()
+        if warm is not None:
+            self.net.remember(links=warm.links(), port_since=warm.port_since)
+            self.monitor.rates = warm.monitor.rates  # rates now, not after two polls
         self.policies = PolicyManager(PolicyView(store))
         self.placer = FlowPlacer(
             self.net,
@@ -165,58 +164,30 @@ class FabricEngine(NorthboundCommands):
             local_repair=config.local_repair,
         )
         self.sync = TableSync(timeout_s=config.sync_timeout_s)
-        self.polls = StatsPolls(interval=config.poll_interval_s, rng=random.Random(config.seed))
+        self.polls = self._new_polls()
         self._reported_unmatched = False
         self.install_policies(now=now)
+        if self.standby is not None:
+            self.standby.show_hosts(self.net.topo.hosts.values())
 
-    # ---------------------------------------------------------------- cluster
-    def join_cluster(self, *, may_program: Callable[[float], bool]) -> None:
-        """Cluster mode: a standby that programs nothing until the election says so.
+    def _new_monitor(self) -> LinkMonitor:
+        config = self.config
+        return LinkMonitor(
+            capacity=config.capacity,
+            alpha=config.ewma_alpha,
+            threshold=config.congestion_threshold,
+            clear_threshold=config.clear_threshold,
+            samples=config.congestion_samples,
+        )
 
-        ``may_program(now)`` is the election's own answer (false as soon as the
-        lease may have lapsed), checked before every write to a switch.
-        """
-        self.cluster_role = "standby"
-        self._may_program = may_program
+    def _new_polls(self) -> StatsPolls:
+        return StatsPolls(interval=self.config.poll_interval_s, rng=random.Random(self.config.seed))
 
-    def set_role(self, role: str, *, generation: int, now: float) -> EngineOutput:
-        """The election changed this node's role (or the leader's generation)."""
-        if role not in ("leader", "standby"):
-            raise ValueError(f"role must be leader or standby, not {role!r}")
-        if (role, generation) == (self.cluster_role, self.generation):
-            return EngineOutput()
-        changed = role != self.cluster_role
-        self.cluster_role, self.generation = role, generation
-        if changed:
-            log.info("this controller is now %s (generation %d)", role, generation)
-            self._build(now)
-        leading = role == "leader"
-        out = EngineOutput()
-        for dpid in sorted(self._connected):
-            out.requests.append(RoleRequest(dpid, master=leading, generation=generation))
-            if leading and changed:
-                out.requests += self.sync.start(dpid, now=now)
-        return out
-
-    def store_changed(self) -> None:
-        """Another node wrote to the shared store: a standby follows at its next tick."""
-        if self.cluster_role == "standby":
-            self._reload_due = True
-
-    def follow_store(self, *, now: float) -> EngineOutput:
-        """A standby reads the shared store now rather than at its next tick (it
-        just relayed a write to the leader): a client then reads its own write
-        from the node it wrote to."""
-        if self.cluster_role == "standby":
-            self._reload_due = False
-            self._build(now)
-        return EngineOutput()
-
-    def writes_allowed(self, now: float) -> bool:
-        """Whether anything may be written to a switch now (flow, group, packet-out)."""
-        if self.cluster_role is None:
-            return True
-        return self.cluster_role == "leader" and self._may_program(now)
+    def visible(self) -> tuple[Topology, LinkMonitor]:
+        """The topology and link loads this node shows (a standby: what it observes)."""
+        if self.standby is not None:
+            return self.standby.topo, self.standby.monitor
+        return self.net.topo, self.monitor
 
     # ------------------------------------------------------------- switches
     def _settled(self, now: float) -> bool:
@@ -234,15 +205,18 @@ class FabricEngine(NorthboundCommands):
         """A switch (re)connected: claim the role, then read its ports and tables."""
         self._connected.add(dpid)
         out = EngineOutput()
+        if self.standby is not None:  # it reads the ports and observes; it writes nothing
+            out.requests += self.standby.switch_features(dpid, generation=self.generation)
+            return out
         if self.cluster_role is not None:
-            leading = self.cluster_role == "leader"
-            out.requests.append(RoleRequest(dpid, master=leading, generation=self.generation))
-            if not leading:
-                return out  # a standby reads and writes nothing
+            out.requests.append(RoleRequest(dpid, master=True, generation=self.generation))
         out.requests += self.sync.start(dpid, now=now)
         return out
 
     def port_desc(self, dpid: int, ports: list[Port], *, more: bool, now: float) -> EngineOutput:
+        if self.standby is not None:
+            self.standby.port_desc(dpid, ports, more=more, now=now)
+            return EngineOutput()
         return EngineOutput(requests=list(self.sync.ports(dpid, ports, more=more)))
 
     def flow_stats(
@@ -289,6 +263,8 @@ class FabricEngine(NorthboundCommands):
 
     def switch_disconnected(self, dpid: int, *, now: float) -> EngineOutput:
         self._connected.discard(dpid)
+        if self.standby is not None:
+            self.standby.switch_disconnected(dpid, now=now)
         self.sync.forget(dpid)
         self.polls.forget(dpid)
         self.monitor.switch_gone(dpid)
@@ -296,6 +272,8 @@ class FabricEngine(NorthboundCommands):
         return self._settle(self.net.switch_disconnected(dpid, now=now), now)
 
     def port_status(self, dpid: int, port: Port, *, deleted: bool, now: float) -> EngineOutput:
+        if self.standby is not None:
+            self.standby.port_status(dpid, port, deleted=deleted, now=now)
         if not self.is_synced(dpid):
             return EngineOutput()  # the read in progress will report current port state
         return self._settle(self.net.port_status(dpid, port, deleted=deleted, now=now), now)
@@ -327,6 +305,9 @@ class FabricEngine(NorthboundCommands):
     def packet_in(
         self, dpid: int, *, in_port: int, cookie: int, data: bytes, now: float
     ) -> EngineOutput:
+        if self.standby is not None:
+            self.standby.packet_in(dpid, in_port=in_port, data=data, now=now)
+            return EngineOutput()
         if not self.is_synced(dpid):
             return EngineOutput()
         label = self.net.topo.label(dpid)
@@ -386,6 +367,9 @@ class FabricEngine(NorthboundCommands):
     def port_stats(
         self, dpid: int, counters: list[tuple[int, PortCounters]], *, more: bool, now: float
     ) -> EngineOutput:
+        if self.standby is not None:
+            self.standby.port_stats(dpid, counters, more=more, now=now)
+            return EngineOutput()
         topo = self.net.topo
         events = self.monitor.port_stats(dpid, counters, now=now, topo=topo)
         self.placer.loads_changed(dpid)
@@ -419,10 +403,10 @@ class FabricEngine(NorthboundCommands):
     # ---------------------------------------------------------------- time
     def tick(self, *, now: float) -> EngineOutput:
         """Periodic work: LLDP, link expiry, warm-ups, rebalancing, polls, resyncs."""
-        if self.cluster_role == "standby":
+        if self.standby is not None:
             if self._reload_due:  # follow what the leader stored (policies, jobs, drains)
                 self.follow_store(now=now)
-            return EngineOutput()
+            return self.standby.tick(now=now)
         out, probes = self.net.tick(now=now)
         out.packets += [self._probe(p, now) for p in probes]
         out.merge(self.placer.tick(now=now))
@@ -468,10 +452,6 @@ class FabricEngine(NorthboundCommands):
             self.sync.schedule_resync(dpid, now=now)
         out.resync.clear()
         return out
-
-
-def _always(now: float) -> bool:
-    return True
 
 
 def _is_trap(cookie: int) -> bool:

@@ -26,6 +26,7 @@ __all__ = [
     "PortStatsRequest",
     "FlowStatsRequest",
     "RoleRequest",
+    "SlavePacketIns",
     "Request",
     "EngineOutput",
 ]
@@ -113,7 +114,16 @@ class RoleRequest:
     generation: int
 
 
-Request = TableRead | PortStatsRequest | FlowStatsRequest | RoleRequest
+@dataclass(frozen=True)
+class SlavePacketIns:
+    """Ask ``dpid`` to send this controller, while it is a SLAVE, the packet-ins of
+    controller actions (the leader's LLDP probes among them), which OpenFlow 1.3
+    switches send only to MASTER and EQUAL controllers by default."""
+
+    dpid: Dpid
+
+
+Request = TableRead | PortStatsRequest | FlowStatsRequest | RoleRequest | SlavePacketIns
 
 
 @dataclass

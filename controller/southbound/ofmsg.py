@@ -15,6 +15,7 @@ from controller.engine.outputs import (
     PortStatsRequest,
     Request,
     RoleRequest,
+    SlavePacketIns,
     TablePart,
     TableRead,
 )
@@ -302,6 +303,20 @@ def request_to_msg(dp, req: Request):
         case RoleRequest(master=master, generation=generation):
             role = ofp.OFPCR_ROLE_MASTER if master else ofp.OFPCR_ROLE_SLAVE
             return parser.OFPRoleRequest(dp, role, generation)
+        case SlavePacketIns():
+            # [master/equal, slave] masks: the master's are OpenFlow's defaults; a
+            # slave also gets packet-ins of output:CONTROLLER actions (LLDP).
+            packet_in = 1 << ofp.OFPR_NO_MATCH | 1 << ofp.OFPR_ACTION
+            port_status = 1 << ofp.OFPPR_ADD | 1 << ofp.OFPPR_DELETE | 1 << ofp.OFPPR_MODIFY
+            removed = (
+                1 << ofp.OFPRR_IDLE_TIMEOUT
+                | 1 << ofp.OFPRR_HARD_TIMEOUT
+                | 1 << ofp.OFPRR_DELETE
+                | 1 << ofp.OFPRR_GROUP_DELETE
+            )
+            return parser.OFPSetAsync(
+                dp, [packet_in, 1 << ofp.OFPR_ACTION], [port_status, port_status], [removed, 0]
+            )
     raise TypeError(f"unknown request {req!r}")
 
 

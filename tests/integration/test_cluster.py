@@ -99,6 +99,9 @@ def test_kill_9_of_the_leader_hands_over_in_3_s_and_loses_no_packet(
         with FabricClient(leader.grpc_target) as client:
             wait_until(lambda: client.list_flows(), timeout=8, what="the AI flow placed")
         time.sleep(1.0)
+        # The standby, a SLAVE, sees the fabric from the leader's probes (packet-ins
+        # it asked the switches for) and reads the counters itself: it is warm.
+        wait_discovered(standby, switches=4, links=8, timeout=10)
         killed_at = time.monotonic()
         os.kill(leader.proc.pid, signal.SIGKILL)
         leader.proc.wait(timeout=5)
@@ -111,6 +114,7 @@ def test_kill_9_of_the_leader_hands_over_in_3_s_and_loses_no_packet(
         takeover = time.monotonic() - killed_at
         print(f"\ntakeover after kill -9: {takeover:.2f} s")
         wait_discovered(standby, switches=4, links=8, timeout=20)
+        print(f"new leader had every link {time.monotonic() - killed_at:.2f} s after the kill")
         with FabricClient(standby.grpc_target) as client:
             flow = wait_until(
                 lambda: next(

@@ -6,10 +6,19 @@ from __future__ import annotations
 from collections import Counter
 
 from apilab import roce_policy
-from enginelab import EngineLab
+from enginelab import BASE_COOKIE, EngineLab
 from synthetic import leaf_spine
 
-from controller.engine.outputs import RoleRequest, TableRead
+from controller.engine.outputs import (
+    PortStatsRequest,
+    RoleRequest,
+    SlavePacketIns,
+    TablePart,
+    TableRead,
+)
+from controller.fabric import frames
+from controller.fabric.lldp_auth import LldpSigner
+from controller.fabric.model import PortRef
 from controller.store.policies import PolicyView
 
 CHANGES = ("FlowAdd", "FlowDelete", "GroupAdd", "GroupModify", "GroupDelete", "MeterAdd")
@@ -25,15 +34,24 @@ def standby_lab(*, policies: bool = True) -> EngineLab:
     return lab
 
 
-def test_a_standby_claims_slave_and_reads_and_writes_nothing() -> None:
+def test_a_standby_claims_slave_reads_ports_and_writes_nothing() -> None:
     lab = standby_lab()
     for dpid in sorted(lab.fabric.names):
         out = lab.connect(dpid)
-        assert out.requests == [RoleRequest(dpid, master=False, generation=0)]
+        assert out.requests[:3] == [
+            RoleRequest(dpid, master=False, generation=0),
+            SlavePacketIns(dpid),  # the leader's LLDP probes, as packet-ins
+            TableRead(dpid, TablePart.PORTS),
+        ]
+        assert not [r for r in out.requests[3:] if not isinstance(r, PortStatsRequest)]
     lab.run_for(5.0)
     assert set(lab.roles.values()) == {"slave"}
     assert sum(lab.fake.mods().values()) == 0
-    assert not lab.net.topo.switches and not lab.engine.writes_allowed(lab.now)
+    assert not lab.engine.writes_allowed(lab.now)
+    assert not lab.net.topo.switches  # nothing to program: the engine itself knows nothing
+    observed, _ = lab.engine.visible()
+    assert {sw.name for sw in observed.switches.values()} == set(lab.fabric.names.values())
+    assert not observed.links  # no leader probes in this test
 
 
 def test_becoming_leader_claims_master_reads_tables_and_programs() -> None:
@@ -127,3 +145,66 @@ def test_a_standby_reads_the_store_at_once_when_asked_and_a_leader_ignores_it() 
     assert not lab.engine.follow_store(now=lab.now)
     assert lab.engine.net is net  # a leader is the writer: nothing to rebuild
     assert "late" not in {p.name for p in lab.engine.policies.book.all()}
+
+
+def leader_probes(lab: EngineLab, signer: LldpSigner) -> None:
+    """The leader's LLDP probe out of every cable end, as this (slave) engine receives it."""
+    for src, peer in sorted(lab.fake.peer.items()):
+        if src in lab.lldp_lost:
+            continue
+        port = next(p for p in lab.ports[src.dpid] if p.port_no == src.port)
+        frame = frames.build_lldp(
+            signer, dpid=src.dpid, port=src.port, hw_addr=port.hw_addr, now=lab.now
+        )
+        lab.packet_in(peer, frame, cookie=BASE_COOKIE)
+
+
+def observe(lab: EngineLab, signer: LldpSigner, seconds: float) -> None:
+    for _ in range(int(seconds / 0.5)):
+        leader_probes(lab, signer)
+        lab.advance(0.5)
+        lab.tick()
+
+
+def test_a_standby_learns_links_from_the_leaders_probes_and_forgets_silent_ones() -> None:
+    lab = standby_lab()
+    for dpid in sorted(lab.fabric.names):
+        lab.connect(dpid)
+    shared = lab.engine.signer  # the cluster's key (the store's shared secret)
+    observe(lab, LldpSigner(b"x" * 32), 2.0)  # another cluster's probes prove nothing
+    observed, _ = lab.engine.visible()
+    assert not observed.links
+    observe(lab, shared, 2.0)
+    assert sorted(observed.links) == lab.fake.links
+    spine_port = lab.cable("leaf1", "spine1").dst
+    lab.lldp_lost.add(spine_port)  # the probes out of spine1 toward leaf1 stop arriving
+    observe(lab, shared, lab.net.config.link_timeout_s + 1.0)
+    assert sorted(observed.links) == [lid for lid in lab.fake.links if lid.src != spine_port]
+    assert sum(lab.fake.mods().values()) == 0 and not lab.sent  # it never answered anything
+
+
+def test_a_warm_standby_takes_over_with_links_rates_and_trusted_edges_at_once() -> None:
+    lab = EngineLab(leaf_spine(2, 4), policies=(roce_policy(),)).ready()
+    tables = lab.fake.hashes()
+    hosts = list(lab.net.topo.hosts.values())
+    leader_signer = lab.engine.signer
+    lab.restart(hosts=hosts)  # the standby's engine, on the same store and switches
+    lab.engine.signer = leader_signer  # one cluster, one key
+    lab.engine.join_cluster(may_program=lambda now: True)
+    for dpid in sorted(lab.fabric.names):
+        lab.connect(dpid)
+    observe(lab, leader_signer, 4.0)  # port counters polled meanwhile too
+    before = lab.fake.mods()
+    lab.lldp_lost |= set(lab.fake.peer)  # from here on no probe arrives at all
+    lab.run(lab.engine.set_role("leader", generation=9, now=lab.now))
+    # Right after the table reads, before any probe of its own: the whole fabric.
+    assert sorted(lab.net.topo.links) == lab.fake.links
+    edge = lab.hosts[0].port
+    assert lab.net.trusted_edge(edge, lab.now)
+    uplink = lab.cable("leaf1", "spine1").src
+    assert lab.engine.monitor.rates.latest(uplink) is not None
+    assert lab.fake.hashes() == tables
+    assert changes(before, lab.fake.mods()) == {}  # not even a transient group
+    # Remembered links are proven by probes like any other: silence expires them.
+    lab.run_for(lab.net.config.link_timeout_s + 1.0)
+    assert not lab.net.topo.links

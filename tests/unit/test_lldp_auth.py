@@ -39,3 +39,15 @@ def test_tampered_or_truncated_proofs_fail() -> None:
     restamped = LldpSigner(b"k" * 32).sign(DPID, PORT, NOW + 1)[:8] + proof[8:]
     for bad in (flipped, restamped, proof[:-1], proof + b"\0", b""):
         assert not signer.verify(DPID, PORT, bad, now=NOW + 1)
+
+
+def test_two_controllers_with_one_key_and_different_clocks_check_each_others_probes() -> None:
+    # Each controller's own clock (monotonic, started anywhere) plus its offset is
+    # the same wall-clock time: probes of one are fresh to the other.
+    leader = LldpSigner(b"s" * 32, clock_offset=1_000_000.0)
+    standby = LldpSigner(b"s" * 32, clock_offset=1_000_000.0 - 5_000.0)
+    proof = leader.sign(DPID, PORT, NOW)
+    assert standby.verify(DPID, PORT, proof, now=NOW + 5_000.0 + 0.2)
+    assert not standby.verify(DPID, PORT, proof, now=NOW + 0.2)  # offsets disagree: stale
+    other_key = LldpSigner(b"t" * 32, clock_offset=1_000_000.0 - 5_000.0)
+    assert not other_key.verify(DPID, PORT, proof, now=NOW + 5_000.0 + 0.2)

@@ -143,3 +143,18 @@ def test_the_switch_reports_the_vid_with_its_present_bit() -> None:
     back = wire_flow(delivery_entry("02:00:00:00:00:02", 3, cookie=HOST))
     assert back.match.get("vlan_vid") == ofp.OFPVID_PRESENT | 4001
     assert back.actions == (PopVlan(), Output(3))
+
+
+def test_a_slave_asks_for_controller_action_packet_ins_only() -> None:
+    from controller.engine.outputs import SlavePacketIns
+
+    msg = ofmsg.request_to_msg(DP, SlavePacketIns(7))
+    msg.serialize()
+    assert msg.msg_type == ofp.OFPT_SET_ASYNC
+    # The wire body: [master, slave] masks of packet-in, port-status, flow-removed.
+    masks = struct.unpack_from(ofp.OFP_ASYNC_CONFIG_PACK_STR, msg.buf, ofp.OFP_HEADER_SIZE)
+    pin_master, pin_slave, ps_master, ps_slave, fr_master, fr_slave = masks
+    assert pin_slave == 1 << ofp.OFPR_ACTION  # not table misses, not TTL errors
+    assert pin_master == 1 << ofp.OFPR_NO_MATCH | 1 << ofp.OFPR_ACTION  # as master: defaults
+    assert ps_master == ps_slave == 0b111
+    assert fr_master == 0b1111 and fr_slave == 0  # flow expiry is the leader's business

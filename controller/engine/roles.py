@@ -1,0 +1,125 @@
+"""Cluster roles of the engine: standby, leader, and the handover between them.
+
+A single controller has no role (the switches' EQUAL role; it always
+programs). In a cluster the election makes this node the leader (MASTER on
+every switch: it decides and programs) or a standby (SLAVE: it reads, follows
+the shared store and observes the fabric through a
+:class:`~controller.engine.standby.StandbyObserver`, and writes nothing). On
+a takeover the engine is rebuilt as on a restart, except that what the
+standby observed (links, ports' up-since times, link rates) seeds the new
+state. Kept apart from :mod:`controller.engine.engine` to keep each module
+readable; :class:`~controller.engine.engine.FabricEngine` has both.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from controller.engine.connectivity import Connectivity
+from controller.engine.monitor import LinkMonitor
+from controller.engine.outputs import EngineOutput, RoleRequest
+from controller.engine.polling import StatsPolls
+from controller.engine.standby import StandbyObserver
+from controller.engine.tablesync import TableSync
+from controller.fabric.lldp_auth import LldpSigner
+
+__all__ = ["ClusterRoles"]
+
+log = logging.getLogger("fabricd.engine")
+
+
+def _always(now: float) -> bool:
+    return True
+
+
+class ClusterRoles:
+    # Provided by FabricEngine.
+    net: Connectivity
+    monitor: LinkMonitor
+    sync: TableSync
+    signer: LldpSigner
+    _connected: set[int]
+
+    # Cluster mode: None = a single controller; else "leader" or "standby".
+    cluster_role: str | None = None
+    generation: int = 0
+    standby: StandbyObserver | None = None
+    _may_program: Callable[[float], bool] = staticmethod(_always)
+    _reload_due: bool = False
+
+    def _build(self, now: float, *, warm: StandbyObserver | None = None) -> None:
+        raise NotImplementedError  # FabricEngine's
+
+    def _new_monitor(self) -> LinkMonitor:
+        raise NotImplementedError  # FabricEngine's
+
+    def _new_polls(self) -> StatsPolls:
+        raise NotImplementedError  # FabricEngine's
+
+    def join_cluster(self, *, may_program: Callable[[float], bool]) -> None:
+        """Cluster mode: a standby that programs nothing until the election says so.
+
+        ``may_program(now)`` is the election's own answer (false as soon as the
+        lease may have lapsed), checked before every write to a switch.
+        """
+        self.cluster_role = "standby"
+        self._may_program = may_program
+        self.standby = self._observer()
+        self.standby.show_hosts(self.net.topo.hosts.values())
+
+    def _observer(self) -> StandbyObserver:
+        return StandbyObserver(
+            signer=self.signer,
+            monitor=self._new_monitor(),
+            polls=self._new_polls(),
+            link_timeout_s=self.net.config.link_timeout_s,
+        )
+
+    def set_role(self, role: str, *, generation: int, now: float) -> EngineOutput:
+        """The election changed this node's role (or the leader's generation)."""
+        if role not in ("leader", "standby"):
+            raise ValueError(f"role must be leader or standby, not {role!r}")
+        if (role, generation) == (self.cluster_role, self.generation):
+            return EngineOutput()
+        changed = role != self.cluster_role
+        self.cluster_role, self.generation = role, generation
+        out = EngineOutput()
+        if changed:
+            log.info("this controller is now %s (generation %d)", role, generation)
+        if changed and role == "leader":
+            warm, self.standby = self.standby, None
+            self._build(now, warm=warm)
+        elif changed:  # stepped down: observe from scratch (the switches are read again)
+            self.standby = self._observer()
+            self._build(now)  # shows the stored hosts
+        for dpid in sorted(self._connected):
+            if role == "leader":
+                out.requests.append(RoleRequest(dpid, master=True, generation=generation))
+                if changed:
+                    out.requests += self.sync.start(dpid, now=now)
+            elif changed and self.standby is not None:
+                out.requests += self.standby.switch_features(dpid, generation=generation)
+            else:
+                out.requests.append(RoleRequest(dpid, master=False, generation=generation))
+        return out
+
+    def store_changed(self) -> None:
+        """Another node wrote to the shared store: a standby follows at its next tick."""
+        if self.cluster_role == "standby":
+            self._reload_due = True
+
+    def follow_store(self, *, now: float) -> EngineOutput:
+        """A standby reads the shared store now rather than at its next tick (it
+        just relayed a write to the leader): a client then reads its own write
+        from the node it wrote to."""
+        if self.cluster_role == "standby":
+            self._reload_due = False
+            self._build(now)
+        return EngineOutput()
+
+    def writes_allowed(self, now: float) -> bool:
+        """Whether anything may be written to a switch now (flow, group, packet-out)."""
+        if self.cluster_role is None:
+            return True
+        return self.cluster_role == "leader" and self._may_program(now)
