@@ -18,7 +18,6 @@ from controller.engine.outputs import (
 )
 from controller.fabric import frames
 from controller.fabric.lldp_auth import LldpSigner
-from controller.fabric.model import PortRef
 from controller.store.policies import PolicyView
 
 CHANGES = ("FlowAdd", "FlowDelete", "GroupAdd", "GroupModify", "GroupDelete", "MeterAdd")
