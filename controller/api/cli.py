@@ -122,7 +122,7 @@ def _global_options(*, suppress: bool) -> argparse.ArgumentParser:
     p.add_argument(
         "--target",
         default=d(os.environ.get("FABRICCTL_TARGET") or DEFAULT_TARGET),
-        help="controller API address host:port (env FABRICCTL_TARGET; default %(default)s)",
+        help=f"controller API address host:port (env FABRICCTL_TARGET; default {DEFAULT_TARGET})",
     )
     p.add_argument(
         "--timeout", type=_positive_float, default=d(5.0), help="deadline of each call, seconds"

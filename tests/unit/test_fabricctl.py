@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import socket
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from apilab import ApiLab, roce_policy, running_server
 
-from controller.api.cli import main
+from controller.api.cli import build_parser, main
 from controller.api.server import ApiServer
 from controller.engine.outputs import EventKind
 
@@ -272,3 +273,26 @@ def test_status_of_a_single_controller(
     assert code == 0 and out.startswith("mode:      single controller")
     code, out, _ = run(capsys, server, "--json", "status")
     assert json.loads(out)["mode"] == "CLUSTER_MODE_SINGLE"
+
+
+def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command path of the CLI (``policy apply``, ``job get``, ...)."""
+    found = [path]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found += _commands(sub, (*path, name))
+    return found
+
+
+def test_every_command_prints_its_help(capsys: pytest.CaptureFixture[str]) -> None:
+    paths = _commands(build_parser())
+    assert ("job", "apply") in paths and ("status",) in paths
+    for path in paths:
+        try:
+            code = main([*path, "--help"])
+        except SystemExit as done:
+            code = done.code  # type: ignore[assignment]
+        assert code == 0, path
+        out = capsys.readouterr().out
+        assert out.startswith("usage: fabricctl") and "--target" in out, path
