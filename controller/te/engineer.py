@@ -229,7 +229,9 @@ class TrafficEngineer:
         through :meth:`rebalance`. Also the right call after an undrain."""
         del links  # any healed link may have made a pinned path or a detour possible
         self._recent.expire(now)
-        paths = self.paths_for(view)
+        # Paths only when a flow waits for its pinned path: with none, a link coming
+        # up costs nothing here (a fabric being discovered brings up every link).
+        paths = self.paths_for(view) if self._fell_back else None
         moves: list[Move] = []
         for flow_id in sorted(self._fell_back):
             flow = self._table.get(flow_id)
@@ -238,6 +240,7 @@ class TrafficEngineer:
                 self._fell_back.discard(flow_id)
                 continue
             request = self._request(flow)
+            assert paths is not None
             route, _ = pinned_route(request, view=view, policy=policy, paths=paths)
             if route is None:
                 continue
