@@ -81,6 +81,8 @@ class EngineConfig:
     # a full collection this often (EngineOutput.heap); False: never touch it.
     heap_freeze: bool = True
     heap_collect_s: float = 600.0
+    # A rebalance round whose first fit is stuck re-places measured elephants jointly.
+    joint_rebalance: bool = True
 
     def connectivity(self) -> ConnectivityConfig:
         lldp = self.lldp_interval_s
@@ -147,6 +149,7 @@ class FabricEngine(NorthboundCommands):
                 visibility_s=max(3.0, 3 * config.poll_interval_s),
                 max_moves_per_round=config.max_moves_per_round,
                 default_demand_bps=config.default_demand_bps,
+                joint_rebalance=config.joint_rebalance,
             ),
             setup_budget=config.flow_setup_budget,
             default_rebalance_s=config.rebalance_period_s,
