@@ -37,7 +37,7 @@ from controller.te.flowtable import FlowTable, TrackedFlow
 from controller.te.joint import PairDemand, rebalance_elephants
 from controller.te.rebalance import CONTENTION_SHARE, RebalancePlan, Relocation, _movable
 
-__all__ = ["ELEPHANT_SHARE", "elephants", "plan_joint"]
+__all__ = ["ELEPHANT_SHARE", "MAX_ELEPHANTS", "elephants", "near", "plan_joint"]
 
 # A flow is an elephant when its measured rate is at least this share of the
 # capacity of the narrowest link on its path: a tenth of a link is what one
@@ -47,6 +47,9 @@ ELEPHANT_SHARE = 0.1
 # The joint plan must lower the most loaded link by this much (of its capacity)
 # to replace first fit's, or keep it and leave fewer links over threshold.
 PEAK_GAIN = 0.01
+# At most this many elephants in one joint solve (about half a second of the
+# hub): beyond it, the elephants that start or end where the stuck flows do.
+MAX_ELEPHANTS = 10_000
 _EPS = 1e-9
 
 
@@ -65,6 +68,23 @@ def elephants(
         if flow.rate_bps >= ELEPHANT_SHARE * narrowest:
             found.append(flow)
     return found
+
+
+def near(
+    herd: list[TrackedFlow], table: FlowTable, stuck: Iterable[int], limit: int
+) -> list[TrackedFlow]:
+    """``herd`` if it has at most ``limit`` flows; else the elephants that start or end
+    on a switch a stuck flow starts or ends on, the largest first, at most ``limit``."""
+    if len(herd) <= limit:
+        return herd
+    ends: set[int] = set()
+    for flow_id in stuck:
+        flow = table.get(flow_id)
+        if flow is not None:
+            ends.update((flow.path.ingress, flow.path.egress))
+    close = [f for f in herd if f.path.ingress in ends or f.path.egress in ends]
+    close.sort(key=lambda f: (-f.load_bps, f.flow_id))
+    return sorted(close[:limit], key=lambda f: f.flow_id)
 
 
 @dataclass
@@ -133,7 +153,7 @@ def plan_joint(
     """
     if not greedy.stuck or max_moves <= 0:
         return None
-    herd = elephants(table, policy_of, view, now=now)
+    herd = near(elephants(table, policy_of, view, now=now), table, greedy.stuck, MAX_ELEPHANTS)
     if not herd:
         return None
     base: dict[LinkId, float] = dict(view.load_bps)

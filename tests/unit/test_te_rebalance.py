@@ -399,3 +399,18 @@ def test_a_joint_plan_larger_than_the_budget_makes_only_moves_that_fit_alone() -
             assert loads[lid] <= 90 * MBIT
     assert max(loads.values()) <= peak_before
     assert _shared_links(te) < shared_before
+
+
+def test_a_large_herd_is_cut_to_the_elephants_around_the_stuck_flows() -> None:
+    from controller.te.elephants import elephants, near
+
+    fab, te, ids = _cornered(joint=False)
+    table = te._table  # the engineer's own table, read only
+    herd = elephants(table, {i: policy(Strategy.LEAST_UTILIZED) for i in ids}, fab.view(), now=10.0)
+    assert [f.flow_id for f in herd] == ids
+    assert near(herd, table, [ids[0]], 100) == herd  # small enough: all of it
+    cut = near(herd, table, [ids[0]], 4)  # flow 0 runs leaf1 -> leaf2
+    assert len(cut) == 4
+    ends = {fab.dpid("leaf1"), fab.dpid("leaf2")}
+    assert all(f.path.ingress in ends or f.path.egress in ends for f in cut)
+    assert [f.flow_id for f in cut] == sorted(f.flow_id for f in cut)
