@@ -77,7 +77,7 @@ def test_an_all_to_all_ends_with_its_last_flow() -> None:
     assert run.jobs[0].completion_s == pytest.approx(3 * MB * 8 / 100e9)
 
 
-def test_joint_placement_plugs_in_and_the_option_refuses_it_until_then() -> None:
+def test_another_joint_placement_plugs_in_and_the_option_refuses_none() -> None:
     calls: list[int] = []
 
     def first_spine(
@@ -93,24 +93,71 @@ def test_joint_placement_plugs_in_and_the_option_refuses_it_until_then() -> None
             paths.append(path_of(state, rows, 0))
         return paths
 
+    assert strategies.joint_available()  # the controller's own, from the start
     register_joint(first_spine)
     try:
         fabric = tiny()
         order = (0, 2, 1, 3)
         run = simulate(fabric, one_ring(order), placer_for("joint", fabric, seed=1), seed=1)
         assert calls == [4] and run.jobs[0].finish_s is not None
-    finally:
         register_joint(None)
-    assert not strategies.joint_available()
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.fluidsim", "--strategies", "joint"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        assert not strategies.joint_available()
+        with pytest.raises(SystemExit) as refused:
+            main(["--strategies", "joint"])
+        assert refused.value.code == 2
+    finally:
+        register_joint(strategies.controller_joint())
+    assert strategies.joint_available()
+
+
+def test_the_controller_joint_placement_gives_a_ring_links_of_its_own() -> None:
+    """A ring whose every leaf sends two flows over two spines: the joint solver
+    colours them onto separate links, so the ring runs at NIC speed (the bound);
+    after a spine fails, the job is re-solved and still finishes."""
+    from benchmarks.fluidsim.workload import Failure
+
+    nic_time = 2 * 3 / 4 * 100 * MB * 8 / 100e9
+    for seed in range(5):
+        fabric = tiny()
+        run = simulate(
+            fabric, one_ring((0, 2, 1, 3)), placer_for("joint", fabric, seed=seed), seed=seed
+        )
+        assert run.jobs[0].completion_s == pytest.approx(nic_time)
+    fabric = tiny()
+    down = Failure(nic_time / 2, tuple(fabric.spine_links("spine1")), "spine1 down")
+    run = simulate(
+        fabric,
+        one_ring((0, 2, 1, 3), failures=(down,)),
+        placer_for("joint", fabric, seed=1),
+        seed=1,
     )
-    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "joint" in done.stderr
+    assert run.jobs[0].completion_s == pytest.approx(nic_time / 2 + nic_time)
+
+
+def test_joint_matches_or_beats_per_flow_placement_on_tight_rings() -> None:
+    """Random rings where every leaf sends as many flows as there are spines: joint
+    placement reaches the bound; hash ECMP does not."""
+    fabric_args = {"spines": 4, "leaves": 8, "hosts_per_leaf": 4, "link_gbps": 100.0}
+    import argparse
+
+    a = argparse.Namespace(
+        **fabric_args,
+        nic_gbps=100.0,
+        jobs=1,
+        job_hosts=32,
+        pattern="ring",
+        ring_order="random",
+        size_mb=64.0,
+        stagger_s=0.0,
+        background=0.0,
+        fail_spine_at=None,
+        fail_link_at=None,
+        seed=2,
+    )
+    summ = summary(run_all(a, ["ecmp", "least-utilized", "joint"]))
+    assert summ["joint"]["min_goodput_over_bound"] == pytest.approx(1.0, abs=1e-3)
+    assert summ["ecmp"]["min_goodput_over_bound"] < 0.9
+    assert summ["joint"]["mean_cct_s"] <= summ["least-utilized"]["mean_cct_s"] + 1e-9
 
 
 @pytest.mark.parametrize(
@@ -188,3 +235,29 @@ def test_the_simulator_ranks_the_emulators_small_jobs_as_the_emulator_did() -> N
     # Spread by placement, the ring's flows never share a link in the fluid model.
     assert ring["least-utilized"]["simulated_min"] == 1.0
     assert ring["ecmp"]["simulated_min"] < 1.0
+
+
+def test_jobs_placed_at_once_count_each_others_reservations() -> None:
+    """Two rings start together and share leaves: with no load measured yet, only the
+    other job's reserved links keep the second one off them (as the engine's jobs)."""
+    import argparse
+
+    a = argparse.Namespace(
+        spines=8,
+        leaves=16,
+        hosts_per_leaf=4,
+        link_gbps=100.0,
+        nic_gbps=100.0,
+        jobs=2,
+        job_hosts=8,
+        pattern="ring",
+        ring_order="topology",
+        size_mb=64.0,
+        stagger_s=0.0,
+        background=0.0,
+        fail_spine_at=None,
+        fail_link_at=None,
+        seed=1,
+    )
+    summ = summary(run_all(a, ["joint"]))
+    assert summ["joint"]["goodput_over_bound"] == [1.0, 1.0]
