@@ -77,11 +77,4 @@ def _background(
     load = {lid: max(bps, reserved.get(lid, 0.0)) for lid, bps in measured.items()}
     for lid, bps in reserved.items():
         load.setdefault(lid, bps)
-    return NetworkView(
-        graph=state.graph,
-        capacity=state.capacity,
-        load_bps=load,
-        drained=state.drained,
-        names=state.names,
-        unknown_capacity_bps=state.unknown_capacity_bps,
-    )
+    return NetworkView.with_load(state, load)

@@ -41,6 +41,8 @@ class Row:
     pattern: str
     jobs: int
     job_hosts: int
+    ring_order: str = "random"
+    size_mb: float = 256.0
 
     @property
     def hosts(self) -> int:
@@ -63,8 +65,8 @@ class Row:
             jobs=self.jobs,
             job_hosts=self.job_hosts,
             pattern=self.pattern,
-            ring_order="random",
-            size_mb=256.0,
+            ring_order=self.ring_order,
+            size_mb=self.size_mb,
             stagger_s=0.0,
             background=0.0,
             fail_spine_at=None,

@@ -97,6 +97,18 @@ class NetworkView(ViewBase):
     def _by_name(self) -> dict[str, Dpid]:
         return {name: dpid for dpid, name in self.names.items() if name}
 
+    @classmethod
+    def with_load(cls, view: FabricView, load_bps: Mapping[LinkId, float]) -> NetworkView:
+        """``view`` (a snapshot or the kept state) as a snapshot carrying ``load_bps``."""
+        return cls(
+            graph=view.graph,
+            capacity=view.capacity,
+            load_bps=load_bps,
+            drained=view.drained,
+            names=view.names,
+            unknown_capacity_bps=view.unknown_capacity_bps,
+        )
+
 
 @dataclass(frozen=True)
 class FlowRequest:

@@ -159,14 +159,7 @@ def plan_joint(
     base: dict[LinkId, float] = dict(view.load_bps)
     for lid, bps in extra.items():
         base[lid] = base.get(lid, 0.0) + bps
-    measured = NetworkView(
-        graph=view.graph,
-        capacity=view.capacity,
-        load_bps=base,
-        drained=view.drained,
-        names=view.names,
-        unknown_capacity_bps=view.unknown_capacity_bps,
-    )
+    measured = NetworkView.with_load(view, base)
     current: dict[Hashable, Path] = {f.flow_id: f.path for f in herd}
     pairs = [PairDemand(f.flow_id, f.path.ingress, f.path.egress, f.load_bps) for f in herd]
     plan = rebalance_elephants(pairs, measured, current=current, paths=paths)

@@ -315,13 +315,5 @@ def rebalance_elephants(
     counts only the traffic they cannot move. Flows whose path is optimal
     stay; :attr:`JointPlan.moved` lists the relocations to carry out.
     """
-    background = background_without(view, flows, current)
-    quiet = NetworkView(
-        graph=view.graph,
-        capacity=view.capacity,
-        load_bps=background,
-        drained=view.drained,
-        names=view.names,
-        unknown_capacity_bps=view.unknown_capacity_bps,
-    )
+    quiet = NetworkView.with_load(view, background_without(view, flows, current))
     return place_jointly(flows, quiet, previous=current, paths=paths)
