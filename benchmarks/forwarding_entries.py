@@ -18,7 +18,7 @@ import time
 from pathlib import Path as FsPath
 from typing import Any
 
-from benchmarks.scale_core import synthetic
+from benchmarks.scale_measure import synthetic
 from controller.fabric.model import Dpid, Host, LinkId, PortNo
 from controller.flowprog.forwarding import ForwardingInputs, compile_forwarding
 from controller.flowprog.spread import SPREAD_TABLE

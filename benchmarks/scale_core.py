@@ -12,9 +12,13 @@ to date as the engine keeps it:
 - side by side, the baselines: ``networkx.all_shortest_paths`` per flow and
   the per-call path (a NetworkView of the whole fabric per flow), timed on a
   sample and extrapolated (and labelled so);
-- ``engine_setups_per_s`` and ``job_place_s`` stay null until the engine's
-  single entry and joint job placement exist (hooks in
-  :mod:`benchmarks.scale_measure`).
+- the whole engine (:mod:`benchmarks.scale_engine`): the fabric brought up
+  through discovery with one default-forwarding compile (timed apart), then
+  every flow's first packet through ``FabricEngine.packet_in`` into fake
+  OpenFlow tables, with the hub's garbage-collector policy on and off
+  (``engine_setups_per_s``); and a ring job over up to 4,096 hosts applied
+  through ``FabricEngine.apply_job`` (``job_place_s``). ``--no-engine``
+  leaves them out (null).
 
 Results go to ``--out`` (default ``out/bench/``) as ``scale_core.json`` and
 ``scale_core.md``; ``--json FILE`` also writes the headline numbers of the
@@ -23,7 +27,7 @@ largest size. ``--quick`` runs tiny sizes in seconds; ``--spines --leaves
 (served by the general path, slower).
 
     python -m benchmarks.scale_core [--quick] [--spines S --leaves L --flows N]
-        [--fabric leaf-spine|three-tier] [--json FILE] [--out DIR] [--seed N]
+        [--fabric leaf-spine|three-tier] [--no-engine] [--json FILE] [--out DIR] [--seed N]
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from typing import Any, NoReturn
 import networkx as nx
 import numpy as np
 
+from benchmarks import scale_engine as e
 from benchmarks import scale_measure as m
 from controller.policy.model import Strategy
 
@@ -89,7 +94,9 @@ QUICK_SIZES = (
 LIMITS = {"spines": (1, 1024), "leaves": (2, 8192), "flows": (1, 2_000_000)}
 
 
-def run_size(size: Size, *, seed: int, log: Any) -> dict[str, Any]:
+def run_size(
+    size: Size, *, seed: int, log: Any, engine: bool = True, quick: bool = False
+) -> dict[str, Any]:
     rng = random.Random(seed)
     fab = size.build()
     flows = m.workload(fab, size.flows, rng)
@@ -150,9 +157,36 @@ def run_size(size: Size, *, seed: int, log: Any) -> dict[str, Any]:
     result["naive_baseline"] = m.naive_baseline(fab, flows, size.naive_sample, placed_s=placed_s)
     result["view_baseline"] = m.view_baseline(fab, flows, size.naive_sample, seed=seed)
     log(f"  {size.label} naive: {result['naive_baseline']['seconds_per_flow'] * 1e3:.2f} ms/flow")
-    result["engine_setups_per_s"] = m.measure_engine_setups(fab, flows, seed=seed)
-    result["job_place_s"] = m.measure_job_place(fab, seed=seed)
+    result["engine_setups_per_s"] = result["job_place_s"] = None
+    if engine and size.fabric == "leaf-spine":
+        result.update(engine_measurements(size, fab, seed=seed, log=log, both=not quick))
     return result
+
+
+def engine_measurements(
+    size: Size, fab: Any, *, seed: int, log: Any, both: bool = True
+) -> dict[str, Any]:
+    """The whole engine on this fabric: setups with (and, if ``both``, without) the
+    collector policy, and a ring job (4,096 hosts where the fabric has 8 per leaf)."""
+    runs = {}
+    for policy in (True, False) if both else (True,):
+        runs[policy] = e.engine_setups(fab, size.flows, seed=seed, heap_policy=policy)
+        log(
+            f"  {size.label} engine setups (collector policy {'on' if policy else 'off'}): "
+            f"{runs[policy]['setups_per_s']:,.0f}/s "
+            f"({runs[policy]['engine_us_per_flow']} us engine + "
+            f"{runs[policy]['fake_switch_us_per_flow']} us fake switches per flow); "
+            f"bring-up {runs[policy]['bring_up']['cpu_s']}"
+        )
+    ring = min(e.JOB_RING_HOSTS, (8 if both else 2) * size.leaves)
+    job = e.job_place(fab, seed=seed, ring_hosts=ring)
+    log(f"  {size.label} job ring of {job['ring_hosts']} hosts: {job['apply_s']} s")
+    return {
+        "engine": {"heap_policy": runs[True], "no_heap_policy": runs.get(False)},
+        "engine_setups_per_s": runs[True]["setups_per_s"],
+        "job": job,
+        "job_place_s": job["apply_s"],
+    }
 
 
 def machine_info() -> dict[str, Any]:
@@ -187,6 +221,20 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
         "placements_per_s": {s: p["flows_per_s"] for s, p in r["placement"].items()},
         "least_utilized_per_s_with_hub_freeze": r["least_utilized_hub_freeze"]["flows_per_s"],
         "engine_setups_per_s": r["engine_setups_per_s"],
+        "engine_setups_per_s_without_collector_policy": (
+            r["engine"]["no_heap_policy"]["setups_per_s"]
+            if "engine" in r and r["engine"]["no_heap_policy"]
+            else None
+        ),
+        "engine_us_per_flow_by_size": {
+            x["size"]: x["engine"]["heap_policy"]["us_per_flow"]
+            for x in report["results"]
+            if "engine" in x
+        },
+        "engine_bring_up_cpu_s": r["engine"]["heap_policy"]["bring_up"]["cpu_s"]
+        if "engine" in r
+        else None,
+        "job_ring_hosts": r["job"]["ring_hosts"] if "job" in r else None,
         "spine_failure_s": r["spine_failure"]["seconds"],
         "spine_failure_flows": r["spine_failure"]["affected_flows"],
         "rebalance_round_s": r["rebalance"]["seconds"],
@@ -221,8 +269,7 @@ def markdown(report: dict[str, Any]) -> str:
         "re-placed and its rules compiled (least-utilized). Rebalance = one round with "
         f"{m.HOT_LINKS} uplinks pushed to 130 %. Naive = `nx.all_shortest_paths` per flow; "
         "view = a NetworkView of the whole fabric per flow (the per-call path); both "
-        "**extrapolated** from a sample. Engine setups/s: not measured until the engine's "
-        "single entry exists.",
+        "**extrapolated** from a sample.",
         "",
         "| fabric | flows | ecmp | least-utilized | widest | weighted | us/flow (gc) "
         "| failure: flows / s | rebalance: moves / s | peak MiB | naive flows/s | view flows/s |",
@@ -243,6 +290,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {nv['extrapolated_flows_per_s']:,.0f} (extrapolated, n={nv['sample_flows']}) "
             f"| {vw['extrapolated_flows_per_s']:,.0f} |"
         )
+    lines += _engine_markdown(report)
     for r in report["results"]:
         if r["fast_path_share"] < 1.0:
             lines += [
@@ -252,6 +300,40 @@ def markdown(report: dict[str, Any]) -> str:
                 "(slower).",
             ]
     return "\n".join(lines) + "\n"
+
+
+def _engine_markdown(report: dict[str, Any]) -> list[str]:
+    rows = [r for r in report["results"] if "engine" in r]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Whole engine: new flows through `FabricEngine.packet_in` (trap cookie, real "
+        "frames), placement, rule compilation, the programmer's diff and phases, programs "
+        "applied to fake OpenFlow tables and confirmed; CPU time of those calls. Bring-up: "
+        "discovery (switches read, one LLDP frame per link, one ARP per host) with default "
+        "forwarding held and compiled once. Collector policy: the hub freezes the garbage "
+        "collector's view once per poll round. Job: a ring applied through "
+        "`FabricEngine.apply_job` (joint placement, pair rules, programs applied).",
+        "",
+        "| fabric | flows | setups/s (policy on / off) | us/flow engine + fake switches "
+        "| hub tick s per simulated s | bring-up: forwarding compile s / apply s / links s "
+        "| job: ring hosts / s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        on, off = r["engine"]["heap_policy"], r["engine"]["no_heap_policy"]
+        cpu = on["bring_up"]["cpu_s"]
+        without = f"{off['setups_per_s']:,.0f}" if off else "-"
+        lines.append(
+            f"| {r['spines']} x {r['leaves']} ({on['hosts_per_leaf']} hosts/leaf) "
+            f"| {on['flows']:,} | {on['setups_per_s']:,.0f} / {without} "
+            f"| {on['engine_us_per_flow']} + {on['fake_switch_us_per_flow']} "
+            f"| {on['tick_s_per_simulated_second']} "
+            f"| {cpu['forwarding_compile_s']} / {cpu['forwarding_apply_s']} / {cpu['lldp_s']} "
+            f"| {r['job']['ring_hosts']:,} / {r['job']['apply_s']} |"
+        )
+    return lines
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -273,6 +355,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--fabric", choices=("leaf-spine", "three-tier"), default="leaf-spine", help="topology"
     )
     parser.add_argument("--json", metavar="FILE", help="also write the headline numbers here")
+    parser.add_argument(
+        "--no-engine", action="store_true", help="the pure core only (no whole-engine runs)"
+    )
     args = parser.parse_args(argv)
     for name, (lo, hi) in LIMITS.items():
         value = getattr(args, name)
@@ -328,7 +413,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{size.label}: {size.spines} spines x {size.leaves} leaves ({size.fabric}), "
             f"{size.flows:,} flows"
         )
-        results.append(run_size(size, seed=args.seed, log=log))
+        results.append(
+            run_size(size, seed=args.seed, log=log, engine=not args.no_engine, quick=args.quick)
+        )
     report: dict[str, Any] = {
         "benchmark": "scale_core",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),

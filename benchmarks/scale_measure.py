@@ -9,8 +9,8 @@ other processes do not count against the core), with wall time next to it.
 Objects made only to set the benchmark up (fabric, workload) are frozen out of
 the garbage collector first: a controller holds no such list.
 
-Two hooks return None until the engine and the jobs API exist:
-:func:`measure_engine_setups` and :func:`measure_job_place`.
+The whole engine (new flows through its packet-in entry, a declared job) is
+measured by :mod:`benchmarks.scale_engine`.
 """
 
 from __future__ import annotations
@@ -382,21 +382,3 @@ def view_baseline(fab: Any, flows: list[Work], sample: int, *, seed: int) -> dic
         "extrapolated_flows_per_s": round(1 / per_flow, 1),
         "extrapolated": True,
     }
-
-
-def measure_engine_setups(fab: Any, flows: list[Work], *, seed: int) -> float | None:
-    """New flows per second through the engine's single entry (packet-in events into
-    fake OpenFlow tables, placement, compilation and programming included).
-
-    Hook for the engine refactor: returns None until that entry exists. Drive
-    the same packet-in the shim delivers for each of ``flows`` (hosts learned
-    first, the engine keeping one FabricState) and return flows / CPU seconds.
-    """
-    del fab, flows, seed
-    return None
-
-
-def measure_job_place(fab: Any, *, seed: int) -> float | None:
-    """Seconds to place a 4,096-host ring job jointly (jobs issue); None until then."""
-    del fab, seed
-    return None

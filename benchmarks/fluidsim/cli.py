@@ -52,7 +52,7 @@ def _parser() -> _OneLineParser:
     p.add_argument("--fail-spine-at", type=float, help="a random spine fails at this time (s)")
     p.add_argument("--fail-link-at", type=float, help="a random leaf-spine cable fails (s)")
     p.add_argument(
-        "--strategies", default="ecmp,least-utilized", help=f"from {','.join(STRATEGY_NAMES)}"
+        "--strategies", default=",".join(STRATEGY_NAMES), help=f"from {','.join(STRATEGY_NAMES)}"
     )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", metavar="FILE", help="write the results here")
@@ -100,7 +100,7 @@ def _check(p: _OneLineParser, a: argparse.Namespace) -> list[str]:
     if not names or unknown:
         p.error(f"--strategies: unknown {unknown or 'empty list'}; choose from {STRATEGY_NAMES}")
     if "joint" in names and not joint_available():
-        p.error("--strategies: joint placement is not plugged in yet (strategies.register_joint)")
+        p.error("--strategies: joint placement is not plugged in (strategies.register_joint)")
     if a.json and not FsPath(a.json).resolve().parent.is_dir():
         p.error(f"--json: directory {FsPath(a.json).resolve().parent} does not exist")
     return names

@@ -9,9 +9,10 @@ failure hits, and forgets finished flows:
   5-tuple hash of the ``ecmp`` strategy; least-utilized sees the simulated
   link loads as port counters, fed by :meth:`Placer.observe`, plus its own
   not-yet-measured demand);
-- ``joint`` places each job's flows at once with a registered joint solver
-  (:func:`register_joint`; the controller's joint placement plugs in here),
-  re-solves a job a failure hits, and places background flows least-utilized;
+- ``joint`` places each job's flows at once with the registered joint solver
+  (by default the controller's own, :class:`.joint.ControllerJoint`;
+  :func:`register_joint` swaps it), re-solves a job a failure hits, and
+  places background flows least-utilized;
 - ``bound`` is not a strategy: every flow is sprayed over every spine (the
   pooled view of :mod:`.fabric`), which upper-bounds what any placement gets.
 
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from benchmarks.fluidsim.fabric import SimFabric
+from benchmarks.fluidsim.joint import ControllerJoint
 from controller.errors import FailedPrecondition
 from controller.fabric.model import FiveTuple, LinkId, Path, PortRef
 from controller.policy.model import FlowMatch, Policy, PortRange, Strategy
@@ -40,6 +42,7 @@ __all__ = [
     "PooledBound",
     "JointSolver",
     "register_joint",
+    "controller_joint",
     "joint_available",
     "placer_for",
     "STRATEGY_NAMES",
@@ -64,13 +67,19 @@ class SimFlow:
 # (flows as (ingress port, egress port, 5-tuple), the fabric state) -> one path
 # per flow, in order. The joint solver sees a whole job at once.
 JointSolver = Callable[[Sequence[tuple[PortRef, PortRef, FiveTuple]], FabricState], Sequence[Path]]
-_joint: JointSolver | None = None
+_joint: JointSolver | None = ControllerJoint()
 
 
 def register_joint(solver: JointSolver | None) -> None:
-    """Plug in (or, with None, remove) the joint job placement."""
+    """Plug in another joint job placement, or with None remove it (the controller's
+    own is plugged in from the start)."""
     global _joint
     _joint = solver
+
+
+def controller_joint() -> JointSolver:
+    """A fresh instance of the controller's joint placement (to plug back in)."""
+    return ControllerJoint()
 
 
 def joint_available() -> bool:
@@ -212,6 +221,9 @@ class JointPlacer(EngineerPlacer):
 
     def remove(self, flows: Sequence[SimFlow]) -> None:
         super().remove([f for f in flows if f.job is None])
+        forget = getattr(self.solver, "forget", None)  # a solver that reserves links
+        if forget is not None:
+            forget(self.fabric.state, [f.five_tuple for f in flows if f.job is not None])
         for flow in flows:
             self._job_routes.pop(flow.key, None)
             if flow.job is not None and flow.job in self._jobs:

@@ -85,6 +85,8 @@ class Connectivity:
         self._port_since: dict[PortRef, float] = {}
         self._next_lldp = 0.0
         self.counters: dict[str, int] = {}
+        self._forwarding_held = False
+        self._forwarding_due: list[str] = []  # reasons of recomputations held back
         # What a standby observed before it led (see remember()).
         self._remembered_links: dict[LinkId, float] = {}
         self._remembered_since: dict[PortRef, float] = {}
@@ -351,6 +353,24 @@ class Connectivity:
             self.topo.set_drained(lid, drained)
         return self.refresh_forwarding(now=now, reason="drain" if drained else "undrain")
 
+    def hold_forwarding(self) -> None:
+        """Hold default-forwarding recomputation back until :meth:`release_forwarding`.
+
+        For changes known to come in bulk (a whole fabric brought up at once):
+        every recomputation is a pass over the whole fabric, so one at the end
+        replaces one per switch, link and host. Switches keep the state they
+        had until the release.
+        """
+        self._forwarding_held = True
+
+    def release_forwarding(self, *, now: float) -> Program:
+        """End a hold: one recomputation if anything asked for one while held."""
+        self._forwarding_held = False
+        reasons, self._forwarding_due = self._forwarding_due, []
+        if not reasons:
+            return Program(reason="held")
+        return self.refresh_forwarding(now=now, reason="+".join(sorted(set(reasons))))
+
     def refresh_forwarding(self, *, now: float, reason: str) -> Program:
         """Recompute default forwarding; program only the differences.
 
@@ -358,6 +378,9 @@ class Connectivity:
         compiled again only when the traps or its edge ports changed (a policy
         book can hold thousands of trap matches per edge port).
         """
+        if self._forwarding_held:
+            self._forwarding_due.append(reason)
+            return Program(reason=reason)
         switches = sorted(self.topo.switches)
         inputs = ForwardingInputs(
             switches=switches,

@@ -28,6 +28,7 @@ from controller.engine.monitor import LinkMonitor
 from controller.engine.outputs import (
     EngineOutput,
     EventKind,
+    HeapWork,
     Notice,
     PacketOut,
     RoleRequest,
@@ -83,6 +84,12 @@ class EngineConfig:
     sync_timeout_s: float = 10.0
     spread_l4: bool = True  # default traffic over several next hops by source-port bits
     local_repair: bool = True  # a spine's failed last hop bounces packets to another spine
+    # The hub freezes the garbage collector's view once per poll interval and does
+    # a full collection this often (EngineOutput.heap); False: never touch it.
+    heap_freeze: bool = True
+    heap_collect_s: float = 600.0
+    # A rebalance round whose first fit is stuck re-places measured elephants jointly.
+    joint_rebalance: bool = True
 
     def connectivity(self) -> ConnectivityConfig:
         lldp = self.lldp_interval_s
@@ -118,6 +125,8 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
         )
         self._connected: set[int] = set()  # OpenFlow connections, in any role
         self._errors_logged: set[tuple[int, str, int]] = set()
+        self._next_freeze = now  # the first tick freezes what startup built
+        self._next_collect = now + config.heap_collect_s
         self._build(now)
 
     def _build(self, now: float, *, warm: StandbyObserver | None = None) -> None:
@@ -144,6 +153,7 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
                 visibility_s=max(3.0, 3 * config.poll_interval_s),
                 max_moves_per_round=config.max_moves_per_round,
                 default_demand_bps=config.default_demand_bps,
+                joint_rebalance=config.joint_rebalance,
             ),
             setup_budget=config.flow_setup_budget,
             default_rebalance_s=config.rebalance_period_s,
@@ -301,6 +311,16 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
         self.sync.schedule_resync(dpid, now=now)
         return EngineOutput()
 
+    def hold_forwarding(self) -> None:
+        """Bulk changes ahead (a fabric brought up at once): default forwarding is
+        recomputed once, at :meth:`release_forwarding`, not at every change."""
+        self.net.hold_forwarding()
+
+    def release_forwarding(self, *, now: float) -> EngineOutput:
+        out = EngineOutput()
+        out.add_program(self.net.release_forwarding(now=now))
+        return out
+
     # ------------------------------------------------------------ packet-in
     def packet_in(
         self, dpid: int, *, in_port: int, cookie: int, data: bytes, now: float
@@ -406,7 +426,9 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
         if self.standby is not None:
             if self._reload_due:  # follow what the leader stored (policies, jobs, drains)
                 self.follow_store(now=now)
-            return self.standby.tick(now=now)
+            out = self.standby.tick(now=now)
+            out.heap = self._heap_work(now)
+            return out
         out, probes = self.net.tick(now=now)
         out.packets += [self._probe(p, now) for p in probes]
         out.merge(self.placer.tick(now=now))
@@ -427,7 +449,25 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
         next_poll = self.polls.next_due()
         if next_poll is not None:
             out.wake_in = max(0.0, next_poll - now)
+        out.heap = self._heap_work(now)
         return out
+
+    def _rebuild(self, now: float, *, warm: StandbyObserver | None = None) -> None:
+        """Start over from the store (a takeover or a standby following the leader);
+        the parts left behind reference each other: a full collection reclaims them."""
+        self._build(now, warm=warm)
+        self._next_collect = min(self._next_collect, now)
+
+    def _heap_work(self, now: float) -> HeapWork | None:
+        """Once per poll interval (a poll round): freeze what is alive; a full collection
+        every ``heap_collect_s``, for cycles that became garbage after they were frozen."""
+        if not self.config.heap_freeze or now < self._next_freeze:
+            return None
+        self._next_freeze = now + self.config.poll_interval_s
+        if now >= self._next_collect:
+            self._next_collect = now + self.config.heap_collect_s
+            return "collect"
+        return "freeze"
 
     def _probe(self, probe: LldpProbe, now: float) -> PacketOut:
         data = frames.build_lldp(

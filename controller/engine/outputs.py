@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Literal
 
 from controller.fabric.model import Dpid, PortNo
 from controller.flowprog.plan import Op, Program
@@ -28,6 +29,7 @@ __all__ = [
     "RoleRequest",
     "SlavePacketIns",
     "Request",
+    "HeapWork",
     "EngineOutput",
 ]
 
@@ -125,6 +127,9 @@ class SlavePacketIns:
 
 Request = TableRead | PortStatsRequest | FlowStatsRequest | RoleRequest | SlavePacketIns
 
+# What the hub should do with Python's cyclic garbage collector (see EngineOutput.heap).
+HeapWork = Literal["freeze", "collect"]
+
 
 @dataclass
 class EngineOutput:
@@ -138,6 +143,12 @@ class EngineOutput:
     notices: list[Notice] = field(default_factory=list)
     resync: set[Dpid] = field(default_factory=set)  # engine-internal: re-read these tables
     wake_in: float | None = None  # call tick again within this many seconds
+    # "freeze": move every object alive now out of the collector's sight
+    # (``gc.freeze()``): flows, paths and tables live long and hold no cycles, and
+    # a collector that walks all of them again and again costs the hub ~20 % of
+    # its placement rate with 100k flows. "collect": unfreeze, collect, freeze
+    # again (reclaims cycles that became garbage after they were frozen).
+    heap: HeapWork | None = None
 
     def add_program(self, program: Program) -> None:
         if program:
@@ -151,6 +162,8 @@ class EngineOutput:
         self.requests += other.requests
         self.notices += other.notices
         self.resync |= other.resync
+        if other.heap is not None and self.heap != "collect":
+            self.heap = other.heap
         if other.wake_in is not None:
             self.wake_in = (
                 other.wake_in if self.wake_in is None else min(self.wake_in, other.wake_in)

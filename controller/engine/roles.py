@@ -48,7 +48,7 @@ class ClusterRoles:
     _may_program: Callable[[float], bool] = staticmethod(_always)
     _reload_due: bool = False
 
-    def _build(self, now: float, *, warm: StandbyObserver | None = None) -> None:
+    def _rebuild(self, now: float, *, warm: StandbyObserver | None = None) -> None:
         raise NotImplementedError  # FabricEngine's
 
     def _new_monitor(self) -> LinkMonitor:
@@ -89,10 +89,10 @@ class ClusterRoles:
             log.info("this controller is now %s (generation %d)", role, generation)
         if changed and role == "leader":
             warm, self.standby = self.standby, None
-            self._build(now, warm=warm)
+            self._rebuild(now, warm=warm)
         elif changed:  # stepped down: observe from scratch (the switches are read again)
             self.standby = self._observer()
-            self._build(now)  # shows the stored hosts
+            self._rebuild(now)  # shows the stored hosts
         for dpid in sorted(self._connected):
             if role == "leader":
                 out.requests.append(RoleRequest(dpid, master=True, generation=generation))
@@ -115,7 +115,7 @@ class ClusterRoles:
         from the node it wrote to."""
         if self.cluster_role == "standby":
             self._reload_due = False
-            self._build(now)
+            self._rebuild(now)
         return EngineOutput()
 
     def writes_allowed(self, now: float) -> bool:

@@ -135,6 +135,9 @@ class Topology:
         self._port_links: dict[PortRef, set[LinkId]] = {}  # links leaving or entering a port
         self._switch_links: dict[Dpid, set[LinkId]] = {}  # links leaving or entering a switch
         self._by_name: dict[str, Dpid] = {}
+        # edge_ports per switch, dropped when the switch's ports or links change: a
+        # flow's rules ask for a spine's, which walks hundreds of links otherwise.
+        self._edge_ports: dict[Dpid, tuple[PortNo, ...]] = {}
 
     # ------------------------------------------------------------------ switches
     def switch_up(
@@ -142,6 +145,7 @@ class Topology:
     ) -> list[FabricEvent]:
         real = {p.port_no: p for p in ports if p.port_no < OFPP_MAX}
         self.switches[dpid] = Switch(dpid=dpid, name=name, ports=real, connected=True)
+        self._edge_ports.pop(dpid, None)
         self._by_name = {}
         for known, sw in self.switches.items():  # the first switch of a name wins, as before
             self._by_name.setdefault(sw.name, known)
@@ -153,6 +157,7 @@ class Topology:
         if sw is None or not sw.connected:
             return []
         self.switches[dpid] = replace(sw, connected=False)
+        self._edge_ports.pop(dpid, None)
         events: list[FabricEvent] = [SwitchDown(time=now, dpid=dpid, name=sw.name)]
         events += self._drop_links(self._switch_links.get(dpid, ()), "switch-down", now)
         self._graph = None
@@ -164,6 +169,7 @@ class Topology:
             return []
         old = sw.ports.get(port.port_no)
         self.switches[dpid] = sw.with_port(port)
+        self._edge_ports.pop(dpid, None)
         events: list[FabricEvent] = []
         if old is None or old.up != port.up:
             events.append(PortChanged(time=now, port=PortRef(dpid, port.port_no), up=port.up))
@@ -179,6 +185,7 @@ class Topology:
         ports = dict(sw.ports)
         old = ports.pop(port_no)
         self.switches[dpid] = replace(sw, ports=ports)
+        self._edge_ports.pop(dpid, None)
         return self.port_update(dpid, replace(old, up=False), now=now)
 
     # --------------------------------------------------------------------- links
@@ -256,6 +263,7 @@ class Topology:
             for ref in (lid.src, lid.dst):
                 _unlist(self._port_links, ref, lid)
                 _unlist(self._switch_links, ref.dpid, lid)
+                self._edge_ports.pop(ref.dpid, None)
         if gone:
             self._graph = None
         return [LinkDown(time=now, link=lid, reason=reason) for lid in gone]
@@ -266,6 +274,7 @@ class Topology:
         for ref in (lid.src, lid.dst):
             self._port_links.setdefault(ref, set()).add(lid)
             self._switch_links.setdefault(ref.dpid, set()).add(lid)
+            self._edge_ports.pop(ref.dpid, None)
         self._graph = None
 
     # --------------------------------------------------------------------- hosts
@@ -333,11 +342,18 @@ class Topology:
 
     def edge_ports(self, dpid: Dpid) -> list[PortNo]:
         """Up ports of ``dpid`` that are not proven inter-switch ports."""
-        sw = self.switches.get(dpid)
-        if sw is None or not sw.connected:
-            return []
-        fabric = self.fabric_ports(dpid)
-        return sorted(p.port_no for p in sw.ports.values() if p.up and p.port_no not in fabric)
+        cached = self._edge_ports.get(dpid)
+        if cached is None:
+            sw = self.switches.get(dpid)
+            if sw is None or not sw.connected:
+                cached = ()
+            else:
+                fabric = self.fabric_ports(dpid)
+                cached = tuple(
+                    sorted(p.port_no for p in sw.ports.values() if p.up and p.port_no not in fabric)
+                )
+            self._edge_ports[dpid] = cached
+        return list(cached)
 
     def connected(self) -> list[Dpid]:
         return sorted(d for d, sw in self.switches.items() if sw.connected)

@@ -66,6 +66,8 @@ class FabricView(Protocol):
     def drained(self) -> frozenset[LinkId]: ...
     @property
     def unknown_capacity_bps(self) -> float: ...
+    @property
+    def names(self) -> Mapping[Dpid, str]: ...
     def capacity_of(self, lid: LinkId) -> float: ...
     def utilization(self, lid: LinkId, *, extra_bps: float = 0.0) -> float: ...
     def label(self, dpid: Dpid) -> str: ...
@@ -94,6 +96,18 @@ class NetworkView(ViewBase):
     @cached_property
     def _by_name(self) -> dict[str, Dpid]:
         return {name: dpid for dpid, name in self.names.items() if name}
+
+    @classmethod
+    def with_load(cls, view: FabricView, load_bps: Mapping[LinkId, float]) -> NetworkView:
+        """``view`` (a snapshot or the kept state) as a snapshot carrying ``load_bps``."""
+        return cls(
+            graph=view.graph,
+            capacity=view.capacity,
+            load_bps=load_bps,
+            drained=view.drained,
+            names=view.names,
+            unknown_capacity_bps=view.unknown_capacity_bps,
+        )
 
 
 @dataclass(frozen=True)

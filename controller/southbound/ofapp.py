@@ -14,6 +14,7 @@ primitives here, never a blocking stdlib call.
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import eventlet.hubs
@@ -240,6 +241,7 @@ class FabricApp(fw.app_base):
             try:
                 out = self.engine.tick(now=self.mono())
                 self.execute(out)
+                _tend_heap(out.heap)
                 self.publisher.publish()
                 self.publisher.set_ready()
                 if out.wake_in is not None:
@@ -269,3 +271,13 @@ class FabricApp(fw.app_base):
         self.execute(done.output)
         self.publisher.publish()
         return done.result
+
+
+def _tend_heap(work):
+    """The engine's garbage-collector policy (``EngineOutput.heap``): its long-lived
+    objects are frozen out of the collector's walks once per poll round."""
+    if work == "collect":
+        gc.unfreeze()
+        gc.collect()
+    if work is not None:
+        gc.freeze()

@@ -19,20 +19,33 @@ It must not know what the keys mean: :mod:`controller.store.etcd` and
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import http.client
-import json
-import logging
-import socket
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from controller.store.documents import StoreError, StoreUnavailable
+from controller.store.etcdwatch import EtcdWatch
+from controller.store.etcdwire import (
+    DEADLINE,
+    NOT_APPLIED,
+    UNAVAILABLE,
+    EndpointHealth,
+    EtcdCompacted,
+    EtcdError,
+    EtcdOutcomeUnknown,
+    EtcdUnavailable,
+    KeyValue,
+    NotSent,
+    WatchEvent,
+    b64,
+    json_answer,
+    parse_endpoints,
+    post,
+    prefix_end,
+    why,
+)
 
 __all__ = [
     "EtcdClient",
@@ -48,96 +61,6 @@ __all__ = [
     "prefix_end",
     "parse_endpoints",
 ]
-
-log = logging.getLogger(__name__)
-
-# gRPC status codes the gateway reports in its error bodies.
-_UNAVAILABLE, _DEADLINE = 14, 4
-# Server-side refusals that certainly did not apply a write, so any request may
-# move on to the next member: the member has no leader or is not yet serving.
-_NOT_APPLIED = ("no leader", "not capable", "leader changed", "not started", "too many requests")
-
-
-class EtcdError(StoreError):
-    """etcd refused the request; ``code`` is the gRPC status code it gave."""
-
-    def __init__(self, message: str, *, code: int = 0) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class EtcdUnavailable(StoreUnavailable):
-    """No endpoint answered in time (the message names them)."""
-
-
-class EtcdOutcomeUnknown(EtcdUnavailable):
-    """A write was sent but not answered: it may or may not have been applied."""
-
-
-class EtcdCompacted(EtcdError):
-    """The requested revision was compacted away."""
-
-
-def b64(text: str | bytes) -> str:
-    raw = text.encode() if isinstance(text, str) else text
-    return base64.b64encode(raw).decode("ascii")
-
-
-def prefix_end(prefix: str) -> str:
-    """The range end covering every key that starts with ``prefix`` (ASCII prefixes)."""
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
-
-
-def parse_endpoints(spec: str | Sequence[str]) -> tuple[str, ...]:
-    """``http://host:port`` endpoints from a comma-separated string or a list."""
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    out = []
-    for item in (i.strip() for i in items):
-        url = urllib.parse.urlsplit(item if "://" in item else f"http://{item}")
-        if url.scheme != "http" or not url.hostname or not url.port or url.path not in ("", "/"):
-            raise StoreError(f"etcd endpoint {item!r}: expected http://HOST:PORT")
-        out.append(f"http://{url.hostname}:{url.port}")
-    if not out:
-        raise StoreError("no etcd endpoint given")
-    return tuple(out)
-
-
-@dataclass(frozen=True)
-class KeyValue:
-    key: str
-    value: bytes
-    create_revision: int
-    mod_revision: int
-    version: int
-    lease: int
-
-    @staticmethod
-    def from_json(doc: dict[str, Any]) -> KeyValue:
-        return KeyValue(
-            key=base64.b64decode(doc["key"]).decode(),
-            value=base64.b64decode(doc.get("value", "")),
-            create_revision=int(doc.get("create_revision", 0)),
-            mod_revision=int(doc.get("mod_revision", 0)),
-            version=int(doc.get("version", 0)),
-            lease=int(doc.get("lease", 0)),
-        )
-
-
-@dataclass(frozen=True)
-class WatchEvent:
-    deleted: bool
-    kv: KeyValue
-
-
-@dataclass(frozen=True)
-class EndpointHealth:
-    endpoint: str
-    healthy: bool
-    detail: str  # "" when healthy; why not otherwise
-
-
-class _NotSent(Exception):
-    """The request never reached the endpoint (connection refused, no route)."""
 
 
 class EtcdClient:
@@ -171,21 +94,6 @@ class EtcdClient:
         with self._lock:
             self._preferred = self.endpoints.index(endpoint)
 
-    @staticmethod
-    def _post(endpoint: str, path: str, body: dict[str, Any], timeout: float) -> tuple[int, bytes]:
-        url = urllib.parse.urlsplit(endpoint)
-        conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=timeout)
-        try:
-            try:
-                conn.connect()
-            except OSError as exc:
-                raise _NotSent(str(exc)) from None
-            conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
-            resp = conn.getresponse()
-            return resp.status, resp.read()
-        finally:
-            conn.close()
-
     def call(
         self,
         path: str,
@@ -208,30 +116,30 @@ class EtcdClient:
                 if remaining <= 0:
                     break
                 try:
-                    status, raw = self._post(
+                    status, raw = post(
                         endpoint, f"/v3/{path}", body, min(remaining, self.attempt_timeout)
                     )
-                except _NotSent as exc:
+                except NotSent as exc:
                     problems[endpoint] = str(exc)
                     continue
                 except (OSError, http.client.HTTPException) as exc:
                     if not retry_ambiguous:
                         raise EtcdOutcomeUnknown(
-                            f"etcd at {endpoint} did not answer a write in time ({_why(exc)}); "
+                            f"etcd at {endpoint} did not answer a write in time ({why(exc)}); "
                             "it may or may not have been applied"
                         ) from None
-                    problems[endpoint] = _why(exc)
+                    problems[endpoint] = why(exc)
                     continue
-                answer = _json(raw)
+                answer = json_answer(raw)
                 if status == 200:
                     self._prefer(endpoint)
                     return answer
                 message = str(answer.get("message") or answer.get("error") or raw[:200])
                 code = int(answer.get("code", 0))
-                if any(text in message for text in _NOT_APPLIED):
+                if any(text in message for text in NOT_APPLIED):
                     problems[endpoint] = message
                     continue
-                if code in (_UNAVAILABLE, _DEADLINE) or status >= 500:
+                if code in (UNAVAILABLE, DEADLINE) or status >= 500:
                     if not retry_ambiguous:
                         raise EtcdOutcomeUnknown(
                             f"etcd at {endpoint}: {message}; the write may or may not have "
@@ -327,11 +235,11 @@ class EtcdClient:
             try:
                 conn.request("GET", "/health")
                 resp = conn.getresponse()
-                answer = _json(resp.read())
+                answer = json_answer(resp.read())
                 healthy = resp.status == 200 and answer.get("health") == "true"
                 out.append(EndpointHealth(endpoint, healthy, "" if healthy else "no quorum"))
             except (OSError, http.client.HTTPException) as exc:
-                out.append(EndpointHealth(endpoint, False, _why(exc)))
+                out.append(EndpointHealth(endpoint, False, why(exc)))
             finally:
                 conn.close()
         return out
@@ -347,168 +255,10 @@ class EtcdClient:
     ) -> EtcdWatch:
         """Follow every key under ``prefix`` from ``start_revision``; see :class:`EtcdWatch`."""
         return EtcdWatch(
-            self,
+            self.endpoints,
             prefix,
             start_revision=start_revision,
             on_events=on_events,
             on_compacted=on_compacted,
             probe_interval=probe_interval,
         )
-
-
-class EtcdWatch:
-    """One watch stream, kept alive across members, on a thread of its own.
-
-    ``on_events`` gets each batch of events in revision order. When etcd has
-    compacted the revision the watch must resume from, ``on_compacted(rev)``
-    must bring its owner up to date some other way (a fresh read) and return
-    the revision it read at; the watch continues after it. A prober checks the
-    member serving the stream every ``probe_interval`` with a linearizable read
-    and drops the stream if it fails (a killed, frozen or isolated member would
-    otherwise hold a silent stream forever).
-    """
-
-    def __init__(
-        self,
-        client: EtcdClient,
-        prefix: str,
-        *,
-        start_revision: int,
-        on_events: Callable[[list[WatchEvent]], None],
-        on_compacted: Callable[[int], int],
-        probe_interval: float,
-    ) -> None:
-        self._client = client
-        self._prefix = prefix
-        self._next = start_revision
-        self._on_events = on_events
-        self._on_compacted = on_compacted
-        self._probe_interval = probe_interval
-        self._stopped = threading.Event()
-        self._sock: socket.socket | None = None
-        self._endpoint = ""
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="etcd-watch")
-        self._thread.start()
-        threading.Thread(target=self._probe, daemon=True, name="etcd-watch-probe").start()
-
-    @property
-    def next_revision(self) -> int:
-        return self._next
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._drop()
-        if threading.current_thread() is not self._thread:
-            self._thread.join(timeout=5)
-
-    def _drop(self) -> None:
-        with self._lock:
-            sock = self._sock
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def _run(self) -> None:
-        endpoints = self._client.endpoints
-        index = 0
-        while not self._stopped.is_set():
-            endpoint = endpoints[index % len(endpoints)]
-            try:
-                self._stream(endpoint)
-            except (OSError, http.client.HTTPException, ValueError, KeyError) as exc:
-                if not self._stopped.is_set():
-                    log.warning("etcd watch on %s ended: %s; resuming", endpoint, _why(exc))
-            with self._lock:
-                served, self._sock, self._endpoint = self._endpoint, None, ""
-            # Any end moves the stream to the next member; a full round of
-            # members that could not even start a stream backs off a little.
-            index += 1
-            pause = 0.5 if not served and index % len(endpoints) == 0 else 0.05
-            self._stopped.wait(pause)
-
-    def _stream(self, endpoint: str) -> None:
-        url = urllib.parse.urlsplit(endpoint)
-        conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=2.0)
-        try:
-            conn.connect()
-            assert conn.sock is not None
-            conn.sock.settimeout(None)  # idle streams are normal; the prober ends dead ones
-            with self._lock:
-                self._sock = conn.sock
-            request = {
-                "create_request": {
-                    "key": b64(self._prefix),
-                    "range_end": b64(prefix_end(self._prefix)),
-                    "start_revision": str(self._next),
-                }
-            }
-            conn.request("POST", "/v3/watch", json.dumps(request))
-            resp = conn.getresponse()
-            if resp.status != 200:
-                raise http.client.HTTPException(f"HTTP {resp.status}")
-            while not self._stopped.is_set():
-                line = resp.readline()
-                if not line:
-                    return
-                if not line.strip():
-                    continue
-                if not self._handle(endpoint, json.loads(line)):
-                    return
-        finally:
-            conn.close()
-
-    def _handle(self, endpoint: str, chunk: dict[str, Any]) -> bool:
-        """Act on one message of the stream; False when the stream must restart."""
-        if "error" in chunk:
-            raise http.client.HTTPException(str(chunk["error"]))
-        result = chunk["result"]
-        if result.get("created"):
-            with self._lock:
-                self._endpoint = endpoint
-            return True
-        if result.get("canceled"):
-            compacted = int(result.get("compact_revision", 0))
-            if compacted:
-                # etcd cancelled this stream; a new one starts after the owner's read.
-                self._next = self._on_compacted(compacted) + 1
-                return False
-            raise http.client.HTTPException(f"watch canceled: {result.get('cancel_reason', '')}")
-        events = [
-            WatchEvent(e.get("type") == "DELETE", KeyValue.from_json(e["kv"]))
-            for e in result.get("events", [])
-        ]
-        if events:
-            self._on_events(events)
-            self._next = events[-1].kv.mod_revision + 1
-        return True
-
-    def _probe(self) -> None:
-        while not self._stopped.wait(self._probe_interval):
-            with self._lock:
-                endpoint = self._endpoint
-            if not endpoint:
-                continue
-            body = {"key": b64(self._prefix), "count_only": True}
-            try:
-                status, _ = EtcdClient._post(
-                    endpoint, "/v3/kv/range", body, min(1.0, self._probe_interval)
-                )
-                ok = status == 200
-            except (_NotSent, OSError, http.client.HTTPException):
-                ok = False
-            if not ok:
-                log.warning("etcd member %s stopped serving; moving the watch", endpoint)
-                self._drop()
-
-
-def _json(raw: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return {"error": raw[:200].decode(errors="replace")}
-    return value if isinstance(value, dict) else {"error": str(value)[:200]}
-
-
-def _why(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

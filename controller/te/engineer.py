@@ -33,6 +33,7 @@ from controller.routing.fabricstate import FabricState
 from controller.routing.paths import DEFAULT_MAX_PATHS, PathCache
 from controller.routing.strategies import Choice, FlowRequest, pinned_route
 from controller.te.chooser import Network, PathChooser
+from controller.te.elephants import plan_joint
 from controller.te.flowtable import FlowTable, TrackedFlow
 from controller.te.rebalance import congestion_floor, plan_rebalance
 from controller.te.recent import RecentLoad
@@ -55,9 +56,12 @@ class TrafficEngineer:
         default_demand_bps: float = 100e6,
         rate_alpha: float = 0.5,
         max_paths: int = DEFAULT_MAX_PATHS,
+        joint_rebalance: bool = True,
     ) -> None:
         """``default_demand_bps`` is the demand assumed for a flow placed without an
-        estimate; ``rate_alpha`` the EWMA weight of a new flow-stats sample."""
+        estimate; ``rate_alpha`` the EWMA weight of a new flow-stats sample;
+        ``joint_rebalance``: a round whose first fit is stuck re-places the measured
+        elephants jointly (:mod:`controller.te.elephants`)."""
         if max_moves_per_round < 0:
             raise InvalidArgument("max_moves_per_round", "must be >= 0")
         if default_demand_bps < 0:
@@ -71,6 +75,7 @@ class TrafficEngineer:
         self._default_demand = default_demand_bps
         self._alpha = rate_alpha
         self._max_paths = max_paths
+        self._joint = joint_rebalance
         self._table = FlowTable()
         self._policy_of: dict[int, Policy] = {}
         self._recent = RecentLoad(visibility_s=visibility_s)
@@ -229,7 +234,9 @@ class TrafficEngineer:
         through :meth:`rebalance`. Also the right call after an undrain."""
         del links  # any healed link may have made a pinned path or a detour possible
         self._recent.expire(now)
-        paths = self.paths_for(view)
+        # Paths only when a flow waits for its pinned path: with none, a link coming
+        # up costs nothing here (a fabric being discovered brings up every link).
+        paths = self.paths_for(view) if self._fell_back else None
         moves: list[Move] = []
         for flow_id in sorted(self._fell_back):
             flow = self._table.get(flow_id)
@@ -238,6 +245,7 @@ class TrafficEngineer:
                 self._fell_back.discard(flow_id)
                 continue
             request = self._request(flow)
+            assert paths is not None
             route, _ = pinned_route(request, view=view, policy=policy, paths=paths)
             if route is None:
                 continue
@@ -278,7 +286,9 @@ class TrafficEngineer:
         hot: Iterable[LinkId] | None = None,
     ) -> Outcome:
         """One round: retry stranded flows and flows left on drained links, then move the
-        fewest flows needed off each hot link (see :mod:`controller.te.rebalance`)."""
+        fewest flows needed off each hot link (see :mod:`controller.te.rebalance`); where
+        that first fit is stuck, the measured elephants are re-placed jointly when that
+        does better (:mod:`controller.te.elephants`)."""
         if reason not in ("rebalance", "congestion"):
             raise InvalidArgument("reason", f"must be 'rebalance' or 'congestion', got {reason!r}")
         self._recent.expire(now)
@@ -305,6 +315,18 @@ class TrafficEngineer:
             max_moves=max(0, budget),
             hot=hot,
         )
+        if self._joint and plan.stuck:
+            joint = plan_joint(
+                table=self._table,
+                policy_of=self._policy_of,
+                view=view,
+                extra=self._recent,
+                greedy=plan,
+                now=now,
+                max_moves=max(0, budget),
+                paths=self.paths_for(view),
+            )
+            plan = joint or plan
         moves = [*repaired.moves, *undrained.moves]
         for relocation in plan.relocations:
             flow = self._table.get(relocation.flow_id)

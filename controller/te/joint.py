@@ -35,7 +35,7 @@ import numpy as np
 
 from controller.fabric.model import Dpid, LinkId, Path
 from controller.routing.paths import PathCache
-from controller.routing.strategies import NetworkView, usable_candidates
+from controller.routing.strategies import FabricView, NetworkView, usable_candidates
 from controller.te.leafspine import NO_SPINE, LeafSpineProblem, solve_leaf_spine
 from controller.te.minmax import MILP_MAX_VARIABLES, AssignmentProblem, solve_assignment
 
@@ -99,7 +99,7 @@ class _Layout:
     spines: tuple[Dpid, ...]
 
 
-def leaf_spine_layout(view: NetworkView, switches: Sequence[Dpid]) -> _Layout | None:
+def leaf_spine_layout(view: FabricView, switches: Sequence[Dpid]) -> _Layout | None:
     """Leaves and spines if ``switches`` sit like leaves of a 2-tier fabric, else None.
 
     That is: no two of ``switches`` are linked, and their neighbours (the
@@ -126,7 +126,7 @@ def leaf_spine_layout(view: NetworkView, switches: Sequence[Dpid]) -> _Layout | 
 
 
 def background_without(
-    view: NetworkView, pairs: Sequence[PairDemand], current: Mapping[Hashable, Path]
+    view: FabricView, pairs: Sequence[PairDemand], current: Mapping[Hashable, Path]
 ) -> dict[LinkId, float]:
     """Measured load minus what ``pairs`` themselves put on their ``current`` paths.
 
@@ -143,7 +143,7 @@ def background_without(
     return load
 
 
-def _link_capacity(view: NetworkView, a: Dpid, b: Dpid) -> tuple[LinkId | None, float]:
+def _link_capacity(view: FabricView, a: Dpid, b: Dpid) -> tuple[LinkId | None, float]:
     data = view.graph.get_edge_data(a, b)
     if data is None:
         return None, 0.0
@@ -155,7 +155,7 @@ def _link_capacity(view: NetworkView, a: Dpid, b: Dpid) -> tuple[LinkId | None, 
 
 def _solve_two_tier(
     pairs: Sequence[PairDemand],
-    view: NetworkView,
+    view: FabricView,
     layout: _Layout,
     previous: Mapping[Hashable, Path],
 ) -> JointPlan | None:
@@ -220,7 +220,7 @@ def _solve_two_tier(
 
 def _solve_paths(
     pairs: Sequence[PairDemand],
-    view: NetworkView,
+    view: FabricView,
     previous: Mapping[Hashable, Path],
     paths: PathCache,
     milp_max_variables: int,
@@ -270,7 +270,7 @@ def _index_of(options: list[Path], path: Path | None) -> int:
 
 def place_jointly(
     pairs: Sequence[PairDemand],
-    view: NetworkView,
+    view: FabricView,
     *,
     previous: Mapping[Hashable, Path] | None = None,
     paths: PathCache | None = None,
@@ -303,7 +303,7 @@ def place_jointly(
 
 def rebalance_elephants(
     flows: Sequence[PairDemand],
-    view: NetworkView,
+    view: FabricView,
     *,
     current: Mapping[Hashable, Path],
     paths: PathCache | None = None,
@@ -315,13 +315,5 @@ def rebalance_elephants(
     counts only the traffic they cannot move. Flows whose path is optimal
     stay; :attr:`JointPlan.moved` lists the relocations to carry out.
     """
-    background = background_without(view, flows, current)
-    quiet = NetworkView(
-        graph=view.graph,
-        capacity=view.capacity,
-        load_bps=background,
-        drained=view.drained,
-        names=view.names,
-        unknown_capacity_bps=view.unknown_capacity_bps,
-    )
+    quiet = NetworkView.with_load(view, background_without(view, flows, current))
     return place_jointly(flows, quiet, previous=current, paths=paths)

@@ -31,6 +31,7 @@ from controller.app.clock import Clock
 from controller.app.publisher import Publisher
 from controller.concurrency.eventbus import EventBus
 from controller.concurrency.mailbox import DEFAULT_MIN_RUNWAY_S, MailboxTimeout
+from controller.devtools.enginedriver import udp_frame
 from controller.engine.engine import EngineConfig
 from controller.engine.outputs import EngineOutput, EventKind
 from controller.fabric.model import FiveTuple, LinkId
@@ -109,17 +110,6 @@ def weighted_policy() -> Policy:
         strategy=Strategy.WEIGHTED,
         weights=(("spine1", 3.0), ("spine2", 1.0)),
     )
-
-
-def udp_frame(ft: FiveTuple, *, src_mac: str, dst_mac: str, dscp: int = 0) -> bytes:
-    """A minimal Ethernet/IPv4/UDP frame (what a class trap sends up)."""
-    eth = bytes.fromhex(dst_mac.replace(":", "")) + bytes.fromhex(src_mac.replace(":", ""))
-    ip = bytes([0x45, dscp << 2]) + (28).to_bytes(2, "big") + b"\0\0\0\0" + bytes([64, 17])
-    ip += (
-        b"\0\0" + ipaddress.IPv4Address(ft.src_ip).packed + ipaddress.IPv4Address(ft.dst_ip).packed
-    )
-    udp = ft.src_port.to_bytes(2, "big") + ft.dst_port.to_bytes(2, "big") + b"\0\x08\0\0"
-    return eth + b"\x08\x00" + ip + udp
 
 
 class LabHub:

@@ -143,11 +143,14 @@ def _outcome(outcome: Outcome) -> dict[str, Any]:
 class _Driver:
     """One scenario's engineer, fabric state and the views handed to it."""
 
-    def __init__(self, scenario: Scenario, *, state: bool) -> None:
+    def __init__(self, scenario: Scenario, *, state: bool, joint: bool = False) -> None:
         self.fab = scenario.build()
         self.rng = random.Random(scenario.seed)
         self.te = TrafficEngineer(
-            seed=scenario.seed, max_moves_per_round=6, max_paths=scenario.max_paths
+            seed=scenario.seed,
+            max_moves_per_round=6,
+            max_paths=scenario.max_paths,
+            joint_rebalance=joint,
         )
         self.all_links = sorted(attrs["link"] for _, _, attrs in self.fab.graph.edges(data=True))
         self.down: set[LinkId] = set()
@@ -199,9 +202,10 @@ def _random_load(d: _Driver, share: float) -> dict[LinkId, float]:
     return {lid: rng.uniform(0, 1.2) * d.fab.capacity[lid] for lid in picked}
 
 
-def record(scenario: Scenario, *, state: bool = False) -> list[Any]:
-    """Every decision of one scenario, in order, as JSON-able data."""
-    d = _Driver(scenario, state=state)
+def record(scenario: Scenario, *, state: bool = False, joint: bool = False) -> list[Any]:
+    """Every decision of one scenario, in order, as JSON-able data. ``joint``: stuck
+    rebalance rounds re-place elephants jointly (the recording was made without)."""
+    d = _Driver(scenario, state=state, joint=joint)
     fab, rng, te = d.fab, d.rng, d.te
     pols = _policies(fab)
     hosts = [*fab.leaves, *fab.middles] if fab.middles else list(fab.leaves)

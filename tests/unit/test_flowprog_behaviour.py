@@ -10,9 +10,9 @@ requests and flow-removed messages recognise an entry).
 from __future__ import annotations
 
 import pytest
-from fakeoftable import FakeFabric
 from synthetic import Fabric, five_tuple, leaf_spine, three_tier
 
+from controller.devtools.fakeoftable import FakeFabric
 from controller.errors import InvalidArgument
 from controller.fabric.model import FiveTuple, Host, Path
 from controller.flowprog.classmatch import of_matches

@@ -6,8 +6,8 @@ The core tests trust what the fake says, so the fake's own rules are pinned here
 from __future__ import annotations
 
 import pytest
-from fakeoftable import FakeFabric, OpenFlowError, field_matches
 
+from controller.devtools.fakeoftable import FakeFabric, OpenFlowError, field_matches
 from controller.fabric.model import LinkId, PortRef
 from controller.flowprog.entries import (
     IN_PORT,

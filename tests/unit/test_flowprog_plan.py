@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from fakeoftable import FakeFabric
-
+from controller.devtools.fakeoftable import FakeFabric
 from controller.fabric.model import LinkId, PortRef
 from controller.flowprog.entries import (
     Bucket,

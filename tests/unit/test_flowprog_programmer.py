@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from fakeoftable import FakeFabric
 
+from controller.devtools.fakeoftable import FakeFabric
 from controller.flowprog.entries import (
     FlowEntry,
     GroupAction,

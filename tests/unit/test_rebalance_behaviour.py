@@ -113,7 +113,7 @@ def test_a_relocated_flow_brings_its_strict_threshold_to_its_new_links() -> None
     must leave a hot link too; spine2 now carries s, so it may only fill spine2 up to
     50%: 70 + 15 there is too much, and l is stuck rather than piled onto s."""
     fab = leaf_spine(3, 3, capacity_bps=100 * MBIT)
-    te = TrafficEngineer(visibility_s=0.0)
+    te = TrafficEngineer(visibility_s=0.0, joint_rebalance=False)  # first fit's own rules
     strict = policy(name="strict", threshold=0.5)
     lenient = policy(name="lenient", threshold=0.9)
     s = put(te, fab, 1, "leaf1", "leaf2", "spine1", pol=strict)
@@ -132,7 +132,7 @@ def test_a_relocated_flow_brings_its_strict_threshold_to_its_new_links() -> None
 
 def test_a_link_carrying_a_strict_flow_takes_no_more_than_its_threshold() -> None:
     fab = leaf_spine(2, 3, capacity_bps=100 * MBIT)
-    te = TrafficEngineer(visibility_s=0.0)
+    te = TrafficEngineer(visibility_s=0.0, joint_rebalance=False)  # first fit's own rules
     strict = policy(name="strict", threshold=0.5)
     lenient = policy(name="lenient", threshold=0.9)
     resident = put(te, fab, 1, "leaf3", "leaf2", "spine2", pol=strict)
@@ -145,10 +145,31 @@ def test_a_link_carrying_a_strict_flow_takes_no_more_than_its_threshold() -> Non
     assert outcome.moves == () and set(outcome.stuck) == {mover, other}
 
 
+def test_where_first_fit_is_stuck_beside_a_strict_flow_the_joint_round_lowers_the_peak() -> None:
+    # The scenario above with the joint round on: first fit would leave 95% on
+    # spine1 -> leaf2; re-placing the elephants together lowers the peak to 70%,
+    # which puts the strict flow's link over its own 50% (one link over its
+    # threshold instead of two, and it says so).
+    fab = leaf_spine(2, 3, capacity_bps=100 * MBIT)
+    te = TrafficEngineer(visibility_s=0.0)
+    strict = policy(name="strict", threshold=0.5)
+    lenient = policy(name="lenient", threshold=0.9)
+    resident = put(te, fab, 1, "leaf3", "leaf2", "spine2", pol=strict)
+    mover = put(te, fab, 2, "leaf1", "leaf2", "spine1", pol=lenient)
+    other = put(te, fab, 3, "leaf1", "leaf2", "spine1", pol=lenient)
+    te.update_rates({resident: 40 * MBIT, mover: 30 * MBIT, other: 65 * MBIT}, now=1.0)
+    outcome = rebalance(te, fab.view(load=loads(te)))
+    assert [(m.flow_id, on(fab, te, m.flow_id)) for m in outcome] == [(mover, "spine2")]
+    assert outcome.moves[0].detail == (
+        "joint re-placement of 3 elephant(s): peak 70%, 1 link(s) over threshold "
+        "(first fit: 95%, 2)"
+    )
+
+
 # ------------------------------------------------------ the round's own bookkeeping
 def test_flows_moved_in_one_round_add_up_on_their_shared_target() -> None:
     fab = leaf_spine(2, 2, capacity_bps=100 * MBIT)
-    te = TrafficEngineer(visibility_s=0.0)
+    te = TrafficEngineer(visibility_s=0.0, joint_rebalance=False)  # first fit's own rules
     lenient = policy(name="lenient", threshold=0.8)
     strict = policy(name="strict", threshold=0.15)
     ids = [put(te, fab, i, "leaf1", "leaf2", "spine1", pol=lenient) for i in range(3)]

@@ -60,7 +60,9 @@ def test_one_size_writes_the_headline_numbers(tmp_path: Path) -> None:
     head = json.loads(out.read_text())
     assert set(head["placements_per_s"]) == {"ecmp", "least-utilized", "widest", "weighted"}
     assert all(rate > 0 for rate in head["placements_per_s"].values())
-    assert head["engine_setups_per_s"] is None and head["job_place_s"] is None
+    assert head["engine_setups_per_s"] > 0 and head["job_place_s"] > 0
+    assert head["engine_setups_per_s_without_collector_policy"] > 0
+    assert head["job_ring_hosts"] == 8 * 8  # 8 hosts per leaf on 8 leaves
     assert head["spine_failure_flows"] > 0 and head["spine_failure_s"] > 0
     assert head["rebalance_round_s"] >= 0 and head["peak_mib"] > 0
     assert head["machine"]["cpu_count"] >= 1 and head["date"]

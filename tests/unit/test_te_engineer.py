@@ -12,6 +12,7 @@ from synthetic import GBIT, Fabric, five_tuple, leaf_spine
 from controller.errors import FailedPrecondition, InvalidArgument
 from controller.fabric.model import FiveTuple, LinkId
 from controller.policy.model import FlowMatch, Policy, Strategy
+from controller.routing.fabricstate import FabricState
 from controller.routing.strategies import NetworkView
 from controller.te.engineer import Placement, TrafficEngineer
 
@@ -314,3 +315,33 @@ def test_a_measured_mouse_stops_reserving_its_path() -> None:
         # measured at 10 Mbit/s it is the emptier one.
         expected = "spine1" if settle else "spine2"
         assert spine_of(fab, te, elephant.flow.flow_id) == expected, settle
+
+
+class _CountingState(FabricState):
+    """A placement state that counts how often the whole switch graph is read."""
+
+    graph_reads = 0
+
+    @property
+    def graph(self):  # type: ignore[no-untyped-def]
+        self.graph_reads += 1
+        return super().graph
+
+
+def test_a_link_coming_up_walks_the_fabric_only_for_flows_waiting_for_it() -> None:
+    """Discovery brings every link up one by one: with no flow waiting for its pinned
+    path, a link up must not build the switch graph or its paths (O(fabric) each)."""
+    fab = leaf_spine(2, 2)
+    state = _CountingState.from_view(fab.view())
+    te = TrafficEngineer()
+    place(te, fab, 1, policy(Strategy.LEAST_UTILIZED), view=state)
+    reads = state.graph_reads
+    assert te.on_links_up(fab.cable("spine1", "leaf2"), state, now=5.0).moves == ()
+    assert state.graph_reads == reads
+    pinned = policy(Strategy.PINNED, pinned_path=("spine1",), fallback=Strategy.LEAST_UTILIZED)
+    fid = place(te, fab, 2, pinned).flow.flow_id
+    down = fab.cable("spine1", "leaf2")
+    te.on_links_down(down, fab.view(graph=fab.graph_without(links=down)), now=6.0)
+    assert te.flow(fid) is not None and te.flow(fid).fell_back  # type: ignore[union-attr]
+    back = te.on_links_up(down, state, now=9.0)
+    assert [m.flow_id for m in back] == [fid] and state.graph_reads > reads

@@ -1,8 +1,10 @@
-"""The rebalancer on constructed hot spots (Hedera-style global first fit)."""
+"""The rebalancer on constructed hot spots: Hedera-style global first fit, and the joint
+round over measured elephants where first fit corners itself."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from synthetic import Fabric, five_tuple, leaf_spine
@@ -10,6 +12,7 @@ from synthetic import Fabric, five_tuple, leaf_spine
 from controller.errors import InvalidArgument
 from controller.fabric.model import LinkId
 from controller.policy.model import FlowMatch, Policy, PolicyParams, Strategy
+from controller.routing.fabricstate import FabricState
 from controller.te.engineer import TrafficEngineer
 
 MBIT = 1e6
@@ -265,3 +268,149 @@ def test_hash_strategies_are_not_rebalanced_and_holds_grow_with_moves() -> None:
     assert hold_down(flow, pol) == 2.0
     assert hold_down(replace(flow, moves=3), pol) == 16.0
     assert hold_down(replace(flow, moves=50), pol) == 64.0
+
+
+# Four leaves each sending to the other three, one flow per pair at 90 % of the link
+# rate, three spines: every leaf sends and receives as many flows as there are spines,
+# so a placement with every flow on links of its own exists (Koenig). This one, as
+# per-flow placement can leave it, has six links carrying two flows; a single move
+# or a trade of two cannot reach a collision-free placement from it.
+CORNERED = (
+    ("leaf1", "leaf2", "spine2"),
+    ("leaf1", "leaf3", "spine2"),
+    ("leaf1", "leaf4", "spine1"),
+    ("leaf2", "leaf3", "spine2"),
+    ("leaf2", "leaf4", "spine3"),
+    ("leaf2", "leaf1", "spine2"),
+    ("leaf3", "leaf4", "spine2"),
+    ("leaf3", "leaf1", "spine2"),
+    ("leaf3", "leaf2", "spine2"),
+    ("leaf4", "leaf1", "spine2"),
+    ("leaf4", "leaf2", "spine3"),
+    ("leaf4", "leaf3", "spine1"),
+)
+
+
+# The same pairs placed otherwise: first fit finds no single move nor trade at all.
+TIGHT = ("spine1", "spine3", "spine1", "spine1", "spine2", "spine1")
+TIGHT += ("spine1", "spine2", "spine3", "spine3", "spine2", "spine2")
+
+
+def _cornered(
+    *,
+    joint: bool,
+    max_moves: int = 16,
+    policies: dict[int, Policy] | None = None,
+    spines: tuple[str, ...] = tuple(spine for _, _, spine in CORNERED),
+) -> tuple[Fabric, TrafficEngineer, list[int]]:
+    """The CORNERED pairs on ``spines``, each flow measured at 90 Mbit/s on 100 Mbit/s links."""
+    fab = leaf_spine(3, 4, capacity_bps=100 * MBIT)
+    te = TrafficEngineer(visibility_s=0.0, max_moves_per_round=max_moves, joint_rebalance=joint)
+    ids = []
+    for i, ((src, dst, _), spine) in enumerate(zip(CORNERED, spines, strict=True)):
+        busy = {}
+        for other in fab.spines:
+            if other != spine:
+                for lid in (fab.link(src, other), fab.link(other, dst)):
+                    busy[lid] = 100 * MBIT
+        pol = (policies or {}).get(i, policy(Strategy.LEAST_UTILIZED))
+        placed = te.place(
+            five_tuple(i),
+            dscp=26,
+            ingress=fab.host_port(src),
+            egress=fab.host_port(dst),
+            policy=pol,
+            view=fab.view(load=busy),
+            now=0.0,
+            demand_bps=90 * MBIT,
+        )
+        assert fab.names[placed.flow.path.switches[1]] == spine
+        ids.append(placed.flow.flow_id)
+    te.update_rates(dict.fromkeys(ids, 90 * MBIT), now=5.0)
+    return fab, te, ids
+
+
+def _link_loads(te: TrafficEngineer) -> dict[LinkId, float]:
+    load: dict[LinkId, float] = {}
+    for flow in te.snapshot():
+        for lid in flow.path.links:
+            load[lid] = load.get(lid, 0.0) + flow.rate_bps
+    return load
+
+
+def _view(fab: Fabric, te: TrafficEngineer, kind: str) -> Any:
+    view = fab.view(load=_link_loads(te))
+    return FabricState.from_view(view) if kind == "state" else view
+
+
+def _shared_links(te: TrafficEngineer) -> int:
+    return sum(1 for bps in _link_loads(te).values() if bps > 100 * MBIT)
+
+
+@pytest.mark.parametrize("kind", ["view", "state"])
+def test_an_undeclared_cornered_pattern_is_collision_free_after_one_round(kind: str) -> None:
+    fab, te, _ = _cornered(joint=False)
+    assert _shared_links(te) == 6
+    first_fit = te.rebalance(_view(fab, te, kind), now=10.0)
+    assert first_fit.stuck and _shared_links(te) > 0  # first fit alone stays cornered
+
+    fab, te, ids = _cornered(joint=True)
+    outcome = te.rebalance(_view(fab, te, kind), now=10.0)
+    assert _shared_links(te) == 0  # every flow has its links to itself, after ONE round
+    assert outcome.stuck == () and {m.reason for m in outcome} == {"rebalance"}
+    assert all("joint re-placement" in m.detail for m in outcome)
+    assert len(outcome.moves) < len(ids)  # flows already well placed stay
+    # The next round finds nothing to do.
+    assert te.rebalance(_view(fab, te, kind), now=30.0).moves == ()
+
+
+def test_the_joint_round_moves_no_held_pinned_or_hashed_flow() -> None:
+    # Unconstrained, the joint round moves flows 1, 5, 7 and 8 of CORNERED. Pin 1 to
+    # the spine it is on, hold 5 and 7 (moved recently, by their policy's clock), and
+    # put 2 and 3 under ECMP (their hash picks the spines they are on).
+    pinned = policy(Strategy.PINNED, pinned_path=("spine2",), fallback=Strategy.LEAST_UTILIZED)
+    held = policy(Strategy.LEAST_UTILIZED, hold=30.0)
+    ecmp = policy(Strategy.ECMP)
+    keep = {1: pinned, 5: held, 7: held, 2: ecmp, 3: ecmp}
+    fab, te, ids = _cornered(joint=True, policies=keep)
+    before = {ids[k]: te.flow(ids[k]) for k in keep}
+    outcome = te.rebalance(_view(fab, te, "view"), now=10.0)
+    assert outcome.moves and all("joint re-placement" in m.detail for m in outcome)
+    assert {ids[5], ids[7]} <= set(outcome.held)
+    assert not {m.flow_id for m in outcome} & set(before)
+    assert all(te.flow(i) == flow for i, flow in before.items())
+
+
+def test_a_joint_plan_larger_than_the_budget_makes_only_moves_that_fit_alone() -> None:
+    fab, te, _ = _cornered(joint=False, max_moves=2, spines=TIGHT)
+    stuck = te.rebalance(_view(fab, te, "view"), now=10.0)
+    assert stuck.moves == () and stuck.stuck  # first fit has nothing at all
+    fab, te, _ = _cornered(joint=True, max_moves=2, spines=TIGHT)
+    shared_before = _shared_links(te)
+    peak_before = max(_link_loads(te).values())
+    outcome = te.rebalance(_view(fab, te, "view"), now=10.0)
+    assert len(outcome.moves) == 2
+    assert all("joint re-placement" in m.detail for m in outcome)
+    loads = _link_loads(te)
+    # Each move went where it fitted: no link it joined carries more than the
+    # plan allows (90 % alone), and nothing got worse than before.
+    for move in outcome:
+        for lid in set(move.new_path.links) - set(move.old_path.links):
+            assert loads[lid] <= 90 * MBIT
+    assert max(loads.values()) <= peak_before
+    assert _shared_links(te) < shared_before
+
+
+def test_a_large_herd_is_cut_to_the_elephants_around_the_stuck_flows() -> None:
+    from controller.te.elephants import elephants, near
+
+    fab, te, ids = _cornered(joint=False)
+    table = te._table  # the engineer's own table, read only
+    herd = elephants(table, {i: policy(Strategy.LEAST_UTILIZED) for i in ids}, fab.view(), now=10.0)
+    assert [f.flow_id for f in herd] == ids
+    assert near(herd, table, [ids[0]], 100) == herd  # small enough: all of it
+    cut = near(herd, table, [ids[0]], 4)  # flow 0 runs leaf1 -> leaf2
+    assert len(cut) == 4
+    ends = {fab.dpid("leaf1"), fab.dpid("leaf2")}
+    assert all(f.path.ingress in ends or f.path.egress in ends for f in cut)
+    assert [f.flow_id for f in cut] == sorted(f.flow_id for f in cut)

@@ -41,6 +41,10 @@ def test_quick_benchmark_writes_json_and_markdown(tmp_path: Path) -> None:
         assert r["memory"]["peak_mib"] > 0
         naive = r["naive_baseline"]
         assert naive["extrapolated"] is True and naive["sample_flows"] > 0
-    table = (tmp_path / "scale_core.md").read_text()
+    table, engine = (tmp_path / "scale_core.md").read_text().split("Whole engine")
     assert "extrapolated" in table
     assert table.count("\n| ") == len(results) + 1  # header + one row per size
+    assert engine.count("\n| ") == len(results) + 1  # the engine's too
+    for r in results:
+        assert r["engine"]["heap_policy"]["placed"] == r["flows"]
+        assert r["job"]["ring_hosts"] >= 2 and r["job_place_s"] > 0

@@ -17,6 +17,14 @@ def scan_fabric_ports(topo: Topology, dpid: int) -> set[int]:
     return ports | {lid.dst.port for lid in topo.links if lid.dst.dpid == dpid}
 
 
+def scan_edge_ports(topo: Topology, dpid: int) -> list[int]:
+    sw = topo.switches.get(dpid)
+    if sw is None or not sw.connected:
+        return []
+    fabric = scan_fabric_ports(topo, dpid)
+    return sorted(p.port_no for p in sw.ports.values() if p.up and p.port_no not in fabric)
+
+
 def scan_host_by_ip(topo: Topology, ip: str) -> Host | None:
     return next((h for h in topo.hosts.values() if h.ipv4 == ip), None)
 
@@ -64,6 +72,8 @@ def test_random_churn_keeps_every_index_equal_to_a_scan() -> None:
             assert topo.hosts_on(ref) == [h for h in topo.hosts.values() if h.attach == ref]
         dpid = rng.choice(switches)
         assert topo.fabric_ports(dpid) == scan_fabric_ports(topo, dpid)
+        for each in switches:  # cached per switch between changes: every one, every step
+            assert topo.edge_ports(each) == scan_edge_ports(topo, each)
         assert topo.links_at(dpid) == sorted(
             lid for lid in topo.links if dpid in (lid.src.dpid, lid.dst.dpid)
         )

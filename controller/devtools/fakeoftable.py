@@ -18,8 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from fakeofcheck import OpenFlowError, check_flow, check_group, number
-
+from controller.devtools.fakeofcheck import OpenFlowError, check_flow, check_group, number
 from controller.fabric.model import Dpid, LinkId, PortRef
 from controller.flowprog.entries import (
     IN_PORT,

@@ -1,0 +1,313 @@
+"""Engine-level scale measurements: new flows and a declared job through the whole engine.
+
+Everything the controller does for a new flow runs, through the one entry the
+OpenFlow shim calls (:meth:`FabricEngine.packet_in` with the class trap's
+cookie and a real Ethernet/IPv4/UDP frame): host check, policy lookup,
+placement on the engine's placement state, rule compilation, the programmer's
+diff against what each switch holds, make-before-break phases, and the
+packet's release. The programs are applied to fake OpenFlow tables
+(:class:`~controller.devtools.fakeoftable.FakeFabric`, by the
+:class:`~controller.devtools.enginedriver.EngineDriver` that the unit tests use
+too) and confirmed back to the engine, as barriers would. Only the sockets and
+the OpenFlow encoding are missing.
+
+The fabric is brought up through real discovery (every switch connects and is
+read, one signed LLDP frame per link, one gratuitous ARP per host) with the
+engine holding default forwarding back and compiling it once at the end
+(:meth:`FabricEngine.hold_forwarding`); without the hold, every switch, link and
+host recomputes the whole fabric's default forwarding (minutes at 64 x 512).
+The bring-up is timed and reported apart from the setups.
+
+Between batches of one simulated second of flows the engine ticks as the hub
+would (port and flow counters polled and answered, rebalancing, the garbage
+collector policy), outside the timed region: its cost is reported per tick.
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from controller.devtools.enginedriver import TRAP_COOKIE, EngineDriver, LabHost, udp_frame
+from controller.engine.engine import EngineConfig, FabricEngine
+from controller.fabric.model import FiveTuple
+from controller.jobs.model import Job
+from controller.policy.model import FlowMatch, Policy, PortRange, Strategy
+from controller.telemetry import CapacityConfig
+
+__all__ = ["ENGINE_HOSTS_PER_LEAF", "bring_up", "engine_setups", "job_place"]
+
+ENGINE_HOSTS_PER_LEAF = 2  # hosts per leaf for the setup measurement
+LINK_BPS = 100e9
+FLOW_BPS = 1e9  # assumed demand of a new flow: no link gets hot, ticks move nothing
+ARRIVAL_S = 1e-3  # flows arrive 1 ms apart; the hub ticks once per simulated second
+TICK_EVERY = 1000
+# Discovery probes every 30 s, not every second: at 64 x 512 one probe round is
+# 65,536 LLDP packet-ins, which would bury the setups under discovery work.
+LLDP_S = 30.0
+JOB_RING_HOSTS = 4096
+ROCE = FlowMatch(ip_proto=17, dst_ports=(PortRange(4791, 4791),))
+POLICY = Policy(name="roce", priority=100, match=(ROCE,), strategy=Strategy.LEAST_UTILIZED)
+
+
+def _config(*, seed: int, heap_freeze: bool) -> EngineConfig:
+    return EngineConfig(
+        lldp_interval_s=LLDP_S,
+        poll_interval_s=1.0,
+        capacity=CapacityConfig(default_bps=LINK_BPS),
+        seed=seed,
+        default_demand_bps=FLOW_BPS,
+        flow_setup_budget=0,  # no budget: every new flow is placed, none shed
+        heap_freeze=heap_freeze,
+    )
+
+
+def driver_for(fab: Any, *, hosts_per_leaf: int, seed: int, heap_policy: bool) -> EngineDriver:
+    """An engine on fake switches cabled like ``fab`` (a synthetic fabric)."""
+    return EngineDriver(
+        switches=dict(fab.names),
+        links=[attrs["link"] for _, _, attrs in fab.graph.edges(data=True)],
+        host_ports=[fab.host_port(leaf, i) for leaf in fab.leaves for i in range(hosts_per_leaf)],
+        config=_config(seed=seed, heap_freeze=heap_policy),
+        policies=(POLICY,),
+        check_redundant=False,  # hashing every table per program is the tests' check
+        keep_outputs=False,
+        tend_heap=heap_policy,
+    )
+
+
+class _Clock:
+    """CPU and wall seconds of named steps."""
+
+    def __init__(self) -> None:
+        self.cpu: dict[str, float] = {}
+        self.wall: dict[str, float] = {}
+
+    def time(self, name: str, work: Callable[[], object]) -> None:
+        c0, w0 = time.process_time(), time.perf_counter()
+        work()
+        self.cpu[name] = round(time.process_time() - c0, 3)
+        self.wall[name] = round(time.perf_counter() - w0, 3)
+
+
+def bring_up(lab: EngineDriver) -> dict[str, Any]:
+    """Discovery of the whole fabric with one forwarding compile; returns its timings."""
+    engine = lab.engine
+    clock = _Clock()
+    engine.hold_forwarding()
+
+    def connect() -> None:
+        for dpid in sorted(lab.name_of):
+            lab.connect(dpid)
+
+    def discover() -> None:
+        for lid in lab.fake.links:
+            lab.lldp(lid)
+
+    def learn() -> None:
+        lab.advance(lab.net.config.edge_grace_s + 0.1)  # edge ports become trusted
+        lab.learn_all()
+
+    clock.time("connect_s", connect)
+    clock.time("lldp_s", discover)
+    clock.time("hosts_s", learn)
+    released = {}
+
+    def compile_forwarding() -> None:
+        released["out"] = engine.release_forwarding(now=lab.now)
+
+    clock.time("forwarding_compile_s", compile_forwarding)
+    out = released["out"]
+    entries = sum(
+        len(ops)
+        for program in out.programs
+        for phase in program.phases
+        for ops in phase.ops.values()
+    )
+    clock.time("forwarding_apply_s", lambda: lab.run(out))
+    # The first tick probes every port again (links stay fresh); warm-ups end in a
+    # later tick of the setup phase (they protect nothing here: the tables were empty).
+    clock.time("first_tick_s", lab.tick)
+    topo = lab.net.topo
+    if len(topo.links) != len(lab.fake.links) or len(topo.hosts) != len(lab.hosts):
+        raise RuntimeError(
+            f"bring-up incomplete: {len(topo.links)}/{len(lab.fake.links)} links, "
+            f"{len(topo.hosts)}/{len(lab.hosts)} hosts"
+        )
+    return {
+        "method": "every switch connected and read, one signed LLDP frame per directed "
+        "link, one gratuitous ARP per host, default forwarding held and compiled once",
+        "switches": len(lab.name_of),
+        "directed_links": len(topo.links),
+        "hosts": len(lab.hosts),
+        "forwarding_ops": entries,
+        "cpu_s": clock.cpu,
+        "wall_s": clock.wall,
+    }
+
+
+@dataclass(frozen=True)
+class _Flow:
+    src: LabHost
+    dst: LabHost
+    five_tuple: FiveTuple
+    frame: bytes
+
+
+def _workload(lab: EngineDriver, n: int, rng: random.Random) -> list[_Flow]:
+    """``n`` RoCEv2 flows between random hosts on different leaves (distinct 5-tuples)."""
+    hosts = lab.hosts
+    seen: set[FiveTuple] = set()
+    flows: list[_Flow] = []
+    while len(flows) < n:
+        src, dst = rng.sample(hosts, 2)
+        if src.port.dpid == dst.port.dpid:
+            continue
+        ft = FiveTuple(src.ip, dst.ip, 17, rng.randrange(49152, 65536), 4791)
+        if ft in seen:
+            continue
+        seen.add(ft)
+        flows.append(_Flow(src, dst, ft, udp_frame(ft, src_mac=src.mac, dst_mac=dst.mac)))
+    return flows
+
+
+def _check(lab: EngineDriver, flows: list[_Flow], *, placed: bool) -> None:
+    """A sample of flows, walked through the fake tables: trapped to the controller
+    before setup; after it, delivered to the destination only, on the placed path."""
+    for flow in flows:
+        pkt = lab.packet(flow.src, flow.dst, udp_src=flow.five_tuple.src_port)
+        walk = lab.fake.walk(flow.src.port.dpid, flow.src.port.port, pkt)
+        if not placed:
+            if not walk.reached_controller:
+                raise RuntimeError(f"{flow.five_tuple} does not meet the class trap")
+            continue
+        tracked = lab.engine.placer.te.flow_by_five_tuple(flow.five_tuple)
+        if tracked is None or not walk.only_to(flow.dst.port):
+            raise RuntimeError(f"{flow.five_tuple} was not set up: {walk.terminals}")
+        if walk.paths != {tracked.path.switches}:
+            raise RuntimeError(f"{flow.five_tuple} walks {walk.paths}, placed {tracked.path}")
+
+
+def _setups(lab: EngineDriver, flows: list[_Flow]) -> dict[str, float]:
+    """Every flow's first packet through the engine. CPU seconds of the engine's calls
+    (``packet_in``, then ``program_confirmed`` per program) and of the fake switches
+    applying the programs; the hub's tick after each simulated second apart."""
+    engine: FabricEngine = lab.engine
+    fake = lab.fake
+    t0 = lab.now
+    engine_s = switch_s = tick_s = 0.0
+    clock = time.process_time
+    for start in range(0, len(flows), TICK_EVERY):
+        for i, flow in enumerate(flows[start : start + TICK_EVERY], start):
+            now = t0 + i * ARRIVAL_S
+            at = flow.src.port
+            c0 = clock()
+            out = engine.packet_in(
+                at.dpid, in_port=at.port, cookie=TRAP_COOKIE, data=flow.frame, now=now
+            )
+            c1 = clock()
+            confirm = 0.0
+            for dpid, ops in out.immediate:
+                fake.apply_ops(dpid, ops)
+            for program in out.programs:
+                fake.apply(program)
+                c2 = clock()
+                engine.program_confirmed(program, sent_at=now, now=now)
+                confirm += clock() - c2
+            c3 = clock()
+            engine_s += (c1 - c0) + confirm
+            switch_s += (c3 - c1) - confirm
+        lab.now = t0 + min(len(flows), start + TICK_EVERY) * ARRIVAL_S
+        c4 = clock()
+        lab.tick()
+        tick_s += clock() - c4
+    return {"engine_s": engine_s, "switch_s": switch_s, "tick_s": tick_s}
+
+
+def engine_setups(
+    fab: Any,
+    n_flows: int,
+    *,
+    seed: int,
+    heap_policy: bool,
+    hosts_per_leaf: int = ENGINE_HOSTS_PER_LEAF,
+) -> dict[str, Any]:
+    """Bring the fabric up, then set up ``n_flows`` new flows through the engine.
+
+    ``heap_policy``: the engine's garbage-collector policy is on (the hub freezes
+    the collector's view once per poll round); off, the collector runs at its
+    default settings over everything made after startup (the benchmark's own
+    objects and the brought-up fabric are frozen out of it in both cases).
+    """
+    lab = driver_for(fab, hosts_per_leaf=hosts_per_leaf, seed=seed, heap_policy=heap_policy)
+    bring = bring_up(lab)
+    flows = _workload(lab, n_flows, random.Random(seed))
+    sample = flows[:: max(1, len(flows) // 20)]
+    _check(lab, sample, placed=False)
+    gc.collect()
+    gc.freeze()  # the workload, the switches' tables and startup: not the setups' garbage
+    try:
+        timing = _setups(lab, flows)
+    finally:
+        gc.unfreeze()
+    _check(lab, sample, placed=True)
+    placer = lab.engine.placer
+    total = timing["engine_s"] + timing["switch_s"]
+    placed = len(placer.te)
+    ticks = max(1, -(-len(flows) // TICK_EVERY))
+    return {
+        "hosts_per_leaf": hosts_per_leaf,
+        "heap_policy": heap_policy,
+        "bring_up": bring,
+        "flows": len(flows),
+        "placed": placed,
+        "not_placed": dict(placer.counters),
+        "setups_per_s": round(placed / total, 1),
+        "engine_only_setups_per_s": round(placed / timing["engine_s"], 1),
+        "us_per_flow": round(total / len(flows) * 1e6, 2),
+        "engine_us_per_flow": round(timing["engine_s"] / len(flows) * 1e6, 2),
+        "fake_switch_us_per_flow": round(timing["switch_s"] / len(flows) * 1e6, 2),
+        "tick_s_per_simulated_second": round(timing["tick_s"] / ticks, 4),
+        "heap_work": {w: lab.heap_work.count(w) for w in sorted(set(lab.heap_work))},
+        "flow_entries": sum(len(sw.flows) for sw in lab.fake.switches.values()),
+    }
+
+
+def job_place(fab: Any, *, seed: int, ring_hosts: int = JOB_RING_HOSTS) -> dict[str, Any]:
+    """A ring job over ``ring_hosts`` hosts (spread evenly over the leaves, ring order
+    leaf after leaf) applied through :meth:`FabricEngine.apply_job`: joint placement,
+    pair rules compiled and programmed, applied to the fake switches and confirmed."""
+    leaves = len(fab.leaves)
+    per_leaf = max(1, -(-ring_hosts // leaves))
+    lab = driver_for(fab, hosts_per_leaf=per_leaf, seed=seed, heap_policy=False)
+    bring = bring_up(lab)
+    hosts = tuple(h.ip for h in lab.hosts[:ring_hosts])
+    job = Job("bench-ring", hosts, ROCE, demand_mbps=LINK_BPS / 1e6 / per_leaf)
+    engine = lab.engine
+    c0, w0 = time.process_time(), time.perf_counter()
+    result, out = engine.apply_job(job, dry_run=False, expected_version=None, now=lab.now)
+    c1 = time.process_time()
+    lab.run(out)
+    c2, w2 = time.process_time(), time.perf_counter()
+    view = engine.jobs.view_of(job.name)
+    if not all(p.placed for p in view.pairs) or len(view.pairs) != len(hosts):
+        raise RuntimeError(f"job not in place: {sum(p.placed for p in view.pairs)} pairs placed")
+    first, second = lab.hosts[0], lab.hosts[1 % len(hosts)]
+    walk = lab.send(first, second, udp_src=50000)
+    if not walk.only_to(second.port) or walk.reached_controller:
+        raise RuntimeError(f"ring pair {first.ip} -> {second.ip} not delivered: {walk.terminals}")
+    return {
+        "ring_hosts": len(hosts),
+        "hosts_per_leaf": per_leaf,
+        "bring_up": bring,
+        "apply_s": round(c2 - c0, 3),
+        "engine_s": round(c1 - c0, 3),
+        "fake_switches_s": round(c2 - c1, 3),
+        "wall_s": round(w2 - w0, 3),
+        "max_utilization": round(result.max_utilization, 3),
+        "pairs_moved": result.pairs_moved,
+    }
