@@ -11,7 +11,6 @@ rebalance periods.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import replace
 
 from apilab import roce_policy, udp_frame
