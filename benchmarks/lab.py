@@ -33,7 +33,7 @@ from controller.api import convert
 from controller.api.client import FabricClient
 from controller.devtools.process import Fabricd, start_fabricd, wait_discovered, wait_until
 from controller.policy.model import Strategy
-from mininet_topos.harness import FLOWGEN, LeafSpineFabric
+from mininet_topos.harness import FLOWGEN, LeafSpineFabric, clear_stale_bridges, list_bridges
 
 __all__ = [
     "Lab",
@@ -87,18 +87,12 @@ def preflight(prog: str, make_target: str) -> None:
         raise SystemExit(2)
 
 
-def _bridges() -> list[str]:
-    out = subprocess.run(
-        ["ovs-vsctl", "--timeout=5", "list-br"], capture_output=True, text=True, check=False
-    )
-    return out.stdout.split()
-
-
 def wait_for_free_ovs(log: Log, *, timeout: float = 600.0, poll: float = 10.0) -> None:
     """Wait while another fabric's bridges exist: two fabrics would clash on switch names."""
     deadline = time.monotonic() + timeout
     told = False
-    while bridges := _bridges():
+    clear_stale_bridges()
+    while bridges := list_bridges():
         if time.monotonic() > deadline:
             raise RuntimeError(
                 f"Open vSwitch still has bridges {' '.join(bridges)} after {timeout:.0f} s: "

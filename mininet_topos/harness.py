@@ -34,9 +34,67 @@ from mininet_topos.leafspine import LeafSpineTopo, host_ip, host_name, leaf_name
 # unrelated modules. Mininet keeps its own logger; everyone else gets plain ones.
 logging.setLoggerClass(logging.Logger)
 
-__all__ = ["LeafSpineFabric", "FLOWGEN"]
+__all__ = ["LeafSpineFabric", "FLOWGEN", "clear_stale_bridges", "list_bridges"]
 
 FLOWGEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "flowgen.py")
+
+# Every bridge a fabric creates names its owner: ``<pid>:<process start time>``.
+# Open vSwitch keeps bridges in its database across its own restarts, so a fabric
+# whose process died (killed, machine stopped) leaves bridges behind that would
+# block every later fabric; those, and only those, are removed.
+OWNER_KEY = "ai-fabric-owner"
+
+
+def _process_start(pid):
+    """The kernel's start time of ``pid`` (clock ticks since boot), or None if it is gone."""
+    try:
+        with open(f"/proc/{int(pid)}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def owner_tag(pid=None):
+    pid = os.getpid() if pid is None else pid
+    return f"{pid}:{_process_start(pid)}"
+
+
+def _vsctl(*args):
+    return subprocess.run(
+        ["ovs-vsctl", "--timeout=5", *args], capture_output=True, text=True, check=False
+    ).stdout.strip()
+
+
+def list_bridges():
+    return _vsctl("list-br").split()
+
+
+def is_stale(bridge):
+    """Left by a fabric whose process is gone: its owner tag names a dead process,
+    or (a bridge from before the tag) it has no owner and no connected controller."""
+    tag = _vsctl("--if-exists", "get", "bridge", bridge, f"external_ids:{OWNER_KEY}").strip('"')
+    if tag:
+        pid, _, start = tag.partition(":")
+        return _process_start(pid) != start
+    uuids = _vsctl("get", "bridge", bridge, "controller").strip("[]").split(",")
+    for uuid in filter(None, (u.strip() for u in uuids)):
+        if _vsctl("get", "controller", uuid, "is_connected") == "true":
+            return False
+    return True
+
+
+def clear_stale_bridges(names=None):
+    """Delete the stale bridges among ``names`` (all bridges if None); return their names."""
+    removed = []
+    for bridge in list_bridges() if names is None else names:
+        if bridge in list_bridges() and is_stale(bridge):
+            _vsctl("--if-exists", "del-br", bridge)
+            removed.append(bridge)
+    if removed:
+        logging.getLogger(__name__).warning(
+            "removed bridges left by a fabric whose process is gone: %s", " ".join(removed)
+        )
+    return removed
 
 
 class _QuietRemote(RemoteController):
@@ -107,7 +165,9 @@ class LeafSpineFabric:
                 host.cmd("sysctl -qw net.ipv6.conf.default.disable_ipv6=1")
                 for intf in host.intfList():
                     host.cmd(f"ethtool -K {intf.name} tx off rx off")
+            tag = owner_tag()
             for sw in self.net.switches:
+                sw.vsctl(f"set bridge {sw.name} external_ids:{OWNER_KEY}={tag}")
                 for uuid in self._controller_records(sw):
                     sw.vsctl(f"set controller {uuid} max_backoff=1000 inactivity_probe=1000")
             if connect_timeout and not self.wait_connected(connect_timeout):
@@ -121,13 +181,12 @@ class LeafSpineFabric:
         return self
 
     def _refuse_name_clash(self):
-        """Never take over (or later delete) bridges another fabric on this machine owns."""
-        out = subprocess.run(
-            ["ovs-vsctl", "--timeout=5", "list-br"], capture_output=True, text=True, check=False
-        ).stdout.split()
+        """Never take over (or later delete) bridges another live fabric on this machine
+        owns; bridges a dead fabric left behind are removed first."""
         names = {spine_name(k) for k in range(1, self.spines + 1)}
         names |= {leaf_name(j) for j in range(1, self.leaves + 1)}
-        taken = sorted(names & set(out))
+        clear_stale_bridges(sorted(names & set(list_bridges())))
+        taken = sorted(names & set(list_bridges()))
         if taken:
             raise RuntimeError(
                 f"Open vSwitch already has bridge(s) {', '.join(taken)}: another fabric is "
