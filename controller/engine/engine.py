@@ -168,6 +168,7 @@ class FabricEngine(NorthboundCommands):
             now=now,
             failover=config.failover_groups,
             local_repair=config.local_repair,
+            next_hops=self.placer.state.next_hops,
         )
         self.sync = TableSync(timeout_s=config.sync_timeout_s)
         self.polls = StatsPolls(interval=config.poll_interval_s, rng=random.Random(config.seed))
