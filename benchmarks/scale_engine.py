@@ -243,6 +243,7 @@ def engine_setups(
     default settings over everything made after startup (the benchmark's own
     objects and the brought-up fabric are frozen out of it in both cases).
     """
+    gc.collect()  # what earlier runs left (engines hold cycles) must not be walked here
     lab = driver_for(fab, hosts_per_leaf=hosts_per_leaf, seed=seed, heap_policy=heap_policy)
     bring = bring_up(lab)
     flows = _workload(lab, n_flows, random.Random(seed))
@@ -283,6 +284,7 @@ def job_place(fab: Any, *, seed: int, ring_hosts: int = JOB_RING_HOSTS) -> dict[
     pair rules compiled and programmed, applied to the fake switches and confirmed."""
     leaves = len(fab.leaves)
     per_leaf = max(1, -(-ring_hosts // leaves))
+    gc.collect()
     lab = driver_for(fab, hosts_per_leaf=per_leaf, seed=seed, heap_policy=False)
     bring = bring_up(lab)
     hosts = tuple(h.ip for h in lab.hosts[:ring_hosts])

@@ -172,6 +172,7 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
             now=now,
             failover=config.failover_groups,
             local_repair=config.local_repair,
+            next_hops=self.placer.state.next_hops,
         )
         self.sync = TableSync(timeout_s=config.sync_timeout_s)
         self.polls = self._new_polls()

@@ -32,7 +32,6 @@ from controller.flowprog.plan import Program
 from controller.jobs.model import HostPair, Job
 from controller.jobs.validate import validate_job
 from controller.policy.book import PolicyBook
-from controller.routing.nexthops import next_hops_to
 from controller.routing.strategies import NetworkView
 from controller.store.jobs import JobPlan, JobStore, PlanStore
 from controller.te.joint import JointPlan, PairDemand, place_jointly
@@ -70,8 +69,13 @@ class JobManager:
         now: float,
         failover: bool = True,
         local_repair: bool = True,
+        next_hops: Callable[[Dpid, Dpid], tuple[PortNo, ...]],
     ) -> None:
+        """``next_hops(src, dst)``: ports of ``src`` on a cheapest path to ``dst`` (the
+        backup uplinks of a pair's ingress rule): the placement state's, which answers
+        from two array rows instead of walking every link per destination."""
         self.net = net
+        self._next_hops = next_hops
         self.store = jobs
         self.plans = plans
         self.book = book
@@ -339,17 +343,13 @@ class JobManager:
 
     def _routes(self, placed: _Placed) -> list[PairRoute]:
         topo = self.net.topo
-        hops_to: dict[Dpid, dict[Dpid, tuple[PortNo, ...]]] = {}
         routes = []
         for (src, dst), path in sorted(placed.paths.items()):
             host = topo.host_by_ip(dst)
             if host is None:
                 continue
-            egress = host.attach.dpid
-            if egress not in hops_to:
-                hops_to[egress] = next_hops_to(egress, topo.links, drained=frozenset(topo.drained))
-            backup = hops_to[egress].get(path.switches[0], ())
-            routes.append(PairRoute(src, dst, path, host.attach.port, tuple(backup)))
+            backup = self._next_hops(path.switches[0], host.attach.dpid)
+            routes.append(PairRoute(src, dst, path, host.attach.port, backup))
         return routes
 
 

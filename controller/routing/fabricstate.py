@@ -267,6 +267,8 @@ class FabricState(SlotArrays, ViewBase):
         :func:`~controller.routing.nexthops.next_hops_to` over the up links gives):
         from the array rows when a clean two-hop path exists, else from a per
         destination table cached until the topology or drains change."""
+        if src == dst:
+            return ()  # no switch forwards towards itself (a pair inside one leaf)
         rows = self.rows(src, dst)
         bip = self.layout.bipartite
         if rows is not None and bip is not None and not bip.parallel:

@@ -181,15 +181,16 @@ def plan_joint(
         if (mover := table.get(r.flow_id)) is not None:
             looked_at.update(mover.path.links)
     thresholds = _thresholds(table, policy_of, looked_at)
+    local = {lid: base.get(lid, 0.0) for lid in looked_at}  # every link a move touches
     peak = plan.max_utilization
-    target = _frugal(by_id, target, _Loads(view, dict(base), thresholds), peak)
-    order = _in_fit_order(by_id, target, _Loads(view, dict(base), thresholds), peak, max_moves)
+    target = _frugal(by_id, target, _Loads(view, dict(local), thresholds), peak)
+    order = _in_fit_order(by_id, target, _Loads(view, dict(local), thresholds), peak, max_moves)
     if not order:
         return None
-    joint = _Loads(view, dict(base), thresholds)
+    joint = _Loads(view, dict(local), thresholds)
     for k in order:
         joint.move(by_id[k], by_id[k].path, target[k])
-    first_fit = _Loads(view, dict(base), thresholds)
+    first_fit = _Loads(view, dict(local), thresholds)
     for r in greedy.relocations:
         if (mover := table.get(r.flow_id)) is not None:
             first_fit.move(mover, mover.path, r.path)

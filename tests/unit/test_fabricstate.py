@@ -187,6 +187,8 @@ def test_next_hops_agree_with_the_per_destination_table() -> None:
                 src, dst = rng.choice(dpids), rng.choice(dpids)
                 want = next_hops_to(dst, alive, drained=frozenset(drained)).get(src, ())
                 assert state.next_hops(src, dst) == want, (fab.names[src], fab.names[dst])
+            for dpid in dpids:  # a pair inside one switch: the table has no entry for it
+                assert state.next_hops(dpid, dpid) == () == next_hops_to(dpid, alive).get(dpid, ())
 
 
 def test_parallel_cables_count_as_next_hops_and_keep_the_graph_right() -> None:
