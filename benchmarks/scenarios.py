@@ -1,6 +1,7 @@
 """The five fabric benchmarks, each on its own fabric that it tears down before returning.
 
-a. goodput/bound per strategy (hash ECMP, least-utilized, widest) over seeds;
+a. goodput/bound per strategy (hash ECMP, least-utilized, widest) over seeds,
+   next to the emulator ceiling (the same flows on a static optimal placement);
 b. failover gap of a paced RoCEv2 stream with and without fast-failover groups;
 c. time from the onset of a hot spot to the controller's congestion reroute;
 d. time from ApplyPolicy returning until the data plane follows the new path;
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bounds import job_bound
+from benchmarks.ceiling import StaticPlacement, optimal_spines
 from benchmarks.lab import (
     FLOWGEN,
     Flow,
@@ -98,12 +100,14 @@ def goodput_ratio(s: Settings, log: Log) -> dict[str, Any]:
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {w: {} for w in workloads}
     bounds: dict[str, float] = {}
     with _lab(s, "a-goodput", spines, leaves, hosts, log, host_bw=s.bw) as lab:
-        for strategy in STRATEGIES:
-            set_strategy(lab.api, strategy)
+        # The emulator ceiling first: the same jobs on a static optimal placement.
+        for strategy in ("ceiling", *(st.value for st in STRATEGIES)):
+            if strategy != "ceiling":
+                set_strategy(lab.api, Strategy.parse(strategy))
             for rep in range(s.reps):
                 # Each strategy gets fresh 5-tuples (no rule left over from another run
                 # may carry them); the seed makes every run repeatable.
-                rng = random.Random(f"{s.seed + rep}/{strategy.value}")
+                rng = random.Random(f"{s.seed + rep}/{strategy}")
                 sport = _sports(rng)
                 for name, pairs in workloads.items():
                     flows = [
@@ -119,26 +123,31 @@ def goodput_ratio(s: Settings, log: Log) -> dict[str, Any]:
                         nic_bps=s.bw * 1e6,
                     )
                     bounds[name] = bound
-                    handle = lab.start_flows(flows, duration=seconds)
-                    placed = placed_flows(lab.api, flows, timeout=10)
-                    results = lab.finish(handle, timeout=seconds + 30)
-                    goodput = sum(float(r["sink"]["goodput_bps"]) for r in results)
-                    hops = [h for p in placed for h in itertools.pairwise(p.path)]
-                    runs[name].setdefault(strategy.value, []).append(
+                    if strategy == "ceiling":
+                        goodput, collisions = _ceiling_goodput(lab, flows, seconds, s.bw)
+                    else:
+                        handle = lab.start_flows(flows, duration=seconds)
+                        placed = placed_flows(lab.api, flows, timeout=10)
+                        results = lab.finish(handle, timeout=seconds + 30)
+                        goodput = sum(float(r["sink"]["goodput_bps"]) for r in results)
+                        hops = [h for p in placed for h in itertools.pairwise(p.path)]
+                        # Flows placed on a link direction another flow already had
+                        # (each such flow halves a link's share: a collision).
+                        collisions = len(hops) - len(set(hops))
+                    runs[name].setdefault(strategy, []).append(
                         {
                             "seed": s.seed + rep,
                             "goodput_bps": round(goodput, 1),
                             "ratio": round(goodput / bound, 4),
-                            # Flows placed on a link direction another flow already had
-                            # (each such flow halves a link's share: a collision).
-                            "collisions": len(hops) - len(set(hops)),
+                            "collisions": collisions,
                         }
                     )
                     log(
-                        f"  {strategy.value:>14} seed {s.seed + rep} {name}: "
+                        f"  {strategy:>14} seed {s.seed + rep} {name}: "
                         f"{goodput / 1e6:5.1f} of {bound / 1e6:.0f} Mbit/s ({goodput / bound:.2f})"
                     )
                     time.sleep(1.5)  # the links' measured rates decay before the next job
+        set_strategy(lab.api, Strategy.LEAST_UTILIZED)
     return {
         "fabric": f"{spines} spines x {leaves} leaves x {hosts} hosts",
         "link_mbps": s.bw,
@@ -159,6 +168,20 @@ def goodput_ratio(s: Settings, log: Log) -> dict[str, Any]:
             for name in workloads
         },
     }
+
+
+def _ceiling_goodput(lab: Lab, flows: list[Flow], seconds: float, bw: float) -> tuple[float, int]:
+    """Summed goodput of ``flows`` pinned by a static optimal placement; its collisions."""
+    spines = optimal_spines(flows, spines=lab.spines, leaves=lab.leaves, link_bps=bw * 1e6)
+    with StaticPlacement(lab.fab, flows, spines) as placement:
+        handle = lab.start_flows(flows, duration=seconds)
+        results = lab.finish(handle, timeout=seconds + 30)
+        placement.check()
+    hops = [(f.src[0], k, f.dst[0]) for f, k in zip(flows, spines, strict=True) if k]
+    ups = [(a, k) for a, k, _ in hops]
+    downs = [(k, b) for _, k, b in hops]
+    collisions = len(ups) - len(set(ups)) + len(downs) - len(set(downs))
+    return sum(float(r["sink"]["goodput_bps"]) for r in results), collisions
 
 
 # ----------------------------------------------------------------------------- b
