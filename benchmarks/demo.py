@@ -79,13 +79,13 @@ def parse_args(argv: Sequence[str] | None) -> DemoConfig:
         "--strategy", default="least-utilized", help="controller strategy for phases 2-5"
     )
     p.add_argument("--seed", type=int, default=1, help="seed for ports and choices")
-    p.add_argument("--quick", action="store_true", help="2x2x2 fabric, 5 s phases (smoke test)")
+    p.add_argument("--quick", action="store_true", help="2x2x2 fabric, 4 s phases (smoke test)")
     a = p.parse_args(argv)
     small = a.quick
     spines = a.spines if a.spines is not None else 2
     leaves = a.leaves if a.leaves is not None else (2 if small else 4)
     hosts = a.hosts_per_leaf if a.hosts_per_leaf is not None else 2
-    seconds = a.phase_seconds if a.phase_seconds is not None else (5.0 if small else 15.0)
+    seconds = a.phase_seconds if a.phase_seconds is not None else (4.0 if small else 15.0)
     if not 2 <= spines <= 4:
         p.error(f"--spines {spines}: need 2-4 (a choice of paths, and no more than fits)")
     if not 2 <= leaves <= 8:

@@ -127,7 +127,7 @@ def test_quick_demo_writes_a_sane_report(tmp_path: Path) -> None:
 
     md = (out / "report.md").read_text()
     assert "| # | phase |" in md and "## Link failure" in md
-    assert md.count("*emulator ceiling*") == 4 and "Ceiling check at start" in md
+    assert md.count("| *emulator ceiling* (") == 4 and "Ceiling check at start" in md
     assert (out / "goodput.png").read_bytes()[:8] == PNG_MAGIC
 
 
@@ -135,9 +135,12 @@ def _in_seconds(value: Any) -> bool:
     return _finite(value) and 0 < value < 5
 
 
-# Every benchmark but f (collectives: ~1 min even when quick; its parts run in the quick
-# demo - ceiling, declared job - and its arithmetic in the unit tests).
-SMOKE_BENCHMARKS = "a,b,c,d,e,g,h,i"
+# The smoke stays near four minutes with the demo: every older benchmark, and of the newer
+# ones those that are cheap when quick (h: two kills, i: a 56-pair job). f (collectives,
+# ~1 min even when quick) runs its parts in the quick demo (ceiling, declared job) and its
+# arithmetic in the unit tests; g (egress gap, two fabrics) has its integration test in
+# test_spread_and_repair.
+SMOKE_BENCHMARKS = "a,b,c,d,e,h,i"
 
 
 @pytest.mark.slow
@@ -155,7 +158,7 @@ def test_quick_bench_writes_sane_numbers(tmp_path: Path) -> None:
     keys |= {"collectives", "egress_gap", "takeover", "flowmod_rate"}
     assert keys <= doc.keys()
     assert doc["errors"] == {} and doc["quick"] is True and doc["scale_core"] is None
-    assert doc["collectives"] is None  # not asked for: null, the key stays
+    assert doc["collectives"] is None and doc["egress_gap"] is None  # not asked for: null
     assert doc["config"]["bw_mbps"] == 10.0
     assert doc["machine"]["ovs_version"] and doc["machine"]["memory_bytes"] > 0
 
@@ -193,13 +196,6 @@ def test_quick_bench_writes_sane_numbers(tmp_path: Path) -> None:
     assert setup["controller"]["count"] >= 1
     assert _in_seconds(setup["controller"]["p50_s"]), setup["controller"]
 
-    egress = doc["egress_gap"]
-    for key in ("with_local_repair", "without_local_repair"):
-        for rep in egress[key]["reps"]:
-            assert rep["sent"] > 0 and 0 <= rep["lost"] < rep["sent"], rep
-            assert rep["gap_ms"] == pytest.approx(rep["lost"] / egress["rate_pps"] * 1000)
-            assert rep["moved_off"] is True, rep  # the controller moved the flow afterwards
-
     takeover = doc["takeover"]
     assert takeover["kills"] == 2 and len(takeover["reps"]) == 2
     assert {r["killed"] for r in takeover["reps"]} == {"a", "b"}  # the restarted node led again
@@ -218,9 +214,9 @@ def test_quick_bench_writes_sane_numbers(tmp_path: Path) -> None:
         assert rep["mods_per_s"] > 0 and rep["barriers"] > 0, rep
 
     md = (out / "bench.md").read_text()
-    for title in ("## a.", "## b.", "## c, d.", "## e.", "## g.", "## h.", "## i."):
+    for title in ("## a.", "## b.", "## c, d.", "## e.", "## h.", "## i."):
         assert title in md
-    assert "emulator ceiling" in md and "## f." not in md
+    assert "emulator ceiling" in md and "## f." not in md and "## g." not in md
 
 
 @pytest.mark.parametrize(
