@@ -169,10 +169,14 @@ def _tcp_record(run: dict[str, Any], *, nbytes: int, ideal_s: float) -> dict[str
     done = [r for r in results if int(r["sink"].get("bytes", 0)) >= nbytes]
     last = max(float(r["sink"].get("last_time", 0.0)) for r in results)
     cct = round(last - start, 4) if len(done) == len(results) else None
+    # Senders wait for the common start; one its host's shell started late begins late,
+    # and the CCT (from the common start) includes that: said here, not hidden.
+    skew = max(float(r["sent"].get("start", start)) for r in results) - start
     return {
         "cct_s": cct,
         "cct_over_ideal": round(cct / ideal_s, 4) if cct is not None else None,
         "flows_complete": len(done),
+        "late_start_s": round(max(0.0, skew), 4),
         **{k: run[k] for k in ("apply_s", "pairs_placed", "packet_ins") if k in run},
     }
 

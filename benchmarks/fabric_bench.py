@@ -225,6 +225,14 @@ def markdown(doc: dict[str, Any]) -> str:
                     f"{_ms(c['seconds_min'])}-{_ms(c['seconds_max'])}",
                 ]
             )
+            rows.append(
+                [
+                    "hot spot onset to the AI flow's first packet on the other spine",
+                    c["data_plane_s_n"],
+                    _ms(c["data_plane_s_median"]),
+                    f"{_ms(c['data_plane_s_min'])}-{_ms(c['data_plane_s_max'])}",
+                ]
+            )
         if d:
             rows.append(
                 [

@@ -283,10 +283,22 @@ def hotspot_reroute(s: Settings, log: Log) -> dict[str, Any]:
                     log(f"  rep {rep + 1}: no background port hashes onto spine{spine}; skipped")
                     continue
                 bg = Flow((1, 2), (2, 2), "tcp", BACKGROUND_PORT, bg_sports[spine], reset=True)
+                # Relief as the data plane sees it: the AI flow's first packet on the
+                # other spine (the event below is the decision; the rules follow it).
+                other = f"spine{3 - spine}"
+                sniff = FirstPacket(
+                    lab.fab.intf_between(other, "leaf1"), sport=ai.sport, dport=ROCE
+                )
                 spawned = time.time()
-                bg_handle = lab.start_flows([bg], duration=seconds - SETTLE_S - 1, sink_extra=1.0)
-                (bg_result,) = lab.finish(bg_handle, timeout=seconds + 30)
-                lab.finish(handle, timeout=seconds + 30)
+                try:
+                    bg_handle = lab.start_flows(
+                        [bg], duration=seconds - SETTLE_S - 1, sink_extra=1.0
+                    )
+                    (bg_result,) = lab.finish(bg_handle, timeout=seconds + 30)
+                    lab.finish(handle, timeout=seconds + 30)
+                    seen = sniff.wait(timeout=0.1)
+                finally:
+                    sniff.close()
                 time.sleep(0.5)  # the last events arrive
                 onset = float(bg_result["sent"]["start"])
                 # The congestion detector needs two hot samples; a periodic rebalancing
@@ -298,29 +310,35 @@ def hotspot_reroute(s: Settings, log: Log) -> dict[str, Any]:
                 early = [e for e in moves if e["time"] < onset]
                 latency = round(hit["time"] - onset, 3) if hit else None
                 reason = hit["reason"] if hit else None
+                moved_at = round(seen - onset, 3) if seen is not None and seen >= onset else None
                 reps.append(
                     {
                         "spine": spine,
                         "seconds": latency,
+                        "data_plane_s": moved_at,
                         "reason": reason,
                         "early_moves": len(early),
                     }
                 )
                 log(
                     f"  rep {rep + 1}: hot spot on spine{spine}, {reason} reroute after {latency} s"
+                    f"; first packet on {other} after {moved_at} s"
                 )
                 time.sleep(3.0)  # the congestion clears before the next hot spot
         finally:
             watcher.stop()
     latencies = [r["seconds"] for r in reps if r["seconds"] is not None]
+    relieved = [r["data_plane_s"] for r in reps if r["data_plane_s"] is not None]
     return {
         "method": "AI flow: UDP 4791 at half a link; background: default-policy TCP hashed onto "
         "the AI flow's spine; time from the background sender's start (its clock) to the "
         "controller's first flow-rerouted event for the AI flow (the controller's clock, same "
         "host), reason congestion or rebalance (a periodic round may see the hot link first); "
-        "a move before the onset (early_moves) is not a reaction and is not counted",
+        "a move before the onset (early_moves) is not a reaction and is not counted; "
+        "data_plane_s: to the AI flow's first packet on the other spine (a raw socket there)",
         "poll_interval_s": POLL_S,
         **{f"seconds_{k}": v for k, v in spread(latencies).items()},
+        **{f"data_plane_s_{k}": v for k, v in spread(relieved).items()},
         "reps": reps,
     }
 

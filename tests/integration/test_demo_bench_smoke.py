@@ -185,6 +185,7 @@ def test_quick_bench_writes_sane_numbers(tmp_path: Path) -> None:
 
     hot = doc["hotspot_reroute"]
     assert hot["seconds_n"] >= 1 and _in_seconds(hot["seconds_median"]), hot
+    assert hot["data_plane_s_n"] >= 1 and _in_seconds(hot["data_plane_s_median"]), hot
     apply = doc["apply_policy"]
     assert apply["seconds_n"] >= 1 and _in_seconds(apply["since_call_s_median"]), apply
     # From ApplyPolicy *returning*: may be <= 0 if the switches were faster than the reply.
