@@ -207,7 +207,9 @@ def test_quick_bench_writes_sane_numbers(tmp_path: Path) -> None:
 
     mods = doc["flowmod_rate"]
     assert mods["pairs"] == 56  # all-to-all among the 8 hosts of the quick fabric
+    assert mods["valid_reps"] >= 1, mods
     for rep in mods["reps"]:
+        assert rep["pairs_placed"] == rep["pairs"] and rep["valid"], rep
         # Every flow rule the controller sent is on a switch when ApplyJob returns.
         assert rep["entries_on_switches"] == rep["flow_mods"] > rep["pairs"], rep
         assert rep["delete_flow_mods"] == rep["flow_mods"], rep

@@ -113,8 +113,14 @@ def test_the_other_sections_render_from_their_json() -> None:
         "paths_per_s_median": 1680.0,
         "fabricd_cpu_share_median": 0.8,
         "ovs_cpu_share_median": 0.4,
-        "reps": [{"flow_mods": 11712, "group_mods": 64, "delete_mods": 11776}],
+        "valid_reps": 1,
+        "link_downs_seen": 4,
+        "reps": [
+            {"valid": False, "flow_mods": 38, "group_mods": 4, "delete_mods": 42},
+            {"valid": True, "flow_mods": 11712, "group_mods": 64, "delete_mods": 11776},
+        ],
     }
     text = "\n".join(flowmod_rate.markdown_section(i))
     assert "| ApplyJob (rules confirmed) | 4032 | 11776 | 2.40 | 4900 | 1680 |" in text
     assert "~18,800" in text and "fabricd used 80% of one core" in text
+    assert "1 of 2 reps did not place every pair" in text and "(nothing failed): 4" in text
