@@ -252,7 +252,9 @@ def _markdown(doc: dict[str, Any]) -> str:
         "speed, which counts Ethernet/IP/TCP headers: a ratio of ~0.95 is line rate). The "
         "*emulator ceiling* rows run the same traffic on a static optimal placement written "
         "into the switches, with no controller logic: what this machine carries. 'Of ceiling' "
-        "is a phase's ratio over its ceiling's.",
+        "is a phase's ratio over its ceiling's. The TCP phases are single runs, and TCP over "
+        "this emulator's shaped links varies by about a tenth from run to run (its queues are "
+        "deep): a phase within ~0.1 of its ceiling is at it; `make bench` (a, f) gives medians.",
         "",
     ]
     for p in doc["phases"]:
@@ -281,13 +283,18 @@ def _markdown(doc: dict[str, Any]) -> str:
                     ],
                 )
             )
-    moves = [e for e in doc["events"] if e["kind"] in ("flow-rerouted", "link-down")]
+    told = ("flow-rerouted", "link-down", "job-placed", "job-replaced", "job-deleted")
+    moves = [e for e in doc["events"] if e["kind"] in told]
     lines += ["", "## What the controller did", ""]
     if not moves:
         lines.append("No reroutes and no link failures.")
     for e in moves:
         a = e["attributes"]
-        if e["kind"] == "flow-rerouted":
+        if e["kind"].startswith("job-"):
+            what = e["kind"].removeprefix("job-")
+            pairs = f" ({a['pairs']} pairs, rules confirmed)" if "pairs" in a else ""
+            lines.append(f"- {e['t_s']:6.1f} s [{e['phase']}] job {e['subject']} {what}{pairs}")
+        elif e["kind"] == "flow-rerouted":
             lines.append(
                 f"- {e['t_s']:6.1f} s [{e['phase']}] flow {a.get('five_tuple', e['subject'])} "
                 f"moved ({e['reason']}): {a.get('from', '?')} => {a.get('path', '?')}"
