@@ -12,7 +12,9 @@ goodput time series.
 
 A sender may carry a fixed amount (``--bytes``: a collective's transfer, done
 when its last byte arrives) and wait for a common start time (``--start-at``,
-unix seconds), so that the flows of one collective begin together.
+unix seconds), so that the flows of one collective begin together. The
+sender's ``start`` is when its first byte left (after a TCP connect and the
+common start), so loss, goodput and completion times are counted from there.
 
 New-flow setup latency is measured end to end with an echo server and a
 prober: for each new source port the prober sends one datagram and waits for
