@@ -305,11 +305,14 @@ def _markdown(doc: dict[str, Any]) -> str:
 
 
 def _phase_at(runs: Sequence[PhaseRun], t: float) -> str:
-    for slack in (0.0, 1.5):
-        for run in runs:
-            if run.start - slack <= t <= run.end + slack:
-                return run.name
-    return "-"
+    """The phase running at ``t``, else the nearest one within 1.5 s (a job is placed
+    just before its traffic), else "-"."""
+    inside = [run for run in runs if run.start <= t <= run.end]
+    if inside:
+        return inside[0].name
+    near = [(min(abs(t - run.start), abs(t - run.end)), run.name) for run in runs]
+    best = min(near, default=(float("inf"), "-"))
+    return best[1] if best[0] <= 1.5 else "-"
 
 
 def write_report(

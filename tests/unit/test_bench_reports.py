@@ -124,3 +124,16 @@ def test_the_other_sections_render_from_their_json() -> None:
     assert "| ApplyJob (rules confirmed) | 4032 | 11776 | 2.40 | 4900 | 1680 |" in text
     assert "~18,800" in text and "fabricd used 80% of one core" in text
     assert "1 of 2 reps did not place every pair" in text and "(nothing failed): 4" in text
+
+
+def test_an_event_between_phases_belongs_to_the_nearest_one() -> None:
+    from benchmarks.demo_report import PhaseRun, _phase_at
+
+    def run(name: str, start: float, end: float) -> PhaseRun:
+        return PhaseRun(name, "s", [], [], [], {}, start, end, {}, {}, 1.0, "")
+
+    runs = [run("ring", 0.0, 15.0), run("ring, declared job", 16.2, 31.0)]
+    assert _phase_at(runs, 7.0) == "ring"
+    assert _phase_at(runs, 16.0) == "ring, declared job"  # ApplyJob just before its traffic
+    assert _phase_at(runs, 15.3) == "ring"
+    assert _phase_at(runs, 40.0) == "-"
