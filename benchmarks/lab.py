@@ -15,6 +15,7 @@ touch Mininet (its node shells are not thread-safe).
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import re
 import shlex
@@ -48,11 +49,16 @@ __all__ = [
     "spine_of",
     "reroute_counts",
     "hashed_sports",
+    "ring_order",
     "delta",
+    "by_ports",
+    "busiest_cable",
+    "uses_cable",
     "FLOWGEN",
 ]
 
 Log = Callable[[str], None]
+SPAWN_S = 0.05  # generous time to start one process in a host's shell
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -136,6 +142,7 @@ class Flow:
     size: int = 1200
     tag: int = 0
     reset: bool = False  # TCP: end with a reset, so the 5-tuple can be used again at once
+    nbytes: int = 0  # > 0: a transfer of this many bytes (ends early when done)
 
     @property
     def label(self) -> str:
@@ -246,12 +253,20 @@ class Lab:
         return self.fab.host(*ref)
 
     def start_flows(
-        self, flows: Sequence[Flow], *, duration: float, sink_extra: float = 3.0
+        self,
+        flows: Sequence[Flow],
+        *,
+        duration: float,
+        sink_extra: float = 3.0,
+        together: bool = False,
     ) -> dict[str, Any]:
         """Start one sink per (dst, proto, port), then every sender; a handle for :meth:`finish`.
 
         Sinks first, all of them, so that no sender waits for its sink and the
-        flows of a job start together (a collective starts all its transfers at once).
+        flows of a job start together (a collective starts all its transfers at
+        once). ``together``: the senders also wait for one common start time
+        (starting each takes a shell round trip, tens of ms, which would otherwise
+        stagger them); the handle's ``start_at`` says when.
         """
         workdir = str(self.workdir)
         sinks: dict[tuple[tuple[int, int], str, int], Any] = {}
@@ -266,32 +281,21 @@ class Lab:
                     workdir=workdir,
                 )
         time.sleep(0.5)
-        senders = [self._sender(f, duration=duration) for f in flows]
-        return {"flows": list(flows), "sinks": sinks, "senders": senders}
+        start_at = time.time() + 0.3 + SPAWN_S * len(flows) if together else 0.0
+        senders = [self._sender(f, duration=duration, start_at=start_at) for f in flows]
+        return {"flows": list(flows), "sinks": sinks, "senders": senders, "start_at": start_at}
 
-    def _sender(self, f: Flow, *, duration: float) -> dict[str, Any]:
-        if not f.reset:
-            return dict(
-                self.fab.start_sender(
-                    self.host(f.src),
-                    self.host(f.dst),
-                    proto=f.proto,
-                    port=f.port,
-                    sport=f.sport,
-                    rate=f.rate_mbps,
-                    size=f.size,
-                    duration=duration,
-                    workdir=str(self.workdir),
-                    tag=f.tag,
-                )
-            )
-        name = f"l{f.src[0]}h{f.src[1]}-l{f.dst[0]}h{f.dst[1]}-{f.proto}-{f.port}-{f.sport}"
-        report = self.workdir / f"send-{name}-reset.json"
+    def _sender(self, f: Flow, *, duration: float, start_at: float) -> dict[str, Any]:
+        name = f"l{f.src[0]}h{f.src[1]}-l{f.dst[0]}h{f.dst[1]}-{f.proto}-{f.port}-{f.sport}-{f.tag}"
+        report = self.workdir / f"send-{name}.json"
+        extra = " --reset" if f.reset else ""
+        extra += f" --bytes {f.nbytes}" if f.nbytes else ""
+        extra += f" --start-at {start_at:.3f}" if start_at else ""
         pid = self.fab.spawn(
             self.host(f.src),
             f"python3 {FLOWGEN} send --proto {f.proto} --dst {self.host(f.dst).IP()} "
             f"--port {f.port} --sport {f.sport} --rate {f.rate_mbps} --size {f.size} "
-            f"--duration {duration} --tag {f.tag} --reset --report {shlex.quote(str(report))}",
+            f"--duration {duration} --tag {f.tag}{extra} --report {shlex.quote(str(report))}",
         )
         return {"pid": pid, "report": str(report)}
 
@@ -309,6 +313,15 @@ class Lab:
         for h in handles:
             self.fab.kill(h["pid"])
             self.fab.wait_pid(h["pid"], 5)
+
+
+def ring_order(leaves: int, hosts_per_leaf: int) -> list[tuple[int, int]]:
+    """Hosts in ring order such that neighbours (the last and the first too) sit on other leaves.
+
+    ``l1h1, l2h1, ..., lLh1, l1h2, ...``: every ring hop crosses the fabric, as a
+    ring all-reduce placed across racks does.
+    """
+    return [(j, i) for i in range(1, hosts_per_leaf + 1) for j in range(1, leaves + 1)]
 
 
 def hashed_sports(
@@ -396,3 +409,31 @@ def delta(after: dict[str, float], before: dict[str, float]) -> dict[str, int]:
     return {
         k: int(v - before.get(k, 0.0)) for k, v in sorted(after.items()) if v > before.get(k, 0)
     }
+
+
+def by_ports(messages: Sequence[Any], flows: Sequence[Flow]) -> dict[tuple[int, int], Any]:
+    """The controller's Flow messages of ``flows``, by (source port, destination port)."""
+    wanted = {(f.sport, f.port) for f in flows}
+    out = {}
+    for m in messages:
+        key = (m.five_tuple.src_port, m.five_tuple.dst_port)
+        if key in wanted:
+            out[key] = m
+    return out
+
+
+def busiest_cable(paths: Sequence[Sequence[str]]) -> tuple[str, str]:
+    """The (leaf, spine) cable that the most paths cross, in either direction."""
+    count: dict[tuple[str, str], int] = {}
+    for path in paths:
+        for a, b in itertools.pairwise(path):
+            leaf, spine = (a, b) if a.startswith("leaf") else (b, a)
+            count[(leaf, spine)] = count.get((leaf, spine), 0) + 1
+    if not count:
+        raise RuntimeError("no AI flow crosses a leaf-spine link: nothing to fail")
+    return max(sorted(count), key=lambda cable: count[cable])
+
+
+def uses_cable(path: Sequence[str], leaf: str, spine: str) -> bool:
+    hops = set(itertools.pairwise(path))
+    return (leaf, spine) in hops or (spine, leaf) in hops

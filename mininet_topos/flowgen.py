@@ -10,6 +10,12 @@ goodput time series.
     python3 flowgen.py send --proto udp --dst 10.0.2.1 --port 4791 --sport 40001 \\
         --rate 8 --duration 8 --report s.json
 
+A sender may carry a fixed amount (``--bytes``: a collective's transfer, done
+when its last byte arrives) and wait for a common start time (``--start-at``,
+unix seconds), so that the flows of one collective begin together. The
+sender's ``start`` is when its first byte left (after a TCP connect and the
+common start), so loss, goodput and completion times are counted from there.
+
 New-flow setup latency is measured end to end with an echo server and a
 prober: for each new source port the prober sends one datagram and waits for
 its echo (the first packet of a new 5-tuple waits for the controller), then a
@@ -121,6 +127,7 @@ def recv(args):
         "bin_s": BIN_S,
         "timeline_bps": [b * 8 / BIN_S for b in timeline],
         "first_time": first or 0.0,
+        "last_time": last or 0.0,
     }
     if args.proto == "udp":
         flows = {
@@ -174,9 +181,6 @@ def send(args):
     if args.sport:
         sock.bind(("0.0.0.0", args.sport))
     payload = bytearray(args.size)
-    start = time.time()
-    deadline = start + args.duration
-    sent = seq = 0
     if args.proto == "tcp":
         for _ in range(50):  # the sink may start a moment later
             try:
@@ -187,9 +191,15 @@ def send(args):
         else:
             sys.exit(f"flowgen: cannot connect to {args.dst}:{args.port}")
         sock.settimeout(1.0)
+    # Connected first, then the common start: a collective's transfers begin together.
+    if args.start_at > time.time():
+        time.sleep(args.start_at - time.time())
+    start = time.time()
+    deadline = start + args.duration
+    sent = seq = 0
     interval = args.size * 8 / (args.rate * 1e6) if args.rate else 0.0
     next_send = start
-    while True:
+    while not args.bytes or sent < args.bytes:
         now = time.time()
         if now >= deadline:
             break
@@ -199,15 +209,19 @@ def send(args):
                 continue
             next_send += interval
         HEADER.pack_into(payload, 0, seq, now, args.tag)
+        # TCP stops at exactly --bytes; UDP sends whole datagrams (its last one full size).
+        tail = args.bytes - sent if args.bytes and args.proto == "tcp" else args.size
+        chunk = payload if tail >= args.size else memoryview(payload)[:tail]
         try:
             if args.proto == "udp":
-                sock.sendto(payload, (args.dst, args.port))
+                sent += sock.sendto(chunk, (args.dst, args.port))
             else:
-                sock.sendall(payload)
+                # send, not sendall: a timeout after a partial write must not be counted
+                # (or repeated) as a whole chunk when the byte count is what matters.
+                sent += sock.send(chunk)
         except OSError:
             continue
         seq += 1
-        sent += len(payload)
     if args.reset and args.proto == "tcp":
         # Close with a reset: no TIME_WAIT, so the same 5-tuple can connect again at once.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -222,6 +236,7 @@ def send(args):
             "duration_s": elapsed,
             "rate_bps": sent * 8 / elapsed if elapsed else 0.0,
             "start": start,
+            "complete": bool(args.bytes) and sent >= args.bytes,
         },
     )
 
@@ -348,6 +363,8 @@ def main(argv=None):
     snd.add_argument("--size", type=int, default=1200, help="bytes per datagram / write")
     snd.add_argument("--tag", type=int, default=0)
     snd.add_argument("--reset", action="store_true", help="TCP: end with a reset, not a FIN")
+    snd.add_argument("--bytes", type=int, default=0, help="stop after this many (0 = duration)")
+    snd.add_argument("--start-at", type=float, default=0.0, help="unix time to start sending")
     brs = sub.add_parser("burst")
     brs.add_argument("--dst", required=True)
     brs.add_argument("--port", type=int, required=True)
@@ -378,6 +395,8 @@ def main(argv=None):
         return
     if args.duration <= 0:
         parser.error("--duration must be positive")
+    if args.mode == "send" and (args.bytes < 0 or (args.bytes and args.bytes < HEADER.size)):
+        parser.error(f"--bytes must be 0 or at least {HEADER.size}")
     {"recv": recv, "send": send, "echo": echo}[args.mode](args)
 
 
