@@ -34,7 +34,7 @@ from mininet_topos.leafspine import LeafSpineTopo, host_ip, host_name, leaf_name
 # unrelated modules. Mininet keeps its own logger; everyone else gets plain ones.
 logging.setLoggerClass(logging.Logger)
 
-__all__ = ["LeafSpineFabric", "FLOWGEN", "clear_stale_bridges", "list_bridges"]
+__all__ = ["LeafSpineFabric", "FLOWGEN", "clear_stale_bridges", "clear_stale_ports", "list_bridges"]
 
 FLOWGEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "flowgen.py")
 
@@ -81,6 +81,25 @@ def is_stale(bridge):
         if _vsctl("get", "controller", uuid, "is_connected") == "true":
             return False
     return True
+
+
+def clear_stale_ports(switches):
+    """Delete the interfaces ``<switch>-eth<N>`` of the given switches left in this
+    namespace (Mininet does not replace an existing interface; it fails). Only call
+    it for switch names no live fabric owns: they are the names a fabric creates."""
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    removed = []
+    for line in out.splitlines():
+        fields = line.split(":")
+        if len(fields) < 2:
+            continue
+        name = fields[1].strip().split("@")[0]
+        switch, sep, number = name.rpartition("-eth")
+        if sep and switch in switches and number.isdigit():
+            done = subprocess.run(["ip", "link", "del", name], capture_output=True)
+            if done.returncode == 0:
+                removed.append(name)
+    return removed
 
 
 def clear_stale_bridges(names=None):
@@ -187,6 +206,8 @@ class LeafSpineFabric:
         names |= {leaf_name(j) for j in range(1, self.leaves + 1)}
         clear_stale_bridges(sorted(names & set(list_bridges())))
         taken = sorted(names & set(list_bridges()))
+        if not taken:
+            clear_stale_ports(names)
         if taken:
             raise RuntimeError(
                 f"Open vSwitch already has bridge(s) {', '.join(taken)}: another fabric is "
