@@ -43,7 +43,13 @@ $(STAMPS)/ryu: | $(VENV)/bin/python
 	$(PIP) install -q --no-build-isolation ryu==4.34
 	@mkdir -p $(STAMPS) && touch $@
 
-$(STAMPS)/python: pyproject.toml $(STAMPS)/ryu
+# os-ken: the maintained fork of Ryu, the alternative southbound
+# (`fabricd --southbound os-ken`); installed beside Ryu, same eventlet.
+$(STAMPS)/osken: | $(STAMPS)/ryu
+	$(PIP) install -q "os-ken>=4.2,<5"
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/python: pyproject.toml $(STAMPS)/ryu $(STAMPS)/osken
 	$(PIP) install -q --no-build-isolation -e ".[dev]"
 	@mkdir -p $(STAMPS) && touch $@
 
