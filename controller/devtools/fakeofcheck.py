@@ -25,6 +25,7 @@ from controller.flowprog.entries import (
     GroupAction,
     GroupEntry,
     GroupType,
+    Match,
     MatchValue,
     MeterEntry,
     PopVlan,
@@ -109,17 +110,9 @@ def check_flow(
     groups: Mapping[int, GroupEntry],
     meters: Mapping[int, MeterEntry],
 ) -> None:
-    fields = entry.match.as_dict()
-    for name, value in fields.items():
-        if name not in FIELDS:
-            raise OpenFlowError(dpid, "BAD_FIELD", f"{name} in {entry.match}")
-        need = PREREQ.get(name)
-        if need is not None and fields.get(need[0]) not in need[1]:
-            raise OpenFlowError(dpid, "BAD_PREREQ", f"{name} needs {need[0]}")
-        if isinstance(value, tuple) and name not in MASKABLE:
-            raise OpenFlowError(dpid, "BAD_MASK", f"{name} cannot be masked")
-        if isinstance(value, tuple) and number(value[0]) & ~number(value[1]):
-            raise OpenFlowError(dpid, "BAD_WILDCARDS", f"{name}={value}")
+    tagged = _VALID_MATCHES.get(entry.match)
+    if tagged is None:
+        tagged = _check_match(dpid, entry.match)
     if entry.meter_id is not None and entry.meter_id not in meters:
         raise OpenFlowError(dpid, "BAD_METER", f"flow {entry.match} uses {entry.meter_id}")
     try:
@@ -128,8 +121,33 @@ def check_flow(
         raise OpenFlowError(dpid, "BAD_INSTRUCTION", str(exc)) from None
     if goto is not None and not entry.table_id < goto.table_id <= LAST_TABLE:
         raise OpenFlowError(dpid, "BAD_TABLE_ID", f"table {entry.table_id} -> {goto.table_id}")
-    tagged = _tag_guaranteed(fields.get("vlan_vid"))
     check_actions(dpid, apply, f"flow {entry.match}", groups=groups, tagged=tagged)
+
+
+# Matches that passed the checks (a match's validity depends on nothing else), with
+# whether they guarantee a VLAN tag: one flow's match meets every switch on its path.
+_VALID_MATCHES: dict[Match, bool] = {}
+_VALID_MATCHES_MAX = 4096
+
+
+def _check_match(dpid: Dpid, match: Match) -> bool:
+    """Fields, prerequisites and masks of ``match``; whether it admits tagged packets only."""
+    fields = match.as_dict()
+    for name, value in fields.items():
+        if name not in FIELDS:
+            raise OpenFlowError(dpid, "BAD_FIELD", f"{name} in {match}")
+        need = PREREQ.get(name)
+        if need is not None and fields.get(need[0]) not in need[1]:
+            raise OpenFlowError(dpid, "BAD_PREREQ", f"{name} needs {need[0]}")
+        if isinstance(value, tuple) and name not in MASKABLE:
+            raise OpenFlowError(dpid, "BAD_MASK", f"{name} cannot be masked")
+        if isinstance(value, tuple) and number(value[0]) & ~number(value[1]):
+            raise OpenFlowError(dpid, "BAD_WILDCARDS", f"{name}={value}")
+    tagged = _tag_guaranteed(fields.get("vlan_vid"))
+    if len(_VALID_MATCHES) >= _VALID_MATCHES_MAX:
+        _VALID_MATCHES.clear()
+    _VALID_MATCHES[match] = tagged
+    return tagged
 
 
 def check_group(dpid: Dpid, grp: GroupEntry, *, groups: Mapping[int, GroupEntry]) -> None:

@@ -124,7 +124,7 @@ class FakeSwitch:
             case FlowAdd(entry=entry):
                 self._check_flow(entry)
                 # `ingress` is controller metadata; a switch never reports it back.
-                self.flows[entry.key] = replace(entry, ingress=False)
+                self.flows[entry.key] = replace(entry, ingress=False) if entry.ingress else entry
             case FlowDelete(entry=entry):
                 if self.flows.pop(entry.key, None) is None:
                     self.mods["FlowDeleteMissing"] += 1

@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 
 from controller.engine.commands import NorthboundCommands
 from controller.engine.connectivity import Connectivity, ConnectivityConfig, LldpProbe
+from controller.engine.heap import HeapPolicy
 from controller.engine.inputs import FlowStat, SwitchError
 from controller.engine.jobs import JOB_DONE, JobManager
 from controller.engine.monitor import LinkMonitor
 from controller.engine.outputs import (
     EngineOutput,
     EventKind,
-    HeapWork,
     Notice,
     PacketOut,
     RoleRequest,
@@ -125,8 +125,12 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
         )
         self._connected: set[int] = set()  # OpenFlow connections, in any role
         self._errors_logged: set[tuple[int, str, int]] = set()
-        self._next_freeze = now  # the first tick freezes what startup built
-        self._next_collect = now + config.heap_collect_s
+        self.heap = HeapPolicy(
+            enabled=config.heap_freeze,
+            interval_s=config.poll_interval_s,
+            collect_s=config.heap_collect_s,
+            now=now,
+        )
         self._build(now)
 
     def _build(self, now: float, *, warm: StandbyObserver | None = None) -> None:
@@ -242,7 +246,7 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
         rtt = self.polls.flow.answered(dpid, now, more=more)
         if rtt is not None:
             self.metrics.observe_stats_request("flow", rtt)
-        return EngineOutput()
+        return EngineOutput(heap=None if more else self.heap.answered("flow", dpid))
 
     def group_desc(
         self, dpid: int, groups: list[GroupEntry], *, more: bool, now: float
@@ -411,6 +415,8 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
         if hot and len(self.jobs):
             out.merge(self.jobs.on_links(hot, now=now, reason="congestion"))
         out.notices += [self._congestion_notice(ev) for ev in events]
+        if not more:
+            out.merge(EngineOutput(heap=self.heap.answered("port", dpid)))
         return self._settle(out, now)
 
     def _congestion_notice(self, ev: CongestionEvent) -> Notice:
@@ -428,7 +434,7 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
             if self._reload_due:  # follow what the leader stored (policies, jobs, drains)
                 self.follow_store(now=now)
             out = self.standby.tick(now=now)
-            out.heap = self._heap_work(now)
+            out.heap = self.heap.tick(now)
             return out
         out, probes = self.net.tick(now=now)
         out.packets += [self._probe(p, now) for p in probes]
@@ -450,25 +456,14 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
         next_poll = self.polls.next_due()
         if next_poll is not None:
             out.wake_in = max(0.0, next_poll - now)
-        out.heap = self._heap_work(now)
+        out.heap = self.heap.tick(now, polls.requests)
         return out
 
     def _rebuild(self, now: float, *, warm: StandbyObserver | None = None) -> None:
         """Start over from the store (a takeover or a standby following the leader);
         the parts left behind reference each other: a full collection reclaims them."""
         self._build(now, warm=warm)
-        self._next_collect = min(self._next_collect, now)
-
-    def _heap_work(self, now: float) -> HeapWork | None:
-        """Once per poll interval (a poll round): freeze what is alive; a full collection
-        every ``heap_collect_s``, for cycles that became garbage after they were frozen."""
-        if not self.config.heap_freeze or now < self._next_freeze:
-            return None
-        self._next_freeze = now + self.config.poll_interval_s
-        if now >= self._next_collect:
-            self._next_collect = now + self.config.heap_collect_s
-            return "collect"
-        return "freeze"
+        self.heap.collect_soon(now)
 
     def _probe(self, probe: LldpProbe, now: float) -> PacketOut:
         data = frames.build_lldp(

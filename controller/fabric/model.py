@@ -60,6 +60,19 @@ class LinkId:
     src: PortRef
     dst: PortRef
 
+    def __hash__(self) -> int:
+        # Links key the load, flow and recent-placement tables that every placement
+        # reads: hashed once per link object (two ports, two more hashes, otherwise),
+        # the value the generated hash would give.
+        cached: int | None = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash((self.src, self.dst))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"src": self.src, "dst": self.dst}  # a hash is only valid where it was made
+
     def reverse(self) -> LinkId:
         return LinkId(self.dst, self.src)
 

@@ -55,6 +55,19 @@ class Match:
 
     fields: tuple[tuple[str, MatchValue], ...] = ()
 
+    def __hash__(self) -> int:
+        # Every table lookup hashes its entry's key, and with it this match (a tuple
+        # of pairs, not cached by Python): computed once per match, the value the
+        # generated hash would give.
+        cached: int | None = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash((self.fields,))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"fields": self.fields}  # a hash is only valid in the process that made it
+
     @classmethod
     def of(cls, **fields: MatchValue) -> Match:
         return cls(tuple(sorted(fields.items())))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
 from controller.flowprog.entries import Bucket, GroupEntry, GroupType, Output
 
@@ -49,6 +50,12 @@ def failover_group(primary: int, backup: int) -> GroupEntry:
 
 def failover_chain(ports: Sequence[int]) -> GroupEntry:
     """Forward on the first of ``ports`` that is up, each bucket watching its port."""
+    return _failover_chain(tuple(ports))
+
+
+@lru_cache(maxsize=4096)
+def _failover_chain(ports: tuple[int, ...]) -> GroupEntry:
+    """Content-named, so one value per port sequence (computed once, not per flow)."""
     if not ports:
         raise ValueError("a failover chain needs at least one port")
     buckets = tuple(Bucket(actions=(Output(p),), watch_port=p) for p in ports)

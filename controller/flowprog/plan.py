@@ -134,6 +134,9 @@ class Program:
         self.phases.extend(p for p in other.phases if p)
 
 
+_BARRIER = Barrier()  # no fields: one value serves every place a barrier goes
+
+
 def _trim_barriers(ops: list[Op]) -> list[Op]:
     """Drop leading, trailing and repeated barriers."""
     out: list[Op] = []
@@ -155,10 +158,12 @@ def _by_table(
     first and deletes empty earlier tables first: no entry ever leads into a
     table that does not yet (or no longer) hold what it needs.
     """
+    tables = {e.table_id for e in entries}
+    if len(tables) == 1:  # the common case: every entry in one table
+        return [_BARRIER, *[op(e) for e in entries]]
     ops: list[Op] = []
-    tables = sorted({e.table_id for e in entries}, reverse=later_first)
-    for table_id in tables:
-        ops.append(Barrier())
+    for table_id in sorted(tables, reverse=later_first):
+        ops.append(_BARRIER)
         ops += [op(e) for e in entries if e.table_id == table_id]
     return ops
 
@@ -180,7 +185,7 @@ def _prepare(ch: SwitchChanges, flows: list[FlowEntry]) -> list[Op]:
 
 def _cleanup(ch: SwitchChanges) -> list[Op]:
     ops: list[Op] = _by_table(ch.flow_deletes, FlowDelete, later_first=False)
-    ops.append(Barrier())
+    ops.append(_BARRIER)
     ops += [GroupDelete(g) for g in sorted(ch.group_deletes, key=_watched_last, reverse=True)]
     ops += [MeterDelete(m) for m in ch.meter_deletes]
     return ops
@@ -199,9 +204,15 @@ def plan_changes(
     build, flip, clean = Phase(), Phase(), Phase()
     for dpid in order:
         ch = changes[dpid]
-        build.add(dpid, _prepare(ch, [e for e in ch.flow_adds if not e.ingress]))
-        flip.add(dpid, [FlowAdd(e) for e in ch.flow_adds if e.ingress])
-        clean.add(dpid, _cleanup(ch))
+        # A phase a switch has nothing for is skipped (it would only hold barriers).
+        prepared = [e for e in ch.flow_adds if not e.ingress]
+        if prepared or ch.group_adds or ch.group_mods or ch.meter_adds or ch.meter_mods:
+            build.add(dpid, _prepare(ch, prepared))
+        flips: list[Op] = [FlowAdd(e) for e in ch.flow_adds if e.ingress]
+        if flips:
+            flip.add(dpid, flips)
+        if ch.flow_deletes or ch.group_deletes or ch.meter_deletes:
+            clean.add(dpid, _cleanup(ch))
     return Program(phases=[p for p in (build, flip, clean) if p], reason=reason)
 
 
@@ -231,4 +242,4 @@ def reconcile(desired: SwitchTable, installed: SwitchTable) -> list[Op]:
     ch.flow_deletes = [e for k, e in installed.flows.items() if k not in desired.flows]
     ch.group_deletes = [g for gid, g in installed.groups.items() if gid not in desired.groups]
     ch.meter_deletes = [m for mid, m in installed.meters.items() if mid not in desired.meters]
-    return _trim_barriers([*_prepare(ch, ch.flow_adds), Barrier(), *_cleanup(ch)])
+    return _trim_barriers([*_prepare(ch, ch.flow_adds), _BARRIER, *_cleanup(ch)])

@@ -115,9 +115,13 @@ class Programmer:
     ) -> Program:
         """Several owners at once, programmed as one make-before-break program."""
         candidates: TableChanges = {}
-        for owner, needs in updates.items():
-            for dpid, ch in self.desired.set_owner(owner, needs).items():
-                _absorb(candidates.setdefault(dpid, SwitchChanges()), ch)
+        if len(updates) == 1:  # one owner (a flow): its changes as they come
+            ((owner, needs),) = updates.items()
+            candidates = self.desired.set_owner(owner, needs)
+        else:
+            for owner, needs in updates.items():
+                for dpid, ch in self.desired.set_owner(owner, needs).items():
+                    _absorb(candidates.setdefault(dpid, SwitchChanges()), ch)
         return plan_changes(
             self._against_installed(candidates, now), reason=reason, egress_first=egress_first
         )
@@ -148,22 +152,24 @@ class Programmer:
                 kept = keep is not None and entry.key in keep.flows
                 if entry.key not in want.flows and entry.key in have.flows and not kept:
                     ch.flow_deletes.append(have.flows.pop(entry.key))
-            _shared(
-                cand.group_adds + cand.group_mods,
-                cand.group_deletes,
-                have=have.groups,
-                want=want.groups,
-                keep=keep.groups if keep else None,
-                out=(ch.group_adds, ch.group_mods, ch.group_deletes),
-            )
-            _shared(
-                cand.meter_adds + cand.meter_mods,
-                cand.meter_deletes,
-                have=have.meters,
-                want=want.meters,
-                keep=keep.meters if keep else None,
-                out=(ch.meter_adds, ch.meter_mods, ch.meter_deletes),
-            )
+            if cand.group_adds or cand.group_mods or cand.group_deletes:
+                _shared(
+                    cand.group_adds + cand.group_mods,
+                    cand.group_deletes,
+                    have=have.groups,
+                    want=want.groups,
+                    keep=keep.groups if keep else None,
+                    out=(ch.group_adds, ch.group_mods, ch.group_deletes),
+                )
+            if cand.meter_adds or cand.meter_mods or cand.meter_deletes:
+                _shared(
+                    cand.meter_adds + cand.meter_mods,
+                    cand.meter_deletes,
+                    have=have.meters,
+                    want=want.meters,
+                    keep=keep.meters if keep else None,
+                    out=(ch.meter_adds, ch.meter_mods, ch.meter_deletes),
+                )
             if ch:
                 out[dpid] = ch
         return out

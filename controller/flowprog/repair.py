@@ -27,6 +27,7 @@ them are compiled by :mod:`controller.flowprog.forwarding` and
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from functools import lru_cache
 
 from controller.fabric.model import Dpid, PortNo
 from controller.flowprog.entries import (
@@ -87,6 +88,7 @@ def _always_live() -> GroupEntry:
 ALWAYS_LIVE = _always_live()
 
 
+@lru_cache(maxsize=4096)  # content-named: one value per port, not one per flow
 def bounce_group(port: PortNo) -> GroupEntry:
     """Out of ``port`` while it is up, else tagged back out of the in-port.
 

@@ -24,7 +24,7 @@ __all__ = ["PolicyBook", "flow_match_contains"]
 _Addr = ipaddress.IPv4Address
 
 
-def _contains(m: FlowMatch, ft: FiveTuple, src: _Addr, dst: _Addr, dscp: int) -> bool:
+def _contains(m: FlowMatch, ft: FiveTuple, dscp: int) -> bool:
     if m.ip_proto is not None and m.ip_proto != ft.ip_proto:
         return False
     if m.src_ports and not any(ft.src_port in r for r in m.src_ports):
@@ -33,9 +33,15 @@ def _contains(m: FlowMatch, ft: FiveTuple, src: _Addr, dst: _Addr, dscp: int) ->
         return False
     if m.dscp and dscp not in m.dscp:
         return False
-    if m.src_hosts and not any(src in net for net in m.src_hosts):
-        return False
-    return not m.dst_hosts or any(dst in net for net in m.dst_hosts)
+    # Addresses are parsed only for alternatives that name hosts.
+    if m.src_hosts:
+        src = _Addr(ft.src_ip)
+        if not any(src in net for net in m.src_hosts):
+            return False
+    if m.dst_hosts:
+        dst = _Addr(ft.dst_ip)
+        return any(dst in net for net in m.dst_hosts)
+    return True
 
 
 def flow_match_contains(m: FlowMatch, ft: FiveTuple, dscp: int) -> bool:
@@ -45,7 +51,7 @@ def flow_match_contains(m: FlowMatch, ft: FiveTuple, dscp: int) -> bool:
     Ports are compared as the packet carries them (0 for protocols without
     ports), which is what a switch sees.
     """
-    return _contains(m, ft, _Addr(ft.src_ip), _Addr(ft.dst_ip), dscp)
+    return _contains(m, ft, dscp)
 
 
 class PolicyBook:
@@ -82,9 +88,8 @@ class PolicyBook:
 
     def governing(self, ft: FiveTuple, *, dscp: int = 0) -> Policy | None:
         """The highest-precedence policy with an alternative that matches ``ft``."""
-        src, dst = _Addr(ft.src_ip), _Addr(ft.dst_ip)
         for p in self._ordered:
-            if any(_contains(m, ft, src, dst, dscp) for m in p.match):
+            if any(_contains(m, ft, dscp) for m in p.match):
                 return p
         return None
 

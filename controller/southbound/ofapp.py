@@ -80,7 +80,9 @@ class FabricApp(fw.app_base):
         """Send an engine output: requests and packets now, programs in order.
 
         A controller that may not write (a cluster standby, or a leader whose
-        lease may have lapsed) sends only requests (roles, reads)."""
+        lease may have lapsed) sends only requests (roles, reads). The engine's
+        collector policy (``out.heap``) is carried out first."""
+        _tend_heap(out.heap)
         for req in out.requests:
             self._send_to(req.dpid, lambda dp, req=req: ofmsg.request_to_msg(dp, req))
         if not self.engine.writes_allowed(self.mono()):
@@ -241,7 +243,6 @@ class FabricApp(fw.app_base):
             try:
                 out = self.engine.tick(now=self.mono())
                 self.execute(out)
-                _tend_heap(out.heap)
                 self.publisher.publish()
                 self.publisher.set_ready()
                 if out.wake_in is not None:

@@ -1,0 +1,65 @@
+"""The hub's collector policy: a poll round that froze is frozen again once its replies are in."""
+
+from __future__ import annotations
+
+from enginelab import EngineLab
+from synthetic import leaf_spine
+
+from controller.engine.engine import EngineConfig
+from controller.engine.heap import HeapPolicy
+from controller.engine.outputs import FlowStatsRequest, PortStatsRequest, TablePart, TableRead
+from controller.telemetry import PortCounters
+
+
+def test_the_last_reply_of_a_freezing_round_freezes_again() -> None:
+    heap = HeapPolicy(enabled=True, interval_s=1.0, collect_s=600.0, now=0.0)
+    requests = [PortStatsRequest(1), FlowStatsRequest(1, cookie=0, mask=0), PortStatsRequest(2)]
+    assert heap.tick(0.0, [*requests, TableRead(3, TablePart.FLOWS)]) == "freeze"
+    assert heap.answered("port", 1) is None
+    assert heap.answered("flow", 2) is None  # not asked in this round
+    assert heap.answered("port", 2) is None
+    assert heap.answered("flow", 1) == "freeze"  # the round is complete
+    assert heap.answered("port", 1) is None  # once per round
+    # A tick that does not freeze starts no round; the next freezing one does.
+    assert heap.tick(0.5, [PortStatsRequest(1)]) is None
+    assert heap.answered("port", 1) is None
+    assert heap.tick(1.0, [PortStatsRequest(1)]) == "freeze"
+    assert heap.answered("port", 1) == "freeze"
+
+
+def test_a_round_without_stats_requests_freezes_at_the_tick_only() -> None:
+    heap = HeapPolicy(enabled=True, interval_s=1.0, collect_s=2.0, now=0.0)
+    assert heap.tick(0.0) == "freeze"
+    assert heap.answered("port", 1) is None
+    assert heap.tick(2.0, [PortStatsRequest(1)]) == "collect"
+    assert heap.answered("port", 1) == "freeze"  # what the replies made, after the collection
+
+
+def test_a_newer_round_replaces_one_whose_switch_never_answered() -> None:
+    heap = HeapPolicy(enabled=True, interval_s=1.0, collect_s=600.0, now=0.0)
+    assert heap.tick(0.0, [PortStatsRequest(1), PortStatsRequest(2)]) == "freeze"
+    assert heap.answered("port", 1) is None  # switch 2 stays silent
+    assert heap.tick(1.0, [PortStatsRequest(1)]) == "freeze"
+    assert heap.answered("port", 1) == "freeze"
+
+
+def test_the_policy_off_never_asks() -> None:
+    heap = HeapPolicy(enabled=False, interval_s=1.0, collect_s=1.0, now=0.0)
+    assert heap.tick(5.0, [PortStatsRequest(1)]) is None
+    assert heap.answered("port", 1) is None
+
+
+def test_the_engine_freezes_when_the_last_stats_reply_of_the_round_is_in() -> None:
+    lab = EngineLab(leaf_spine(2, 2), config=EngineConfig(poll_interval_s=1.0))
+    for dpid in sorted(lab.name_of):
+        lab.connect(dpid)
+    lab.engine.tick(now=5.0)  # freezes; every switch's first poll is due within 1 s
+    lab.now = 6.2
+    out = lab.engine.tick(now=lab.now)
+    polled = [r.dpid for r in out.requests if isinstance(r, PortStatsRequest)]
+    assert out.heap is not None and polled
+    heaps = [
+        lab.engine.port_stats(dpid, [(1, PortCounters())], more=False, now=lab.now).heap
+        for dpid in polled
+    ]
+    assert heaps == [None] * (len(polled) - 1) + ["freeze"]
