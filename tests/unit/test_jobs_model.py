@@ -246,6 +246,6 @@ def test_store_reads_back_without_todays_rules() -> None:
 
 
 def test_shipped_example_is_valid() -> None:
-    example = Path(__file__).resolve().parents[2] / "jobs" / "examples" / "llama-allreduce.yaml"
+    example = Path(__file__).resolve().parents[2] / "deploy" / "jobs" / "llama-allreduce.yaml"
     job = load_job_file(example)
     assert job.name == "llama-allreduce" and job.pair_count == 4 and job.demand_mbps == 20
