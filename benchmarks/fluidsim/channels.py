@@ -341,13 +341,13 @@ but little on 16-32 spines at k = 8 (0.56-0.64 vs 0.50); it can also lose
 (4x8x8 + background, seed 1, k = 2: 0.80 vs 1.00: it ignores the background
 the solver avoided); the hash spread beats share only on 4 spines at k = 8
 (0.53-0.85 vs 0.50-0.69) and loses on 16 and 32 spines at every k. So the
-better fix for the 0.50 rows is
-to place jobs that start together jointly, not to spread. Limits: a fluid
+better fix for the 0.50 rows is to place jobs that start together jointly,
+not to spread. Limits: a fluid
 model (no reordering, congestion control, PFC or incast; spreading is safe
 for RoCE/NCCL only per flow, never within a flow), source ports uniform
 random, per-flow max-min fairness (a pair with more flows takes more from
-background: the bound itself rises with k in the background rows), every
-channel of a ring in lock step, and the 16x64x16 all-to-all row is NIC-bound
+background: the bound itself rises with k in the background rows), each
+channel of a ring a lock-step ring of its own, and the 16x64x16 all-to-all row is NIC-bound
 (about 4 busy hosts per leaf), so it tells nothing.
 """
 
