@@ -18,6 +18,7 @@ from __future__ import annotations
 import heapq
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,6 +35,9 @@ __all__ = ["JobResult", "RunResult", "simulate"]
 _DONE_BITS = 1e-3
 _DONE_S = 1e-12
 _NO_JOB = -1
+
+# A job's flows when it starts: (job, the run's generator, first_group=) -> flows.
+FlowsOf = Callable[..., list[FlowSpec]]
 
 
 @dataclass(frozen=True)
@@ -167,9 +171,16 @@ class _Run:
 
 
 def simulate(
-    fabric: SimFabric, scenario: Scenario, placer: Placer, *, seed: int, horizon_s: float = 1e6
+    fabric: SimFabric,
+    scenario: Scenario,
+    placer: Placer,
+    *,
+    seed: int,
+    horizon_s: float = 1e6,
+    flows_of: FlowsOf = job_flows,
 ) -> RunResult:
-    """Run ``scenario`` with ``placer`` on ``fabric`` (which it changes: build one per run)."""
+    """Run ``scenario`` with ``placer`` on ``fabric`` (which it changes: build one per run).
+    ``flows_of`` turns a starting job into flows (by default :func:`.workload.job_flows`)."""
     started = time.process_time()
     run = _Run(fabric, placer, seed)
     result = RunResult(strategy=placer.name, jobs=[])
@@ -192,7 +203,7 @@ def simulate(
             _, _, kind, i = heapq.heappop(events)
             if kind == "job":
                 job = scenario.jobs[i]
-                run.start(job_flows(job, run.rng, first_group=0), job.job_id, now=now)
+                run.start(flows_of(job, run.rng, first_group=0), job.job_id, now=now)
                 started_jobs.add(job.job_id)
             else:
                 failure = scenario.failures[i]
