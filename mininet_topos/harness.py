@@ -104,9 +104,10 @@ def clear_stale_ports(switches):
 
 def clear_stale_bridges(names=None):
     """Delete the stale bridges among ``names`` (all bridges if None); return their names."""
+    present = list_bridges()
     removed = []
-    for bridge in list_bridges() if names is None else names:
-        if bridge in list_bridges() and is_stale(bridge):
+    for bridge in present if names is None else [n for n in names if n in present]:
+        if is_stale(bridge):
             _vsctl("--if-exists", "del-br", bridge)
             removed.append(bridge)
     if removed:
@@ -204,15 +205,14 @@ class LeafSpineFabric:
         owns; bridges a dead fabric left behind are removed first."""
         names = {spine_name(k) for k in range(1, self.spines + 1)}
         names |= {leaf_name(j) for j in range(1, self.leaves + 1)}
-        clear_stale_bridges(sorted(names & set(list_bridges())))
-        taken = sorted(names & set(list_bridges()))
-        if not taken:
-            clear_stale_ports(names)
+        present = sorted(names & set(list_bridges()))
+        taken = sorted(set(present) - set(clear_stale_bridges(present)))
         if taken:
             raise RuntimeError(
                 f"Open vSwitch already has bridge(s) {', '.join(taken)}: another fabric is "
                 "running on this machine; stop it first"
             )
+        clear_stale_ports(names)
 
     def wait_connected(self, timeout=30.0):
         deadline = time.monotonic() + timeout
