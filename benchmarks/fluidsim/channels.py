@@ -44,7 +44,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from benchmarks.fluidsim.cli import summary
+from benchmarks.fluidsim.cli import markdown_cells, summary
 from benchmarks.fluidsim.fabric import SimFabric, build_fabric
 from benchmarks.fluidsim.simulate import RunResult, simulate
 from benchmarks.fluidsim.strategies import JointPlacer, Placer, PooledBound, SimFlow
@@ -311,16 +311,7 @@ def run(
 
 
 def markdown_row(r: dict[str, Any]) -> str:
-    s = r["placements"]
-    cells = [
-        f"{s[n]['mean_goodput_over_bound']:.2f} ({s[n]['min_goodput_over_bound']:.2f})"
-        for n in PLACEMENTS
-    ]
-    ccts = [
-        "-" if s[n]["mean_cct_s"] is None else f"{s[n]['mean_cct_s'] * 1e3:.1f}"
-        for n in ["bound", *PLACEMENTS]
-    ]
-    return f"| {r['case']} | {r['k']} | " + " | ".join(cells) + " | " + " / ".join(ccts) + " |"
+    return f"| {r['case']} | {r['k']} | {markdown_cells(r['placements'], list(PLACEMENTS))} |"
 
 
 TITLE = "## Channels per pair: one shared path, or spread by source-port bits"

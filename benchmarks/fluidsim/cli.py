@@ -25,7 +25,7 @@ from benchmarks.fluidsim.workload import Scenario, build_scenario
 from benchmarks.scale_measure import synthetic
 from controller.errors import FailedPrecondition
 
-__all__ = ["main", "run_all", "summary"]
+__all__ = ["main", "run_all", "summary", "markdown_cells"]
 
 MAX_ALL_TO_ALL_HOSTS = 256  # an all-to-all has N (N - 1) flows, each finishing on its own
 
@@ -141,6 +141,20 @@ def run_all(a: argparse.Namespace, names: list[str]) -> dict[str, RunResult]:
         placer = placer_for(name, fabric, seed=a.seed)
         results[name] = simulate(fabric, _scenario(fabric, a), placer, seed=a.seed)
     return results
+
+
+def markdown_cells(s: dict[str, Any], names: list[str]) -> str:
+    """The cells of a comparison row: goodput / bound as mean (worst job) per name,
+    then the mean completion times (ms) of the bound and of every name."""
+    cells = [
+        f"{s[n]['mean_goodput_over_bound']:.2f} ({s[n]['min_goodput_over_bound']:.2f})"
+        for n in names
+    ]
+    ccts = [
+        "-" if s[n]["mean_cct_s"] is None else f"{s[n]['mean_cct_s'] * 1e3:.1f}"
+        for n in ["bound", *names]
+    ]
+    return " | ".join(cells) + " | " + " / ".join(ccts)
 
 
 def summary(results: dict[str, RunResult]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Any
 
-from benchmarks.fluidsim.cli import run_all, summary
+from benchmarks.fluidsim.cli import markdown_cells, run_all, summary
 from benchmarks.scale_core import machine_info
 
 __all__ = ["ROWS", "QUICK_ROWS", "main"]
@@ -122,13 +122,7 @@ def run(rows: tuple[Row, ...], *, seed: int, log: Any) -> list[dict[str, Any]]:
 
 
 def markdown_row(r: dict[str, Any]) -> str:
-    s = r["strategies"]
-    cells = [
-        f"{s[n]['mean_goodput_over_bound']:.2f} ({s[n]['min_goodput_over_bound']:.2f})"
-        for n in STRATEGIES
-    ]
-    ccts = [f"{s[n]['mean_cct_s'] * 1e3:.1f}" for n in ["bound", *STRATEGIES]]
-    return f"| {r['row']} | " + " | ".join(cells) + " | " + " / ".join(ccts) + " |"
+    return f"| {r['row']} | {markdown_cells(r['strategies'], STRATEGIES)} |"
 
 
 def markdown(results: list[dict[str, Any]], head: str) -> str:
