@@ -84,6 +84,9 @@ def _live(bucket_watch: int | None, dpid: Dpid, down: set[PortRef]) -> bool:
     return bucket_watch is None or PortRef(dpid, bucket_watch) not in down
 
 
+TableCopy = tuple[dict[EntryKey, FlowEntry], dict[int, GroupEntry], dict[int, MeterEntry]]
+
+
 @dataclass
 class FakeSwitch:
     """One switch's tables. They survive a disconnect (fail-secure mode)."""
@@ -100,6 +103,10 @@ class FakeSwitch:
         return SwitchTable(
             flows=dict(self.flows), groups=dict(self.groups), meters=dict(self.meters)
         )
+
+    def contents(self) -> TableCopy:
+        """A copy of the tables to compare with a later one (cheaper than a hash)."""
+        return dict(self.flows), dict(self.groups), dict(self.meters)
 
     def table_hash(self) -> str:
         text = repr(
@@ -306,6 +313,9 @@ class FakeFabric:
 
     def table_hash(self, dpid: Dpid) -> str:
         return self.switches[dpid].table_hash()
+
+    def contents(self) -> dict[Dpid, TableCopy]:
+        return {d: sw.contents() for d, sw in self.switches.items()}
 
     def hashes(self) -> dict[Dpid, str]:
         return {d: sw.table_hash() for d, sw in sorted(self.switches.items())}
