@@ -209,9 +209,8 @@ class SlotColouring:
         u, v = self.left[edge], self.right[edge]
         free_left, free_right = self._free[_LEFT][u], self._free[_RIGHT][v]
         common = free_left & free_right
-        if common:
-            pick = prefer if prefer != UNCOLOURED and (common >> prefer) & 1 else -1
-            return self.assign(edge, pick if pick >= 0 else _bits(common, 0, self.colours)[0])
+        if common:  # only below the top call (which has none), where nothing is preferred
+            return self.assign(edge, _bits(common, 0, self.colours)[0])
         if depth == 0 or budget[0] <= 0:
             return False
         budget[0] -= 1
