@@ -28,5 +28,5 @@ def server(api: ApiLab) -> Iterator[ApiServer]:
 
 @pytest.fixture
 def client(server: ApiServer) -> Iterator[FabricClient]:
-    with FabricClient(server.address, timeout=5.0) as c:
+    with FabricClient(server.address, timeout=30.0) as c:
         yield c
