@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.scale_core import synthetic
+from benchmarks.scale_measure import synthetic
 from controller.fabric.model import Path
 from controller.routing.paths import PathCache
 from controller.te.joint import PairDemand, place_jointly

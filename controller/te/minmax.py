@@ -224,7 +224,16 @@ def local_search(p: AssignmentProblem) -> AssignmentResult:
 
 
 def solve_milp(p: AssignmentProblem, *, time_limit_s: float = 30.0) -> AssignmentResult | None:
-    """The exact answer by HiGHS, or None if it could not prove one within its limits."""
+    """The exact answer by HiGHS, or None if it could not prove one within its limits.
+
+    The peak counts only links the items use (as :func:`_peak` does), but a
+    link's row bounds the peak by its background whether an item uses it or
+    not. So when the least peak found is set by links whose background alone
+    reaches it, those links are avoided (their rows dropped, the options
+    through them forbidden) and the problem solved again, until no such link
+    is left or they cannot be avoided: the least of these peaks is the least
+    peak (a choice through an avoided link is at least that link's background).
+    """
     _check(p)
     starts = np.cumsum([0, *(len(o) for o in p.options)])
     n = int(starts[-1])
@@ -244,45 +253,54 @@ def solve_milp(p: AssignmentProblem, *, time_limit_s: float = 30.0) -> Assignmen
     links = np.fromiter(link_row, dtype=np.int64)
     m = len(links)
     # Per link: sum(demand / capacity * x) - z <= -background / capacity.
+    option_rows = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(m, n))
     rows += range(m)
     cols += [n] * m
     vals += [-1.0] * m
     usage = sparse.csr_matrix((vals, (rows, cols)), shape=(m, n + 1))
     floor = -(p.background[links] / p.capacity[links])
-    pick = sparse.csr_matrix(
-        (np.ones(n), (np.repeat(np.arange(len(p.options)), np.diff(starts)), np.arange(n))),
-        shape=(len(p.options), n + 1),
-    )
-    constraints = [
-        LinearConstraint(usage, -np.inf, floor),
-        LinearConstraint(pick, 1.0, 1.0),
-    ]
+    item_of = np.repeat(np.arange(len(p.options)), np.diff(starts))
+    pick = sparse.csr_matrix((np.ones(n), (item_of, np.arange(n))), shape=(len(p.options), n + 1))
     integrality = np.r_[np.ones(n), 0.0]
     options = {"time_limit": time_limit_s, "mip_rel_gap": 1e-7, "presolve": True}
     cost = np.zeros(n + 1)
     cost[n] = 1.0
-    first = milp(
-        cost,
-        constraints=constraints,
-        integrality=integrality,
-        bounds=Bounds(np.zeros(n + 1), np.r_[np.ones(n), np.inf]),
-        options=options,
-    )
-    if first.status != 0 or first.x is None:
-        return None
-    x = first.x
+    avoided = np.zeros(m, dtype=bool)
+    best: tuple[float, npt.NDArray[np.float64], list[LinearConstraint], Bounds] | None = None
+    while True:
+        allowed = np.asarray(option_rows[avoided].sum(axis=0)).ravel() == 0
+        if not np.all(np.bincount(item_of[allowed], minlength=len(p.options))):
+            break  # some item has no option left: the avoided links are unavoidable
+        constraints = [
+            LinearConstraint(usage, -np.inf, np.where(avoided, np.inf, floor)),
+            LinearConstraint(pick, 1.0, 1.0),
+        ]
+        bounds = Bounds(np.zeros(n + 1), np.r_[allowed.astype(np.float64), np.inf])
+        found = milp(
+            cost, constraints=constraints, integrality=integrality, bounds=bounds, options=options
+        )
+        if found.status != 0 or found.x is None:
+            return None
+        level = float(found.x[n]) * (1 + 1e-7) + 1e-9
+        if best is None or level < best[0]:
+            best = (level, found.x, constraints, bounds)
+        hot = ~avoided & (-floor >= float(found.x[n]) * (1 - 1e-7) - 1e-9)
+        if not hot.any():
+            break
+        avoided |= hot
+    assert best is not None  # the first round either returned or kept its answer
+    level, x, constraints, bounds = best
     keep = [int(starts[k]) + o for k, o in enumerate(p.previous) if 0 <= o < len(p.options[k])]
     if keep:
         # Phase 2: at the least peak (with a hair of slack for rounding), keep
         # as many items as possible where they were.
-        level = float(first.x[n]) * (1 + 1e-7) + 1e-9
         cost = np.zeros(n + 1)
         cost[keep] = -1.0
         second = milp(
             cost,
             constraints=constraints,
             integrality=integrality,
-            bounds=Bounds(np.zeros(n + 1), np.r_[np.ones(n), level]),
+            bounds=Bounds(bounds.lb, np.r_[bounds.ub[:n], level]),
             options=options,
         )
         if second.status != 0 or second.x is None:
