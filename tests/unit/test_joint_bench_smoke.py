@@ -8,26 +8,15 @@ no longer had it).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+from benchrun import run_quick
 
 
 @pytest.mark.timeout(240)
 def test_quick_joint_benchmark_writes_consistent_rows(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.joint_bench", "--quick", "--out", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=200,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    run_quick("benchmarks.joint_bench", tmp_path)
     rows = json.loads((tmp_path / "joint.json").read_text())["rows"]
     solved = [r for r in rows if r["peak"] is not None]
     assert len(solved) >= 6

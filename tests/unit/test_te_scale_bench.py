@@ -3,29 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from benchrun import run_quick
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-# Quick mode takes a few seconds; the bounds leave room for a loaded machine and
-# for mutation runs (every core function instrumented). How fast is a benchmark
-# figure (make bench), not a test assertion.
 @pytest.mark.timeout(240)
 def test_quick_benchmark_writes_json_and_markdown(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.scale_core", "--quick", "--out", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=200,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    run_quick("benchmarks.scale_core", tmp_path)
     report = json.loads((tmp_path / "scale_core.json").read_text())
     assert report["benchmark"] == "scale_core" and report["quick"] is True
     assert report["machine"]["cpu_count"] >= 1 and report["date"]
