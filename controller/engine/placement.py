@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from controller.engine.connectivity import Connectivity
 from controller.engine.monitor import LinkMonitor
@@ -22,10 +22,9 @@ from controller.errors import FailedPrecondition
 from controller.fabric.events import FabricEvent, LinkDown, LinkUp, SwitchDown
 from controller.fabric.model import Dpid, FiveTuple, Host, LinkId, PortRef
 from controller.flowprog.entries import Action, Cookie, CookieKind, FlowEntry, Output
-from controller.flowprog.flowrules import compile_flow, flow_match
-from controller.flowprog.forwarding import PRIO_FLOW, host_route_key
-from controller.flowprog.plan import Barrier, Program
-from controller.flowprog.tables import OwnerNeeds
+from controller.flowprog.flowrules import compile_flow
+from controller.flowprog.forwarding import host_route_key
+from controller.flowprog.plan import Barrier, FlowAdd, Program
 from controller.policy.book import PolicyBook
 from controller.policy.model import Policy
 from controller.routing.fabricstate import FabricState
@@ -177,28 +176,24 @@ class FlowPlacer:
     ) -> EngineOutput:
         """Rules for a just-placed flow, and what happens to its first packet.
 
-        First a provisional ingress rule sends the flow down the default
-        (per-destination) path, so its packets stop meeting the trap at once;
-        then the placed path, built egress-first, flips that rule. Without a
-        default route yet, the packet waits until the placed rules are confirmed.
+        The placed path is programmed make-before-break (ingress rule last).
+        Ahead of it go a provisional ingress rule forwarding as the default
+        route does, a barrier and the packet: the flow's packets stop meeting
+        the trap at once. Without a default route yet, the packet waits until
+        the placed rules are confirmed.
         """
         out = EngineOutput()
-        provisional = self._provisional(flow, policy, dst.mac)
-        if provisional is not None:
-            # Sent straight away with a barrier, then the packet: the switch applies
-            # the rule before it forwards the packet through its table.
-            first = self.net.prog.set_owner(
-                ("flow", flow.flow_id), provisional, now=now, reason="flow-provisional"
-            )
-            for phase in first.phases:
-                for dpid, ops in phase.ops.items():
-                    out.immediate.append((dpid, [*ops, Barrier()]))
-            out.packets.append(packet)
         self._ruled_at[flow.flow_id] = now
         program = self._program(flow, policy, reason="flow-setup", now=now)
-        if provisional is None:
+        route = self._default_route(flow, dst.mac)
+        if route is None:
             program.done_key = ("flow-ready", flow.flow_id, flow.generation)
             self._held[flow.flow_id] = [packet]
+        else:
+            first = _ahead_of(program, flow.ingress.dpid, route)
+            if first is not None:
+                out.immediate.append((flow.ingress.dpid, [FlowAdd(first), Barrier()]))
+            out.packets.append(packet)
         out.add_program(program)
         return out
 
@@ -242,26 +237,15 @@ class FlowPlacer:
             out.resync.add(flow.ingress.dpid)
         return out
 
-    def _provisional(self, flow: TrackedFlow, policy: Policy, dst_mac: str) -> OwnerNeeds | None:
-        """The flow's ingress rule, forwarding as the default route to its host does."""
+    def _default_route(self, flow: TrackedFlow, dst_mac: str) -> tuple[Action, ...] | None:
+        """What the flow's ingress switch does by default with packets to its host."""
         dpid = flow.ingress.dpid
         if dpid == flow.egress.dpid:
-            actions: tuple[Action, ...] = (Output(flow.egress.port),)
-        else:
-            route = self.net.prog.desired.table(dpid).flows.get(host_route_key(dst_mac))
-            if route is None or not route.actions:
-                return None
-            actions = route.actions
-        entry = FlowEntry(
-            priority=PRIO_FLOW,
-            match=flow_match(flow.five_tuple),
-            actions=actions,
-            cookie=Cookie(CookieKind.FLOW, flow.flow_id, flow.generation).encode(),
-            idle_timeout=policy.params.idle_timeout_s,
-            send_flow_removed=True,
-            ingress=True,
-        )
-        return OwnerNeeds.build(flows={dpid: [entry]})
+            return (Output(flow.egress.port),)
+        route = self.net.prog.desired.table(dpid).flows.get(host_route_key(dst_mac))
+        if route is None or not route.actions:
+            return None
+        return route.actions
 
     def program_done(self, key: tuple[str, int, int]) -> list[PacketOut]:
         """The shim confirmed a program: packets held for its flow may go."""
@@ -483,3 +467,30 @@ class FlowPlacer:
 
     def _count(self, what: str) -> None:
         self.counters[what] = self.counters.get(what, 0) + 1
+
+
+def _ahead_of(program: Program, dpid: Dpid, route: tuple[Action, ...]) -> FlowEntry | None:
+    """The rule to send to ``dpid`` before ``program`` so a new flow's packets are
+    forwarded at once by the default ``route``; None when the program does not write
+    the flow's ingress rule (switch not synced, or the rule protected after a restart).
+
+    If the placed ingress rule (in the last phase) forwards like the route, it moves
+    out of the program and goes first; otherwise a copy forwarding by the route goes
+    first and the program replaces it (same table, priority and match).
+    """
+    if not program.phases:
+        return None
+    last = program.phases[-1].ops
+    ops = last.get(dpid, [])
+    for i, op in enumerate(ops):
+        if not (isinstance(op, FlowAdd) and op.entry.ingress):
+            continue
+        if op.entry.actions != route:
+            return replace(op.entry, actions=route)
+        del ops[i]
+        if not ops:
+            del last[dpid]
+        if not last:
+            program.phases.pop()
+        return op.entry
+    return None

@@ -71,6 +71,37 @@ def test_first_packet_gets_a_provisional_rule_then_the_placed_path() -> None:
     assert [p.data for p in again.packets_after] == [b"late"]
 
 
+def test_a_flow_within_one_leaf_gets_its_placed_rule_at_once_and_only_once() -> None:
+    lab, flows = ready()
+    src = lab.hosts[0]
+    dst = next(h for h in lab.hosts[1:] if h.port.dpid == src.port.dpid)
+    ft = FiveTuple(src.ip, dst.ip, 17, 40002, 4791)
+    out = flows.packet_in(at=src.port, ft=ft, dscp=0, src_mac=src.mac, data=b"first", now=lab.now)
+
+    # The default route already does what the placed rule does: that rule is sent at
+    # once and the program does not send it again.
+    ((dpid, ops),) = out.immediate
+    assert dpid == src.port.dpid
+    (rule,) = [op for op in ops if isinstance(op, FlowAdd)]
+    assert rule.entry.ingress and [a.port for a in rule.entry.actions] == [dst.port.port]
+    sent = [
+        op
+        for program in out.programs
+        for phase in program.phases
+        for op in phase.ops.get(dpid, [])
+        if isinstance(op, FlowAdd)
+    ]
+    assert sent == []
+    assert [p.data for p in out.packets] == [b"first"]
+    lab.fake.apply_ops(dpid, ops)
+    for program in out.programs:
+        lab.fake.apply(program)
+    walk = lab.send(src, dst, udp_src=40002)
+    assert walk.only_to(dst.port) and not walk.reached_controller
+    assert lab.fake.switches[dpid].flows[rule.entry.key].actions == rule.entry.actions
+    assert lab.net.prog.installed[dpid].flows[rule.entry.key] == rule.entry
+
+
 def test_a_flow_whose_rules_vanished_triggers_a_resync_not_a_bounce_loop() -> None:
     lab, flows = ready()
     src, dst = lab.hosts[0], lab.hosts[2]
