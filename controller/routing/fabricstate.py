@@ -236,9 +236,6 @@ class FabricState(SlotArrays, ViewBase):
     def _by_name(self) -> Mapping[str, Dpid]:
         return self._names_to
 
-    def is_up(self, dpid: Dpid) -> bool:
-        return self._connected.get(dpid, False)
-
     def is_edge(self, lid: LinkId) -> bool:
         """Whether ``lid`` is an edge of the switch graph (up, ends connected, and
         the lowest-numbered of parallel cables)."""

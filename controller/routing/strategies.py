@@ -40,7 +40,6 @@ __all__ = [
     "choose_path",
     "rank_paths",
     "pinned_route",
-    "path_weight",
     "load_reason",
     "rendezvous_scores",
     "weighted_pick",
@@ -222,11 +221,6 @@ def _load_keys(
         primary[members] = first
         secondary[members] = second
     return primary, secondary
-
-
-def path_weight(path: Path, weights: Mapping[Dpid, float]) -> float:
-    """Product of the weights of the path's switches (unlisted switches weigh 1)."""
-    return _route_weight(path.switches, weights)
 
 
 def _route_weight(switches: Sequence[Dpid], weights: Mapping[Dpid, float]) -> float:
