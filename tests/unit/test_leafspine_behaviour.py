@@ -309,3 +309,35 @@ def test_general_keeps_a_flow_where_fixed_puts_it_when_nothing_is_better(
     p = problem([[10.0, 10.0], [10.0, 10.0]], [(0, 1)], previous=[previous])
     out, _ = _general(p, ints([0]), ints([fixed]), common(p))
     assert out.tolist() == [fixed]
+
+
+def test_the_solver_refuses_ragged_inputs_and_flows_without_demand() -> None:
+    good = problem([[1.0, 1.0], [1.0, 1.0]], [(0, 1)])
+    ragged = LeafSpineProblem(
+        up_capacity=good.up_capacity,
+        down_capacity=good.down_capacity,
+        up_background=good.up_background,
+        down_background=good.down_background,
+        src=good.src,
+        dst=ints([1, 0]),
+        demand=good.demand,
+        previous=good.previous,
+    )
+    with pytest.raises(ValueError, match=r"^src, dst, demand and previous must have one entry"):
+        solve_leaf_spine(ragged)
+    with pytest.raises(ValueError, match=r"^every flow needs a demand above 0$"):
+        solve_leaf_spine(problem([[1.0, 1.0], [1.0, 1.0]], [(0, 1)], demand=0.0))
+
+
+def test_a_flow_moved_onto_spine_zero_counts_as_moved() -> None:
+    # Spine 1 lost leaf 1's uplink: the flow that was there can only take spine 0.
+    sol = solve_leaf_spine(problem([[1.0, 1.0], [1.0, 0.0]], [(1, 0)], previous=[1]))
+    assert sol.spine.tolist() == [0]
+    assert sol.moved.tolist() == [True]
+
+
+def test_flows_inside_one_leaf_need_no_spine_and_bound_nothing() -> None:
+    sol = solve_leaf_spine(problem([[1.0, 1.0], [1.0, 1.0]], [(0, 0), (1, 1)]))
+    assert sol.spine.tolist() == [NO_SPINE, NO_SPINE]
+    assert sol.lower_bound == 0.0 and sol.max_utilization == 0.0
+    assert not sol.moved.any() and not sol.unplaced.any()
