@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import replace
 from collections.abc import Sequence
 
 import numpy as np
@@ -313,16 +314,7 @@ def test_general_keeps_a_flow_where_fixed_puts_it_when_nothing_is_better(
 
 def test_the_solver_refuses_ragged_inputs_and_flows_without_demand() -> None:
     good = problem([[1.0, 1.0], [1.0, 1.0]], [(0, 1)])
-    ragged = LeafSpineProblem(
-        up_capacity=good.up_capacity,
-        down_capacity=good.down_capacity,
-        up_background=good.up_background,
-        down_background=good.down_background,
-        src=good.src,
-        dst=ints([1, 0]),
-        demand=good.demand,
-        previous=good.previous,
-    )
+    ragged = replace(good, dst=ints([1, 0]))
     with pytest.raises(ValueError, match=r"^src, dst, demand and previous must have one entry"):
         solve_leaf_spine(ragged)
     with pytest.raises(ValueError, match=r"^every flow needs a demand above 0$"):
