@@ -84,9 +84,6 @@ class OwnerNeeds:
         )
 
 
-_NOTHING = OwnerNeeds()  # what an owner not seen before needs
-
-
 class ConflictError(RuntimeError):
     """Two owners want different contents under one key (a programming bug)."""
 
@@ -109,14 +106,12 @@ class DesiredTables:
 
     def set_owner(self, owner: Hashable, needs: OwnerNeeds) -> TableChanges:
         """Replace what ``owner`` needs and return the resulting changes."""
-        old = self._owners.get(owner, _NOTHING)
+        old = self._owners.get(owner, OwnerNeeds())
         self._check_conflicts(owner, needs)
         changes: TableChanges = defaultdict(SwitchChanges)
         # Shared objects first: groups and meters are referenced by flows.
-        if old.groups or needs.groups:
-            self._swap_shared(old.groups, needs.groups, self._group_refs, "groups", changes)
-        if old.meters or needs.meters:
-            self._swap_shared(old.meters, needs.meters, self._meter_refs, "meters", changes)
+        self._swap_shared(old.groups, needs.groups, self._group_refs, "groups", changes)
+        self._swap_shared(old.meters, needs.meters, self._meter_refs, "meters", changes)
         self._swap_flows(owner, old, needs, changes)
         if any(needs.flows.values()) or any(needs.groups.values()) or any(needs.meters.values()):
             self._owners[owner] = needs
