@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from controller.engine.connectivity import Connectivity
 from controller.engine.monitor import LinkMonitor
 from controller.engine.outputs import EngineOutput, EventKind, Notice, PacketOut
+from controller.engine.provisional import ahead_of
 from controller.errors import FailedPrecondition
 from controller.fabric.events import FabricEvent, LinkDown, LinkUp, SwitchDown
 from controller.fabric.model import Dpid, FiveTuple, Host, LinkId, PortRef
-from controller.flowprog.entries import Action, Cookie, CookieKind, FlowEntry, Output
+from controller.flowprog.entries import Action, Cookie, CookieKind, Output
 from controller.flowprog.flowrules import compile_flow
 from controller.flowprog.forwarding import host_route_key
 from controller.flowprog.plan import Barrier, FlowAdd, Program
@@ -190,7 +191,7 @@ class FlowPlacer:
             program.done_key = ("flow-ready", flow.flow_id, flow.generation)
             self._held[flow.flow_id] = [packet]
         else:
-            first = _ahead_of(program, flow.ingress.dpid, route)
+            first = ahead_of(program, flow.ingress.dpid, route)
             if first is not None:
                 out.immediate.append((flow.ingress.dpid, [FlowAdd(first), Barrier()]))
             out.packets.append(packet)
@@ -254,6 +255,11 @@ class FlowPlacer:
             return []
         return self._held.pop(flow_id, [])
 
+    def _default_takes(self, flow: TrackedFlow) -> Callable[[Dpid, Action], bool] | None:
+        """Where default forwarding already carries the flow: its host routes."""
+        dst = self.net.topo.host_by_ip(flow.five_tuple.dst_ip)
+        return None if dst is None else self.net.prog.takes(host_route_key(dst.mac))
+
     def _program(self, flow: TrackedFlow, policy: Policy, *, reason: str, now: float) -> Program:
         topo = self.net.topo
         backups = {}
@@ -269,6 +275,7 @@ class FlowPlacer:
             idle_timeout=policy.params.idle_timeout_s,
             backup_ports=backups,
             edge_ports=topo.edge_ports if self.local_repair else None,
+            default_takes=self._default_takes(flow),
         )
         program = self.net.prog.set_owner(
             ("flow", flow.flow_id),
@@ -467,30 +474,3 @@ class FlowPlacer:
 
     def _count(self, what: str) -> None:
         self.counters[what] = self.counters.get(what, 0) + 1
-
-
-def _ahead_of(program: Program, dpid: Dpid, route: tuple[Action, ...]) -> FlowEntry | None:
-    """The rule to send to ``dpid`` before ``program`` so a new flow's packets are
-    forwarded at once by the default ``route``; None when the program does not write
-    the flow's ingress rule (switch not synced, or the rule protected after a restart).
-
-    If the placed ingress rule (in the last phase) forwards like the route, it moves
-    out of the program and goes first; otherwise a copy forwarding by the route goes
-    first and the program replaces it (same table, priority and match).
-    """
-    if not program.phases:
-        return None
-    last = program.phases[-1].ops
-    ops = last.get(dpid, [])
-    for i, op in enumerate(ops):
-        if not (isinstance(op, FlowAdd) and op.entry.ingress):
-            continue
-        if op.entry.actions != route:
-            return replace(op.entry, actions=route)
-        del ops[i]
-        if not ops:
-            del last[dpid]
-        if not last:
-            program.phases.pop()
-        return op.entry
-    return None

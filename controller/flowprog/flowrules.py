@@ -1,6 +1,7 @@
 """Compile one placed flow into exact per-switch rules.
 
-Every switch on the path gets an exact 5-tuple rule at ``PRIO_FLOW``; the
+Switches on the path get an exact 5-tuple rule at ``PRIO_FLOW`` (transit
+hops only where default forwarding would not do the same, see below); the
 ingress rule is the one that flips the flow onto a new path (it is marked
 ``ingress`` so the planner changes it only after the rest of the path is in
 place), carries the idle timeout and asks for a flow-removed message. The
@@ -8,9 +9,13 @@ first hop forwards through a FAST_FAILOVER group when a backup uplink exists,
 so the switch itself repairs a failed uplink before the controller re-places
 the flow; with local repair, a spine's last hop bounces packets back when its
 link fails, through the same group default forwarding uses
-(:mod:`controller.flowprog.repair`). All entries carry the flow's cookie (id +
-generation). :func:`compile_path` does the same for any set of matches (the
-rules of a declared job's host pair).
+(:mod:`controller.flowprog.repair`). A transit hop whose default forwarding
+already does what the hop's rule would (``default_takes``: on a 2-tier
+fabric, a spine's and the egress leaf's route to the destination host) gets
+no rule: the ingress rule alone pins the path, and a move rewrites one rule.
+All entries carry the flow's cookie (id + generation). :func:`compile_path`
+does the same for any set of matches (the rules of a declared job's host
+pair).
 """
 
 from __future__ import annotations
@@ -81,6 +86,7 @@ def compile_flow(
     idle_timeout: int,
     backup_ports: Mapping[Dpid, Sequence[PortNo]] | None = None,
     edge_ports: Callable[[Dpid], Sequence[PortNo]] | None = None,
+    default_takes: Callable[[Dpid, Action], bool] | None = None,
 ) -> FlowRules:
     """Rules for ``ft`` along ``path``, leaving the fabric at ``egress_port``.
 
@@ -88,6 +94,8 @@ def compile_flow(
     egress switch; the first that differs from the primary becomes the
     fast-failover backup. ``edge_ports`` (given when local repair is on) tells
     which switches are spines: their hop into the egress switch bounces.
+    ``default_takes(dpid, action)``: whether ``dpid`` forwards the flow's packets
+    by just ``action`` without a rule (then no rule goes there, except at ingress).
     """
     return compile_path(
         (flow_match(ft),),
@@ -97,6 +105,7 @@ def compile_flow(
         idle_timeout=idle_timeout,
         backup_ports=backup_ports,
         edge_ports=edge_ports,
+        default_takes=default_takes,
     )
 
 
@@ -111,6 +120,7 @@ def compile_path(
     edge_ports: Callable[[Dpid], Sequence[PortNo]] | None = None,
     priority: int = PRIO_FLOW,
     flow_removed: bool = True,
+    default_takes: Callable[[Dpid, Action], bool] | None = None,
 ) -> FlowRules:
     """Rules sending every packet of ``matches`` along ``path`` (see :func:`compile_flow`),
     at ``priority``; ``flow_removed``: the ingress entry reports its expiry."""
@@ -132,10 +142,13 @@ def compile_path(
             if bounces(has_edge_ports=bool(edge_ports(dpid)), next_switch=nxt, destination=egress):
                 group = bounce_group(out)
         if group is not None:
+            action = GroupAction(group.group_id)
+        if not ingress and default_takes is not None and default_takes(dpid, action):
+            continue
+        if group is not None:
             # A bounce group watches ALWAYS_LIVE: it goes in first.
             watches = any(b.watch_group == ALWAYS_LIVE.group_id for b in group.buckets)
             groups[dpid] = [ALWAYS_LIVE, group] if watches else [group]
-            action = GroupAction(group.group_id)
         flows[dpid] = [
             FlowEntry(
                 priority=priority,

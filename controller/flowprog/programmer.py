@@ -16,12 +16,12 @@ to the desired state.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 from controller.fabric.model import Dpid
-from controller.flowprog.entries import EntryKey, GroupEntry, MeterEntry
+from controller.flowprog.entries import Action, EntryKey, GroupEntry, MeterEntry
 from controller.flowprog.plan import Op, Phase, Program, plan_changes, reconcile
 from controller.flowprog.tables import (
     DesiredTables,
@@ -91,6 +91,21 @@ class Programmer:
                 phase.add(dpid, ops)
                 program.phases.append(phase)
         return program
+
+    def takes(self, key: EntryKey) -> Callable[[Dpid, Action], bool]:
+        """``takes(dpid, action)``: whether the entry at ``key`` on ``dpid``, desired and
+        installed alike, does just ``action``: a higher-priority rule doing that with
+        some of the entry's packets would add nothing there."""
+
+        def takes(dpid: Dpid, action: Action) -> bool:
+            want = self.desired.table(dpid).flows.get(key)
+            if want is None or want.actions != (action,):
+                return False
+            have = self.installed.get(dpid)
+            got = None if have is None else have.flows.get(key)
+            return got is not None and got.actions == want.actions
+
+        return takes
 
     # --------------------------------------------------------------- owners
     def set_owner(

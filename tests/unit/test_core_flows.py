@@ -8,7 +8,7 @@ from synthetic import leaf_spine
 from controller.engine.monitor import LinkMonitor
 from controller.engine.placement import FlowPlacer
 from controller.fabric.model import FiveTuple
-from controller.flowprog.entries import Match
+from controller.flowprog.entries import Cookie, CookieKind, Match
 from controller.flowprog.forwarding import PRIO_HOST
 from controller.flowprog.plan import Barrier, FlowAdd
 from controller.policy.book import PolicyBook
@@ -115,3 +115,61 @@ def test_a_flow_whose_rules_vanished_triggers_a_resync_not_a_bounce_loop() -> No
         resync += src.port.dpid in out.resync
     assert released < 40 and resync > 0
     assert flows.counters["stray"] == 40 - released
+
+
+def _place(lab: EngineLab, flows: FlowPlacer, udp_src: int) -> tuple[FiveTuple, int]:
+    """A flow from leaf1 to leaf2, its setup applied to the fake switches."""
+    src, dst = lab.hosts[0], lab.hosts[2]
+    ft = FiveTuple(src.ip, dst.ip, 17, udp_src, 4791)
+    out = flows.packet_in(at=src.port, ft=ft, dscp=0, src_mac=src.mac, data=b"x", now=lab.now)
+    for dpid, ops in out.immediate:
+        lab.fake.apply_ops(dpid, ops)
+    for program in out.programs:
+        lab.fake.apply(program)
+    flow = flows.te.flow_by_five_tuple(ft)
+    assert flow is not None
+    return ft, Cookie(CookieKind.FLOW, flow.flow_id, flow.generation).encode()
+
+
+def _holding(lab: EngineLab, cookie: int) -> set[int]:
+    return {
+        d
+        for d, sw in lab.fake.switches.items()
+        if any(e.cookie == cookie for e in sw.flows.values())
+    }
+
+
+def test_the_ingress_rule_alone_pins_a_path_that_default_forwarding_continues() -> None:
+    lab, flows = ready()
+    src, dst = lab.hosts[0], lab.hosts[2]
+    ft, cookie = _place(lab, flows, 40003)
+    flow = flows.te.flow_by_five_tuple(ft)
+    assert flow is not None and len(flow.path.switches) == 3
+    assert _holding(lab, cookie) == {src.port.dpid}
+    walk = lab.send(src, dst, udp_src=40003)
+    assert walk.only_to(dst.port) and walk.paths == {flow.path.switches}
+
+    # A move rewrites that one rule; the path's other switches are not touched.
+    out = flows.drain([flow.path.links[0]], now=lab.now)
+    (program,) = out.programs
+    assert {d for phase in program.phases for d in phase.ops} == {src.port.dpid}
+    lab.fake.apply(program)
+    moved = flows.te.flow_by_five_tuple(ft)
+    assert moved is not None and moved.path.switches[1] != flow.path.switches[1]
+    walk = lab.send(src, dst, udp_src=40003)
+    assert walk.only_to(dst.port) and walk.paths == {moved.path.switches}
+
+
+def test_a_transit_switch_not_known_to_hold_the_host_route_gets_the_flows_rule() -> None:
+    lab, flows = ready()
+    src, dst = lab.hosts[0], lab.hosts[2]
+    key = (0, PRIO_HOST, Match.of(eth_dst=dst.mac))
+    spines = [d for d in lab.net.prog.installed if d not in (src.port.dpid, dst.port.dpid)]
+    assert len(spines) == 2
+    for spine in spines:  # as if each spine's route had not been written yet
+        del lab.net.prog.installed[spine].flows[key]
+    ft, cookie = _place(lab, flows, 40004)
+    flow = flows.te.flow_by_five_tuple(ft)
+    assert flow is not None
+    assert _holding(lab, cookie) == {src.port.dpid, flow.path.switches[1]}
+    assert lab.send(src, dst, udp_src=40004).paths == {flow.path.switches}

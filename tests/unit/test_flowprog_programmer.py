@@ -178,3 +178,26 @@ def test_losing_a_switch_forgets_what_it_held() -> None:
     prog.switch_lost(SW)
     assert not prog.is_synced(SW)
     assert not prog.set_owner("a", needs(host_route(MAC_A, Output(1))), now=1.0)
+
+
+# ------------------------------------------------------------------ takes
+def test_an_entry_takes_an_action_only_when_desired_and_installed_do_just_that() -> None:
+    prog = Programmer()
+    key = host_route(MAC_A, Output(3)).key
+    takes = prog.takes(key)
+    assert not takes(SW, Output(3))  # nothing desired, switch never seen
+    prog.set_owner("hosts", needs(host_route(MAC_A, Output(3))), now=0.0)
+    assert not takes(SW, Output(3))  # desired, but the switch is not synced: not installed
+    prog.switch_synced(SW, SwitchTable(), now=0.0, warm=False)
+    assert takes(SW, Output(3))
+    assert not takes(SW, Output(4))
+    assert not takes(SW + 1, Output(3))
+    assert not prog.takes(host_route(MAC_B, Output(3)).key)(SW, Output(3))
+    # Installed differs from desired (the switch still holds an older route).
+    prog.installed[SW].flows[key] = host_route(MAC_A, Output(4))
+    assert not takes(SW, Output(3)) and not takes(SW, Output(4))
+    # Doing more than the action is not doing just it.
+    both = host_route(MAC_A, Output(3), Output(5))
+    prog.set_owner("hosts", needs(both), now=0.0)
+    prog.installed[SW].flows[key] = both
+    assert not takes(SW, Output(3))

@@ -7,6 +7,7 @@ from controller.flowprog.entries import Cookie, CookieKind, FlowEntry, GroupActi
 from controller.flowprog.flowrules import compile_flow, flow_match
 from controller.flowprog.forwarding import PRIO_FLOW
 from controller.flowprog.groups import failover_group
+from controller.flowprog.repair import ALWAYS_LIVE, bounce_group
 
 FT = FiveTuple("10.0.0.1", "10.0.1.1", 17, 5000, 4791)
 PATH = Path.of_links([LinkId(PortRef(1, 3), PortRef(10, 1)), LinkId(PortRef(10, 2), PortRef(2, 4))])
@@ -107,3 +108,71 @@ def test_a_flow_inside_one_switch_goes_straight_to_its_egress_port() -> None:
     cookie = Cookie(CookieKind.FLOW, 3, 0).encode()
     assert rules.needs.flows == {1: (entry(Output(4), ingress=True, cookie=cookie),)}
     assert rules.needs.groups == {} and rules.egress_first == (1,)
+
+
+def test_transit_hops_that_default_forwarding_takes_get_no_rule() -> None:
+    asked: list[tuple[int, object]] = []
+
+    def takes(dpid: int, action: object) -> bool:
+        asked.append((dpid, action))
+        return True
+
+    rules = compile_flow(
+        FT,
+        flow_id=7,
+        generation=2,
+        path=PATH,
+        egress_port=9,
+        idle_timeout=10,
+        backup_ports={1: (3, 5)},
+        default_takes=takes,
+    )
+    cookie = Cookie(CookieKind.FLOW, 7, 2).encode()
+    group = failover_group(3, 5)
+    # The ingress rule pins the path even where default forwarding would agree.
+    assert rules.needs.flows == {
+        1: (entry(GroupAction(group.group_id), ingress=True, cookie=cookie),)
+    }
+    assert rules.needs.groups == {1: (group,)}
+    assert asked == [(10, Output(2)), (2, Output(9))]
+    assert rules.egress_first == (2, 10, 1)
+
+
+def test_a_transit_hop_keeps_its_rule_where_default_forwarding_differs() -> None:
+    def takes(dpid: int, action: object) -> bool:
+        return dpid == 2 and action == Output(9)
+
+    rules = compile_flow(
+        FT, flow_id=7, generation=2, path=PATH, egress_port=9, idle_timeout=10, default_takes=takes
+    )
+    cookie = Cookie(CookieKind.FLOW, 7, 2).encode()
+    assert rules.needs.flows == {
+        1: (entry(Output(3), ingress=True, cookie=cookie),),
+        10: (entry(Output(2), ingress=False, cookie=cookie),),
+    }
+
+
+def test_a_spines_bounce_hop_is_asked_about_as_its_group() -> None:
+    bounce = bounce_group(2)
+    seen: list[object] = []
+
+    def compile_with(answer: bool) -> dict:
+        def takes(dpid: int, action: object) -> bool:
+            seen.append(action)
+            return answer and dpid == 10
+
+        rules = compile_flow(
+            FT,
+            flow_id=1,
+            generation=0,
+            path=PATH,
+            egress_port=9,
+            idle_timeout=10,
+            edge_ports=lambda d: [] if d == 10 else [9],
+            default_takes=takes,
+        )
+        return dict(rules.needs.groups)
+
+    assert compile_with(True) == {}  # the spine's route bounces alike: no rule, no group
+    assert seen[0] == GroupAction(bounce.group_id)
+    assert compile_with(False) == {10: (ALWAYS_LIVE, bounce)}
