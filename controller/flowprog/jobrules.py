@@ -6,8 +6,10 @@ protocol and the destination ports (one match per port prefix). Every flow of
 the pair (RoCE queue pairs, NCCL channels) follows the pair's path. The
 ingress switch forwards through a FAST_FAILOVER group when another uplink
 towards the egress exists, so a failed uplink is repaired in the switch
-before the job is re-solved. Rules sit at ``PRIO_JOB``: above every class
-trap, so a job's packets never reach the controller; below per-flow rules.
+before the job is re-solved. Transit hops that default forwarding already
+takes (``default_takes``, as for placed flows) get no rule. Rules sit at
+``PRIO_JOB``: above every class trap, so a job's packets never reach the
+controller; below per-flow rules.
 All entries carry the job's cookie (job id + plan generation). This module
 decides nothing: paths come from the joint solver.
 """
@@ -22,7 +24,14 @@ from dataclasses import dataclass
 
 from controller.fabric.model import Dpid, Path, PortNo
 from controller.flowprog.classmatch import of_matches
-from controller.flowprog.entries import Cookie, CookieKind, FlowEntry, GroupEntry, Match
+from controller.flowprog.entries import (
+    Action,
+    Cookie,
+    CookieKind,
+    FlowEntry,
+    GroupEntry,
+    Match,
+)
 from controller.flowprog.flowrules import compile_path
 from controller.flowprog.forwarding import PRIO_JOB
 from controller.flowprog.tables import OwnerNeeds
@@ -69,11 +78,14 @@ def compile_job(
     cookie: int,
     failover: bool = True,
     edge_ports: Callable[[Dpid], Sequence[PortNo]] | None = None,
+    default_takes: Callable[[str], Callable[[Dpid, Action], bool] | None] | None = None,
 ) -> tuple[OwnerNeeds, tuple[Dpid, ...]]:
     """Rules for every placed pair; returns the needs and an egress-first switch order.
 
     ``edge_ports`` (local repair on) lets a spine's last hop bounce when its
-    link to the destination fails, as for placed flows.
+    link to the destination fails, as for placed flows. ``default_takes(dst_ip)``:
+    where default forwarding already carries packets to that host (see
+    :func:`~controller.flowprog.flowrules.compile_flow`).
     """
     flows: dict[Dpid, list[FlowEntry]] = defaultdict(list)
     groups: dict[Dpid, dict[int, GroupEntry]] = defaultdict(dict)
@@ -89,6 +101,7 @@ def compile_job(
             edge_ports=edge_ports,
             priority=PRIO_JOB,
             flow_removed=False,
+            default_takes=default_takes(route.dst_ip) if default_takes else None,
         )
         for dpid, entries in rules.needs.flows.items():
             flows[dpid] += entries

@@ -101,7 +101,10 @@ def test_a_declared_ring_is_in_place_before_traffic_and_runs_at_the_bound(lab: L
     resp = lab.api.apply_job(_job(lab, "ring", order))
     assert resp.pairs_placed == 8 and resp.max_utilization == pytest.approx(RATE / BW, rel=0.01)
     rules = _job_rules(lab)
-    assert all(count > 0 for count in rules.values()), rules  # before the first packet
+    # Before the first packet: every leaf holds its pairs' ingress rules; the spines
+    # carry the pairs by their host routes and hold none.
+    assert all(rules[f"leaf{j}"] > 0 for j in range(1, 5)), rules
+    assert rules["spine1"] == rules["spine2"] == 0, rules
     before = _packet_ins(lab)
     run = lab.start_flows(flows, duration=SECONDS)
     results = lab.finish(run)

@@ -161,3 +161,51 @@ def test_cookies_tell_jobs_and_generations_apart_and_stay_stable() -> None:
             decoded = Cookie.decode(job_cookie(name, gen))
             assert decoded == Cookie(CookieKind.JOB, job_id(name), gen % 0x10000)
     assert job_id("") != 0  # flow id 0 would name no job
+
+
+def test_transit_hops_that_default_forwarding_takes_are_left_to_it_per_destination() -> None:
+    fab = leaf_spine(2, 2)
+    asked: list[str] = []
+
+    def takes_for(dst_ip: str):  # type: ignore[no-untyped-def]
+        asked.append(dst_ip)
+        if dst_ip != H2:
+            return None  # no host route known towards H1: every hop gets its rule
+        return lambda dpid, action: True
+
+    needs, order = compile_job(
+        two_pairs(fab), transport=ROCE, cookie=job_cookie("llama", 1), default_takes=takes_for
+    )
+    assert sorted(asked) == sorted([H1, H2])
+    there = {
+        dpid
+        for dpid, entries in needs.flows.items()
+        for e in entries
+        if e.match.as_dict()["ipv4_dst"] == H2
+    }
+    back = {
+        dpid
+        for dpid, entries in needs.flows.items()
+        for e in entries
+        if e.match.as_dict()["ipv4_dst"] == H1
+    }
+    assert there == {fab.dpid("leaf1")}  # the ingress rule alone
+    assert back == {fab.dpid(n) for n in ("leaf2", "spine2", "leaf1")}
+    fake = install(fab, needs, order)
+    default_route(fake, fab, "spine1", H2, "leaf2")
+    fake.apply_ops(
+        fab.dpid("leaf2"),
+        [
+            FlowAdd(
+                FlowEntry(
+                    10,
+                    Match.of(eth_type=0x0800, ipv4_dst=H2),
+                    (Output(fab.host_port("leaf2").port),),
+                    cookie=0,
+                )
+            )
+        ],
+    )
+    walk = send(fake, fab, "leaf1", H1, H2)
+    assert walk.only_to(fab.host_port("leaf2"))
+    assert walk.paths == {tuple(fab.dpid(n) for n in ("leaf1", "spine1", "leaf2"))}
