@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from controller.fabric.model import FiveTuple, LinkId, Path, PortRef
 from controller.flowprog.entries import Cookie, CookieKind, FlowEntry, GroupAction, Output
-from controller.flowprog.flowrules import compile_flow, flow_match
+from controller.flowprog.flowrules import FlowRules, compile_flow, flow_match
 from controller.flowprog.forwarding import PRIO_FLOW
 from controller.flowprog.groups import failover_group
 from controller.flowprog.repair import ALWAYS_LIVE, bounce_group
@@ -110,6 +110,19 @@ def test_a_flow_inside_one_switch_goes_straight_to_its_egress_port() -> None:
     assert rules.needs.groups == {} and rules.egress_first == (1,)
 
 
+def flow_7(**kw: object) -> FlowRules:
+    """Flow 7 (generation 2) of ``FT`` on ``PATH``, leaving at port 9."""
+    return compile_flow(
+        FT,
+        flow_id=7,
+        generation=2,
+        path=PATH,
+        egress_port=9,
+        idle_timeout=10,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
 def test_transit_hops_that_default_forwarding_takes_get_no_rule() -> None:
     asked: list[tuple[int, object]] = []
 
@@ -117,16 +130,7 @@ def test_transit_hops_that_default_forwarding_takes_get_no_rule() -> None:
         asked.append((dpid, action))
         return True
 
-    rules = compile_flow(
-        FT,
-        flow_id=7,
-        generation=2,
-        path=PATH,
-        egress_port=9,
-        idle_timeout=10,
-        backup_ports={1: (3, 5)},
-        default_takes=takes,
-    )
+    rules = flow_7(backup_ports={1: (3, 5)}, default_takes=takes)
     cookie = Cookie(CookieKind.FLOW, 7, 2).encode()
     group = failover_group(3, 5)
     # The ingress rule pins the path even where default forwarding would agree.
@@ -142,9 +146,7 @@ def test_a_transit_hop_keeps_its_rule_where_default_forwarding_differs() -> None
     def takes(dpid: int, action: object) -> bool:
         return dpid == 2 and action == Output(9)
 
-    rules = compile_flow(
-        FT, flow_id=7, generation=2, path=PATH, egress_port=9, idle_timeout=10, default_takes=takes
-    )
+    rules = flow_7(default_takes=takes)
     cookie = Cookie(CookieKind.FLOW, 7, 2).encode()
     assert rules.needs.flows == {
         1: (entry(Output(3), ingress=True, cookie=cookie),),
@@ -156,21 +158,12 @@ def test_a_spines_bounce_hop_is_asked_about_as_its_group() -> None:
     bounce = bounce_group(2)
     seen: list[object] = []
 
-    def compile_with(answer: bool) -> dict:
+    def compile_with(answer: bool) -> dict[int, tuple[object, ...]]:
         def takes(dpid: int, action: object) -> bool:
             seen.append(action)
             return answer and dpid == 10
 
-        rules = compile_flow(
-            FT,
-            flow_id=1,
-            generation=0,
-            path=PATH,
-            egress_port=9,
-            idle_timeout=10,
-            edge_ports=lambda d: [] if d == 10 else [9],
-            default_takes=takes,
-        )
+        rules = flow_7(edge_ports=lambda d: [] if d == 10 else [9], default_takes=takes)
         return dict(rules.needs.groups)
 
     assert compile_with(True) == {}  # the spine's route bounces alike: no rule, no group
