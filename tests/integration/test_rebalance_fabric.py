@@ -28,6 +28,7 @@ from __future__ import annotations
 import itertools
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,7 +55,7 @@ def _log(line: str) -> None:
     print(line)
 
 
-def _flows() -> list[Flow]:
+def _flows(*, port_base: int = 51000) -> list[Flow]:
     """One flow per ordered leaf pair; each host sends one flow and receives one."""
     out_index = {
         pair: sorted(b for a, b in CORNER_ORDER if a == pair[0]).index(pair[1]) + 1
@@ -66,7 +67,14 @@ def _flows() -> list[Flow]:
     }
     return [
         Flow(
-            (a, out_index[(a, b)]), (b, in_index[(a, b)]), "udp", 4791, 51000 + n, RATE, SIZE, tag=n
+            (a, out_index[(a, b)]),
+            (b, in_index[(a, b)]),
+            "udp",
+            4791,
+            port_base + n,
+            RATE,
+            SIZE,
+            tag=n,
         )
         for n, (a, b) in enumerate(CORNER_ORDER)
     ]
@@ -112,39 +120,73 @@ def lab(tmp_path: Path):
         yield running
 
 
-@pytest.mark.timeout(180)
+CORNER_TRIES = 3  # the corner is the setup, not the property judged: retried
+
+
+def _attempt(lab: Lab, watcher: EventWatcher, flows: list[Flow]) -> dict[str, Any]:
+    """One run of the pattern: the first placement, and when (if) no link carries two."""
+    since = time.time()
+    run = lab.start_flows(flows, duration=SECONDS)  # senders start in CORNER_ORDER
+    wait_until(
+        lambda: len(watcher.events(since=since, kind="flow-placed")) >= len(flows),
+        timeout=10,
+        what="every flow placed",
+    )
+    placed = sorted(watcher.events(since=since, kind="flow-placed"), key=lambda e: e["time"])
+    first = [e["attributes"]["path"].split(" -> ") for e in placed[: len(flows)]]
+    last_placed = placed[len(flows) - 1]["time"]
+    # Two rebalance periods, plus the two polls that measure the flows' rates
+    # at all (measured 2.1-4.2 s on the reference machine).
+    deadline = last_placed + 2 * REBALANCE_S + 2 * POLL_S
+    repaired_at = None
+    while _shared_links(first) and time.time() < deadline + 3.0:  # watched past it, to report
+        paths = _placed_paths(lab)
+        if len(paths) == len(flows) and _shared_links(paths) == 0:
+            repaired_at = time.time()
+            break
+        time.sleep(0.1)
+    final = _placed_paths(lab)
+    results = lab.finish(run, timeout=SECONDS + 30)
+    time.sleep(0.5)
+    moves = watcher.events(since=last_placed, kind="flow-rerouted")
+    return {
+        "first": first,
+        "last_placed": last_placed,
+        "deadline": deadline,
+        "repaired_at": repaired_at,
+        "final": final,
+        "results": results,
+        "moves": moves,
+    }
+
+
+@pytest.mark.timeout(300)
 def test_a_cornered_undeclared_pattern_is_repaired_within_two_rebalance_periods(
     lab: Lab,
 ) -> None:
-    flows = _flows()
+    # Which path a flow gets depends on the load the controller knows when its
+    # first packet comes, and a port poll landing inside the 12 placements can
+    # change that: then the order does not corner, and the run is repeated on
+    # fresh 5-tuples once the previous flows have expired (their idle timeout).
     watcher = EventWatcher(lab.daemon.grpc_target)
-    repaired_at = None
     try:
-        run = lab.start_flows(flows, duration=SECONDS)  # senders start in CORNER_ORDER
-        wait_until(
-            lambda: len(watcher.events(kind="flow-placed")) >= len(flows),
-            timeout=10,
-            what="every flow placed",
-        )
-        placed = sorted(watcher.events(kind="flow-placed"), key=lambda e: e["time"])
-        first = [e["attributes"]["path"].split(" -> ") for e in placed[: len(flows)]]
-        cornered = _shared_links(first)
-        last_placed = placed[len(flows) - 1]["time"]
-        # Two rebalance periods, plus the two polls that measure the flows' rates
-        # at all (measured 2.1-4.2 s on the reference machine).
-        deadline = last_placed + 2 * REBALANCE_S + 2 * POLL_S
-        while time.time() < deadline + 3.0:  # watched past the deadline, to report
-            paths = _placed_paths(lab)
-            if len(paths) == len(flows) and _shared_links(paths) == 0:
-                repaired_at = time.time()
+        for attempt in range(CORNER_TRIES):
+            flows = _flows(port_base=51000 + 100 * attempt)
+            got = _attempt(lab, watcher, flows)
+            cornered = _shared_links(got["first"])
+            print(f"\ntry {attempt}: first placement {cornered} shared links")
+            if cornered:
                 break
-            time.sleep(0.1)
-        final = _placed_paths(lab)
-        results = lab.finish(run, timeout=SECONDS + 30)
-        time.sleep(0.5)
-        moves = [e for e in watcher.events(kind="flow-rerouted") if e["time"] >= last_placed]
+            wait_until(lambda: not _placed_paths(lab), timeout=30, what="the flows expired")
     finally:
         watcher.stop()
+    first, repaired_at, deadline = got["first"], got["repaired_at"], got["deadline"]
+    last_placed, final, results, moves = (
+        got["last_placed"],
+        got["final"],
+        got["results"],
+        got["moves"],
+    )
     reasons = sorted({m["reason"] for m in moves})
     print(f"\nfirst placement: {cornered} shared links, {_share_of_bound(first):.3f} of the bound")
     print(f"{len(moves)} moves after it by {reasons}; ", end="")
@@ -153,7 +195,9 @@ def test_a_cornered_undeclared_pattern_is_repaired_within_two_rebalance_periods(
         if repaired_at
         else "not repaired"
     )
-    assert cornered > 0, "the constructed order did not corner the per-flow placement"
+    assert cornered > 0, (
+        f"the constructed order did not corner the placement in {CORNER_TRIES} runs"
+    )
     assert _share_of_bound(first) < 0.95, "the corner must cost goodput at full demand"
     assert repaired_at is not None and repaired_at <= deadline, (
         f"a link still carries two flows two rebalance periods after the last placement "
@@ -166,12 +210,12 @@ def test_a_cornered_undeclared_pattern_is_repaired_within_two_rebalance_periods(
     pps = RATE * 1e6 / (SIZE * 8)
     sent = lost = 0.0
     for r in results:
-        got = r["sink"]["flows"].get(str(r["flow"].tag), {})
+        sink = r["sink"]["flows"].get(str(r["flow"].tag), {})
         # Loss records are capped (the largest holes kept): a capped record could
         # hide small holes inside the window, so the judgement needs them all.
-        assert len(got.get("losses", ())) < MAX_LOSS_RECORDS, "loss records capped"
+        assert len(sink.get("losses", ())) < MAX_LOSS_RECORDS, "loss records capped"
         sent += pps * (end - start)
-        lost += loss_in_window(got, start=start, end=end)
+        lost += loss_in_window(sink, start=start, end=end)
     delivered = (sent - lost) / sent
     print(f"after the repair: {delivered:.4f} of what was sent delivered")
     assert delivered >= 0.99, f"{delivered:.4f} delivered after the repair"
