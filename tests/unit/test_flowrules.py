@@ -25,16 +25,21 @@ def entry(action: object, *, ingress: bool, cookie: int, ft: FiveTuple = FT) -> 
     )
 
 
-def test_a_path_with_a_backup_uplink_gets_a_failover_first_hop() -> None:
-    rules = compile_flow(
+def flow_7(**kw: object) -> FlowRules:
+    """Flow 7 (generation 2) of ``FT`` on ``PATH``, leaving at port 9."""
+    return compile_flow(
         FT,
         flow_id=7,
         generation=2,
         path=PATH,
         egress_port=9,
         idle_timeout=10,
-        backup_ports={1: (3, 5, 6)},
+        **kw,  # type: ignore[arg-type]
     )
+
+
+def test_a_path_with_a_backup_uplink_gets_a_failover_first_hop() -> None:
+    rules = flow_7(backup_ports={1: (3, 5, 6)})
     cookie = Cookie(CookieKind.FLOW, 7, 2).encode()
     group = failover_group(3, 5)
     assert rules.needs.groups == {1: (group,)}
@@ -108,19 +113,6 @@ def test_a_flow_inside_one_switch_goes_straight_to_its_egress_port() -> None:
     cookie = Cookie(CookieKind.FLOW, 3, 0).encode()
     assert rules.needs.flows == {1: (entry(Output(4), ingress=True, cookie=cookie),)}
     assert rules.needs.groups == {} and rules.egress_first == (1,)
-
-
-def flow_7(**kw: object) -> FlowRules:
-    """Flow 7 (generation 2) of ``FT`` on ``PATH``, leaving at port 9."""
-    return compile_flow(
-        FT,
-        flow_id=7,
-        generation=2,
-        path=PATH,
-        egress_port=9,
-        idle_timeout=10,
-        **kw,  # type: ignore[arg-type]
-    )
 
 
 def test_transit_hops_that_default_forwarding_takes_get_no_rule() -> None:
