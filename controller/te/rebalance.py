@@ -72,18 +72,12 @@ class _Planner:
         policy_of: Mapping[int, Policy],
         view: FabricView,
         extra: Mapping[LinkId, float],
-        paths: PathCache | None,
-        seed: int,
-        ranker: Ranker | None = None,
+        ranker: Ranker,
     ) -> None:
-        if paths is None and ranker is None:
-            raise ValueError("plan_rebalance needs paths or a ranker")
         self.table = table
         self.policy_of = policy_of
         self.view = view
         self.extra = extra
-        self.paths = paths
-        self.seed = seed
         self.ranker = ranker
         self.delta: dict[LinkId, float] = {}  # load this round's moves add or remove
         self._thresholds: dict[LinkId, float] = {}
@@ -143,18 +137,7 @@ class _Planner:
             self._thresholds[lid] = min(self.threshold(lid), policy.params.congestion_threshold)
 
     def ranked(self, flow: TrackedFlow, policy: Policy) -> Iterable[Path]:
-        if self.ranker is not None:
-            return self.ranker(flow, policy, self.delta)
-        assert self.paths is not None
-        return rank_candidates(
-            flow,
-            policy,
-            paths=self.paths,
-            view=self.view,
-            extra=self.extra,
-            delta=self.delta,
-            seed=self.seed,
-        )
+        return self.ranker(flow, policy, self.delta)
 
 
 def congestion_floor(policy_of: Mapping[int, Policy]) -> float:
@@ -293,26 +276,22 @@ def plan_rebalance(
     policy_of: Mapping[int, Policy],
     view: FabricView,
     extra: Mapping[LinkId, float],
-    paths: PathCache | None,
-    seed: int,
+    ranker: Ranker,
     now: float,
     max_moves: int,
     hot: Iterable[LinkId] | None = None,
-    ranker: Ranker | None = None,
 ) -> RebalancePlan:
     """Plan one round. ``hot`` restricts the links examined (e.g. the ones telemetry
     reported congested); they still must be above threshold by this estimate.
 
     ``ranker(flow, policy, delta)`` gives a flow's usable, undrained paths best first
-    with ``delta`` (this round's planned load changes) on top of ``extra``; without
-    one, paths come from ``paths`` and :func:`rank_paths`."""
+    with ``delta`` (this round's planned load changes) on top of ``extra`` (e.g.
+    :meth:`PathChooser.rank`, which falls back to :func:`rank_candidates`)."""
     planner = _Planner(
         table=table,
         policy_of=policy_of,
         view=view,
         extra=extra,
-        paths=paths,
-        seed=seed,
         ranker=ranker,
     )
     if hot is None:
