@@ -30,6 +30,7 @@ from controller.fabric.events import (
 from controller.fabric.frames import build_arp_reply
 from controller.fabric.model import Dpid, Host, Link, LinkId, Port, PortNo, PortRef
 from controller.fabric.topology import Topology
+from controller.flowprog.entries import Action
 from controller.flowprog.forwarding import (
     ClassTrap,
     ForwardingInputs,
@@ -370,6 +371,12 @@ class Connectivity:
         if not reasons:
             return Program(reason="held")
         return self.refresh_forwarding(now=now, reason="+".join(sorted(set(reasons))))
+
+    def default_takes(self, dst_ip: str) -> Callable[[Dpid, Action], bool] | None:
+        """Where default forwarding already carries packets to ``dst_ip`` (its host
+        routes; see :meth:`Programmer.takes`), or None for a host not known."""
+        host = self.topo.host_by_ip(dst_ip)
+        return None if host is None else self.prog.takes(host_route_key(host.mac))
 
     def refresh_forwarding(self, *, now: float, reason: str) -> Program:
         """Recompute default forwarding; program only the differences.

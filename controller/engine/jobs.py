@@ -27,8 +27,6 @@ from controller.engine.views import ApplyJobResult, JobView
 from controller.errors import AlreadyExists, NotFound, VersionConflict
 from controller.fabric.events import FabricEvent, HostLearned, HostMoved, LinkDown, LinkUp
 from controller.fabric.model import Dpid, LinkId, Path, PortNo
-from controller.flowprog.entries import Action
-from controller.flowprog.forwarding import host_route_key
 from controller.flowprog.jobrules import PairRoute, compile_job, job_cookie, job_id
 from controller.flowprog.plan import Program
 from controller.jobs.model import HostPair, Job
@@ -330,7 +328,7 @@ class JobManager:
             cookie=job_cookie(job.name, job.version),
             failover=self.failover,
             edge_ports=self.net.topo.edge_ports if self.local_repair else None,
-            default_takes=self._default_takes,
+            default_takes=self.net.default_takes,
         )
         program = self.net.prog.set_owner(
             ("job", job.name), needs, now=now, reason=reason, egress_first=order
@@ -343,11 +341,6 @@ class JobManager:
         elif placed.confirmed != placed.generation:  # nothing to send: in place already
             out.notices += self.confirmed(program.done_key)
         return out
-
-    def _default_takes(self, dst_ip: str) -> Callable[[Dpid, Action], bool] | None:
-        """Where default forwarding already carries packets to ``dst_ip``: its host routes."""
-        host = self.net.topo.host_by_ip(dst_ip)
-        return None if host is None else self.net.prog.takes(host_route_key(host.mac))
 
     def _routes(self, placed: _Placed) -> list[PairRoute]:
         topo = self.net.topo

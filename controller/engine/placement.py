@@ -255,11 +255,6 @@ class FlowPlacer:
             return []
         return self._held.pop(flow_id, [])
 
-    def _default_takes(self, flow: TrackedFlow) -> Callable[[Dpid, Action], bool] | None:
-        """Where default forwarding already carries the flow: its host routes."""
-        dst = self.net.topo.host_by_ip(flow.five_tuple.dst_ip)
-        return None if dst is None else self.net.prog.takes(host_route_key(dst.mac))
-
     def _program(self, flow: TrackedFlow, policy: Policy, *, reason: str, now: float) -> Program:
         topo = self.net.topo
         backups = {}
@@ -275,7 +270,7 @@ class FlowPlacer:
             idle_timeout=policy.params.idle_timeout_s,
             backup_ports=backups,
             edge_ports=topo.edge_ports if self.local_repair else None,
-            default_takes=self._default_takes(flow),
+            default_takes=self.net.default_takes(flow.five_tuple.dst_ip),
         )
         program = self.net.prog.set_owner(
             ("flow", flow.flow_id),
