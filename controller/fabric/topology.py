@@ -80,6 +80,13 @@ class _HostTable(dict[str, Host]):
 
     def __setitem__(self, mac: str, host: Host) -> None:
         old = super().get(mac)
+        if old is not None and (old.mac, old.ipv4, old.attach) == (
+            host.mac,
+            host.ipv4,
+            host.attach,
+        ):
+            super().__setitem__(mac, host)  # seen again where it was: indexes stand
+            return
         if old is not None:
             self._unindex(old)
         super().__setitem__(mac, host)

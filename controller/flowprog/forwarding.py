@@ -17,6 +17,7 @@ the controller, so the loops of a leaf-spine cannot carry a storm.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -180,8 +181,14 @@ def compile_traps(
     return entries
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def host_route_key(mac: str) -> EntryKey:
-    """Where a switch's default route to the host with ``mac`` sits in its table."""
+    """Where a switch's default route to the host with ``mac`` sits in its table.
+
+    Kept per MAC: tables store the very key object that lookups bring, so a hit is
+    an identity check instead of comparing matches field by field (this runs on
+    every switch of every new flow's path).
+    """
     return (0, PRIO_HOST, Match.of(eth_dst=mac))
 
 

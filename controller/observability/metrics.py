@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, Metric
@@ -233,6 +234,7 @@ class FabricMetrics:
             registry=reg,
         )
         self._policies_tracked: set[str] = set()
+        self._packet_in_series: dict[tuple[str, str], Any] = {}
 
     # ------------------------------------------------------------------ helpers
     def set_port_counter_provider(self, provider: PortCounterProvider | None) -> None:
@@ -268,7 +270,11 @@ class FabricMetrics:
 
     def count_packet_in(self, switch: str, kind: str) -> None:
         """Count a packet-in; an unknown ``kind`` counts as ``other`` (bounded labels)."""
-        self.packet_in.labels(switch, kind if kind in PACKET_IN_KINDS else "other").inc()
+        kind = kind if kind in PACKET_IN_KINDS else "other"
+        child = self._packet_in_series.get((switch, kind))
+        if child is None:  # looked up once per series: this runs for every packet-in
+            child = self._packet_in_series[(switch, kind)] = self.packet_in.labels(switch, kind)
+        child.inc()
 
     def observe_stats_request(self, kind: str, seconds: float) -> None:
         if kind not in STATS_KINDS:
