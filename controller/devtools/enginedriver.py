@@ -47,6 +47,7 @@ from controller.engine.outputs import (
 from controller.fabric import frames
 from controller.fabric.model import Dpid, FiveTuple, Host, LinkId, Port, PortRef
 from controller.flowprog.entries import Cookie, CookieKind
+from controller.flowprog.plan import Program
 from controller.observability.metrics import FabricMetrics
 from controller.policy.model import Policy
 from controller.store.documents import DocumentStore
@@ -186,22 +187,30 @@ class EngineDriver:
         for dpid, ops in out.immediate:
             if self.engine.is_synced(dpid):
                 self.fake.apply_ops(dpid, ops)
+        for program in out.urgent:
+            for dpid, ops in program.joined().items():
+                if self.engine.is_synced(dpid):
+                    self.fake.apply_ops(dpid, ops)
         for pkt in out.packets:
             total.merge(self._deliver(pkt))
+        for program in out.urgent:
+            total.merge(self._confirm(program))
         for program in out.programs:
             self.fake.apply(program)
-            if self.check_redundant:
-                before = self.fake.contents()
-                self.fake.apply(program, replay=True)
-                assert self.fake.contents() == before, (
-                    f"program {program.reason!r} is not redundant-safe"
-                )
-            total.merge(
-                self.run(self.engine.program_confirmed(program, sent_at=self.now, now=self.now))
-            )
+            total.merge(self._confirm(program))
         for pkt in out.packets_after:
             total.merge(self._deliver(pkt))
         return total
+
+    def _confirm(self, program: Program) -> EngineOutput:
+        """A program was applied: check it is safe to apply twice, confirm it."""
+        if self.check_redundant:
+            before = self.fake.contents()
+            self.fake.apply(program, replay=True)
+            assert self.fake.contents() == before, (
+                f"program {program.reason!r} is not redundant-safe"
+            )
+        return self.run(self.engine.program_confirmed(program, sent_at=self.now, now=self.now))
 
     def _tend(self, work: HeapWork) -> None:
         """What the shim's hub loop does with the engine's collector policy."""

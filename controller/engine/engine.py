@@ -490,6 +490,9 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
         return out
 
 
+_TRAP_TAG = Cookie(CookieKind.CLASS_TRAP).encode() >> 48
+
+
 def _is_trap(cookie: int) -> bool:
-    decoded = Cookie.decode(cookie)
-    return decoded is not None and decoded.kind is CookieKind.CLASS_TRAP
+    """Whether ``cookie`` is a class trap's (tag and kind: the top 16 bits)."""
+    return cookie >> 48 == _TRAP_TAG

@@ -137,6 +137,10 @@ class EngineOutput:
     # Sent at once, before ``packets``, without waiting for the program queue
     # (each list ends with a barrier, so packets sent after it see its effect).
     immediate: list[tuple[Dpid, list[Op]]] = field(default_factory=list)
+    # Programs on one switch each: sent at once after ``immediate`` and before
+    # ``packets``, not queued behind other programs, their phases joined by barriers
+    # (:meth:`Program.joined`); confirmed like the others, by a barrier at the end.
+    urgent: list[Program] = field(default_factory=list)
     packets: list[PacketOut] = field(default_factory=list)  # send now
     packets_after: list[PacketOut] = field(default_factory=list)  # once programs are done
     requests: list[Request] = field(default_factory=list)  # send now
@@ -157,6 +161,7 @@ class EngineOutput:
     def merge(self, other: EngineOutput) -> EngineOutput:
         self.programs += other.programs
         self.immediate += other.immediate
+        self.urgent += other.urgent
         self.packets += other.packets
         self.packets_after += other.packets_after
         self.requests += other.requests
@@ -174,6 +179,7 @@ class EngineOutput:
         return bool(
             self.programs
             or self.immediate
+            or self.urgent
             or self.packets
             or self.packets_after
             or self.requests

@@ -177,15 +177,22 @@ class FlowPlacer:
     ) -> EngineOutput:
         """Rules for a just-placed flow, and what happens to its first packet.
 
-        The placed path is programmed make-before-break (ingress rule last).
-        Ahead of it go a provisional ingress rule forwarding as the default
-        route does, a barrier and the packet: the flow's packets stop meeting
-        the trap at once. Without a default route yet, the packet waits until
-        the placed rules are confirmed.
+        When the flow needs rules on its ingress switch only (on a 2-tier fabric
+        the other hops' host routes already take it), they go at once, not queued
+        behind other programs, and the packet right after them. Otherwise the
+        placed path is programmed make-before-break (ingress rule last), and ahead
+        of it go a provisional ingress rule forwarding as the default route does,
+        a barrier and the packet: the flow's packets stop meeting the trap at
+        once. Without a default route yet, the packet waits until the placed
+        rules are confirmed.
         """
         out = EngineOutput()
         self._ruled_at[flow.flow_id] = now
         program = self._program(flow, policy, reason="flow-setup", now=now)
+        if program and program.switches() == {flow.ingress.dpid}:
+            out.urgent.append(program)
+            out.packets.append(packet)
+            return out
         route = self._default_route(flow, dst.mac)
         if route is None:
             program.done_key = ("flow-ready", flow.flow_id, flow.generation)

@@ -133,6 +133,26 @@ class Program:
     def extend(self, other: Program) -> None:
         self.phases.extend(p for p in other.phases if p)
 
+    def switches(self) -> set[Dpid]:
+        """The switches the program sends anything to."""
+        return {dpid for phase in self.phases for dpid in phase.ops}
+
+    def joined(self) -> dict[Dpid, list[Op]]:
+        """Each switch's operations of every phase in order, a barrier between phases.
+
+        On one switch this is the order phase by phase gives (a barrier orders a
+        switch's messages) without waiting for each phase's confirmation; across
+        switches it is not: only a program on one switch may be sent this way.
+        """
+        out: dict[Dpid, list[Op]] = {}
+        for phase in self.phases:
+            for dpid, ops in phase.ops.items():
+                have = out.setdefault(dpid, [])
+                if have:
+                    have.append(_BARRIER)
+                have.extend(ops)
+        return out
+
 
 _BARRIER = Barrier()  # no fields: one value serves every place a barrier goes
 

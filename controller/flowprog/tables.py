@@ -147,9 +147,10 @@ class DesiredTables:
     def _swap_flows(
         self, owner: Hashable, old: OwnerNeeds, new: OwnerNeeds, changes: TableChanges
     ) -> None:
-        for dpid in set(old.flows) | set(new.flows):
+        dpids = new.flows.keys() | old.flows.keys() if old.flows else new.flows.keys()
+        for dpid in dpids:
             table = self._tables[dpid]
-            before = {e.key: e for e in old.flows.get(dpid, ())}
+            before = {e.key: e for e in old.flows.get(dpid, ())} if old.flows else {}
             after = {e.key: e for e in new.flows.get(dpid, ())}
             for key, entry in after.items():
                 prev = before.get(key)
@@ -171,7 +172,9 @@ class DesiredTables:
         kind: str,
         changes: TableChanges,
     ) -> None:
-        for dpid in set(old) | set(new):
+        if not old and not new:
+            return
+        for dpid in old.keys() | new.keys():
             store: dict[int, GroupEntry | MeterEntry] = getattr(self._tables[dpid], kind)
             before = {shared_id(o): o for o in old.get(dpid, ())}
             after = {shared_id(o): o for o in new.get(dpid, ())}

@@ -92,6 +92,8 @@ class FabricApp(fw.app_base):
             if self.engine.is_synced(dpid):
                 for op in ops:
                     self._send_to(dpid, lambda dp, op=op: ofmsg.op_to_msg(dp, op))
+        for program in out.urgent:
+            self._send_urgent(program)
         for pkt in out.packets:
             self._send_to(pkt.dpid, lambda dp, pkt=pkt: ofmsg.packet_out_to_msg(dp, pkt))
         if out.programs or out.packets_after:
@@ -117,18 +119,37 @@ class FabricApp(fw.app_base):
         for phase in program.phases:
             if not self.engine.writes_allowed(self.mono()):
                 return  # leadership lost mid-program: the next leader reconciles
-            waits = []
-            for dpid, ops in phase.ops.items():
-                dp = self.dps.get(dpid)
-                if dp is None or not self.engine.is_synced(dpid):
-                    continue
-                for op in ops:
-                    self._send(dp, ofmsg.op_to_msg(dp, op))
-                waits.append(self._barrier(dp))
-            for dpid, xid, ev in waits:
-                if not ev.wait(timeout=BARRIER_TIMEOUT_S):
-                    self.execute(self.engine.barrier_timeout(dpid, now=self.mono()))
-                self.barriers.pop((dpid, xid), None)
+            self._await_barriers(self._send_ops(phase.ops))
+
+    def _send_ops(self, ops_by_switch):
+        """Send each synced switch its operations and a barrier; returns the waits."""
+        waits = []
+        for dpid, ops in ops_by_switch.items():
+            dp = self.dps.get(dpid)
+            if dp is None or not self.engine.is_synced(dpid):
+                continue
+            for op in ops:
+                self._send(dp, ofmsg.op_to_msg(dp, op))
+            waits.append(self._barrier(dp))
+        return waits
+
+    def _await_barriers(self, waits):
+        for dpid, xid, ev in waits:
+            if not ev.wait(timeout=BARRIER_TIMEOUT_S):
+                self.execute(self.engine.barrier_timeout(dpid, now=self.mono()))
+            self.barriers.pop((dpid, xid), None)
+
+    def _send_urgent(self, program):
+        """A program on one switch: sent now, ahead of the queue, phases joined by
+        barriers; confirmed to the engine when its last barrier is answered."""
+        sent_at = self.mono()
+        waits = self._send_ops(program.joined())
+
+        def confirm():
+            self._await_barriers(waits)
+            self.execute(self.engine.program_confirmed(program, sent_at=sent_at, now=self.mono()))
+
+        hub.spawn(confirm)
 
     def _barrier(self, dp):
         ev = hub.Event()

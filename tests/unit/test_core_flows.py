@@ -1,4 +1,4 @@
-"""Per-flow setup: a provisional rule at once, then the placed path make-before-break."""
+"""Per-flow setup: ingress-only rules at once; else a provisional rule, then the path."""
 
 from __future__ import annotations
 
@@ -35,13 +35,54 @@ def ready() -> tuple[EngineLab, FlowPlacer]:
     return lab, flows
 
 
-def test_first_packet_gets_a_provisional_rule_then_the_placed_path() -> None:
+def _forget_spine_routes(lab: EngineLab, dst_mac: str) -> None:
+    """As if no spine's route to ``dst_mac`` had been written yet: placed flows then
+    need rules on their spine too."""
+    key = (0, PRIO_HOST, Match.of(eth_dst=dst_mac))
+    leaves = {h.port.dpid for h in lab.hosts}
+    for dpid, table in lab.net.prog.installed.items():
+        if dpid not in leaves:
+            del table.flows[key]
+
+
+def test_a_flow_needing_rules_on_its_ingress_only_gets_them_at_once_then_its_packet() -> None:
     lab, flows = ready()
     src, dst = lab.hosts[0], lab.hosts[2]  # leaf1 -> leaf2
+    ft = FiveTuple(src.ip, dst.ip, 17, 40005, 4791)
+    out = flows.packet_in(at=src.port, ft=ft, dscp=0, src_mac=src.mac, data=b"first", now=lab.now)
+
+    # No provisional rule and nothing queued: the placed rules (the uplink's failover
+    # group, then the ingress rule) go ahead of the queue, and the packet after them.
+    assert out.immediate == [] and out.programs == []
+    (program,) = out.urgent
+    assert program.reason == "flow-setup" and program.switches() == {src.port.dpid}
+    ops = program.joined()[src.port.dpid]
+    assert isinstance(ops[-1], FlowAdd) and ops[-1].entry.ingress
+    assert [p.data for p in out.packets] == [b"first"]
+    held = lab.fake.switches[src.port.dpid].flows
+    assert ops[-1].entry.key not in held
+    lab.fake.apply_ops(src.port.dpid, ops)
+    assert held[ops[-1].entry.key].actions == ops[-1].entry.actions
+    flow = flows.te.flow_by_five_tuple(ft)
+    assert flow is not None
+    walk = lab.send(src, dst, udp_src=40005)
+    assert walk.only_to(dst.port) and walk.paths == {flow.path.switches}
+
+    # A packet that was in flight meets the trap: released through the table, no new rules.
+    again = flows.packet_in(at=src.port, ft=ft, dscp=0, src_mac=src.mac, data=b"late", now=lab.now)
+    assert again.programs == [] and again.immediate == [] and again.urgent == []
+    assert [p.data for p in again.packets_after] == [b"late"]
+
+
+def test_first_packet_gets_a_provisional_rule_when_the_path_needs_rules_beyond_ingress() -> None:
+    lab, flows = ready()
+    src, dst = lab.hosts[0], lab.hosts[2]  # leaf1 -> leaf2
+    _forget_spine_routes(lab, dst.mac)
     ft = FiveTuple(src.ip, dst.ip, 17, 40000, 4791)
     out = flows.packet_in(at=src.port, ft=ft, dscp=0, src_mac=src.mac, data=b"first", now=lab.now)
 
     # At once: the ingress rule forwarding like the default route, a barrier, the packet.
+    assert out.urgent == []
     assert len(out.immediate) == 1
     dpid, ops = out.immediate[0]
     assert dpid == src.port.dpid and isinstance(ops[-1], Barrier)
@@ -58,17 +99,14 @@ def test_first_packet_gets_a_provisional_rule_then_the_placed_path() -> None:
     assert flow is not None
     (program,) = out.programs
     assert program.reason == "flow-setup"
+    assert program.switches() == {dpid, flow.path.switches[1]}
+    assert list(program.phases[0].ops) == [flow.path.switches[1]]
     flip = [op for op in program.phases[-1].ops.get(dpid, []) if isinstance(op, FlowAdd)]
     assert flip and all(op.entry.ingress for op in flip)
     lab.fake.apply(program)
     walk = lab.send(src, dst)
     assert walk.only_to(dst.port)
     assert walk.paths == {flow.path.switches}
-
-    # A packet that was in flight meets the trap: released through the table, no new rules.
-    again = flows.packet_in(at=src.port, ft=ft, dscp=0, src_mac=src.mac, data=b"late", now=lab.now)
-    assert again.programs == [] and again.immediate == []
-    assert [p.data for p in again.packets_after] == [b"late"]
 
 
 def test_a_flow_within_one_leaf_gets_its_placed_rule_at_once_and_only_once() -> None:
@@ -78,24 +116,16 @@ def test_a_flow_within_one_leaf_gets_its_placed_rule_at_once_and_only_once() -> 
     ft = FiveTuple(src.ip, dst.ip, 17, 40002, 4791)
     out = flows.packet_in(at=src.port, ft=ft, dscp=0, src_mac=src.mac, data=b"first", now=lab.now)
 
-    # The default route already does what the placed rule does: that rule is sent at
-    # once and the program does not send it again.
-    ((dpid, ops),) = out.immediate
-    assert dpid == src.port.dpid
-    (rule,) = [op for op in ops if isinstance(op, FlowAdd)]
+    # One rule on the one switch, sent at once; nothing provisional, nothing queued.
+    assert out.immediate == [] and out.programs == []
+    (program,) = out.urgent
+    dpid = src.port.dpid
+    ((at, ops),) = program.joined().items()
+    (rule,) = ops
+    assert at == dpid and isinstance(rule, FlowAdd)
     assert rule.entry.ingress and [a.port for a in rule.entry.actions] == [dst.port.port]
-    sent = [
-        op
-        for program in out.programs
-        for phase in program.phases
-        for op in phase.ops.get(dpid, [])
-        if isinstance(op, FlowAdd)
-    ]
-    assert sent == []
     assert [p.data for p in out.packets] == [b"first"]
     lab.fake.apply_ops(dpid, ops)
-    for program in out.programs:
-        lab.fake.apply(program)
     walk = lab.send(src, dst, udp_src=40002)
     assert walk.only_to(dst.port) and not walk.reached_controller
     assert lab.fake.switches[dpid].flows[rule.entry.key].actions == rule.entry.actions
@@ -124,7 +154,7 @@ def _place(lab: EngineLab, flows: FlowPlacer, udp_src: int) -> tuple[FiveTuple, 
     out = flows.packet_in(at=src.port, ft=ft, dscp=0, src_mac=src.mac, data=b"x", now=lab.now)
     for dpid, ops in out.immediate:
         lab.fake.apply_ops(dpid, ops)
-    for program in out.programs:
+    for program in (*out.urgent, *out.programs):
         lab.fake.apply(program)
     flow = flows.te.flow_by_five_tuple(ft)
     assert flow is not None
@@ -163,11 +193,7 @@ def test_the_ingress_rule_alone_pins_a_path_that_default_forwarding_continues() 
 def test_a_transit_switch_not_known_to_hold_the_host_route_gets_the_flows_rule() -> None:
     lab, flows = ready()
     src, dst = lab.hosts[0], lab.hosts[2]
-    key = (0, PRIO_HOST, Match.of(eth_dst=dst.mac))
-    spines = [d for d in lab.net.prog.installed if d not in (src.port.dpid, dst.port.dpid)]
-    assert len(spines) == 2
-    for spine in spines:  # as if each spine's route had not been written yet
-        del lab.net.prog.installed[spine].flows[key]
+    _forget_spine_routes(lab, dst.mac)
     ft, cookie = _place(lab, flows, 40004)
     flow = flows.te.flow_by_five_tuple(ft)
     assert flow is not None

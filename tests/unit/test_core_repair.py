@@ -158,7 +158,7 @@ def placed(*, local_repair: bool) -> tuple[EngineLab, LabHost, LabHost, tuple[in
     out = placer.packet_in(at=src.port, ft=ft, dscp=0, src_mac=src.mac, data=b"x", now=lab.now)
     for dpid, ops in out.immediate:
         lab.fake.apply_ops(dpid, ops)
-    for program in out.programs:
+    for program in (*out.urgent, *out.programs):
         lab.fake.apply(program)
     flow = placer.te.flow_by_five_tuple(ft)
     assert flow is not None

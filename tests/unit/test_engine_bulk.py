@@ -9,6 +9,7 @@ from synthetic import leaf_spine
 
 from controller.engine.engine import EngineConfig
 from controller.engine.outputs import EngineOutput
+from controller.flowprog.plan import Program
 
 
 def _bring_up(lab: EngineLab) -> None:
@@ -85,6 +86,13 @@ def test_a_rebuilt_engine_asks_for_a_full_collection_and_the_policy_can_be_off()
     assert _heap(lab, [3.0]) == ["collect"]
     off = EngineLab(leaf_spine(2, 2), config=replace(EngineConfig(), heap_freeze=False))
     assert _heap(off, [1.0, 2.0, 700.0]) == [None, None, None]
+
+
+def test_merged_outputs_keep_urgent_programs_in_order() -> None:
+    first, second = Program(reason="a"), Program(reason="b")
+    out = EngineOutput(urgent=[first]).merge(EngineOutput(urgent=[second]))
+    assert out.urgent == [first, second] and out.programs == []
+    assert EngineOutput(urgent=[first]) and not EngineOutput()
 
 
 def test_merged_outputs_keep_the_strongest_heap_work() -> None:

@@ -92,6 +92,21 @@ def test_egress_first_orders_the_build_phase_then_dpid_order() -> None:
     assert list(plan_changes(changes).phases[0].ops) == [1, 2, 3, 4, 9]
 
 
+def test_joined_keeps_each_switchs_phase_order_with_a_barrier_between_phases() -> None:
+    ch = SwitchChanges(
+        flow_adds=[entry(10, GroupAction(G1.group_id)), entry(20, Output(4), ingress=True)],
+        group_adds=[G1],
+    )
+    program = plan_changes({5: ch, 6: SwitchChanges(flow_adds=[entry(10, Output(1))])})
+    assert program.switches() == {5, 6}
+    joined = program.joined()
+    build, flip = program.phases
+    assert joined[5] == [*build.ops[5], Barrier(), *flip.ops[5]]
+    assert joined[6] == build.ops[6]  # one phase: no barrier added
+    assert kinds(joined[5]) == ["GroupAdd", "Barrier", "FlowAdd", "Barrier", "FlowAdd"]
+    assert plan_changes({}).switches() == set() and plan_changes({}).joined() == {}
+
+
 def test_a_moved_flow_is_delivered_after_every_phase() -> None:
     """Leaf 1 moves a flow from spine 3 to spine 4; leaf 2 delivers on port 9.
 
