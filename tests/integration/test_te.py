@@ -66,8 +66,19 @@ def _placed(client, count: int, **match) -> list:
     )
 
 
+def _quiet(client, timeout: float = 10.0) -> None:
+    """Wait until no link shows load: rates are smoothed over several polls, and a
+    run started while the previous run's load still shows on one uplink more than
+    on the other places by that stale difference, not by the new flows."""
+    deadline = time.monotonic() + timeout
+    while max(link.utilization for link in client.list_links()) > 0.05:
+        assert time.monotonic() < deadline, "links still loaded after the previous run"
+        time.sleep(0.2)
+
+
 def _pair_run(fab, client, tmp_path, port_base: int, seconds: float) -> tuple[set[str], float]:
     """Two AI TCP flows leaf1 -> leaf2 from both hosts: (spines used, summed goodput Mbit/s)."""
+    _quiet(client)
     handles = [
         fab.start_flow(
             fab.host(1, i),
