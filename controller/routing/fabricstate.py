@@ -269,9 +269,9 @@ class FabricState(SlotArrays, ViewBase):
         rows = self.rows(src, dst)
         bip = self.layout.bipartite
         if rows is not None and bip is not None and not bip.parallel:
-            ports = self._src_port[rows.up]
             if self.dense_all_usable:
-                return tuple(sorted(ports.tolist()))
+                return self.row_ports(rows.up)
+            ports = self._src_port[rows.up]
             clean = self.usable[rows.up] & self.usable[rows.down]
             if clean.any():
                 return tuple(sorted(ports[clean].tolist()))

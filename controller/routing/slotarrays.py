@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from controller.fabric.model import Dpid, LinkId
+from controller.fabric.model import Dpid, LinkId, PortNo
 from controller.routing.layout import LinkLayout, build_layout
 
 __all__ = ["PairRows", "SlotArrays"]
@@ -74,6 +74,7 @@ class SlotArrays:
         self.capacity_eff = empty  # capacity, unknown ones substituted
         self.alive = np.zeros(0, dtype=bool)  # the slot's link is an edge of the graph
         self._src_port = np.zeros(0, dtype=np.int64)  # egress port of the slot's link
+        self._row_ports: dict[tuple[int, int, int], tuple[PortNo, ...]] = {}
         self.usable = np.zeros(0, dtype=bool)  # an edge and not drained: may take new flows
         self.dense_usable = 0  # usable slots of the dense blocks
         # Per switch of a side: (side, position, up slots, down slots, views of the
@@ -180,6 +181,14 @@ class SlotArrays:
                 if lid is not None:
                     self._refresh_slot(slot, lid)
 
+    def row_ports(self, row: slice) -> tuple[PortNo, ...]:
+        """The egress ports of a row's links, sorted (kept until the arrays are rebuilt)."""
+        key = (row.start, row.stop, row.step)
+        ports = self._row_ports.get(key)
+        if ports is None:
+            ports = self._row_ports[key] = tuple(sorted(self._src_port[row].tolist()))
+        return ports
+
     def _ensure(self) -> None:
         """Rebuild the layout and the arrays if something moved since the last read."""
         if not self._stale and self._layout is not None:
@@ -194,6 +203,7 @@ class SlotArrays:
         self.capacity_eff = np.full(n, self.unknown_capacity_bps)
         self.alive = np.zeros(n, dtype=bool)
         self._src_port = np.full(n, -1, dtype=np.int64)
+        self._row_ports = {}
         index = layout.index
         for lid, slot in index.items():
             self._src_port[slot] = lid.src.port
