@@ -16,7 +16,7 @@ import hashlib
 import ipaddress
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from controller.devtools.fakeofcheck import OpenFlowError, check_flow, check_group, number
 from controller.fabric.model import Dpid, LinkId, PortRef
@@ -131,7 +131,7 @@ class FakeSwitch:
             case FlowAdd(entry=entry):
                 self._check_flow(entry)
                 # `ingress` is controller metadata; a switch never reports it back.
-                self.flows[entry.key] = replace(entry, ingress=False) if entry.ingress else entry
+                self.flows[entry.key] = held(entry) if entry.ingress else entry
             case FlowDelete(entry=entry):
                 if self.flows.pop(entry.key, None) is None:
                     self.mods["FlowDeleteMissing"] += 1
@@ -187,6 +187,23 @@ class FakeSwitch:
             if any(GroupAction(gid) in b.actions for b in g.buckets)
         ]
         return users
+
+
+def held(entry: FlowEntry) -> FlowEntry:
+    """``entry`` as a switch holds it: without the controller's ``ingress`` mark
+    (every field but that one, written out: ``dataclasses.replace`` costs a
+    setup's worth of time per rule here)."""
+    return FlowEntry(
+        priority=entry.priority,
+        match=entry.match,
+        actions=entry.actions,
+        cookie=entry.cookie,
+        table_id=entry.table_id,
+        idle_timeout=entry.idle_timeout,
+        hard_timeout=entry.hard_timeout,
+        send_flow_removed=entry.send_flow_removed,
+        meter_id=entry.meter_id,
+    )
 
 
 @dataclass(frozen=True)

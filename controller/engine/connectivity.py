@@ -253,10 +253,11 @@ class Connectivity:
         if not self.trusted_edge(at, now) or _is_special_mac(mac):
             return EngineOutput()
         events = self.topo.host_seen(mac=mac, ipv4=ipv4, at=at, now=now)
+        if not events:
+            return EngineOutput()
         out = self._react(events, now)
-        if events:
-            self.hosts_changed = True
-            out.add_program(self.refresh_forwarding(now=now, reason="host-learned"))
+        self.hosts_changed = True
+        out.add_program(self.refresh_forwarding(now=now, reason="host-learned"))
         return out
 
     def restore_hosts(self, hosts: Iterable[Host]) -> None:

@@ -207,6 +207,24 @@ class FiveTuple:
     src_port: int = 0
     dst_port: int = 0
 
+    def __hash__(self) -> int:
+        # A new flow's 5-tuple keys several tables on its way in (tracked flows,
+        # placements): hashed once, the value the generated hash would give.
+        cached: int | None = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash((self.src_ip, self.dst_ip, self.ip_proto, self.src_port, self.dst_port))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
+    def __getstate__(self) -> dict[str, object]:
+        return {  # a hash is only valid where it was made
+            "src_ip": self.src_ip,
+            "dst_ip": self.dst_ip,
+            "ip_proto": self.ip_proto,
+            "src_port": self.src_port,
+            "dst_port": self.dst_port,
+        }
+
     def __str__(self) -> str:
         proto = {6: "tcp", 17: "udp", 1: "icmp"}.get(self.ip_proto, str(self.ip_proto))
         return f"{proto} {self.src_ip}:{self.src_port} -> {self.dst_ip}:{self.dst_port}"

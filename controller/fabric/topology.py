@@ -44,7 +44,11 @@ from controller.fabric.model import (
     graph_of,
 )
 
-__all__ = ["Topology"]
+__all__ = ["HOST_SEEN_RESOLUTION_S", "Topology"]
+
+# A host's ``last_seen`` is refreshed at most this often: every new flow's first
+# packet passes through host learning, and most come from hosts seen just before.
+HOST_SEEN_RESOLUTION_S = 1.0
 
 
 def _unlist(table: dict[Any, set[Any]], key: Any, item: Any) -> None:
@@ -294,6 +298,14 @@ class Topology:
             return []
         old = self.hosts.get(mac)
         ip = ipv4 if ipv4 not in (None, "0.0.0.0") else (old.ipv4 if old else None)
+        if (
+            old is not None
+            and old.confirmed
+            and 0 <= now - old.last_seen < HOST_SEEN_RESOLUTION_S
+            and old.attach == at
+            and old.ipv4 == ip
+        ):
+            return []  # seen a moment ago, where it was: nothing to write
         self.hosts[mac] = Host(mac=mac, ipv4=ip, attach=at, last_seen=now)
         if old is None:
             return [HostLearned(time=now, mac=mac, ipv4=ip, attach=at)]

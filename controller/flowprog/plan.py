@@ -219,8 +219,11 @@ def plan_changes(
     ``egress_first`` orders the switches of the first phase (a moved flow's new
     path from egress back to ingress); other switches follow in dpid order.
     """
-    rank = {dpid: i for i, dpid in enumerate(egress_first)}
-    order = sorted(changes, key=lambda d: (rank.get(d, len(rank)), d))
+    if len(changes) == 1:  # one switch (a new flow's ingress): nothing to order
+        order = list(changes)
+    else:
+        rank = {dpid: i for i, dpid in enumerate(egress_first)}
+        order = sorted(changes, key=lambda d: (rank.get(d, len(rank)), d))
     build, flip, clean = Phase(), Phase(), Phase()
     for dpid in order:
         ch = changes[dpid]

@@ -212,7 +212,7 @@ def _shared(
             continue  # reported by the switch: rewritten when the warm-up ends
         if cur is None:
             adds.append(obj)
-        elif cur != obj:
+        elif cur is not obj and cur != obj:
             mods.append(obj)
         have[oid] = obj
     for obj in deletes:

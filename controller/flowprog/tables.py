@@ -84,6 +84,9 @@ class OwnerNeeds:
         )
 
 
+_NOTHING = OwnerNeeds()  # what an owner not seen before needs (read-only)
+
+
 class ConflictError(RuntimeError):
     """Two owners want different contents under one key (a programming bug)."""
 
@@ -106,7 +109,7 @@ class DesiredTables:
 
     def set_owner(self, owner: Hashable, needs: OwnerNeeds) -> TableChanges:
         """Replace what ``owner`` needs and return the resulting changes."""
-        old = self._owners.get(owner, OwnerNeeds())
+        old = self._owners.get(owner, _NOTHING)
         self._check_conflicts(owner, needs)
         changes: TableChanges = defaultdict(SwitchChanges)
         # Shared objects first: groups and meters are referenced by flows.
@@ -117,7 +120,7 @@ class DesiredTables:
             self._owners[owner] = needs
         else:
             self._owners.pop(owner, None)
-        return {d: c for d, c in changes.items() if c}
+        return dict(changes)  # a switch's changes are made only to append to them
 
     def drop_owner(self, owner: Hashable) -> TableChanges:
         return self.set_owner(owner, OwnerNeeds())
@@ -134,6 +137,7 @@ class DesiredTables:
                 have = self._tables[dpid].groups.get(grp.group_id)
                 if (
                     have is not None
+                    and have is not grp  # shared groups are mostly one object
                     and have != grp
                     and self._group_refs[(dpid, grp.group_id)]
                     > (1 if self._owned_group(owner, dpid, grp.group_id) else 0)
@@ -184,7 +188,7 @@ class DesiredTables:
                 have = store.get(oid)
                 if have is None:
                     _adds(changes[dpid], kind).append(obj)
-                elif have != obj:
+                elif have is not obj and have != obj:
                     _mods(changes[dpid], kind).append(obj)
                 store[oid] = obj
             for oid, obj in before.items():

@@ -5,9 +5,11 @@ The core tests trust what the fake says, so the fake's own rules are pinned here
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from controller.devtools.fakeoftable import FakeFabric, OpenFlowError, field_matches
+from controller.devtools.fakeoftable import FakeFabric, OpenFlowError, field_matches, held
 from controller.fabric.model import LinkId, PortRef
 from controller.flowprog.entries import (
     IN_PORT,
@@ -105,6 +107,22 @@ def test_ingress_metadata_is_not_stored() -> None:
     entry = FlowEntry(10, Match.of(eth_dst=MAC), (Output(1),), cookie=5, ingress=True)
     fake = one_switch(FlowAdd(entry))
     assert fake.switches[A].reported().flows[entry.key].ingress is False
+
+
+def test_a_held_entry_keeps_every_field_but_the_ingress_mark() -> None:
+    entry = FlowEntry(
+        7,
+        Match.of(eth_dst=MAC),
+        (Output(1),),
+        cookie=5,
+        table_id=1,
+        idle_timeout=30,
+        hard_timeout=60,
+        send_flow_removed=True,
+        meter_id=3,
+        ingress=True,
+    )
+    assert held(entry) == replace(entry, ingress=False)
 
 
 @pytest.mark.parametrize(

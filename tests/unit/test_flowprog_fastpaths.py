@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controller.devtools.fakeofcheck import OpenFlowError, check_flow
-from controller.fabric.model import Dpid
+from controller.fabric.model import Dpid, FiveTuple
 from controller.flowprog.entries import (
     Bucket,
     FlowEntry,
@@ -57,6 +57,21 @@ def test_a_match_hash_is_the_generated_one_and_not_pickled() -> None:
     copy = pickle.loads(pickle.dumps(m))
     assert copy == m and "_hash" not in copy.__dict__ and hash(copy) == hash(m)
     assert repr(m) == "Match(fields=(('ipv4_src', '10.0.0.1'), ('udp_src', 5)))"
+
+
+def test_a_five_tuple_hash_is_the_generated_one_and_not_pickled() -> None:
+    ft, same = (
+        FiveTuple("10.0.0.1", "10.0.0.2", 17, 5, 4791),
+        FiveTuple("10.0.0.1", "10.0.0.2", 17, 5, 4791),
+    )
+    assert hash(ft) == hash(same) == hash(("10.0.0.1", "10.0.0.2", 17, 5, 4791))
+    assert hash(ft) == hash(ft)  # cached now
+    assert hash(FiveTuple("10.0.0.1", "10.0.0.2", 17, 6, 4791)) != hash(ft)
+    copy = pickle.loads(pickle.dumps(ft))
+    assert copy == ft and "_hash" not in copy.__dict__ and hash(copy) == hash(ft)
+    assert repr(ft) == (
+        "FiveTuple(src_ip='10.0.0.1', dst_ip='10.0.0.2', ip_proto=17, src_port=5, dst_port=4791)"
+    )
 
 
 # ---------------------------------------------------------------- plan phases

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import random
 
+from controller.fabric.events import HostLearned, HostMoved
 from controller.fabric.model import Host, Link, LinkId, Port, PortRef
-from controller.fabric.topology import Topology
+from controller.fabric.topology import HOST_SEEN_RESOLUTION_S, Topology
 
 
 def scan_is_fabric_port(topo: Topology, ref: PortRef) -> bool:
@@ -123,3 +124,29 @@ def test_host_table_index_follows_every_dict_operation() -> None:
     assert topo.hosts_on(PortRef(1, 1)) == [] and topo.host_by_ip("10.0.0.1") is None
     topo.hosts = {h.mac: h}  # a plain dict put in its place is indexed on first use
     assert topo.host_by_ip("10.0.0.1") == h
+
+
+def test_a_host_seen_again_at_once_keeps_its_record_until_the_resolution_passes() -> None:
+    topo = Topology()
+    topo.switch_up(1, name="s1", ports=[Port(1), Port(2)], now=0.0)
+    mac, at = "02:00:00:00:00:01", PortRef(1, 1)
+    assert [type(e) for e in topo.host_seen(mac=mac, ipv4="10.0.0.1", at=at, now=10.0)] == [
+        HostLearned
+    ]
+    first = topo.hosts[mac]
+    later = 10.0 + HOST_SEEN_RESOLUTION_S / 2
+    assert topo.host_seen(mac=mac, ipv4="10.0.0.1", at=at, now=later) == []
+    assert topo.hosts[mac] is first  # nothing rewritten
+    done = 10.0 + HOST_SEEN_RESOLUTION_S
+    assert topo.host_seen(mac=mac, ipv4="10.0.0.1", at=at, now=done) == []
+    assert topo.hosts[mac].last_seen == done
+    # Within the resolution a move or a new address is still news.
+    assert topo.host_seen(mac=mac, ipv4="10.0.0.9", at=at, now=done + 0.1) != []
+    assert topo.host_by_ip("10.0.0.9") == topo.hosts[mac]
+    moved = topo.host_seen(mac=mac, ipv4="10.0.0.9", at=PortRef(1, 2), now=done + 0.2)
+    assert [type(e) for e in moved] == [HostMoved] and topo.hosts_on(PortRef(1, 2))
+    # A host remembered from an earlier run is confirmed by its first packet, at once.
+    other = "02:00:00:00:00:02"
+    topo.hosts[other] = Host(other, "10.0.0.2", at, 0.0)
+    assert topo.host_seen(mac=other, ipv4="10.0.0.2", at=at, now=0.5) == []
+    assert topo.hosts[other].confirmed and topo.hosts[other].last_seen == 0.5
