@@ -54,6 +54,9 @@ def flow_match_contains(m: FlowMatch, ft: FiveTuple, dscp: int) -> bool:
     return _contains(m, ft, dscp)
 
 
+_MEMO_MAX = 1 << 16  # answers remembered per book (cleared when full)
+
+
 class PolicyBook:
     """An immutable set of policies with unique names, ordered by precedence.
 
@@ -61,7 +64,7 @@ class PolicyBook:
     hence the governing policy, never depends on insertion order.
     """
 
-    __slots__ = ("_by_name", "_ordered")
+    __slots__ = ("_by_name", "_memo", "_ordered", "_uses")
 
     def __init__(self, policies: Iterable[Policy] = ()) -> None:
         by_name: dict[str, Policy] = {}
@@ -71,6 +74,18 @@ class PolicyBook:
             by_name[p.name] = p
         self._by_name = by_name
         self._ordered = tuple(sorted(by_name.values(), key=lambda p: (-p.priority, p.name)))
+        # Which packet fields any alternative looks at: the answer of ``governing``
+        # depends on those alone, so it is remembered by them (a new flow's source
+        # port, say, is not part of the key unless some policy matches on it).
+        alts = [m for p in self._ordered for m in p.match]
+        self._uses = (
+            any(m.src_ports for m in alts),
+            any(m.dst_ports for m in alts),
+            any(m.dscp for m in alts),
+            any(m.src_hosts for m in alts),
+            any(m.dst_hosts for m in alts),
+        )
+        self._memo: dict[tuple[object, ...], Policy | None] = {}
 
     def get(self, name: str) -> Policy | None:
         return self._by_name.get(name)
@@ -88,10 +103,25 @@ class PolicyBook:
 
     def governing(self, ft: FiveTuple, *, dscp: int = 0) -> Policy | None:
         """The highest-precedence policy with an alternative that matches ``ft``."""
-        for p in self._ordered:
-            if any(_contains(m, ft, dscp) for m in p.match):
-                return p
-        return None
+        src_ports, dst_ports, dscps, src_hosts, dst_hosts = self._uses
+        key = (
+            ft.ip_proto,
+            ft.src_port if src_ports else None,
+            ft.dst_port if dst_ports else None,
+            dscp if dscps else None,
+            ft.src_ip if src_hosts else None,
+            ft.dst_ip if dst_hosts else None,
+        )
+        memo = self._memo
+        if key in memo:
+            return memo[key]
+        found = next(
+            (p for p in self._ordered if any(_contains(m, ft, dscp) for m in p.match)), None
+        )
+        if len(memo) >= _MEMO_MAX:
+            memo.clear()
+        memo[key] = found
+        return found
 
     def with_policy(self, policy: Policy) -> PolicyBook:
         """A book where ``policy`` is added, or replaces the policy of the same name."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import random
 from dataclasses import replace
 
 import pytest
@@ -141,3 +142,41 @@ def test_duplicate_names_are_refused_and_equality_ignores_order() -> None:
 )
 def test_flow_match_contains(m: FlowMatch, ft: FiveTuple, dscp: int, expected: bool) -> None:
     assert flow_match_contains(m, ft, dscp) is expected
+
+
+SPORT = Policy(
+    name="sport",
+    priority=120,
+    match=(FlowMatch(ip_proto=17, src_ports=(PortRange(50000, 50010),)),),
+)
+
+
+@pytest.mark.parametrize(
+    "policies",
+    [
+        [DEFAULT, AI],  # ports only: the source port is not part of the answer's key
+        [DEFAULT, AI, EXPRESS],
+        [DEFAULT, AI, PINNED, EXPRESS, SPORT],
+        [AI, SPORT],
+    ],
+)
+def test_remembered_answers_agree_with_a_scan_of_every_policy(policies: list[Policy]) -> None:
+    book = PolicyBook(policies)
+    rng = random.Random(len(policies))
+
+    def scan(ft: FiveTuple, dscp: int) -> Policy | None:
+        return next(
+            (p for p in book.all() if any(flow_match_contains(m, ft, dscp) for m in p.match)),
+            None,
+        )
+
+    for _ in range(3000):  # a few values per field: answers are looked up again often
+        ft = FiveTuple(
+            f"10.0.{rng.choice((1, 3))}.1",
+            f"10.0.{rng.choice((2, 3))}.1",
+            rng.choice((1, 6, 17)),
+            rng.choice((40000, 50005, 50011)),
+            rng.choice((4791, 5005, 29500, 80)),
+        )
+        dscp = rng.choice((0, 46))
+        assert book.governing(ft, dscp=dscp) == scan(ft, dscp), (ft, dscp)
