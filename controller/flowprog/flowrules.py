@@ -124,8 +124,8 @@ def compile_path(
 ) -> FlowRules:
     """Rules sending every packet of ``matches`` along ``path`` (see :func:`compile_flow`),
     at ``priority``; ``flow_removed``: the ingress entry reports its expiry."""
-    flows: dict[Dpid, list[FlowEntry]] = {}
-    groups: dict[Dpid, list[GroupEntry]] = {}
+    flows: dict[Dpid, tuple[FlowEntry, ...]] = {}
+    groups: dict[Dpid, tuple[GroupEntry, ...]] = {}
     egress = path.switches[-1]
     for hop, dpid in enumerate(path.switches):
         last = hop == len(path.switches) - 1
@@ -148,8 +148,8 @@ def compile_path(
         if group is not None:
             # A bounce group watches ALWAYS_LIVE: it goes in first.
             watches = any(b.watch_group == ALWAYS_LIVE.group_id for b in group.buckets)
-            groups[dpid] = [ALWAYS_LIVE, group] if watches else [group]
-        flows[dpid] = [
+            groups[dpid] = (ALWAYS_LIVE, group) if watches else (group,)
+        flows[dpid] = tuple(
             FlowEntry(
                 priority=priority,
                 match=match,
@@ -160,8 +160,8 @@ def compile_path(
                 ingress=ingress,
             )
             for match in matches
-        ]
+        )
     return FlowRules(
-        needs=OwnerNeeds.build(flows=flows, groups=groups),
-        egress_first=tuple(reversed(path.switches)),
+        needs=OwnerNeeds(flows=flows, groups=groups),
+        egress_first=path.switches[::-1],
     )

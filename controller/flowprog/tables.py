@@ -151,10 +151,20 @@ class DesiredTables:
     def _swap_flows(
         self, owner: Hashable, old: OwnerNeeds, new: OwnerNeeds, changes: TableChanges
     ) -> None:
-        dpids = new.flows.keys() | old.flows.keys() if old.flows else new.flows.keys()
-        for dpid in dpids:
+        if not old.flows:  # a new owner (a new flow): only additions
+            for dpid, entries in new.flows.items():
+                if len(entries) > 1:  # one entry per key, the last given (as below)
+                    entries = tuple({e.key: e for e in entries}.values())
+                held = self._tables[dpid].flows
+                for entry in entries:
+                    key = entry.key
+                    changes[dpid].flow_adds.append(entry)
+                    held[key] = entry
+                    self._flow_owner[(dpid, key)] = owner
+            return
+        for dpid in new.flows.keys() | old.flows.keys():
             table = self._tables[dpid]
-            before = {e.key: e for e in old.flows.get(dpid, ())} if old.flows else {}
+            before = {e.key: e for e in old.flows.get(dpid, ())}
             after = {e.key: e for e in new.flows.get(dpid, ())}
             for key, entry in after.items():
                 prev = before.get(key)

@@ -78,6 +78,23 @@ def test_setting_the_same_needs_again_changes_nothing() -> None:
     assert tables.set_owner("a", want) == {}
 
 
+def test_a_new_owner_gets_each_key_once_as_an_update_would() -> None:
+    first, last = host_route(MAC_A, Output(1)), host_route(MAC_A, Output(2))
+    other = host_route(MAC_B, Output(3))
+    fresh, updated = DesiredTables(), DesiredTables()
+    added = fresh.set_owner("a", needs(first, other, last))
+    updated.set_owner("a", needs(other))
+    changed = updated.set_owner("a", needs(first, other, last))
+    assert added[SW].flow_adds == [last, other]  # first place of the key, last entry
+    assert changed[SW].flow_adds == [last]
+    assert fresh.table(SW).flows == updated.table(SW).flows
+    assert fresh.table(SW).flows[last.key] is last
+    # The owner holds both keys: a second owner of either is a conflict.
+    with pytest.raises(ConflictError, match="both want"):
+        fresh.set_owner("b", needs(host_route(MAC_B, Output(4))))
+    assert fresh.drop_owner("a")[SW].flow_deletes and fresh.table(SW).flows == {}
+
+
 def test_two_owners_of_one_entry_is_a_conflict() -> None:
     tables = DesiredTables()
     tables.set_owner("a", needs(host_route(MAC_A, Output(1))))
