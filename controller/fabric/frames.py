@@ -53,8 +53,11 @@ class LldpTlvs:
     proof: bytes | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Parsed:
+    """What a packet-in carries (made for every packet-in: plain slots, not frozen,
+    whose per-field checks would cost more than the parsing)."""
+
     kind: str  # "lldp", "arp", "ipv4", "other"
     eth_src: str = ""
     eth_dst: str = ""

@@ -157,13 +157,15 @@ class Programmer:
             # this controller installed itself since is changed freely.
             keep = self._protected.get(dpid) if self.warming(dpid, now) else None
             ch = SwitchChanges()
+            held = have.flows
             for entry in cand.flow_adds:
-                cur = have.flows.get(entry.key)
-                if cur is not None and keep is not None and entry.key in keep.flows:
+                key = entry.key
+                cur = held.get(key)
+                if cur is not None and keep is not None and key in keep.flows:
                     continue  # reported by the switch: rewritten when the warm-up ends
                 if cur is None or not cur.same_on_switch(entry):
                     ch.flow_adds.append(entry)
-                    have.flows[entry.key] = entry
+                    held[key] = entry
             for entry in cand.flow_deletes:
                 kept = keep is not None and entry.key in keep.flows
                 if entry.key not in want.flows and entry.key in have.flows and not kept:

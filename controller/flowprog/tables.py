@@ -97,7 +97,8 @@ class DesiredTables:
     def __init__(self) -> None:
         self._owners: dict[Hashable, OwnerNeeds] = {}
         self._tables: dict[Dpid, SwitchTable] = defaultdict(SwitchTable)
-        self._flow_owner: dict[tuple[Dpid, EntryKey], Hashable] = {}
+        # Who holds each entry, per switch (one small map per switch, keyed like its table).
+        self._flow_owner: dict[Dpid, dict[EntryKey, Hashable]] = defaultdict(dict)
         self._group_refs: dict[tuple[Dpid, int], int] = defaultdict(int)
         self._meter_refs: dict[tuple[Dpid, int], int] = defaultdict(int)
 
@@ -128,8 +129,9 @@ class DesiredTables:
     # ------------------------------------------------------------------ helpers
     def _check_conflicts(self, owner: Hashable, needs: OwnerNeeds) -> None:
         for dpid, entries in needs.flows.items():
+            owners = self._flow_owner[dpid]
             for entry in entries:
-                holder = self._flow_owner.get((dpid, entry.key))
+                holder = owners.get(entry.key)
                 if holder is not None and holder != owner:
                     raise ConflictError(f"{owner!r} and {holder!r} both want {entry.key} on {dpid}")
         for dpid, groups in needs.groups.items():
@@ -155,12 +157,12 @@ class DesiredTables:
             for dpid, entries in new.flows.items():
                 if len(entries) > 1:  # one entry per key, the last given (as below)
                     entries = tuple({e.key: e for e in entries}.values())
-                held = self._tables[dpid].flows
+                held, owners = self._tables[dpid].flows, self._flow_owner[dpid]
                 for entry in entries:
                     key = entry.key
                     changes[dpid].flow_adds.append(entry)
                     held[key] = entry
-                    self._flow_owner[(dpid, key)] = owner
+                    owners[key] = owner
             return
         for dpid in new.flows.keys() | old.flows.keys():
             table = self._tables[dpid]
@@ -171,12 +173,12 @@ class DesiredTables:
                 if prev is None or not prev.same_on_switch(entry):
                     changes[dpid].flow_adds.append(entry)
                 table.flows[key] = entry
-                self._flow_owner[(dpid, key)] = owner
+                self._flow_owner[dpid][key] = owner
             for key, entry in before.items():
                 if key not in after:
                     changes[dpid].flow_deletes.append(entry)
                     del table.flows[key]
-                    del self._flow_owner[(dpid, key)]
+                    del self._flow_owner[dpid][key]
 
     def _swap_shared(
         self,
