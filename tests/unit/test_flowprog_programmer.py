@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from controller.devtools.fakeoftable import FakeFabric
@@ -61,11 +63,14 @@ def test_a_shared_group_is_added_once_and_deleted_with_its_last_user() -> None:
     first = tables.set_owner(
         "a", needs(host_route(MAC_A, GroupAction(ECMP.group_id)), groups=(ECMP,))
     )
+    copy = replace(ECMP)  # equal contents, another object
+    assert copy == ECMP and copy is not ECMP
     second = tables.set_owner(
-        "b", needs(host_route(MAC_B, GroupAction(ECMP.group_id)), groups=(ECMP,))
+        "b", needs(host_route(MAC_B, GroupAction(ECMP.group_id)), groups=(copy,))
     )
     assert first[SW].group_adds == [ECMP]
-    assert second[SW].group_adds == [] and len(second[SW].flow_adds) == 1
+    assert second[SW].group_adds == [] and second[SW].group_mods == []
+    assert len(second[SW].flow_adds) == 1
     assert tables.drop_owner("a")[SW].group_deletes == []
     assert tables.drop_owner("b")[SW].group_deletes == [ECMP]
     assert tables.table(SW).groups == {} and tables.owners() == []
@@ -86,6 +91,7 @@ def test_a_new_owner_gets_each_key_once_as_an_update_would() -> None:
     updated.set_owner("a", needs(other))
     changed = updated.set_owner("a", needs(first, other, last))
     assert added[SW].flow_adds == [last, other]  # first place of the key, last entry
+    assert DesiredTables().set_owner("x", needs(first, last))[SW].flow_adds == [last]
     assert changed[SW].flow_adds == [last]
     assert fresh.table(SW).flows == updated.table(SW).flows
     assert fresh.table(SW).flows[last.key] is last
@@ -93,6 +99,9 @@ def test_a_new_owner_gets_each_key_once_as_an_update_would() -> None:
     with pytest.raises(ConflictError, match="both want"):
         fresh.set_owner("b", needs(host_route(MAC_B, Output(4))))
     assert fresh.drop_owner("a")[SW].flow_deletes and fresh.table(SW).flows == {}
+    # An owner's update records it as the holder of the keys it adds.
+    with pytest.raises(ConflictError, match="both want"):
+        updated.set_owner("b", needs(host_route(MAC_A, Output(5))))
 
 
 def test_two_owners_of_one_entry_is_a_conflict() -> None:
@@ -188,6 +197,17 @@ def test_a_cold_sync_fixes_everything_at_once() -> None:
     assert not prog.warming(SW, 0.0)
 
 
+def test_a_group_the_switch_holds_alike_is_not_sent_again() -> None:
+    prog = Programmer()
+    prog.switch_synced(SW, SwitchTable(), now=0.0, warm=False)
+    prog.installed[SW].groups[ECMP.group_id] = replace(ECMP)  # as read back from the switch
+    program = prog.set_owner(
+        "a", needs(host_route(MAC_A, GroupAction(ECMP.group_id)), groups=(ECMP,)), now=1.0
+    )
+    ops = [op for phase in program.phases for op in phase.ops[SW]]
+    assert [type(op).__name__ for op in ops] == ["FlowAdd"]
+
+
 def test_losing_a_switch_forgets_what_it_held() -> None:
     prog = Programmer()
     prog.switch_synced(SW, SwitchTable(), now=0.0)
@@ -210,6 +230,10 @@ def test_an_entry_takes_an_action_only_when_desired_and_installed_do_just_that()
     assert not takes(SW, Output(4))
     assert not takes(SW + 1, Output(3))
     assert not prog.takes(host_route(MAC_B, Output(3)).key)(SW, Output(3))
+    # Installed as the switch reported it (an equal entry, not the same object).
+    prog.installed[SW].flows[key] = host_route(MAC_A, Output(3))
+    assert prog.installed[SW].flows[key] is not prog.desired.table(SW).flows[key]
+    assert takes(SW, Output(3))
     # Installed differs from desired (the switch still holds an older route).
     prog.installed[SW].flows[key] = host_route(MAC_A, Output(4))
     assert not takes(SW, Output(3)) and not takes(SW, Output(4))
