@@ -280,9 +280,6 @@ def engine_setups(
         "setups_per_s": round(placed / total, 1),
         "engine_only_setups_per_s": round(placed / timing["engine_s"], 1),
         "us_per_flow": round(total / len(flows) * 1e6, 2),
-        "split_wall_us_per_flow": round(
-            (timing["engine_s"] + timing["switch_s"]) / len(flows) * 1e6, 2
-        ),
         "engine_us_per_flow": round(timing["engine_s"] / len(flows) * 1e6, 2),
         "fake_switch_us_per_flow": round(timing["switch_s"] / len(flows) * 1e6, 2),
         "tick_s_per_simulated_second": round(timing["tick_s"] / ticks, 4),

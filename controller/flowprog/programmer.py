@@ -99,7 +99,7 @@ class Programmer:
 
         def takes(dpid: Dpid, action: Action) -> bool:
             want = self.desired.table(dpid).flows.get(key)
-            if want is None or len(want.actions) != 1 or want.actions[0] != action:
+            if want is None or want.actions != (action,):
                 return False
             have = self.installed.get(dpid)
             got = None if have is None else have.flows.get(key)

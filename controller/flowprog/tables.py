@@ -153,32 +153,23 @@ class DesiredTables:
     def _swap_flows(
         self, owner: Hashable, old: OwnerNeeds, new: OwnerNeeds, changes: TableChanges
     ) -> None:
-        if not old.flows:  # a new owner (a new flow): only additions
-            for dpid, entries in new.flows.items():
-                if len(entries) > 1:  # one entry per key, the last given (as below)
-                    entries = tuple({e.key: e for e in entries}.values())
-                held, owners = self._tables[dpid].flows, self._flow_owner[dpid]
-                for entry in entries:
-                    key = entry.key
-                    changes[dpid].flow_adds.append(entry)
-                    held[key] = entry
-                    owners[key] = owner
-            return
-        for dpid in new.flows.keys() | old.flows.keys():
-            table = self._tables[dpid]
+        # A new owner (a new flow) has nothing before: its switches are the new ones.
+        dpids = new.flows.keys() | old.flows.keys() if old.flows else new.flows.keys()
+        for dpid in dpids:
+            held, owners = self._tables[dpid].flows, self._flow_owner[dpid]
             before = {e.key: e for e in old.flows.get(dpid, ())}
             after = {e.key: e for e in new.flows.get(dpid, ())}
             for key, entry in after.items():
                 prev = before.get(key)
                 if prev is None or not prev.same_on_switch(entry):
                     changes[dpid].flow_adds.append(entry)
-                table.flows[key] = entry
-                self._flow_owner[dpid][key] = owner
+                held[key] = entry
+                owners[key] = owner
             for key, entry in before.items():
                 if key not in after:
                     changes[dpid].flow_deletes.append(entry)
-                    del table.flows[key]
-                    del self._flow_owner[dpid][key]
+                    del held[key]
+                    del owners[key]
 
     def _swap_shared(
         self,
