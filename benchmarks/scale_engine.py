@@ -132,6 +132,16 @@ def bring_up(lab: EngineDriver) -> dict[str, Any]:
     # The first tick probes every port again (links stay fresh); warm-ups end in a
     # later tick of the setup phase (they protect nothing here: the tables were empty).
     clock.time("first_tick_s", lab.tick)
+
+    def settle() -> None:
+        # A controller ticks once per poll interval between discovery and the first
+        # job: the first tick with the topology still builds the placement arrays.
+        lab.advance(lab.engine.polls.interval)
+        lab.tick()
+
+    clock.time("settle_tick_s", settle)
+    if not lab.engine.placer.state.built:
+        raise RuntimeError("bring-up incomplete: placement arrays not built by a still tick")
     topo = lab.net.topo
     if len(topo.links) != len(lab.fake.links) or len(topo.hosts) != len(lab.hosts):
         raise RuntimeError(

@@ -103,6 +103,7 @@ class FlowPlacer:
         # O(path) instead of building a view of every link for every flow.
         topo = net.topo
         self.state = FabricState.of_fabric(topo.switches.values(), topo.links.values())
+        self._state_version = -1  # the state's topology version at the previous tick
         for lid in topo.drained:
             self.state.set_drained(lid, True)
         net.listeners.append(self.on_fabric_events)
@@ -364,6 +365,7 @@ class FlowPlacer:
 
     def tick(self, *, now: float) -> EngineOutput:
         self._strays.clear()
+        self._prepare_state()
         if now < self._next_rebalance:
             return EngineOutput()
         self._next_rebalance = now + self._rebalance_period()
@@ -381,6 +383,16 @@ class FlowPlacer:
         outcome = self.te.rebalance(self.view(), now, reason="rebalance")
         self._log_outcome("rebalance", outcome)
         return out.merge(self._apply_moves(outcome.moves, now))
+
+    def _prepare_state(self) -> None:
+        """Once the topology has been still for a tick, build the placement arrays
+        here rather than in the next new flow's packet-in (at 64 x 512 the slot
+        layout takes about a second). While links keep arriving (discovery) each
+        change would make a build here wasted work, so it waits for a still tick."""
+        version = self.state.version
+        if version == self._state_version:
+            self.state.prepare()
+        self._state_version = version
 
     def _log_outcome(self, what: str, outcome: Outcome) -> None:
         label = self.net.topo.link_name

@@ -189,6 +189,16 @@ class SlotArrays:
             ports = self._row_ports[key] = tuple(sorted(self._src_port[row].tolist()))
         return ports
 
+    @property
+    def built(self) -> bool:
+        """The slots and arrays are current: the next read builds nothing."""
+        return not self._stale and self._layout is not None
+
+    def prepare(self) -> None:
+        """Lay the slots out and build the arrays now if a change made them stale,
+        so that the next read (a new flow's placement) does not pay for it."""
+        self._ensure()
+
     def _ensure(self) -> None:
         """Rebuild the layout and the arrays if something moved since the last read."""
         if not self._stale and self._layout is not None:

@@ -24,9 +24,10 @@ from controller.engine.outputs import (
     TablePart,
     TableRead,
 )
-from controller.fabric.model import FiveTuple, LinkId
+from controller.fabric.model import FiveTuple, LinkId, PortRef
 from controller.flowprog.entries import Cookie, CookieKind
 from controller.flowprog.forwarding import PRIO_FLOW
+from controller.routing import slotarrays
 from controller.store.drains import DrainView
 from controller.telemetry import CapacityConfig, PortCounters
 
@@ -332,6 +333,31 @@ def test_an_idle_flow_is_forgotten_and_its_rules_removed() -> None:
     ]
     assert left == []
     assert lab_.notices("flow-expired") == [f"{flow.flow_id} idle"]
+
+
+def test_placement_arrays_are_rebuilt_by_a_still_tick_not_by_the_next_new_flow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lab_ = lab()
+    state = lab_.engine.placer.state
+    assert state.built  # ready()'s ticks after discovery built them
+    leaf, spine = lab_.dpid("leaf1"), lab_.dpid("spine1")
+    state.link_up(LinkId(PortRef(leaf, 90), PortRef(spine, 90)))  # a new cable: new slots
+    assert not state.built
+    lab_.advance(0.25)
+    lab_.tick()
+    assert not state.built  # the topology just changed: more may follow (discovery)
+    lab_.advance(0.25)
+    lab_.tick()
+    assert state.built  # still for a tick: built here
+    builds: list[int] = []
+    real = slotarrays.build_layout
+    monkeypatch.setattr(
+        slotarrays, "build_layout", lambda *a, **k: builds.append(1) or real(*a, **k)
+    )
+    ft = place(lab_, lab_.hosts[0], lab_.hosts[2])
+    assert lab_.engine.placer.te.flow_by_five_tuple(ft) is not None
+    assert builds == []
 
 
 def test_a_drain_is_stored_and_a_restarted_engine_still_avoids_the_link() -> None:
