@@ -121,7 +121,19 @@ def check_flow(
         raise OpenFlowError(dpid, "BAD_INSTRUCTION", str(exc)) from None
     if goto is not None and not entry.table_id < goto.table_id <= LAST_TABLE:
         raise OpenFlowError(dpid, "BAD_TABLE_ID", f"table {entry.table_id} -> {goto.table_id}")
-    check_actions(dpid, apply, f"flow {entry.match}", groups=groups, tagged=tagged)
+    check_actions(dpid, apply, _FlowLabel(entry.match), groups=groups, tagged=tagged)
+
+
+class _FlowLabel:
+    """Names a flow entry in an error; the match is formatted only then."""
+
+    __slots__ = ("match",)
+
+    def __init__(self, match: Match) -> None:
+        self.match = match
+
+    def __str__(self) -> str:
+        return f"flow {self.match}"
 
 
 # Matches that passed the checks (a match's validity depends on nothing else), with
@@ -170,14 +182,15 @@ def check_group(dpid: Dpid, grp: GroupEntry, *, groups: Mapping[int, GroupEntry]
 def check_actions(
     dpid: Dpid,
     actions: Iterable[Action],
-    what: str,
+    what: object,
     *,
     groups: Mapping[int, GroupEntry],
     tagged: bool,
 ) -> None:
     """Group references and VLAN consistency of one action list, in order.
 
-    ``tagged``: the packet is known to carry a VLAN tag when the list starts.
+    ``tagged``: the packet is known to carry a VLAN tag when the list starts;
+    ``what`` names the list in errors (formatted only when one is raised).
     """
     for act in actions:
         match act:

@@ -209,8 +209,9 @@ def test_a_remembered_valid_match_does_not_excuse_the_rest_of_an_entry() -> None
     ok = FlowEntry(1, match, (Output(1),), 1)
     check_flow(1, ok, groups={}, meters={})
     check_flow(1, ok, groups={}, meters={})  # remembered
-    with pytest.raises(OpenFlowError, match="BAD_OUT_GROUP"):
+    with pytest.raises(OpenFlowError, match="BAD_OUT_GROUP") as err:
         check_flow(1, FlowEntry(1, match, (GroupAction(5),), 1), groups={}, meters={})
+    assert str(err.value).endswith(f"flow {match} -> 0x5")  # the entry is named in full
     with pytest.raises(OpenFlowError, match="BAD_METER"):
         check_flow(1, FlowEntry(1, match, (Output(1),), 1, meter_id=3), groups={}, meters={})
     with pytest.raises(OpenFlowError, match="BAD_PREREQ"):
