@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from benchmarks.scale_measure import CollectorSettings
 from controller.devtools.enginedriver import TRAP_COOKIE, EngineDriver, LabHost, udp_frame
 from controller.engine.engine import EngineConfig, FabricEngine
 from controller.fabric.model import FiveTuple
@@ -264,17 +265,15 @@ def engine_setups(
     objects and the brought-up fabric are frozen out of it in both cases).
     """
     gc.collect()  # what earlier runs left (engines hold cycles) must not be walked here
-    lab = driver_for(fab, hosts_per_leaf=hosts_per_leaf, seed=seed, heap_policy=heap_policy)
-    bring = bring_up(lab)
-    flows = _workload(lab, n_flows, random.Random(seed))
-    sample = flows[:: max(1, len(flows) // 20)]
-    _check(lab, sample, placed=False)
-    gc.collect()
-    gc.freeze()  # the workload, the switches' tables and startup: not the setups' garbage
-    try:
+    with CollectorSettings():  # the policy's settings end with the run
+        lab = driver_for(fab, hosts_per_leaf=hosts_per_leaf, seed=seed, heap_policy=heap_policy)
+        bring = bring_up(lab)
+        flows = _workload(lab, n_flows, random.Random(seed))
+        sample = flows[:: max(1, len(flows) // 20)]
+        _check(lab, sample, placed=False)
+        gc.collect()
+        gc.freeze()  # the workload, the switches' tables and startup: not the setups' garbage
         timing = _setups(lab, flows)
-    finally:
-        gc.unfreeze()
     _check(lab, sample, placed=True)
     placer = lab.engine.placer
     total = timing["cpu_s"]

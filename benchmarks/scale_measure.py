@@ -36,6 +36,7 @@ from controller.flowprog.flowrules import compile_flow
 from controller.policy.model import FlowMatch, Policy, PortRange, Strategy
 from controller.routing.fabricstate import FabricState
 from controller.routing.strategies import FlowRequest, NetworkView, choose_path
+from controller.southbound.collector import tend_heap
 from controller.te.engineer import TrafficEngineer
 
 GBIT = 1e9
@@ -161,6 +162,19 @@ class _CollectorClock:
         gc.callbacks.remove(self)
 
 
+class CollectorSettings:
+    """Restores the collector's thresholds on exit: a run with the hub's policy
+    (:func:`tend_heap` raises the middle threshold) must not leak into the next."""
+
+    def __enter__(self) -> CollectorSettings:
+        self._threshold = gc.get_threshold()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.set_threshold(*self._threshold)
+        gc.unfreeze()
+
+
 def place_all(
     fab: Any, flows: list[Work], strategy: Strategy, *, seed: int, freeze_per_poll: bool = False
 ) -> Placed:
@@ -169,9 +183,10 @@ def place_all(
     Counters are simulated: the state's measured load catches up with the
     placed demands every POLL_EVERY flows (once per simulated second), as
     port-stats polling would, and the engineer's recent load covers the gap.
-    ``freeze_per_poll``: the hub calls ``gc.freeze()`` after each poll round,
-    so the collector stops walking flows it has already seen (they are
-    acyclic: reference counting still frees them when they go).
+    ``freeze_per_poll``: the hub's collector policy, carried out as the shim
+    does (:func:`tend_heap`) after each poll round: the collector stops walking
+    flows it has already seen (they are acyclic: reference counting still frees
+    them when they go).
     """
     state = state_of(fab)
     te = TrafficEngineer(seed=seed)
@@ -180,35 +195,32 @@ def place_all(
     cpu = wall = collecting = 0.0
     gc.collect()
     gc.freeze()  # the fabric and the workload are the benchmark's, not the core's
-    try:
-        with _CollectorClock() as clock:
-            for start in range(0, len(flows), POLL_EVERY):
-                batch = flows[start : start + POLL_EVERY]
-                c0, w0, g0 = time.process_time(), time.perf_counter(), clock.seconds
-                placed = [
-                    te.place(
-                        w.five_tuple,
-                        dscp=26,
-                        ingress=w.src,
-                        egress=w.dst,
-                        policy=pol,
-                        view=state,
-                        now=(start + i) * ARRIVAL_S,
-                        demand_bps=w.demand_bps,
-                    )
-                    for i, w in enumerate(batch)
-                ]
-                cpu += time.process_time() - c0
-                wall += time.perf_counter() - w0
-                collecting += clock.seconds - g0
-                for p, w in zip(placed, batch, strict=True):
-                    for lid in p.flow.path.links:
-                        load[lid] = load.get(lid, 0.0) + w.demand_bps
-                state.set_loads(load)
-                if freeze_per_poll:
-                    gc.freeze()
-    finally:
-        gc.unfreeze()
+    with CollectorSettings(), _CollectorClock() as clock:
+        for start in range(0, len(flows), POLL_EVERY):
+            batch = flows[start : start + POLL_EVERY]
+            c0, w0, g0 = time.process_time(), time.perf_counter(), clock.seconds
+            placed = [
+                te.place(
+                    w.five_tuple,
+                    dscp=26,
+                    ingress=w.src,
+                    egress=w.dst,
+                    policy=pol,
+                    view=state,
+                    now=(start + i) * ARRIVAL_S,
+                    demand_bps=w.demand_bps,
+                )
+                for i, w in enumerate(batch)
+            ]
+            cpu += time.process_time() - c0
+            wall += time.perf_counter() - w0
+            collecting += clock.seconds - g0
+            for p, w in zip(placed, batch, strict=True):
+                for lid in p.flow.path.links:
+                    load[lid] = load.get(lid, 0.0) + w.demand_bps
+            state.set_loads(load)
+            if freeze_per_poll:
+                tend_heap("freeze")
     return Placed(te, state, cpu, wall, collecting, load)
 
 

@@ -19,7 +19,6 @@ should decide.
 
 from __future__ import annotations
 
-import gc
 import ipaddress
 import socket
 import struct
@@ -50,6 +49,7 @@ from controller.flowprog.entries import Cookie, CookieKind
 from controller.flowprog.plan import Program
 from controller.observability.metrics import FabricMetrics
 from controller.policy.model import Policy
+from controller.southbound.collector import tend_heap
 from controller.store.documents import DocumentStore
 from controller.store.hosts import HostView
 from controller.store.memory import MemoryStore
@@ -215,12 +215,8 @@ class EngineDriver:
     def _tend(self, work: HeapWork) -> None:
         """What the shim's hub loop does with the engine's collector policy."""
         self.heap_work.append(work)
-        if not self.tend_heap:
-            return
-        if work == "collect":
-            gc.unfreeze()
-            gc.collect()
-        gc.freeze()
+        if self.tend_heap:
+            tend_heap(work)
 
     def _deliver(self, pkt: PacketOut) -> EngineOutput:
         parsed = frames.parse(pkt.data)

@@ -13,7 +13,9 @@ that new-flow setups trigger, a cost that grows with the number of flows. So
 the round that froze is frozen once more when the last of its stats replies is
 in.
 
-Pure: time comes in as an argument.
+Pure: time comes in as an argument. The shim's hub loop (and the engine
+driver, playing the shim) carries the answers out with
+:func:`controller.southbound.collector.tend_heap`.
 """
 
 from __future__ import annotations

@@ -14,12 +14,12 @@ primitives here, never a blocking stdlib call.
 
 from __future__ import annotations
 
-import gc
 import logging
 
 import eventlet.hubs
 
 from controller.southbound import ofmsg
+from controller.southbound.collector import tend_heap
 from controller.southbound.framework import fw
 
 log = logging.getLogger("fabricd.of")
@@ -82,7 +82,7 @@ class FabricApp(fw.app_base):
         A controller that may not write (a cluster standby, or a leader whose
         lease may have lapsed) sends only requests (roles, reads). The engine's
         collector policy (``out.heap``) is carried out first."""
-        _tend_heap(out.heap)
+        tend_heap(out.heap)
         for req in out.requests:
             self._send_to(req.dpid, lambda dp, req=req: ofmsg.request_to_msg(dp, req))
         if not self.engine.writes_allowed(self.mono()):
@@ -293,13 +293,3 @@ class FabricApp(fw.app_base):
         self.execute(done.output)
         self.publisher.publish()
         return done.result
-
-
-def _tend_heap(work):
-    """The engine's garbage-collector policy (``EngineOutput.heap``): its long-lived
-    objects are frozen out of the collector's walks once per poll round."""
-    if work == "collect":
-        gc.unfreeze()
-        gc.collect()
-    if work is not None:
-        gc.freeze()

@@ -84,6 +84,7 @@ def test_the_shim_only_translates() -> None:
         "controller.southbound",
         "controller.southbound.ofmsg",
         "controller.southbound.framework",
+        "controller.southbound.collector",
     }, imported
     words = ("cookie", "policy", "flow_id", "Cookie", "placer", "te.", "strategy")
     for node in ast.walk(tree):

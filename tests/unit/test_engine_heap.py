@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+from collections.abc import Iterator
+
+import pytest
 from enginelab import EngineLab
 from synthetic import leaf_spine
 
 from controller.engine.engine import EngineConfig
 from controller.engine.heap import HeapPolicy
 from controller.engine.outputs import FlowStatsRequest, PortStatsRequest, TablePart, TableRead
+from controller.southbound.collector import MIDDLE_THRESHOLD, tend_heap
 from controller.telemetry import PortCounters
 
 
@@ -63,3 +69,39 @@ def test_the_engine_freezes_when_the_last_stats_reply_of_the_round_is_in() -> No
         for dpid in polled
     ]
     assert heaps == [None] * (len(polled) - 1) + ["freeze"]
+
+
+@pytest.fixture
+def collector() -> Iterator[None]:
+    """No automatic collection during the test (explicit ones still run); the
+    interpreter's collector as it was afterwards, whatever the test did to it."""
+    threshold, enabled = gc.get_threshold(), gc.isenabled()
+    gc.disable()
+    yield
+    gc.set_threshold(*threshold)
+    gc.unfreeze()
+    if enabled:
+        gc.enable()
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_the_shim_freezes_with_a_lazier_middle_generation_and_collects_frozen_cycles(
+    collector: None,
+) -> None:
+    gc.set_threshold(700, 10, 10)
+    tend_heap(None)
+    assert gc.get_threshold() == (700, 10, 10) and gc.get_freeze_count() == 0
+    garbage = weakref.ref(_Cycle())  # unreachable at once, kept alive by its cycle
+    tend_heap("freeze")
+    assert gc.get_threshold() == (700, MIDDLE_THRESHOLD, 10)
+    assert MIDDLE_THRESHOLD > 10
+    assert gc.get_freeze_count() > 0
+    gc.collect()
+    assert garbage() is not None  # frozen: out of the collector's sight
+    tend_heap("collect")
+    assert garbage() is None  # unfrozen, collected, the rest frozen again
+    assert gc.get_freeze_count() > 0
