@@ -163,8 +163,9 @@ class _CollectorClock:
 
 
 class CollectorSettings:
-    """Restores the collector's thresholds on exit: a run with the hub's policy
-    (:func:`tend_heap` raises the middle threshold) must not leak into the next."""
+    """On exit, the collector's thresholds as they were and nothing frozen: a run
+    with the hub's policy (:func:`tend_heap` raises the middle threshold and
+    freezes) must not leak into the next."""
 
     def __enter__(self) -> CollectorSettings:
         self._threshold = gc.get_threshold()
