@@ -241,7 +241,7 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
         if self.sync.reading(dpid, TablePart.FLOWS):
             done = self.sync.flows(dpid, (s.entry for s in stats), more=more)
             return self._synced(done, now=now)
-        samples = [FlowSample(s.entry.cookie, s.byte_count) for s in stats]
+        samples: list[FlowSample] = [(s.entry.cookie, s.byte_count) for s in stats]
         self.placer.flow_stats(dpid, samples, now=now)
         rtt = self.polls.flow.answered(dpid, now, more=more)
         if rtt is not None:

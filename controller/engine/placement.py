@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 from controller.engine.connectivity import Connectivity
 from controller.engine.monitor import LinkMonitor
@@ -44,12 +43,9 @@ STRAYS_PER_TICK = 16  # trapped packets of an installed flow re-injected per tic
 STRAY_GRACE_S = 2.0  # after its ingress rule was sent, a flow's trapped packets are in flight
 
 
-@dataclass(frozen=True)
-class FlowSample:
-    """One entry of a flow-stats reply, reduced to what rates need."""
-
-    cookie: int
-    byte_count: int
+# One entry of a flow-stats reply, reduced to what rates need: (cookie, byte count).
+# A plain tuple: the engine makes one per placed flow per poll.
+FlowSample = tuple[int, int]
 
 
 class TokenBucket:
@@ -466,25 +462,27 @@ class FlowPlacer:
 
     def flow_stats(self, dpid: int, samples: Iterable[FlowSample], *, now: float) -> None:
         rates: dict[int, float] = {}
-        for sample in samples:
-            decoded = Cookie.decode(sample.cookie)
-            if decoded is None or decoded.kind is not CookieKind.FLOW:
+        flow_of, seen = self.te.flow, self._bytes
+        for cookie, byte_count in samples:
+            parts = Cookie.flow_parts(cookie)
+            if parts is None:
                 continue
-            flow = self.te.flow(decoded.flow_id)
-            if flow is None or flow.ingress.dpid != dpid or flow.generation != decoded.generation:
+            flow_id, generation = parts
+            flow = flow_of(flow_id)
+            if flow is None or flow.ingress.dpid != dpid or flow.generation != generation:
                 continue
-            prev = self._bytes.get(flow.flow_id)
-            self._bytes[flow.flow_id] = (decoded.generation, sample.byte_count, now)
-            if prev is None or prev[0] != decoded.generation or sample.byte_count < prev[1]:
+            prev = seen.get(flow_id)
+            seen[flow_id] = (generation, byte_count, now)
+            if prev is None or prev[0] != generation or byte_count < prev[1]:
                 continue  # new placement or replaced entry: counters restarted
             dt = now - prev[2]
             if dt > 0:
-                rates[flow.flow_id] = (sample.byte_count - prev[1]) * 8 / dt
+                rates[flow_id] = (byte_count - prev[1]) * 8 / dt
         if rates:
             self.te.update_rates(rates, now)
 
     def ingress_switches(self) -> set[int]:
-        return {flow.ingress.dpid for flow in self.te.snapshot()}
+        return self.te.ingress_switches()
 
     def _count(self, what: str) -> None:
         self.counters[what] = self.counters.get(what, 0) + 1

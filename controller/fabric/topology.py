@@ -149,6 +149,9 @@ class Topology:
         # edge_ports per switch, dropped when the switch's ports or links change: a
         # flow's rules ask for a spine's, which walks hundreds of links otherwise.
         self._edge_ports: dict[Dpid, tuple[PortNo, ...]] = {}
+        # links_at per switch, sorted once per change of its links: every port-stats
+        # reply reads it (a spine of 64 x 512 has 1,024 links to sort otherwise).
+        self._links_at: dict[Dpid, tuple[LinkId, ...]] = {}
 
     # ------------------------------------------------------------------ switches
     def switch_up(
@@ -275,6 +278,7 @@ class Topology:
                 _unlist(self._port_links, ref, lid)
                 _unlist(self._switch_links, ref.dpid, lid)
                 self._edge_ports.pop(ref.dpid, None)
+                self._links_at.pop(ref.dpid, None)
         if gone:
             self._graph = None
         return [LinkDown(time=now, link=lid, reason=reason) for lid in gone]
@@ -286,6 +290,7 @@ class Topology:
             self._port_links.setdefault(ref, set()).add(lid)
             self._switch_links.setdefault(ref.dpid, set()).add(lid)
             self._edge_ports.pop(ref.dpid, None)
+            self._links_at.pop(ref.dpid, None)
         self._graph = None
 
     # --------------------------------------------------------------------- hosts
@@ -347,9 +352,12 @@ class Topology:
     def is_fabric_port(self, ref: PortRef) -> bool:
         return ref in self._port_links
 
-    def links_at(self, dpid: Dpid) -> list[LinkId]:
+    def links_at(self, dpid: Dpid) -> tuple[LinkId, ...]:
         """Up links leaving or entering ``dpid``, sorted (its port stats touch only these)."""
-        return sorted(self._switch_links.get(dpid, ()))
+        cached = self._links_at.get(dpid)
+        if cached is None:
+            cached = self._links_at[dpid] = tuple(sorted(self._switch_links.get(dpid, ())))
+        return cached
 
     def fabric_ports(self, dpid: Dpid) -> set[PortNo]:
         ports: set[PortNo] = set()

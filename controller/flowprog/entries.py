@@ -173,6 +173,7 @@ class CookieKind(enum.IntEnum):
 
 
 COOKIE_TAG = 0xFA  # top byte of every cookie this controller writes
+_FLOW_TOP = (COOKIE_TAG << 8) | CookieKind.FLOW  # top 16 bits of a placed flow's cookie
 
 
 @dataclass(frozen=True, order=True)
@@ -205,6 +206,15 @@ class Cookie:
         except ValueError:
             return None
         return cls(kind=kind, flow_id=(value >> 16) & 0xFFFFFFFF, generation=value & 0xFFFF)
+
+    @staticmethod
+    def flow_parts(value: int) -> tuple[int, int] | None:
+        """``(flow id, generation)`` if ``value`` is a placed flow's cookie, else None:
+        :meth:`decode` without building a cookie (every poll reads every placed
+        flow's counters)."""
+        if value >> 48 != _FLOW_TOP:
+            return None
+        return (value >> 16) & 0xFFFFFFFF, value & 0xFFFF
 
     # Mask that selects all entries of one flow, whatever the generation.
     FLOW_MASK = 0xFFFFFFFFFFFF0000

@@ -94,6 +94,10 @@ class TrafficEngineer:
     def flow(self, flow_id: int) -> TrackedFlow | None:
         return self._table.get(flow_id)
 
+    def ingress_switches(self) -> set[Dpid]:
+        """Switches where some tracked flow enters the fabric (their counters are polled)."""
+        return self._table.ingress_switches()
+
     def flow_by_five_tuple(self, ft: FiveTuple) -> TrackedFlow | None:
         return self._table.by_five_tuple(ft)
 
@@ -204,15 +208,17 @@ class TrafficEngineer:
         The first sample replaces the demand estimate outright.
         """
         self._recent.expire(now)
-        alpha = self._alpha
+        alpha, table = self._alpha, self._table
         for flow_id, bps in samples.items():
-            flow = self._table.get(flow_id)
+            flow = table.get(flow_id)
             if flow is None or bps < 0:
                 continue
-            rate = alpha * bps + (1 - alpha) * flow.rate_bps if flow.measured else bps
-            if not flow.measured:
+            if flow.measured:
+                rate = alpha * bps + (1 - alpha) * flow.rate_bps
+            else:
+                rate = bps
                 self._recent.settle(flow_id)
-            self._table.replace(replace(flow, rate_bps=rate, measured=True))
+            table.set_rate(flow_id, rate)
 
     # -------------------------------------------------------------- reactions
     def on_links_down(self, links: Iterable[LinkId], view: Network, now: float) -> Outcome:

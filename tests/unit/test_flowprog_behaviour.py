@@ -120,6 +120,19 @@ def test_cookies_this_controller_did_not_write_are_not_decoded() -> None:
     assert Cookie.decode(0x00FA_0400_0000_0001) is None  # tag in the wrong byte
 
 
+def test_flow_parts_reads_a_placed_flows_cookie_as_decode_does() -> None:
+    values = [Cookie(kind, 0xDEADBEEF, 0xFFFF).encode() for kind in CookieKind]
+    values += [0, 0xFB04_00000001_0001, 0xFA7F_00000001_0001, 0x00FA_0400_0000_0001]
+    values += [Cookie(CookieKind.FLOW, i, 2 * i).encode() for i in (0, 1, 0xFFFF)]
+    for value in values:
+        decoded = Cookie.decode(value)
+        expected = None
+        if decoded is not None and decoded.kind is CookieKind.FLOW:
+            expected = (decoded.flow_id, decoded.generation)
+        assert Cookie.flow_parts(value) == expected, hex(value)
+    assert Cookie.flow_parts(values[CookieKind.FLOW - 1]) == (0xDEADBEEF, 0xFFFF)
+
+
 def test_the_flow_masks_select_every_generation_and_every_flow() -> None:
     old = Cookie(CookieKind.FLOW, 9, 1).encode()
     new = Cookie(CookieKind.FLOW, 9, 2).encode()

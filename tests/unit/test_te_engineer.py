@@ -105,6 +105,24 @@ def test_measured_rates_replace_the_estimate_then_smooth() -> None:
     assert flow is not None and flow.rate_bps == pytest.approx(15e6)
 
 
+def test_a_measured_rate_changes_the_rate_and_nothing_else_of_a_flow() -> None:
+    fab = leaf_spine(2, 2)
+    te = TrafficEngineer()
+    fid = place(te, fab, 1, policy(Strategy.ECMP), demand=5e6).flow.flow_id
+    before = te.flow(fid)
+    assert before is not None
+    # Every field set apart from its default: a field the fast copy dropped or
+    # shifted shows up as a difference below.
+    moved = te._table.move(fid, before.path, reason="test", now=3.0)
+    te._table.replace(replace(moved, fell_back=True))
+    flow = te.flow(fid)
+    te.update_rates({fid: 7e6}, now=4.0)
+    after = te.flow(fid)
+    assert flow is not None and after is not None and after is not flow
+    assert after == replace(flow, rate_bps=7e6, measured=True)
+    assert te._table.ids_on(flow.path.links[0]) == {fid}
+
+
 def test_failure_replaces_exactly_the_affected_flows() -> None:
     fab = leaf_spine(4, 4)
     te = TrafficEngineer(seed=5)
@@ -288,6 +306,7 @@ def test_link_index_stays_consistent_through_engineer_operations() -> None:
             te.rebalance(view, now, reason="congestion")
         elif len(te):
             te.remove(rng.choice(te.snapshot()).flow_id)
+        assert te.ingress_switches() == {f.ingress.dpid for f in te.snapshot()}
     index: dict[LinkId, set[int]] = {}
     for flow in te.snapshot():
         for lid in flow.path.links:

@@ -76,6 +76,13 @@ def test_table_errors_name_the_flow() -> None:
     with pytest.raises(ValueError) as changed:
         table.replace(dataclasses.replace(flow(1, 1), five_tuple=five_tuple(7)))
     assert str(changed.value) == "flow 1: the 5-tuple of a tracked flow cannot change"
+    with pytest.raises(ValueError) as moved_in:
+        table.replace(dataclasses.replace(flow(1, 1), ingress=PortRef(99, 1)))
+    assert str(moved_in.value) == "flow 1: the ingress of a tracked flow cannot change"
+    with pytest.raises(NotFound) as unknown:
+        table.set_rate(5, 1e6)
+    assert str(unknown.value) == "flow '5' not found"
+    assert table.ingress_switches() == {flow(1, 1).ingress.dpid}
 
 
 # ----------------------------------------------------------------- recent load

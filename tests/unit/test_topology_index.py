@@ -75,9 +75,9 @@ def test_random_churn_keeps_every_index_equal_to_a_scan() -> None:
         assert topo.fabric_ports(dpid) == scan_fabric_ports(topo, dpid)
         for each in switches:  # cached per switch between changes: every one, every step
             assert topo.edge_ports(each) == scan_edge_ports(topo, each)
-        assert topo.links_at(dpid) == sorted(
-            lid for lid in topo.links if dpid in (lid.src.dpid, lid.dst.dpid)
-        )
+            assert topo.links_at(each) == tuple(
+                sorted(lid for lid in topo.links if each in (lid.src.dpid, lid.dst.dpid))
+            )
         for ip in (f"10.0.0.{rng.randrange(30)}", f"10.0.1.{rng.randrange(5)}"):
             assert topo.host_by_ip(ip) == scan_host_by_ip(topo, ip)
     assert busiest >= 5 and topo.hosts  # the churn had links and hosts to look up
