@@ -87,9 +87,10 @@ class ClusterMember:
         node_id = self.node_id or default_node_id(grpc_port)
         self.node_id = node_id
         self.engine.join_cluster(may_program=self._may_program)
-        self.runner = start_cluster_node(
+        self.runner = runner = start_cluster_node(
             self.endpoints, cluster=self.cluster, node_id=node_id, on_change=self._changed
         )
+        self.metrics.follow(lambda: runner.state, clock=self.mono)
         self.store.put(NODE_KIND, node_id, {"grpc": grpc_address})
         self._unwatch = self.store.watch(self._store_changed)
         self._changed(self.runner.state)  # the state reached while starting

@@ -72,3 +72,21 @@ def test_metrics_follow_the_published_state() -> None:
     metrics.observe(ClusterState(node_id="a", role=Role.STANDBY, leader_changes=3))
     assert registry.get_sample_value("fabric_cluster_leader") == 0
     assert registry.get_sample_value("fabric_cluster_leader_changes_total") == 3
+
+
+def test_the_leader_gauge_follows_the_live_lease_once_given_it() -> None:
+    registry = CollectorRegistry()
+    metrics = ClusterMetrics(registry)
+    now = [5.0]
+    live = [ClusterState(node_id="a", role=Role.LEADER, deadline=10.0)]
+    metrics.observe(live[0])
+    metrics.follow(lambda: live[0], clock=lambda: now[0])
+    assert registry.get_sample_value("fabric_cluster_leader") == 1
+    # The deadline passes while the election thread is stuck: nothing is published,
+    # and the gauge still drops, as the switch writes stop.
+    now[0] = 10.5
+    assert registry.get_sample_value("fabric_cluster_leader") == 0
+    live[0] = ClusterState(node_id="a", role=Role.LEADER, deadline=12.0)  # a refresh
+    assert registry.get_sample_value("fabric_cluster_leader") == 1
+    live[0] = ClusterState(node_id="a", role=Role.STANDBY, deadline=12.0)
+    assert registry.get_sample_value("fabric_cluster_leader") == 0
