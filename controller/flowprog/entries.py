@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from functools import lru_cache
 
 __all__ = [
     "MatchValue",
@@ -26,6 +27,8 @@ __all__ = [
     "Output",
     "ToController",
     "GroupAction",
+    "output",
+    "group_action",
     "PushVlan",
     "PopVlan",
     "SetField",
@@ -95,6 +98,13 @@ class ToController:
 @dataclass(frozen=True, order=True)
 class GroupAction:
     group_id: int
+
+
+# One action value per port and per group, shared by every rule and route that
+# sends there (actions are immutable): a new flow's rules make no new ones, and
+# comparing a flow's hop with the host route it would replace is an identity check.
+output = lru_cache(maxsize=8192)(Output)
+group_action = lru_cache(maxsize=8192)(GroupAction)
 
 
 @dataclass(frozen=True, order=True)

@@ -29,10 +29,10 @@ from controller.flowprog.entries import (
     Cookie,
     CookieKind,
     FlowEntry,
-    GroupAction,
     GroupEntry,
     Match,
-    Output,
+    group_action,
+    output,
 )
 from controller.flowprog.forwarding import PRIO_FLOW
 from controller.flowprog.groups import failover_group
@@ -130,7 +130,7 @@ def compile_path(
     for hop, dpid in enumerate(path.switches):
         last = hop == len(path.switches) - 1
         out = egress_port if last else path.links[hop].src.port
-        action: Action = Output(out)
+        action: Action = output(out)
         ingress = hop == 0
         group = None
         if ingress and not last:
@@ -142,24 +142,29 @@ def compile_path(
             if bounces(has_edge_ports=bool(edge_ports(dpid)), next_switch=nxt, destination=egress):
                 group = bounce_group(out)
         if group is not None:
-            action = GroupAction(group.group_id)
+            action = group_action(group.group_id)
         if not ingress and default_takes is not None and default_takes(dpid, action):
             continue
         if group is not None:
             # A bounce group watches ALWAYS_LIVE: it goes in first.
             watches = any(b.watch_group == ALWAYS_LIVE.group_id for b in group.buckets)
             groups[dpid] = (ALWAYS_LIVE, group) if watches else (group,)
+        actions = (action,)
+        idle = idle_timeout if ingress else 0
+        removed = ingress and flow_removed
         flows[dpid] = tuple(
-            FlowEntry(
-                priority=priority,
-                match=match,
-                actions=(action,),
-                cookie=cookie,
-                idle_timeout=idle_timeout if ingress else 0,
-                send_flow_removed=ingress and flow_removed,
-                ingress=ingress,
-            )
-            for match in matches
+            [
+                FlowEntry(
+                    priority=priority,
+                    match=match,
+                    actions=actions,
+                    cookie=cookie,
+                    idle_timeout=idle,
+                    send_flow_removed=removed,
+                    ingress=ingress,
+                )
+                for match in matches
+            ]
         )
     return FlowRules(
         needs=OwnerNeeds(flows=flows, groups=groups),

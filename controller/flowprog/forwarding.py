@@ -33,8 +33,9 @@ from controller.flowprog.entries import (
     GroupEntry,
     Match,
     MeterEntry,
-    Output,
     ToController,
+    group_action,
+    output,
 )
 from controller.flowprog.groups import select_group
 from controller.flowprog.repair import (
@@ -132,7 +133,7 @@ def compile_forwarding(inp: ForwardingInputs) -> dict[Dpid, OwnerNeeds]:
         for dpid in inp.switches:
             if dpid == dst:
                 for host in hosts:
-                    build.flows[dpid].append(_host_entry(host, (Output(host.attach.port),)))
+                    build.flows[dpid].append(_host_entry(host, (output(host.attach.port),)))
                 continue
             ports = hops.get(dpid)
             if not ports:
@@ -216,7 +217,7 @@ class _Build:
 
     def group(self, dpid: Dpid, group: GroupEntry) -> GroupAction:
         self.groups[dpid][group.group_id] = group
-        return GroupAction(group.group_id)
+        return group_action(group.group_id)
 
     def route(
         self, dpid: Dpid, dst: Dpid, ports: tuple[PortNo, ...], distance: int
@@ -232,7 +233,7 @@ class _Build:
             ):
                 self.group(dpid, ALWAYS_LIVE)  # watched by the bounce group: added first
                 return (self.group(dpid, bounce_group(port)),), port
-            return (Output(port),), None
+            return (output(port),), None
         weights = self._weights(dpid, ports)
         # A detour through another leaf exists only while links are missing: it
         # keeps its SELECT group, so a transient state (a rediscovering fabric)
