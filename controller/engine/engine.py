@@ -396,8 +396,8 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
             self.standby.port_stats(dpid, counters, more=more, now=now)
             return EngineOutput()
         topo = self.net.topo
-        events = self.monitor.port_stats(dpid, counters, now=now, topo=topo)
-        self.placer.loads_changed(dpid)
+        events, changed = self.monitor.port_stats(dpid, counters, now=now, topo=topo)
+        self.placer.loads_changed(changed)
         for port, _ in counters:
             rate = self.monitor.rates.latest(PortRef(dpid, port))
             if rate is not None and rate.rx_pps > 0:

@@ -8,6 +8,7 @@ speed), and feeds the congestion detector once per new sample.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from controller.engine.snapshot import LinkLoad
 from controller.fabric.model import Dpid, LinkId, PortNo, PortRef
@@ -21,7 +22,15 @@ from controller.telemetry import (
     link_load,
 )
 
-__all__ = ["LinkMonitor"]
+__all__ = ["LinkMonitor", "StatsUpdate"]
+
+
+class StatsUpdate(NamedTuple):
+    """What one port-stats reply changed: congestion flips, and the links whose
+    load was recomputed."""
+
+    events: list[CongestionEvent]
+    links: tuple[LinkId, ...]
 
 
 class LinkMonitor:
@@ -55,16 +64,30 @@ class LinkMonitor:
         *,
         now: float,
         topo: Topology,
-    ) -> list[CongestionEvent]:
-        """A switch's port counters arrived: update rates, loads and congestion state."""
+    ) -> StatsUpdate:
+        """A switch's port counters arrived: update rates, loads and congestion state.
+
+        A link is measured where it leaves (its source's transmit rate); its
+        destination's receive rate stands in only while the source has no rate.
+        So a reply updates the links leaving ``dpid`` and those entering it from
+        a switch without a rate: the others' loads (and the samples the detector
+        saw) are exactly what they were, and recomputing them would cost one
+        load per link per reply twice over (a spine of 64 x 512 has 1,024).
+        """
+        update = self.rates.update
         for port_no, counters in stats:
-            self.rates.update(PortRef(dpid, port_no), counters, now)
+            update(PortRef(dpid, port_no), counters, now)
         events = []
+        changed = []
+        latest_raw = self.rates.latest_raw
         for lid in topo.links_at(dpid):  # O(degree): a reply only touches its switch's links
+            if lid.src.dpid != dpid and self.rates.latest(lid.src) is not None:
+                continue  # measured at its source, whose counters did not change here
+            changed.append(lid)
             capacity = self.capacity_of(topo, lid)
             sample = link_load(lid, self.rates, capacity)
             self._loads[lid] = LinkLoad(sample.rate_bps, sample.capacity_bps, sample.utilization)
-            rate = self.rates.latest_raw(lid.src) or self.rates.latest_raw(lid.dst)
+            rate = latest_raw(lid.src) or latest_raw(lid.dst)
             if sample.measured and sample.capacity_bps > 0 and rate is not None:
                 # The detector's hysteresis is its filter: it judges the last
                 # interval's rate, not the smoothed one (which would add polls).
@@ -72,7 +95,7 @@ class LinkMonitor:
                 event = self.detector.observe(lid, raw.utilization, rate.time)
                 if event is not None:
                     events.append(event)
-        return events
+        return StatsUpdate(events, tuple(changed))
 
     def to_confirm(self, topo: Topology, dpid: Dpid) -> set[Dpid]:
         """Switches whose next counters decide whether a link at ``dpid`` is congested."""
@@ -95,9 +118,10 @@ class LinkMonitor:
             )
         return out
 
-    def loads_at(self, topo: Topology, dpid: Dpid) -> dict[LinkId, LinkLoad]:
-        """Load of the up links of ``dpid`` (those a port-stats reply of it updates)."""
-        return {lid: self._loads[lid] for lid in topo.links_at(dpid) if lid in self._loads}
+    def loads_of(self, links: Iterable[LinkId]) -> dict[LinkId, LinkLoad]:
+        """Load of those of ``links`` that have one (e.g. a reply's :class:`StatsUpdate`)."""
+        loads = self._loads
+        return {lid: loads[lid] for lid in links if lid in loads}
 
     def congested(self) -> frozenset[LinkId]:
         return frozenset(self.detector.congested())

@@ -20,7 +20,7 @@ from controller.engine.outputs import EngineOutput, EventKind, Notice, PacketOut
 from controller.engine.provisional import ahead_of
 from controller.errors import FailedPrecondition
 from controller.fabric.events import FabricEvent, LinkDown, LinkUp, SwitchDown
-from controller.fabric.model import Dpid, FiveTuple, Host, LinkId, PortRef
+from controller.fabric.model import FiveTuple, Host, LinkId, PortRef
 from controller.flowprog.entries import Action, Cookie, CookieKind, Output
 from controller.flowprog.flowrules import compile_flow
 from controller.flowprog.forwarding import host_route_key
@@ -109,9 +109,9 @@ class FlowPlacer:
         """What placement reads: the state kept up to date by events and counters."""
         return self.state
 
-    def loads_changed(self, dpid: Dpid) -> None:
-        """New port counters of ``dpid``: its links' loads in the state."""
-        loads = self.monitor.loads_at(self.net.topo, dpid)
+    def loads_changed(self, links: Iterable[LinkId]) -> None:
+        """New loads of ``links`` (a port-stats reply's): into the placement state."""
+        loads = self.monitor.loads_of(links)
         self.state.set_loads({lid: load.rate_bps for lid, load in loads.items()})
 
     def network_view(self) -> NetworkView:
