@@ -36,15 +36,18 @@ class PortCounters:
     tx_errors: int = 0
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
+        for name in _NAMES:  # every port of every switch, every poll: no fields() call
+            value = getattr(self, name)
             # bool is an int subclass; a True "counter" is always a caller bug.
             if not isinstance(value, int) or isinstance(value, bool):
-                raise InvalidArgument(f.name, f"must be an integer, not {value!r}")
+                raise InvalidArgument(name, f"must be an integer, not {value!r}")
             if not 0 <= value <= COUNTER_MAX:
-                raise InvalidArgument(f.name, f"{value} is outside the unsigned 64-bit range")
+                raise InvalidArgument(name, f"{value} is outside the unsigned 64-bit range")
 
     def supported(self, name: str) -> bool:
         """False if the switch marked counter ``name`` as unsupported (all ones)."""
         value: int = getattr(self, name)
         return value != UNSUPPORTED
+
+
+_NAMES = tuple(f.name for f in fields(PortCounters))
