@@ -99,7 +99,11 @@ class LinkMonitor:
 
     def to_confirm(self, topo: Topology, dpid: Dpid) -> set[Dpid]:
         """Switches whose next counters decide whether a link at ``dpid`` is congested."""
-        return {lid.src.dpid for lid in topo.links_at(dpid) if self.detector.rising(lid)}
+        return {
+            lid.src.dpid
+            for lid in self.detector.rising_links()
+            if dpid in (lid.src.dpid, lid.dst.dpid) and lid in topo.links
+        }
 
     def link_gone(self, lid: LinkId) -> None:
         self._loads.pop(lid, None)

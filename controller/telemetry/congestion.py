@@ -56,6 +56,7 @@ class CongestionDetector:
         self.clear_threshold = clear_threshold
         self.samples = samples
         self._links: dict[LinkId, _LinkState] = {}
+        self._rising: set[LinkId] = set()  # the links rising() is true of, kept on observe
 
     def observe(self, link: LinkId, utilization: float, now: float) -> CongestionEvent | None:
         """Feed one utilization sample of ``link``; return an event if its state flipped.
@@ -79,9 +80,14 @@ class CongestionDetector:
             toward_other = utilization > self.threshold
         state.streak = state.streak + 1 if toward_other else 0
         if state.streak < self.samples:
+            if state.streak and not state.congested:
+                self._rising.add(link)
+            else:
+                self._rising.discard(link)
             return None
         state.congested = not state.congested
         state.streak = 0
+        self._rising.discard(link)
         return CongestionEvent(
             link=link, congested=state.congested, utilization=utilization, time=now
         )
@@ -90,8 +96,11 @@ class CongestionDetector:
         """``link`` is clear but its last samples were above ``threshold``: one or
         more further samples decide. The caller may sample it sooner than usual
         to confirm (or dismiss) a hot spot quickly."""
-        state = self._links.get(link)
-        return state is not None and not state.congested and state.streak > 0
+        return link in self._rising
+
+    def rising_links(self) -> frozenset[LinkId]:
+        """Every link :meth:`rising` is true of (a few, where a sweep would read all)."""
+        return frozenset(self._rising)
 
     def is_congested(self, link: LinkId) -> bool:
         state = self._links.get(link)
@@ -105,3 +114,4 @@ class CongestionDetector:
         """Drop ``link``'s state (it went down): when it returns it starts clear,
         and no event is emitted for its disappearance."""
         self._links.pop(link, None)
+        self._rising.discard(link)

@@ -49,7 +49,7 @@ def test_random_replies_keep_every_load_and_event_as_a_full_recompute_would() ->
     counters: dict[PortRef, list[int]] = {}
     replies_seen: set[int] = set()
     now = 0.0
-    skipped = flips = 0
+    skipped = flips = confirms = 0
     for _ in range(400):
         now += rng.uniform(0.2, 1.0)
         dpid = rng.choice((1, 2, 3))
@@ -65,6 +65,9 @@ def test_random_replies_keep_every_load_and_event_as_a_full_recompute_would() ->
         replies_seen.add(dpid)
         skipped += len(topo.links_at(dpid)) - len(changed)
         assert events == _every_link_recomputed(monitor, reference, topo, dpid)
+        confirm = monitor.to_confirm(topo, dpid)
+        assert confirm == {lid.src.dpid for lid in topo.links_at(dpid) if reference.rising(lid)}
+        confirms += bool(confirm)
         flips += len(events)
         for lid in topo.links:
             if not {lid.src.dpid, lid.dst.dpid} & replies_seen:
@@ -72,7 +75,8 @@ def test_random_replies_keep_every_load_and_event_as_a_full_recompute_would() ->
             sample = link_load(lid, monitor.rates, monitor.capacity_of(topo, lid))
             load = monitor.loads_of([lid])[lid]
             assert (load.rate_bps, load.utilization) == (sample.rate_bps, sample.utilization)
-    assert skipped > 100 and flips > 5  # links were skipped, and the detector flipped
+    # Links were skipped, the detector flipped, and hot links asked for early polls.
+    assert skipped > 100 and flips > 5 and confirms > 5
 
 
 def test_a_reply_of_the_far_end_stands_in_only_while_the_source_has_no_rate() -> None:

@@ -8,6 +8,7 @@ happens; capacity overrides and their error lines come from the config file.
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 
@@ -87,6 +88,24 @@ def test_a_link_is_rising_between_its_first_hot_sample_and_the_decision() -> Non
     assert det.is_congested(LINK) and not det.rising(LINK)
     det.observe(LINK, 0.5, 4.0)  # clearing streak: not "rising"
     assert not det.rising(LINK)
+
+
+def test_the_rising_links_are_kept_equal_to_each_links_state() -> None:
+    rng = random.Random(11)
+    det = CongestionDetector(threshold=0.8, clear_threshold=0.6, samples=3)
+    links = [LinkId(PortRef(1, p), PortRef(2, p)) for p in range(1, 6)]
+    seen = set()
+    for step in range(1, 2000):
+        link = rng.choice(links)
+        if rng.random() < 0.03:
+            det.forget(link)
+        else:
+            det.observe(link, rng.choice((0.3, 0.7, 0.9, 0.95)), step * 0.5)
+        expected = {lid for lid, st in det._links.items() if not st.congested and st.streak > 0}
+        assert det.rising_links() == expected
+        assert all(det.rising(lid) == (lid in expected) for lid in links)
+        seen.add(len(expected))
+    assert max(seen) >= 3  # several links were rising at once
 
 
 def test_a_rate_exactly_at_the_ceiling_is_believed() -> None:
