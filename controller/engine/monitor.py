@@ -19,7 +19,7 @@ from controller.telemetry import (
     CongestionEvent,
     PortCounters,
     RateEstimator,
-    link_load,
+    link_rate,
 )
 
 __all__ = ["LinkMonitor", "StatsUpdate"]
@@ -79,20 +79,21 @@ class LinkMonitor:
             update(PortRef(dpid, port_no), counters, now)
         events = []
         changed = []
-        latest_raw = self.rates.latest_raw
+        rates, loads = self.rates, self._loads
+        latest, latest_raw = rates.latest, rates.latest_raw
         for lid in topo.links_at(dpid):  # O(degree): a reply only touches its switch's links
-            if lid.src.dpid != dpid and self.rates.latest(lid.src) is not None:
+            if lid.src.dpid != dpid and latest(lid.src) is not None:
                 continue  # measured at its source, whose counters did not change here
             changed.append(lid)
             capacity = self.capacity_of(topo, lid)
-            sample = link_load(lid, self.rates, capacity)
-            self._loads[lid] = LinkLoad(sample.rate_bps, sample.capacity_bps, sample.utilization)
+            rate_bps, measured = link_rate(lid, rates)
+            loads[lid] = LinkLoad(rate_bps, capacity, rate_bps / capacity if capacity > 0 else 0.0)
             rate = latest_raw(lid.src) or latest_raw(lid.dst)
-            if sample.measured and sample.capacity_bps > 0 and rate is not None:
+            if measured and capacity > 0 and rate is not None:
                 # The detector's hysteresis is its filter: it judges the last
                 # interval's rate, not the smoothed one (which would add polls).
-                raw = link_load(lid, self.rates, capacity, raw=True)
-                event = self.detector.observe(lid, raw.utilization, rate.time)
+                raw_bps, _ = link_rate(lid, rates, raw=True)
+                event = self.detector.observe(lid, raw_bps / capacity, rate.time)
                 if event is not None:
                     events.append(event)
         return StatsUpdate(events, tuple(changed))

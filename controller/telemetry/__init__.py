@@ -14,7 +14,7 @@ from controller.telemetry.capacity import (
 )
 from controller.telemetry.congestion import CongestionDetector, CongestionEvent
 from controller.telemetry.counters import PortCounters
-from controller.telemetry.linkload import LinkLoadSample, link_load, link_loads
+from controller.telemetry.linkload import LinkLoadSample, link_load, link_loads, link_rate
 from controller.telemetry.rates import PortRate, RateEstimator
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "PortRate",
     "RateEstimator",
     "link_load",
+    "link_rate",
     "link_loads",
     "parse_link_ref",
 ]

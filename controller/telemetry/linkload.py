@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from controller.fabric.model import Link, LinkId
 from controller.telemetry.rates import RateEstimator
 
-__all__ = ["LinkLoadSample", "link_load", "link_loads"]
+__all__ = ["LinkLoadSample", "link_load", "link_loads", "link_rate"]
 
 
 @dataclass(frozen=True)
@@ -31,18 +31,24 @@ class LinkLoadSample:
     measured: bool = True
 
 
+def link_rate(link: LinkId, rates: RateEstimator, *, raw: bool = False) -> tuple[float, bool]:
+    """``(bits/s, measured)`` of one directed link from the estimator's latest rates
+    (smoothed, or with ``raw`` the last interval's alone): what its source sends,
+    else what its destination receives, else ``(0.0, False)``."""
+    latest = rates.latest_raw if raw else rates.latest
+    src = latest(link.src)
+    if src is not None:
+        return src.tx_bps, True
+    dst = latest(link.dst)
+    return (dst.rx_bps, True) if dst is not None else (0.0, False)
+
+
 def link_load(
     link: LinkId, rates: RateEstimator, capacity_bps: float, *, raw: bool = False
 ) -> LinkLoadSample:
     """The load of one directed link from the estimator's latest rates
     (smoothed, or with ``raw`` the last interval's alone)."""
-    latest = rates.latest_raw if raw else rates.latest
-    src = latest(link.src)
-    if src is not None:
-        rate, measured = src.tx_bps, True
-    else:
-        dst = latest(link.dst)
-        rate, measured = (dst.rx_bps, True) if dst is not None else (0.0, False)
+    rate, measured = link_rate(link, rates, raw=raw)
     utilization = rate / capacity_bps if capacity_bps > 0 else 0.0
     return LinkLoadSample(
         rate_bps=rate, capacity_bps=capacity_bps, utilization=utilization, measured=measured
