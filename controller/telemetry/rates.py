@@ -24,9 +24,6 @@ __all__ = ["DEFAULT_MAX_BPS", "PortRate", "RateEstimator"]
 # it can only come from a bogus counter, e.g. one a switch restarted mid-poll.
 DEFAULT_MAX_BPS = 400e9
 
-# The counters a rate is derived from; the others are exported but not rated.
-_RATED = ("rx_bytes", "tx_bytes", "rx_packets", "tx_packets")
-
 
 @dataclass(frozen=True)
 class PortRate:
@@ -78,7 +75,11 @@ class RateEstimator:
             # A duplicate or reordered reply: keep the older baseline so the
             # next in-order reply is measured over its true interval.
             return None
-        deltas = {name: getattr(counters, name) - getattr(base.counters, name) for name in _RATED}
+        old = base.counters
+        rx_bytes = counters.rx_bytes - old.rx_bytes
+        tx_bytes = counters.tx_bytes - old.tx_bytes
+        rx_packets = counters.rx_packets - old.rx_packets
+        tx_packets = counters.tx_packets - old.tx_packets
         # A counter that went backwards was reset (switch or port restarted).
         # A 64-bit wrap looks the same and is treated the same: at 400 Gb/s a
         # byte counter wraps after ~11 years, a reset is far more likely, and
@@ -86,38 +87,31 @@ class RateEstimator:
         # An absurd jump forwards is re-baselined as well: keeping the old
         # baseline would make the next sample absurd too.
         self._baselines[port] = _Baseline(counters, now)
-        if any(d < 0 for d in deltas.values()):
+        if rx_bytes < 0 or tx_bytes < 0 or rx_packets < 0 or tx_packets < 0:
             return None
-        tx_bps = deltas["tx_bytes"] * 8.0 / dt
-        rx_bps = deltas["rx_bytes"] * 8.0 / dt
+        tx_bps = tx_bytes * 8.0 / dt
+        rx_bps = rx_bytes * 8.0 / dt
         if tx_bps > self._max_bps or rx_bps > self._max_bps:
             return None
-        sample = PortRate(
-            tx_bps=tx_bps,
-            rx_bps=rx_bps,
-            tx_pps=deltas["tx_packets"] / dt,
-            rx_pps=deltas["rx_packets"] / dt,
-            time=now,
-        )
+        sample = PortRate(tx_bps, rx_bps, tx_packets / dt, rx_packets / dt, now)
         self._raw[port] = sample
         rate = self._smooth(self._rates.get(port), sample)
         self._rates[port] = rate
         return rate
 
     def _smooth(self, old: PortRate | None, new: PortRate) -> PortRate:
+        """The EWMA ``a * new + (1 - a) * old`` of each rate (every port, every poll:
+        written out, no helper call per rate)."""
         if old is None:
             return new
         a = self._alpha
-
-        def ewma(prev: float, cur: float) -> float:
-            return a * cur + (1.0 - a) * prev
-
+        b = 1.0 - a
         return PortRate(
-            tx_bps=ewma(old.tx_bps, new.tx_bps),
-            rx_bps=ewma(old.rx_bps, new.rx_bps),
-            tx_pps=ewma(old.tx_pps, new.tx_pps),
-            rx_pps=ewma(old.rx_pps, new.rx_pps),
-            time=new.time,
+            a * new.tx_bps + b * old.tx_bps,
+            a * new.rx_bps + b * old.rx_bps,
+            a * new.tx_pps + b * old.tx_pps,
+            a * new.rx_pps + b * old.rx_pps,
+            new.time,
         )
 
     def latest(self, port: PortRef) -> PortRate | None:
