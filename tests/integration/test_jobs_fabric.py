@@ -2,8 +2,11 @@
 
 2 spines x 4 leaves x 2 hosts at 10 Mbit/s, paced UDP at 90% of the link
 rate: the emulator carries this much on this machine (see the environment
-notes), so what is measured is the placement, not the emulator. Delivery is
-judged per flow from sequence numbers, against the fabric's bound.
+notes) on most days; on a slow day it loses a few percent of every flow alike.
+Delivery is judged per flow from sequence numbers: a placement fault does not
+lose alike (two flows on one link get at most 10/18 of their packets through,
+the others all of theirs), so flows must fare alike, and the total must reach a
+floor of the fabric's bound.
 """
 
 from __future__ import annotations
@@ -44,6 +47,34 @@ def _job(lab: Lab, name: str, order: Sequence[tuple[int, int]]) -> object:
         pattern=pb.JOB_PATTERN_RING,
         match=pb.FlowMatch(ip_proto=17, dst_ports=[pb.PortRange(lo=4791, hi=4791)]),
         demand_mbps=RATE,
+    )
+
+
+# The emulator at its CPU ceiling (2026-12-02, a VM ~3x slower than usual) lost
+# up to a quarter of every flow, roughly alike: 0.76-0.999 of the bound in total
+# over 29 runs; in the worst run recorded per flow (0.81 of the bound) the worst
+# flow got 0.81 of what the best got. A collision leaves its two flows at most
+# 10/18 = 0.56 of what the link carries, the others all of theirs.
+MIN_OF_BOUND = 0.6  # the total must not collapse; placement is judged per flow
+MIN_WORST_OVER_BEST = 0.7
+
+
+def _shares(results: list[dict]) -> dict[int, float]:
+    """Each flow's delivered share of the packets it sent (sequence numbers at the sink)."""
+    out = {}
+    for r in results:
+        flow = r["flow"]
+        got = r["sink"]["flows"].get(str(flow.tag), {"packets": 0})["packets"]
+        out[flow.tag] = got / max(1, r["sent"]["packets"])
+    return out
+
+
+def _assert_flows_fared_alike(results: list[dict], what: str) -> None:
+    shares = _shares(results)
+    worst, best = min(shares.values()), max(shares.values())
+    assert worst >= MIN_WORST_OVER_BEST * best, (
+        f"{what}: one flow got {worst:.3f} of its packets through, another {best:.3f} "
+        f"(a placement fault, not the emulator): {shares}"
     )
 
 
@@ -114,10 +145,12 @@ def test_a_declared_ring_is_in_place_before_traffic_and_runs_at_the_bound(lab: L
     )
     ratio = _delivered(results) / bound
     print(f"\njob ring: {ratio:.3f} of the bound ({bound / 1e6:.0f} Mbit/s); rules {rules}")
+    print(f"delivered per flow: {_shares(results)}")
     assert after - before <= 2, (
         f"{after - before} IPv4 packet-ins: job traffic reached the controller"
     )
-    assert ratio >= 0.97, f"the declared ring delivered {ratio:.3f} of its bound"
+    _assert_flows_fared_alike(results, "the declared ring")
+    assert ratio >= MIN_OF_BOUND, f"the declared ring delivered {ratio:.3f} of its bound"
     paths = {tuple(p.path) for p in lab.api.get_job("ring").pairs}
     uplinks = [p[:2] for p in paths if len(p) == 3]
     assert len(uplinks) == len(set(uplinks)) == 8  # no two flows share a leaf uplink
@@ -149,7 +182,8 @@ def test_a_job_is_re_solved_when_a_spine_uplink_fails_and_keeps_the_new_bound(la
     ratio = _delivered(results) / bound
     lost = sum(r["sink"]["flows"][str(r["flow"].tag)]["lost"] for r in results)
     print(f"\njob after a failed uplink: {ratio:.3f} of the new bound; {lost} packets lost")
-    assert ratio >= 0.97, f"{ratio:.3f} of the new bound after the failure"
+    _assert_flows_fared_alike(results, "the ring after the failure")
+    assert ratio >= MIN_OF_BOUND, f"{ratio:.3f} of the new bound after the failure"
     moved = [e for e in lab.api.get_job("ring").pairs if e.path and e.path[0] == "leaf1"]
     assert moved and all(spine not in p.path for p in moved if len(p.path) == 3)
     lab.daemon.assert_clean_log()
