@@ -74,12 +74,11 @@ class LinkMonitor:
         saw) are exactly what they were, and recomputing them would cost one
         load per link per reply twice over (a spine of 64 x 512 has 1,024).
         """
-        update = self.rates.update
+        rates, loads = self.rates, self._loads
         for port_no, counters in stats:
-            update(PortRef(dpid, port_no), counters, now)
+            rates.update(PortRef(dpid, port_no), counters, now)
         events = []
         changed = []
-        rates, loads = self.rates, self._loads
         latest, latest_raw = rates.latest, rates.latest_raw
         for lid in topo.links_at(dpid):  # O(degree): a reply only touches its switch's links
             if lid.src.dpid != dpid and latest(lid.src) is not None:

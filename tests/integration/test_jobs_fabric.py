@@ -59,14 +59,15 @@ MIN_OF_BOUND = 0.6  # the total must not collapse; placement is judged per flow
 MIN_WORST_OVER_BEST = 0.7
 
 
+def _received(result: dict) -> int:
+    """Packets of one flow its sink received in sequence."""
+    got: int = result["sink"]["flows"].get(str(result["flow"].tag), {"packets": 0})["packets"]
+    return got
+
+
 def _shares(results: list[dict]) -> dict[int, float]:
     """Each flow's delivered share of the packets it sent (sequence numbers at the sink)."""
-    out = {}
-    for r in results:
-        flow = r["flow"]
-        got = r["sink"]["flows"].get(str(flow.tag), {"packets": 0})["packets"]
-        out[flow.tag] = got / max(1, r["sent"]["packets"])
-    return out
+    return {r["flow"].tag: _received(r) / max(1, r["sent"]["packets"]) for r in results}
 
 
 def _assert_flows_fared_alike(results: list[dict], what: str) -> None:
@@ -82,9 +83,7 @@ def _delivered(results: list[dict]) -> float:
     """Summed goodput (bits/s) of the flows, from what each sink received in sequence."""
     total = 0.0
     for r in results:
-        flow = r["flow"]
-        got = r["sink"]["flows"].get(str(flow.tag), {"packets": 0})
-        total += got["packets"] * flow.size * 8 / SECONDS
+        total += _received(r) * r["flow"].size * 8 / SECONDS
     return total
 
 
