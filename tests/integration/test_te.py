@@ -101,7 +101,9 @@ def test_least_utilized_separates_ai_flows_and_fills_both_uplinks(
     fd, fab = _ready(fabricd_factory, fabric_factory, host_bw=CAP)
     runs = []
     with FabricClient(fd.grpc_target) as client:
-        for attempt in range(10):
+        # Six tries: a placement blind to load (hash, random) separates two flows
+        # on two spines half the time, so it passes all six 1 time in 64.
+        for attempt in range(6):
             spines, goodput = _pair_run(fab, client, tmp_path, 29500 + 2 * attempt, 4.0)
             runs.append((sorted(spines), round(goodput, 1)))
             assert len(spines) == 2, f"try {attempt}: both AI flows on {spines}; runs {runs}"
@@ -113,11 +115,11 @@ def test_least_utilized_separates_ai_flows_and_fills_both_uplinks(
         hashed = replace(convert.policy_from_proto(client.get_policy("ai-training")), version=0)
         client.apply_policy(replace(hashed, strategy=Strategy.ECMP))
         ecmp = []
-        for attempt in range(5):
+        for attempt in range(3):
             spines, goodput = _pair_run(fab, client, tmp_path, 29560 + 2 * attempt, 3.0)
             ecmp.append((sorted(spines), round(goodput, 1)))
     collided = sum(1 for spines, _ in ecmp if len(spines) == 1)
-    print(f"\nleast-utilized: {runs}\nhash ecmp: {ecmp} ({collided}/5 collided)")
+    print(f"\nleast-utilized: {runs}\nhash ecmp: {ecmp} ({collided}/{len(ecmp)} collided)")
     fd.assert_clean_log()
 
 

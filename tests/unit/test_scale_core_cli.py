@@ -94,3 +94,15 @@ def test_a_fabric_that_is_not_two_tier_is_served_and_said_to_be_slower(tmp_path:
     result = json.loads((tmp_path / "scale_core.json").read_text())["results"][0]
     assert 0 < result["fast_path_share"] < 1
     assert result["spine_failure"]["affected_flows"] > 0
+
+
+def test_the_machine_record_names_the_heap_allocator(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks.scale_core import machine_info
+
+    monkeypatch.delenv("PYTHONMALLOC", raising=False)
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    assert machine_info()["allocator"] == {"PYTHONMALLOC": "", "GLIBC_TUNABLES": ""}
+    monkeypatch.setenv("PYTHONMALLOC", "malloc")
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1")
+    allocator = machine_info()["allocator"]
+    assert allocator == {"PYTHONMALLOC": "malloc", "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
