@@ -199,7 +199,7 @@ def machine_info() -> dict[str, Any]:
         "networkx": nx.__version__,
         "numpy": np.__version__,
         # The heap's allocator counts at 64 x 512 (a ~1 GiB heap: TLB misses), so
-        # a number says which one it ran on (README, "The whole engine").
+        # a number says which one it ran on (README, "The heap's pages").
         "allocator": {
             "PYTHONMALLOC": os.environ.get("PYTHONMALLOC", ""),
             "GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES", ""),
