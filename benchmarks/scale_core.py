@@ -176,7 +176,8 @@ def engine_measurements(
             f"{runs[policy]['setups_per_s']:,.0f}/s "
             f"({runs[policy]['engine_us_per_flow']} us engine + "
             f"{runs[policy]['fake_switch_us_per_flow']} us fake switches per flow); "
-            f"bring-up {runs[policy]['bring_up']['cpu_s']}"
+            f"bring-up {runs[policy]['bring_up']['cpu_s']}; "
+            f"views published in {runs[policy]['views']['publish_s']} s"
         )
     ring = min(e.JOB_RING_HOSTS, (8 if both else 2) * size.leaves)
     job = e.job_place(fab, seed=seed, ring_hosts=ring)
@@ -240,6 +241,7 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
         "engine_bring_up_cpu_s": r["engine"]["heap_policy"]["bring_up"]["cpu_s"]
         if "engine" in r
         else None,
+        "publish_views": r["engine"]["heap_policy"]["views"] if "engine" in r else None,
         "job_ring_hosts": r["job"]["ring_hosts"] if "job" in r else None,
         "spine_failure_s": r["spine_failure"]["seconds"],
         "spine_failure_flows": r["spine_failure"]["affected_flows"],
@@ -325,9 +327,9 @@ def _engine_markdown(report: dict[str, Any]) -> list[str]:
         "`FabricEngine.apply_job` (joint placement, pair rules, programs applied).",
         "",
         "| fabric | flows | setups/s (policy on / off) | us/flow engine + fake switches "
-        "| hub tick s per simulated s | bring-up: forwarding compile s / apply s / links s "
-        "| job: ring hosts / s |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| hub tick s per simulated s | views published s | bring-up: forwarding compile s "
+        "/ apply s / links s | job: ring hosts / s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         on, off = r["engine"]["heap_policy"], r["engine"]["no_heap_policy"]
@@ -337,7 +339,7 @@ def _engine_markdown(report: dict[str, Any]) -> list[str]:
             f"| {r['spines']} x {r['leaves']} ({on['hosts_per_leaf']} hosts/leaf) "
             f"| {on['flows']:,} | {on['setups_per_s']:,.0f} / {without} "
             f"| {on['engine_us_per_flow']} + {on['fake_switch_us_per_flow']} "
-            f"| {on['tick_s_per_simulated_second']} "
+            f"| {on['tick_s_per_simulated_second']} | {on['views']['publish_s']} "
             f"| {cpu['forwarding_compile_s']} / {cpu['forwarding_apply_s']} / {cpu['lldp_s']} "
             f"| {r['job']['ring_hosts']:,} / {r['job']['apply_s']} |"
         )

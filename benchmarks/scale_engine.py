@@ -21,6 +21,10 @@ The bring-up is timed and reported apart from the setups.
 Between batches of one simulated second of flows the engine ticks as the hub
 would (port and flow counters polled and answered, rebalancing, the garbage
 collector policy), outside the timed region: its cost is reported per tick.
+After the setups, the hub's publication of the read models over everything
+placed (after every tick and every command in the controller) is timed, with
+what a reader of all links and flows and a Prometheus scrape cost
+(``views`` in the result).
 """
 
 from __future__ import annotations
@@ -32,9 +36,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client import generate_latest
+
 from benchmarks.scale_measure import CollectorSettings
+from controller.app.clock import Clock
+from controller.app.publisher import Publisher
+from controller.concurrency.eventbus import EventBus
 from controller.devtools.enginedriver import TRAP_COOKIE, EngineDriver, LabHost, udp_frame
 from controller.engine.engine import EngineConfig, FabricEngine
+from controller.engine.outputs import EngineOutput
 from controller.fabric.model import FiveTuple
 from controller.jobs.model import Job
 from controller.policy.model import FlowMatch, Policy, PortRange, Strategy
@@ -275,6 +285,7 @@ def engine_setups(
         gc.freeze()  # the workload, the switches' tables and startup: not the setups' garbage
         timing = _setups(lab, flows)
     _check(lab, sample, placed=True)
+    views = publish_views(lab)
     placer = lab.engine.placer
     total = timing["cpu_s"]
     placed = len(placer.te)
@@ -293,7 +304,39 @@ def engine_setups(
         "fake_switch_us_per_flow": round(timing["switch_s"] / len(flows) * 1e6, 2),
         "tick_s_per_simulated_second": round(timing["tick_s"] / ticks, 4),
         "heap_work": {w: lab.heap_work.count(w) for w in sorted(set(lab.heap_work))},
+        "views": views,
         "flow_entries": sum(len(sw.flows) for sw in lab.fake.switches.values()),
+    }
+
+
+def publish_views(lab: EngineDriver, *, rounds: int = 3) -> dict[str, Any]:
+    """The hub's publication of the read models over this fabric and the flows placed
+    (it runs after every tick and every command), then what readers pay: an API call
+    reading every link and every flow view, and one Prometheus scrape.
+
+    ``publish_s`` is the fastest of ``rounds`` publications (CPU seconds). Readers
+    run in other threads but share the interpreter lock with the hub."""
+    publisher = Publisher(lab.engine, bus=EventBus(), metrics=lab.metrics, clock=Clock())
+    times = []
+    for _ in range(rounds):
+        publisher.absorb(EngineOutput())  # the hub did something: the views are stale
+        c0 = time.process_time()
+        publisher.publish()
+        times.append(time.process_time() - c0)
+    views = publisher.views
+    c0 = time.process_time()
+    links = sum(1 for _ in views.topology.links)
+    flows = sum(1 for _ in views.flows)
+    c1 = time.process_time()
+    scraped = generate_latest(lab.metrics.registry)
+    c2 = time.process_time()
+    return {
+        "publish_s": round(min(times), 4),
+        "links": links,
+        "flows": flows,
+        "read_all_views_s": round(c1 - c0, 3),
+        "scrape_s": round(c2 - c1, 3),
+        "scrape_bytes": len(scraped),
     }
 
 

@@ -10,7 +10,7 @@ remaining deadline: a write either completes within it or is not done.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from controller.cluster.status import ClusterStatusView
@@ -126,7 +126,7 @@ class Views(Protocol):
     def topology(self) -> TopologyView: ...
 
     @property
-    def flows(self) -> tuple[FlowView, ...]: ...
+    def flows(self) -> Sequence[FlowView]: ...
 
     @property
     def policies(self) -> tuple[Policy, ...]: ...

@@ -14,6 +14,7 @@ class Clock:
     mono: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time
 
-    def to_wall(self, mono_t: float) -> float:
-        """The wall time of a monotonic instant (0 stays 0: "never")."""
-        return self.wall() - (self.mono() - mono_t) if mono_t else 0.0
+    def wall_offset(self) -> float:
+        """What turns a monotonic instant into wall time now: ``t + wall_offset()``
+        (an instant of 0 means "never" and stays 0: see ``snapshot.flow_views``)."""
+        return self.wall() - self.mono()

@@ -12,19 +12,21 @@ they changed. It decides nothing about the network.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from controller.app.clock import Clock
 from controller.concurrency.eventbus import EventBus
 from controller.engine.engine import FabricEngine
 from controller.engine.outputs import EngineOutput, EventKind
-from controller.engine.snapshot import build_topology_view
+from controller.engine.snapshot import TopologyViews, flow_views
 from controller.engine.views import FlowView, JobView, TopologyView
 from controller.errors import FabricError
 from controller.observability.metrics import FabricMetrics
 from controller.policy.model import Policy
 from controller.store.hosts import HostView
+from controller.te.flowtable import TrackedFlow
 from controller.telemetry import PortCounters
 
 __all__ = ["Publisher", "Views"]
@@ -35,7 +37,7 @@ log = logging.getLogger("fabricd.publisher")
 @dataclass(frozen=True)
 class Views:
     topology: TopologyView = field(default_factory=TopologyView)
-    flows: tuple[FlowView, ...] = ()
+    flows: Sequence[FlowView] = ()  # built as read (see controller.engine.lazyviews)
     policies: tuple[Policy, ...] = ()
     jobs: tuple[JobView, ...] = ()
 
@@ -60,7 +62,9 @@ class Publisher:
         self.publications = 0  # how many times views were rebuilt (for tests and logs)
         self._dirty = True
         self._counted: dict[str, int] = {}
+        self._topology = TopologyViews()
         metrics.set_port_counter_provider(self._port_counters)
+        metrics.set_link_provider(lambda: self.views.topology.links)
         self.publish()  # readers see the stored policies from the first moment
 
     # ----------------------------------------------------------- hub side
@@ -87,34 +91,40 @@ class Publisher:
         self.ready = True
 
     def publish(self) -> bool:
-        """Rebuild the views if anything changed since the last time. True if rebuilt."""
+        """Rebuild the views if anything changed since the last time. True if rebuilt.
+
+        Kept cheap at any fabric size: the links' and the flows' views are built
+        by whoever reads them, from values captured here (see ``lazyviews``)."""
         if not self._dirty:
             return False
         self._dirty = False
         engine = self.engine
         topo, monitor = engine.visible()
-        for lid in topo.links:
-            monitor.seen_links[lid] = topo.link_name(lid)
-        down = {lid: name for lid, name in monitor.seen_links.items() if lid not in topo.links}
-        view = build_topology_view(
-            topo, loads=monitor.loads(topo), congested=monitor.congested(), known_down=down
+        view = self._topology.build(
+            topo, loads=monitor.loads(topo), congested=monitor.congested(), seen=monitor.seen_links
         )
+        te = engine.placer.te
+        flows = te.snapshot()
         self.views = Views(
             topology=view,
-            flows=self._flow_views(),
+            flows=flow_views(
+                flows,
+                labels=engine.net.topo.labels(),
+                policies=te.policies(),
+                wall_offset=self.clock.wall_offset(),
+            ),
             policies=engine.policies.book.all(),
             jobs=tuple(engine.jobs.view_of(job.name) for job in engine.jobs.jobs()),
         )
         self.publications += 1
-        self._sync_metrics(view)
+        self._sync_metrics(flows)
         self._save_hosts()
         return True
 
-    def _sync_metrics(self, view: TopologyView) -> None:
+    def _sync_metrics(self, flows: Iterable[TrackedFlow]) -> None:
         m = self.metrics
-        per_policy: dict[str, int] = {p.name: 0 for p in self.views.policies}
-        for flow in self.views.flows:
-            per_policy[flow.policy] = per_policy.get(flow.policy, 0) + 1
+        per_policy = dict.fromkeys((p.name for p in self.views.policies), 0)
+        per_policy.update(Counter(f.policy for f in flows))
         m.set_flows_tracked(per_policy)
         for reason, total in self.engine.placer.counters.items():
             delta = total - self._counted.get(reason, 0)
@@ -124,8 +134,6 @@ class Publisher:
         topo, _ = self.engine.visible()
         m.switches_connected.set(len(topo.connected()))
         m.hosts_learned.set(len(self.engine.net.topo.hosts))
-        for link in view.links:
-            m.set_link(link)
 
     def _save_hosts(self) -> None:
         net = self.engine.net
@@ -143,32 +151,3 @@ class Publisher:
             (topo.label(ref.dpid), ref.port, counters)
             for ref, counters in self.engine.monitor.rates.counters_snapshot()
         ]
-
-    def _flow_views(self) -> tuple[FlowView, ...]:
-        topo = self.engine.net.topo
-        te = self.engine.placer.te
-        to_wall = self.clock.to_wall
-        views = []
-        for flow in te.snapshot():
-            policy = te.policy_of(flow.flow_id)
-            strategy = policy.strategy if policy else None
-            if policy is not None and flow.fell_back:
-                strategy = policy.fallback
-            views.append(
-                FlowView(
-                    flow_id=flow.flow_id,
-                    five_tuple=flow.five_tuple,
-                    dscp=flow.dscp,
-                    policy=flow.policy,
-                    strategy=strategy.value if strategy else "",
-                    path=tuple(topo.label(d) for d in flow.path.switches),
-                    path_links=tuple(topo.link_name(lid) for lid in flow.path.links),
-                    rate_bps=flow.rate_bps,
-                    placed_at=to_wall(flow.placed_at),
-                    moves=flow.moves,
-                    last_move_reason=flow.last_move_reason,
-                    last_move_at=to_wall(flow.last_move_at),
-                    fell_back=flow.fell_back,
-                )
-            )
-        return tuple(views)

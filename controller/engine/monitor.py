@@ -49,7 +49,7 @@ class LinkMonitor:
             threshold=threshold, clear_threshold=clear_threshold, samples=samples
         )
         self._loads: dict[LinkId, LinkLoad] = {}
-        self.seen_links: dict[LinkId, str] = {}  # every link ever up -> last name
+        self.seen_links: set[LinkId] = set()  # every link ever up
 
     def capacity_of(self, topo: Topology, lid: LinkId) -> float:
         sw = topo.switches.get(lid.src.dpid)

@@ -8,6 +8,7 @@ module holds values only: no behaviour, no imports from above the engine.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from controller.fabric.model import Dpid, FiveTuple, LinkId
@@ -75,7 +76,9 @@ class LinkView:
 @dataclass(frozen=True)
 class TopologyView:
     switches: tuple[SwitchView, ...] = ()
-    links: tuple[LinkView, ...] = ()
+    # A sequence, not always a tuple: published views build each link's view as it
+    # is read (see controller.engine.lazyviews).
+    links: Sequence[LinkView] = ()
     hosts: tuple[HostView, ...] = ()
 
 

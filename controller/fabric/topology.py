@@ -141,6 +141,9 @@ class Topology:
         self.links: dict[LinkId, Link] = {}  # change only through this class
         self.hosts: dict[str, Host] = _HostTable()  # by MAC
         self._graph: nx.DiGraph | None = None
+        # Bumped by every change of switches or links (not ports, hosts or drains):
+        # readers keep what they derived from the links until it moves.
+        self.version = 0
         self._capacity_for: dict[LinkId, float] = {}
         self.drained: set[LinkId] = set()
         self._port_links: dict[PortRef, set[LinkId]] = {}  # links leaving or entering a port
@@ -164,6 +167,7 @@ class Topology:
         for known, sw in self.switches.items():  # the first switch of a name wins, as before
             self._by_name.setdefault(sw.name, known)
         self._graph = None
+        self.version += 1
         return [SwitchUp(time=now, dpid=dpid, name=name)]
 
     def switch_down(self, dpid: Dpid, *, now: float) -> list[FabricEvent]:
@@ -175,6 +179,7 @@ class Topology:
         events: list[FabricEvent] = [SwitchDown(time=now, dpid=dpid, name=sw.name)]
         events += self._drop_links(self._switch_links.get(dpid, ()), "switch-down", now)
         self._graph = None
+        self.version += 1
         return events
 
     def port_update(self, dpid: Dpid, port: Port, *, now: float) -> list[FabricEvent]:
@@ -281,6 +286,7 @@ class Topology:
                 self._links_at.pop(ref.dpid, None)
         if gone:
             self._graph = None
+            self.version += 1
         return [LinkDown(time=now, link=lid, reason=reason) for lid in gone]
 
     def _add_link(self, link: Link) -> None:
@@ -292,6 +298,7 @@ class Topology:
             self._edge_ports.pop(ref.dpid, None)
             self._links_at.pop(ref.dpid, None)
         self._graph = None
+        self.version += 1
 
     # --------------------------------------------------------------------- hosts
     def host_seen(
@@ -384,6 +391,10 @@ class Topology:
 
     def connected(self) -> list[Dpid]:
         return sorted(d for d, sw in self.switches.items() if sw.connected)
+
+    def labels(self) -> dict[Dpid, str]:
+        """Every switch's label (a new dict: a copy readers in other threads may keep)."""
+        return {dpid: sw.label for dpid, sw in self.switches.items()}
 
     def label(self, dpid: Dpid) -> str:
         sw = self.switches.get(dpid)

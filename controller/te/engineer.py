@@ -14,9 +14,8 @@ pass over the fabric. Both make the same decisions.
 
 It must not send anything, read a clock, use unseeded randomness or keep a
 reference to a view beyond the call (views are snapshots; a state is read, and
-changed only by :meth:`drain` marking links the owner forgot to mark). It is
-not thread safe: only the hub thread may call it; other threads read
-:meth:`snapshot`.
+changed only by :meth:`drain` marking links the owner forgot to mark). Only the
+hub thread may call it; other threads read :meth:`snapshot` and :meth:`policies`.
 """
 
 from __future__ import annotations
@@ -103,6 +102,9 @@ class TrafficEngineer:
 
     def flows_on(self, lid: LinkId) -> list[TrackedFlow]:
         return [f for i in sorted(self._table.ids_on(lid)) if (f := self._table.get(i))]
+
+    def policies(self) -> dict[int, Policy]:  # flow id -> its policy, a copy
+        return dict(self._policy_of)
 
     def policy_of(self, flow_id: int) -> Policy | None:
         return self._policy_of.get(flow_id)

@@ -50,8 +50,9 @@ def test_fresh_registry_each_time_never_the_global_one() -> None:
     assert a.registry.get_sample_value("fabric_switches_connected") == 3.0
 
 
-def test_set_link_exports_every_link_gauge(m: FabricMetrics) -> None:
-    m.set_link(view(congested=True, drained=True))
+def test_links_come_from_the_provider_at_scrape_time(m: FabricMetrics) -> None:
+    links = [view(congested=True, drained=True)]
+    m.set_link_provider(lambda: tuple(links))
     assert value(m, "fabric_link_up", LINK_LABELS) == 1.0
     assert value(m, "fabric_link_utilization_ratio", LINK_LABELS) == 0.75
     # Exported in the base unit, bytes: 7.5 Mbit/s is 937,500 B/s.
@@ -59,22 +60,28 @@ def test_set_link_exports_every_link_gauge(m: FabricMetrics) -> None:
     assert value(m, "fabric_link_capacity_bytes_per_second", LINK_LABELS) == 1_250_000
     assert value(m, "fabric_link_congested", LINK_LABELS) == 1.0
     assert value(m, "fabric_link_drained", LINK_LABELS) == 1.0
-    m.set_link(view(congested=False, utilization=0.2))
+    links[0] = view(congested=False, utilization=0.2)  # the next scrape reads the new view
     assert value(m, "fabric_link_congested", LINK_LABELS) == 0.0
+    assert value(m, "fabric_link_drained", LINK_LABELS) == 0.0
     assert value(m, "fabric_link_utilization_ratio", LINK_LABELS) == 0.2
 
 
-def test_removed_link_stays_as_down_and_loses_its_load(m: FabricMetrics) -> None:
-    m.set_link(view())
-    m.link_removed("leaf1/3->spine1/1", "leaf1", "spine1")
-    assert value(m, "fabric_link_up", LINK_LABELS) == 0.0
-    assert value(m, "fabric_link_utilization_ratio", LINK_LABELS) is None
-    assert value(m, "fabric_link_bytes_per_second", LINK_LABELS) is None
-    assert value(m, "fabric_link_congested", LINK_LABELS) is None
-    # Removing a link never seen with a load is harmless.
-    m.link_removed("x/1->y/1", "x", "y")
+def test_a_down_link_stays_as_down_and_loses_its_load(m: FabricMetrics) -> None:
     other = {"link": "x/1->y/1", "src_switch": "x", "dst_switch": "y"}
-    assert value(m, "fabric_link_up", other) == 0.0
+    m.set_link_provider(
+        lambda: (view(up=False), view(name="x/1->y/1", src_switch="x", dst_switch="y"))
+    )
+    assert value(m, "fabric_link_up", LINK_LABELS) == 0.0
+    for name in (
+        "fabric_link_utilization_ratio",
+        "fabric_link_bytes_per_second",
+        "fabric_link_capacity_bytes_per_second",
+        "fabric_link_congested",
+        "fabric_link_drained",
+    ):
+        assert value(m, name, LINK_LABELS) is None, name
+        assert value(m, name, other) is not None, name  # the up link next to it keeps its own
+    assert value(m, "fabric_link_up", other) == 1.0
 
 
 def test_port_counters_come_from_the_provider_at_scrape_time(m: FabricMetrics) -> None:
@@ -98,19 +105,36 @@ def test_port_counters_come_from_the_provider_at_scrape_time(m: FabricMetrics) -
     assert value(m, "fabric_port_receive_bytes_total", leaf) == 150
 
 
-def test_port_counters_absent_without_provider_and_on_provider_failure(
-    m: FabricMetrics, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("set_provider", "series", "labels", "complaint"),
+    [
+        (
+            "set_port_counter_provider",
+            "fabric_port_receive_bytes_total",
+            {"switch": "a", "port": "1"},
+            "port counter provider failed",
+        ),
+        ("set_link_provider", "fabric_link_up", LINK_LABELS, "link provider failed"),
+    ],
+)
+def test_collected_series_absent_without_provider_and_on_provider_failure(
+    m: FabricMetrics,
+    caplog: pytest.LogCaptureFixture,
+    set_provider: str,
+    series: str,
+    labels: dict[str, str],
+    complaint: str,
 ) -> None:
-    assert value(m, "fabric_port_receive_bytes_total", {"switch": "a", "port": "1"}) is None
+    assert value(m, series, labels) is None
 
-    def broken() -> Iterable[tuple[str, int, PortCounters]]:
+    def broken() -> Iterable[object]:
         raise RuntimeError("snapshot not ready")
 
-    m.set_port_counter_provider(broken)
+    getattr(m, set_provider)(broken)
     m.switches_connected.set(2)
     text = generate_latest(m.registry).decode()  # the scrape still succeeds
     assert "fabric_switches_connected 2.0" in text
-    assert "port counter provider failed" in caplog.text
+    assert complaint in caplog.text
 
 
 def test_openflow_and_packet_in_counters(m: FabricMetrics) -> None:
@@ -183,8 +207,9 @@ def test_gauges_switches_and_hosts(m: FabricMetrics) -> None:
 
 
 def test_exposition_passes_promtool_lint(m: FabricMetrics) -> None:
-    m.set_link(view())
-    m.link_removed("leaf2/3->spine1/2", "leaf2", "spine1")
+    m.set_link_provider(
+        lambda: (view(), view(name="leaf2/3->spine1/2", src_switch="leaf2", up=False))
+    )
     m.set_port_counter_provider(lambda: [("leaf1", 3, PortCounters(rx_bytes=1, tx_bytes=2))])
     m.count_packet_in("leaf1", "lldp")
     m.openflow_messages_sent.labels("flow_mod").inc()

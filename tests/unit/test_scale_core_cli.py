@@ -67,12 +67,22 @@ def test_one_size_writes_the_headline_numbers(tmp_path: Path) -> None:
     assert head["rebalance_round_s"] >= 0 and head["peak_mib"] > 0
     assert head["machine"]["cpu_count"] >= 1 and head["date"]
     assert head["size"] == "4x8/300"
+    views = head["publish_views"]  # every link direction and every placed flow, readable
+    assert views["links"] == 2 * 4 * 8 and views["flows"] == head_flows(tmp_path)
+    assert views["publish_s"] > 0 and views["scrape_bytes"] > 0
     full = json.loads((tmp_path / "scale_core.json").read_text())
     assert full["results"][0]["fast_path_share"] == 1.0
     assert (
         full["results"][0]["spine_failure"]["flow_entries_compiled"]
         >= 3 * head["spine_failure_flows"]
     )
+
+
+def head_flows(out: Path) -> int:
+    """Flows the whole engine placed in the run written to ``out``."""
+    full = json.loads((out / "scale_core.json").read_text())
+    placed: int = full["results"][0]["engine"]["heap_policy"]["placed"]
+    return placed
 
 
 @pytest.mark.timeout(120)
