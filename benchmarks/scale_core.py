@@ -318,9 +318,11 @@ def _engine_markdown(report: dict[str, Any]) -> list[str]:
         "",
         "Whole engine: new flows through `FabricEngine.packet_in` (trap cookie, real "
         "frames), placement, rule compilation, the programmer's diff and phases, programs "
-        "applied to fake OpenFlow tables and confirmed; setups/s from the CPU time of the "
+        "applied to fake OpenFlow tables and confirmed, every output's notices onto the "
+        "event stream; setups/s from the CPU time of the "
         "setups (read once per simulated second), split between engine and fake switches "
-        "by the performance counter per call. Bring-up: "
+        "by the performance counter per call. The hub's tick includes publishing the read "
+        "models (views published: one publication over everything placed). Bring-up: "
         "discovery (switches read, one LLDP frame per link, one ARP per host) with default "
         "forwarding held and compiled once. Collector policy: the hub freezes the garbage "
         "collector's view once per poll round. Job: a ring applied through "

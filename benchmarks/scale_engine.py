@@ -213,9 +213,11 @@ def _check(lab: EngineDriver, flows: list[_Flow], *, placed: bool) -> None:
             raise RuntimeError(f"{flow.five_tuple} walks {walk.paths}, placed {tracked.path}")
 
 
-def _setups(lab: EngineDriver, flows: list[_Flow]) -> dict[str, float]:
+def _setups(lab: EngineDriver, publisher: Publisher, flows: list[_Flow]) -> dict[str, float]:
     """Every flow's first packet through the engine; the hub's tick after each
-    simulated second, timed apart.
+    simulated second, timed apart. As in the hub, every output goes to the
+    publisher (its notices onto the event stream), and each tick ends with a
+    publication of the read models.
 
     ``cpu_s``: CPU seconds of the setups, read once per simulated second (engine,
     fake switches and this loop). The split between the engine's calls
@@ -226,6 +228,7 @@ def _setups(lab: EngineDriver, flows: list[_Flow]) -> dict[str, float]:
     """
     engine: FabricEngine = lab.engine
     fake = lab.fake
+    absorb = publisher.absorb
     t0 = lab.now
     engine_s = switch_s = tick_s = cpu_s = 0.0
     clock = time.perf_counter
@@ -238,6 +241,7 @@ def _setups(lab: EngineDriver, flows: list[_Flow]) -> dict[str, float]:
             out = engine.packet_in(
                 at.dpid, in_port=at.port, cookie=TRAP_COOKIE, data=flow.frame, now=now
             )
+            absorb(out)
             c1 = clock()
             confirm = 0.0
             for dpid, ops in out.immediate:
@@ -246,7 +250,7 @@ def _setups(lab: EngineDriver, flows: list[_Flow]) -> dict[str, float]:
             for program in (*out.urgent, *out.programs):
                 fake.apply(program)
                 c2 = clock()
-                engine.program_confirmed(program, sent_at=now, now=now)
+                absorb(engine.program_confirmed(program, sent_at=now, now=now))
                 confirm += clock() - c2
             c3 = clock()
             engine_s += (c1 - c0) + confirm
@@ -255,6 +259,7 @@ def _setups(lab: EngineDriver, flows: list[_Flow]) -> dict[str, float]:
         lab.now = t0 + min(len(flows), start + TICK_EVERY) * ARRIVAL_S
         c4 = time.process_time()
         lab.tick()
+        publisher.publish()
         tick_s += time.process_time() - c4
     return {"engine_s": engine_s, "switch_s": switch_s, "tick_s": tick_s, "cpu_s": cpu_s}
 
@@ -283,9 +288,11 @@ def engine_setups(
         _check(lab, sample, placed=False)
         gc.collect()
         gc.freeze()  # the workload, the switches' tables and startup: not the setups' garbage
-        timing = _setups(lab, flows)
+        publisher = Publisher(lab.engine, bus=EventBus(), metrics=lab.metrics, clock=Clock())
+        lab.on_output = publisher.absorb  # the ticks' outputs, as the hub's execute does
+        timing = _setups(lab, publisher, flows)
     _check(lab, sample, placed=True)
-    views = publish_views(lab)
+    views = publish_views(publisher, lab)
     placer = lab.engine.placer
     total = timing["cpu_s"]
     placed = len(placer.te)
@@ -309,14 +316,13 @@ def engine_setups(
     }
 
 
-def publish_views(lab: EngineDriver, *, rounds: int = 3) -> dict[str, Any]:
+def publish_views(publisher: Publisher, lab: EngineDriver, *, rounds: int = 3) -> dict[str, Any]:
     """The hub's publication of the read models over this fabric and the flows placed
     (it runs after every tick and every command), then what readers pay: an API call
     reading every link and every flow view, and one Prometheus scrape.
 
     ``publish_s`` is the fastest of ``rounds`` publications (CPU seconds). Readers
     run in other threads but share the interpreter lock with the hub."""
-    publisher = Publisher(lab.engine, bus=EventBus(), metrics=lab.metrics, clock=Clock())
     times = []
     for _ in range(rounds):
         publisher.absorb(EngineOutput())  # the hub did something: the views are stale
