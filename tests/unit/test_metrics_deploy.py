@@ -123,3 +123,34 @@ def test_prometheus_config_scrapes_the_default_exporter_address() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
+
+
+LEFT_OUT_AT_SCALE = re.compile(
+    r"fabric_port_.*|fabric_link_(bytes|capacity_bytes)_per_second|.*_created"
+)
+
+
+def test_the_large_fabric_config_asks_for_everything_but_what_it_says_it_leaves_out() -> None:
+    path = DEPLOY / "prometheus-large.yml"
+    cfg = yaml.safe_load(path.read_text())
+    asked: set[str] = set()
+    for job in cfg["scrape_configs"]:
+        names = job["params"]["name[]"]
+        assert len(names) == len(set(names)), job["job_name"]
+        asked.update(names)
+        targets = [t for sc in job["static_configs"] for t in sc["targets"]]
+        assert targets == [f"{DEFAULT_HOST}:{DEFAULT_PORT}"]
+    exported = exported_names()
+    assert asked <= exported, sorted(asked - exported)
+    left_out = {n for n in exported - asked if not LEFT_OUT_AT_SCALE.fullmatch(n)}
+    assert not left_out, f"neither scraped nor said to be left out: {sorted(left_out)}"
+    # The dashboard's panels, but for the one the file names, still have their series.
+    used = {n for e in dashboard_exprs() for n in re.findall(r"fabric_[a-z_]+", e)}
+    throughput = {"fabric_link_bytes_per_second", "fabric_link_capacity_bytes_per_second"}
+    missing = used - asked - throughput
+    assert not missing, sorted(missing)
+    assert {"fabric_link_up", "fabric_link_utilization_ratio"} <= asked
+    proc = subprocess.run(
+        ["promtool", "check", "config", str(path)], capture_output=True, timeout=30, check=False
+    )
+    assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()

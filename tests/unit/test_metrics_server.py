@@ -10,8 +10,11 @@ import urllib.request
 import pytest
 from prometheus_client import CollectorRegistry
 
+from controller.engine.views import LinkView
+from controller.fabric.model import LinkId, PortRef
 from controller.observability.exporter import start_metrics_server
 from controller.observability.metrics import FabricMetrics
+from controller.telemetry.counters import PortCounters
 
 
 def test_serves_metrics_on_an_ephemeral_port_and_closes() -> None:
@@ -52,3 +55,32 @@ def test_port_in_use_raises_oserror_naming_the_address() -> None:
 def test_rejects_port_out_of_range() -> None:
     with pytest.raises(ValueError, match="65536"):
         start_metrics_server("127.0.0.1", 65536, CollectorRegistry())
+
+
+def test_a_scrape_can_ask_for_some_series_only() -> None:
+    """``name[]`` picks families (what a large fabric's scrape jobs use, see the deploy
+    README): the link and port collectors take part like any other metric."""
+    metrics = FabricMetrics(CollectorRegistry())
+    lid = LinkId(PortRef(1, 3), PortRef(0x65, 1))
+    link = LinkView(lid, "leaf1/3->spine1/1", "leaf1", "spine1", True, False, 1e9, 5e8, 0.5, False)
+    metrics.set_link_provider(lambda: (link,))
+    metrics.set_port_counter_provider(lambda: [("leaf1", 3, PortCounters(rx_bytes=7))])
+    metrics.switches_connected.set(4)
+    server = start_metrics_server("127.0.0.1", 0, metrics.registry)
+    try:
+
+        def families(query: str) -> set[str]:
+            with urllib.request.urlopen(server.url + query, timeout=5) as resp:
+                lines = resp.read().decode().splitlines()
+            return {ln.split("{")[0].split(" ")[0] for ln in lines if ln and ln[0] != "#"}
+
+        everything = families("")
+        assert {"fabric_link_up", "fabric_port_receive_bytes_total"} <= everything
+        assert "fabric_link_bytes_per_second" in everything
+        assert families("?name[]=fabric_link_utilization_ratio") == {
+            "fabric_link_utilization_ratio"
+        }
+        picked = "?name[]=fabric_link_up&name[]=fabric_port_receive_bytes_total"
+        assert families(picked) == {"fabric_link_up", "fabric_port_receive_bytes_total"}
+    finally:
+        server.close()
