@@ -146,10 +146,10 @@ class _LinkCollector:
     def collect(self) -> Iterator[Metric]:
         up, *loads = families = self._families()
         provider = self.provider  # one read: the hub may swap it concurrently
-        links: Iterable[LinkView] = ()
+        links: list[LinkView] = []
         if provider is not None:
             try:
-                links = provider()
+                links = list(provider())  # the views are built here, as read
             except Exception:
                 log.exception("link provider failed; link metrics omitted")
         for view in links:
