@@ -22,12 +22,12 @@ from controller.engine.views import (
     SwitchView,
     TopologyView,
 )
-from controller.fabric.model import Dpid, LinkId, PortNo, Switch, dpid_str
-from controller.fabric.topology import Topology
+from controller.fabric.model import Dpid, LinkId, Switch, dpid_str
+from controller.fabric.topology import Topology, link_name
 from controller.policy.model import Policy
 from controller.te.flowtable import TrackedFlow
 
-__all__ = ["LinkLoad", "TopologyViews", "flow_views", "label", "link_name"]
+__all__ = ["LinkLoad", "TopologyViews", "flow_views", "label"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,6 @@ class TopologyViews:
     def __init__(self) -> None:
         self._key: tuple[Topology | None, int, set[LinkId] | None] = (None, -1, None)
         self._links: tuple[LinkId, ...] = ()  # up links, sorted, then links known down
-        self._fabric: dict[Dpid, set[PortNo]] = {}
         self._switches: dict[Dpid, tuple[Switch, SwitchView]] = {}
 
     def build(
@@ -70,19 +69,14 @@ class TopologyViews:
             up = sorted(topo.links)
             seen.update(up)
             self._links = (*up, *sorted(seen.difference(topo.links)))
-            fabric: dict[Dpid, set[PortNo]] = {}
-            for lid in up:
-                fabric.setdefault(lid.src.dpid, set()).add(lid.src.port)
-                fabric.setdefault(lid.dst.dpid, set()).add(lid.dst.port)
-            self._fabric = fabric
-            self._switches = {}
+            self._switches = {}  # their ports' fabric flags follow the links
         labels = topo.labels()
         make = partial(
             _link_view,
             labels,
             loads,
             congested,
-            frozenset(topo.drained) if topo.drained else frozenset(),
+            frozenset(topo.drained),
         )
         hosts = tuple(
             HostView(
@@ -97,16 +91,16 @@ class TopologyViews:
             )
         )
         return TopologyView(
-            switches=tuple(self._switch_view(sw) for _, sw in sorted(topo.switches.items())),
+            switches=tuple(self._switch_view(topo, sw) for _, sw in sorted(topo.switches.items())),
             links=Derived(self._links, make),
             hosts=hosts,
         )
 
-    def _switch_view(self, sw: Switch) -> SwitchView:
+    def _switch_view(self, topo: Topology, sw: Switch) -> SwitchView:
         have = self._switches.get(sw.dpid)
         if have is not None and have[0] is sw:
             return have[1]
-        fabric = self._fabric.get(sw.dpid, set())
+        fabric = topo.fabric_ports(sw.dpid)
         ports = tuple(
             PortView(port_no=p.port_no, name=p.name, up=p.up, fabric=p.port_no in fabric)
             for p in sorted(sw.ports.values(), key=lambda p: p.port_no)
@@ -125,11 +119,12 @@ def _link_view(
 ) -> LinkView:
     """One link's view from the values captured at publish time (runs in readers)."""
     load = loads.get(lid)
+    src, dst = label(labels, lid.src.dpid), label(labels, lid.dst.dpid)
     return LinkView(
         link=lid,
-        name=link_name(labels, lid),
-        src_switch=label(labels, lid.src.dpid),
-        dst_switch=label(labels, lid.dst.dpid),
+        name=link_name(lid, src, dst),
+        src_switch=src,
+        dst_switch=dst,
         up=load is not None,
         drained=lid in drained,
         capacity_bps=load.capacity_bps if load is not None else 0.0,
@@ -142,12 +137,6 @@ def _link_view(
 def label(labels: Mapping[Dpid, str], dpid: Dpid) -> str:
     """:meth:`Topology.label` over a copy of the switches' labels."""
     return labels.get(dpid) or dpid_str(dpid)
-
-
-def link_name(labels: Mapping[Dpid, str], lid: LinkId) -> str:
-    """:meth:`Topology.link_name` over a copy of the switches' labels."""
-    src, dst = lid.src, lid.dst
-    return f"{label(labels, src.dpid)}/{src.port}->{label(labels, dst.dpid)}/{dst.port}"
 
 
 def flow_views(
@@ -177,7 +166,10 @@ def _flow_view(
         policy=flow.policy,
         strategy=strategy.value if strategy else "",
         path=tuple(label(labels, d) for d in flow.path.switches),
-        path_links=tuple(link_name(labels, lid) for lid in flow.path.links),
+        path_links=tuple(
+            link_name(lid, label(labels, lid.src.dpid), label(labels, lid.dst.dpid))
+            for lid in flow.path.links
+        ),
         rate_bps=flow.rate_bps,
         placed_at=flow.placed_at + offset if flow.placed_at else 0.0,
         moves=flow.moves,

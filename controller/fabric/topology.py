@@ -44,7 +44,7 @@ from controller.fabric.model import (
     graph_of,
 )
 
-__all__ = ["HOST_SEEN_RESOLUTION_S", "Topology"]
+__all__ = ["HOST_SEEN_RESOLUTION_S", "Topology", "link_name"]
 
 # A host's ``last_seen`` is refreshed at most this often: every new flow's first
 # packet passes through host learning, and most come from hosts seen just before.
@@ -401,9 +401,7 @@ class Topology:
         return sw.label if sw else f"{dpid:016x}"
 
     def link_name(self, lid: LinkId) -> str:
-        """``leaf1/3->spine1/1``: switch labels and port numbers of both ends."""
-        src, dst = lid.src, lid.dst
-        return f"{self.label(src.dpid)}/{src.port}->{self.label(dst.dpid)}/{dst.port}"
+        return link_name(lid, self.label(lid.src.dpid), self.label(lid.dst.dpid))
 
     def resolve(self, ref: str) -> Dpid | None:
         """A switch by name or by 16-hex-digit dpid (with or without ``0x``)."""
@@ -424,3 +422,9 @@ class Topology:
         if self._graph is None:
             self._graph = graph_of(self.switches, self.links)
         return self._graph
+
+
+def link_name(lid: LinkId, src_label: str, dst_label: str) -> str:
+    """``leaf1/3->spine1/1``: the ends' switch labels and port numbers (the one
+    spelling of a link for users: events, drains, metrics and views)."""
+    return f"{src_label}/{lid.src.port}->{dst_label}/{lid.dst.port}"
