@@ -76,7 +76,7 @@ class Publisher:
                 notice.kind,
                 notice.subject,
                 reason=notice.reason,
-                attributes=dict(notice.attributes),
+                attributes=notice.attributes,
                 time=now,
             )
             if notice.kind is EventKind.FLOW_REROUTED:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from controller.engine.outputs import EventKind
@@ -136,11 +136,20 @@ class EventBus:
         subject: str,
         *,
         reason: str = "",
-        attributes: Mapping[str, str] | None = None,
+        attributes: Mapping[str, object] | Iterable[tuple[str, str]] | None = None,
         time: float,
     ) -> EventRecord:
-        """Record an event and hand it to every interested subscriber; never blocks on them."""
-        attrs = tuple(sorted((str(k), str(v)) for k, v in (attributes or {}).items()))
+        """Record an event and hand it to every interested subscriber; never blocks on them.
+
+        ``attributes``: a mapping (names and values are turned into strings) or
+        (name, value) pairs of strings with distinct names, as engine notices carry."""
+        attrs: tuple[tuple[str, str], ...]
+        if not attributes:
+            attrs = ()
+        elif isinstance(attributes, Mapping):
+            attrs = tuple(sorted((str(k), str(v)) for k, v in attributes.items()))
+        else:
+            attrs = tuple(sorted(attributes))
         with self._lock:
             self._seq += 1
             record = EventRecord(

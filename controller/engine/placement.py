@@ -311,11 +311,11 @@ class FlowPlacer:
         return out
 
     def _flow_attrs(self, flow: TrackedFlow) -> tuple[tuple[str, str], ...]:
-        topo = self.net.topo
+        label = self.net.topo.label
         return (
             ("five_tuple", str(flow.five_tuple)),
             ("policy", flow.policy),
-            ("path", " -> ".join(topo.label(d) for d in flow.path.switches)),
+            ("path", " -> ".join([label(d) for d in flow.path.switches])),
         )
 
     def _forget(self, flow_ids: Iterable[int], *, now: float, reason: str) -> EngineOutput:

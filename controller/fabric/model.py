@@ -197,6 +197,9 @@ class Path:
         return lid in self.links
 
 
+_PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp"}
+
+
 @dataclass(frozen=True, order=True)
 class FiveTuple:
     """The identity of an IPv4 flow. Ports are 0 for protocols without ports."""
@@ -226,5 +229,5 @@ class FiveTuple:
         }
 
     def __str__(self) -> str:
-        proto = {6: "tcp", 17: "udp", 1: "icmp"}.get(self.ip_proto, str(self.ip_proto))
+        proto = _PROTO_NAMES.get(self.ip_proto) or str(self.ip_proto)
         return f"{proto} {self.src_ip}:{self.src_port} -> {self.dst_ip}:{self.dst_port}"

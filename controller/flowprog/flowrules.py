@@ -55,17 +55,19 @@ FLOW_COOKIE_MASK = 0xFFFF000000000000
 
 
 def flow_match(ft: FiveTuple) -> Match:
-    fields: dict[str, int | str] = {
-        "eth_type": 0x0800,
-        "ip_proto": ft.ip_proto,
-        "ipv4_src": ft.src_ip,
-        "ipv4_dst": ft.dst_ip,
-    }
+    """The exact match of ``ft`` (its fields in :meth:`Match.of`'s sorted order, built
+    directly: this runs once per new flow)."""
+    head = (
+        ("eth_type", 0x0800),
+        ("ip_proto", ft.ip_proto),
+        ("ipv4_dst", ft.dst_ip),
+        ("ipv4_src", ft.src_ip),
+    )
     if ft.ip_proto == TCP:
-        fields.update(tcp_src=ft.src_port, tcp_dst=ft.dst_port)
-    elif ft.ip_proto == UDP:
-        fields.update(udp_src=ft.src_port, udp_dst=ft.dst_port)
-    return Match.of(**fields)
+        return Match((*head, ("tcp_dst", ft.dst_port), ("tcp_src", ft.src_port)))
+    if ft.ip_proto == UDP:
+        return Match((*head, ("udp_dst", ft.dst_port), ("udp_src", ft.src_port)))
+    return Match(head)
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ def compile_flow(
     """
     return compile_path(
         (flow_match(ft),),
-        cookie=Cookie(CookieKind.FLOW, flow_id, generation).encode(),
+        cookie=Cookie.of_flow(flow_id, generation),
         path=path,
         egress_port=egress_port,
         idle_timeout=idle_timeout,
@@ -126,29 +128,23 @@ def compile_path(
     at ``priority``; ``flow_removed``: the ingress entry reports its expiry."""
     flows: dict[Dpid, tuple[FlowEntry, ...]] = {}
     groups: dict[Dpid, tuple[GroupEntry, ...]] = {}
-    egress = path.switches[-1]
-    for hop, dpid in enumerate(path.switches):
-        last = hop == len(path.switches) - 1
-        out = egress_port if last else path.links[hop].src.port
-        action: Action = output(out)
+    switches, links = path.switches, path.links
+    egress, last = switches[-1], len(switches) - 1
+    for hop, dpid in enumerate(switches):
+        action: Action
+        shared: tuple[GroupEntry, ...]
+        if hop == last:
+            action, shared = output(egress_port), ()
+        else:
+            link = links[hop]
+            action, shared = _transit(
+                dpid, link.src.port, hop, link.dst.dpid, egress, backup_ports, edge_ports
+            )
+        if hop and default_takes is not None and default_takes(dpid, action):
+            continue  # default forwarding does it (never at ingress)
+        if shared:
+            groups[dpid] = shared
         ingress = hop == 0
-        group = None
-        if ingress and not last:
-            backup = next((p for p in (backup_ports or {}).get(dpid, ()) if p != out), None)
-            if backup is not None:
-                group = failover_group(out, backup)
-        elif not last and edge_ports is not None:
-            nxt = path.links[hop].dst.dpid
-            if bounces(has_edge_ports=bool(edge_ports(dpid)), next_switch=nxt, destination=egress):
-                group = bounce_group(out)
-        if group is not None:
-            action = group_action(group.group_id)
-        if not ingress and default_takes is not None and default_takes(dpid, action):
-            continue
-        if group is not None:
-            # A bounce group watches ALWAYS_LIVE: it goes in first.
-            watches = any(b.watch_group == ALWAYS_LIVE.group_id for b in group.buckets)
-            groups[dpid] = (ALWAYS_LIVE, group) if watches else (group,)
         actions = (action,)
         idle = idle_timeout if ingress else 0
         removed = ingress and flow_removed
@@ -170,3 +166,30 @@ def compile_path(
         needs=OwnerNeeds(flows=flows, groups=groups),
         egress_first=path.switches[::-1],
     )
+
+
+def _transit(
+    dpid: Dpid,
+    out: PortNo,
+    hop: int,
+    nxt: Dpid,
+    egress: Dpid,
+    backup_ports: Mapping[Dpid, Sequence[PortNo]] | None,
+    edge_ports: Callable[[Dpid], Sequence[PortNo]] | None,
+) -> tuple[Action, tuple[GroupEntry, ...]]:
+    """The action of a hop before the egress switch out of ``out`` (towards ``nxt``),
+    and the groups it needs: the ingress forwards through a failover group when it
+    has a backup port, a spine's last hop (local repair) through a bounce group, which
+    watches :data:`ALWAYS_LIVE` (so that goes in first)."""
+    if hop == 0:
+        if backup_ports:
+            for port in backup_ports.get(dpid, ()):
+                if port != out:
+                    group = failover_group(out, port)
+                    return group_action(group.group_id), (group,)
+    elif edge_ports is not None and bounces(
+        has_edge_ports=bool(edge_ports(dpid)), next_switch=nxt, destination=egress
+    ):
+        group = bounce_group(out)
+        return group_action(group.group_id), (ALWAYS_LIVE, group)
+    return output(out), ()

@@ -220,7 +220,12 @@ def plan_changes(
     path from egress back to ingress); other switches follow in dpid order.
     """
     if len(changes) == 1:  # one switch (a new flow's ingress): nothing to order
-        order = list(changes)
+        ((dpid, ch),) = changes.items()
+        if _flips_only(ch):  # a new flow's rules: one phase, no barriers
+            return Program(
+                phases=[Phase({dpid: [FlowAdd(e) for e in ch.flow_adds]})], reason=reason
+            )
+        order = [dpid]
     else:
         rank = {dpid: i for i, dpid in enumerate(egress_first)}
         order = sorted(changes, key=lambda d: (rank.get(d, len(rank)), d))
@@ -237,6 +242,16 @@ def plan_changes(
         if ch.flow_deletes or ch.group_deletes or ch.meter_deletes:
             clean.add(dpid, _cleanup(ch))
     return Program(phases=[p for p in (build, flip, clean) if p], reason=reason)
+
+
+def _flips_only(ch: SwitchChanges) -> bool:
+    """Whether ``ch`` only adds ingress entries (the flip phase alone, see above)."""
+    return (
+        bool(ch.flow_adds)
+        and not (ch.flow_deletes or ch.group_adds or ch.group_mods or ch.group_deletes)
+        and not (ch.meter_adds or ch.meter_mods or ch.meter_deletes)
+        and all(e.ingress for e in ch.flow_adds)
+    )
 
 
 def reconcile(desired: SwitchTable, installed: SwitchTable) -> list[Op]:

@@ -157,7 +157,7 @@ class DesiredTables:
         dpids = new.flows.keys() | old.flows.keys() if old.flows else new.flows.keys()
         for dpid in dpids:
             held, owners = self._tables[dpid].flows, self._flow_owner[dpid]
-            before = {e.key: e for e in old.flows.get(dpid, ())}
+            before = {e.key: e for e in old.flows.get(dpid, ())} if old.flows else {}
             after = {e.key: e for e in new.flows.get(dpid, ())}
             for key, entry in after.items():
                 prev = before.get(key)
@@ -181,9 +181,10 @@ class DesiredTables:
     ) -> None:
         if not old and not new:
             return
-        for dpid in old.keys() | new.keys():
+        # A new owner (a new flow) has nothing before: its switches are the new ones.
+        for dpid in old.keys() | new.keys() if old else new.keys():
             store: dict[int, GroupEntry | MeterEntry] = getattr(self._tables[dpid], kind)
-            before = {shared_id(o): o for o in old.get(dpid, ())}
+            before = {shared_id(o): o for o in old.get(dpid, ())} if old else {}
             after = {shared_id(o): o for o in new.get(dpid, ())}
             for oid, obj in after.items():
                 if oid not in before:

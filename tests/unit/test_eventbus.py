@@ -35,6 +35,22 @@ def test_seq_is_consecutive_and_record_carries_fields() -> None:
     assert bus.last_seq == 2
 
 
+def test_attributes_as_pairs_are_recorded_like_a_mapping() -> None:
+    """Engine notices hand their attributes over as (name, value) pairs of strings."""
+    bus = EventBus()
+    pairs = bus.publish(
+        EventKind.FLOW_PLACED, "7", attributes=(("path", "a -> b"), ("five_tuple", "udp")), time=1
+    )
+    mapping = bus.publish(
+        EventKind.FLOW_PLACED, "7", attributes={"path": "a -> b", "five_tuple": "udp"}, time=1
+    )
+    assert pairs.attributes == mapping.attributes == (("five_tuple", "udp"), ("path", "a -> b"))
+    assert bus.publish(EventKind.FLOW_PLACED, "7", attributes=(), time=1).attributes == ()
+    assert bus.publish(EventKind.LINK_UP, "x", attributes={"n": 3}, time=1).attributes == (
+        ("n", "3"),
+    )
+
+
 def test_subscriber_gets_events_in_order_and_none_on_timeout() -> None:
     bus = EventBus()
     sub = bus.subscribe()

@@ -85,6 +85,32 @@ def test_phases_without_work_are_left_out_and_barriers_trimmed() -> None:
     assert not plan_changes({5: SwitchChanges()})
 
 
+def test_one_switch_with_only_ingress_adds_is_one_phase_as_the_general_plan_gives() -> None:
+    """A new flow's rules on its ingress: one phase; anything else on that switch
+    (a transit entry, a group, a delete) keeps the make-before-break phases."""
+    flips = [entry(20, Output(4), ingress=True), entry(21, Output(5), ingress=True)]
+    program = plan_changes({5: SwitchChanges(flow_adds=list(flips))}, reason="flow-setup")
+    assert program.reason == "flow-setup"
+    assert [p.ops for p in program.phases] == [{5: [FlowAdd(e) for e in flips]}]
+    transit = entry(10, Output(1))
+    mixed = plan_changes({5: SwitchChanges(flow_adds=[transit, flips[0]])})
+    assert [p.ops[5] for p in mixed.phases] == [[FlowAdd(transit)], [FlowAdd(flips[0])]]
+    extras = {
+        "flow_deletes": transit,
+        "group_adds": G1,
+        "group_mods": G2,
+        "group_deletes": G2,
+        "meter_adds": MeterEntry(1, 5),
+        "meter_mods": MeterEntry(2, 5),
+        "meter_deletes": MeterEntry(3, 5),
+    }
+    for name, extra in extras.items():  # each keeps its own phase next to the flip
+        ch = SwitchChanges(flow_adds=[flips[0]], **{name: [extra]})  # type: ignore[arg-type]
+        phases = plan_changes({5: ch}).phases
+        assert len(phases) == 2, name
+        assert FlowAdd(flips[0]) in [op for p in phases for op in p.ops[5]], name
+
+
 def test_egress_first_orders_the_build_phase_then_dpid_order() -> None:
     changes = {d: SwitchChanges(flow_adds=[entry(10, Output(d))]) for d in (1, 2, 3, 4, 9)}
     program = plan_changes(changes, egress_first=[4, 2])

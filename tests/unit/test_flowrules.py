@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from controller.fabric.model import FiveTuple, LinkId, Path, PortRef
-from controller.flowprog.entries import Cookie, CookieKind, FlowEntry, GroupAction, Output
+from controller.flowprog.entries import Cookie, CookieKind, FlowEntry, GroupAction, Match, Output
 from controller.flowprog.flowrules import FlowRules, compile_flow, flow_match
 from controller.flowprog.forwarding import PRIO_FLOW
 from controller.flowprog.groups import failover_group
@@ -161,3 +161,31 @@ def test_a_spines_bounce_hop_is_asked_about_as_its_group() -> None:
     assert compile_with(True) == {}  # the spine's route bounces alike: no rule, no group
     assert seen[0] == GroupAction(bounce.group_id)
     assert compile_with(False) == {10: (ALWAYS_LIVE, bounce)}
+
+
+def test_flow_match_is_the_sorted_exact_match_of_the_five_tuple() -> None:
+    """Built directly in sorted order: the same value ``Match.of`` gives."""
+    for proto, ports in (
+        (6, {"tcp_src": 5000, "tcp_dst": 4791}),
+        (17, {"udp_src": 5000, "udp_dst": 4791}),
+    ):
+        ft = FiveTuple("10.0.0.1", "10.0.1.1", proto, 5000, 4791)
+        want = Match.of(
+            eth_type=0x0800, ip_proto=proto, ipv4_src=ft.src_ip, ipv4_dst=ft.dst_ip, **ports
+        )
+        assert flow_match(ft) == want and hash(flow_match(ft)) == hash(want)
+    icmp = FiveTuple("10.0.0.1", "10.0.1.1", 1)
+    assert flow_match(icmp) == Match.of(
+        eth_type=0x0800, ip_proto=1, ipv4_src="10.0.0.1", ipv4_dst="10.0.1.1"
+    )
+
+
+def test_a_flow_cookie_is_the_encoded_cookie_of_its_id_and_generation() -> None:
+    for flow_id, generation in ((7, 2), (0xFFFFFFFF, 0xFFFF), (2**32 + 5, 2**16 + 3), (1, 0)):
+        assert Cookie.of_flow(flow_id, generation) == (
+            Cookie(CookieKind.FLOW, flow_id, generation).encode()
+        )
+        assert Cookie.flow_parts(Cookie.of_flow(flow_id, generation)) == (
+            flow_id & 0xFFFFFFFF,
+            generation & 0xFFFF,
+        )
