@@ -242,6 +242,7 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
         if "engine" in r
         else None,
         "publish_views": r["engine"]["heap_policy"]["views"] if "engine" in r else None,
+        "poll": r["engine"]["heap_policy"]["poll"] if "engine" in r else None,
         "job_ring_hosts": r["job"]["ring_hosts"] if "job" in r else None,
         "spine_failure_s": r["spine_failure"]["seconds"],
         "spine_failure_flows": r["spine_failure"]["affected_flows"],
@@ -322,14 +323,17 @@ def _engine_markdown(report: dict[str, Any]) -> list[str]:
         "event stream; setups/s from the CPU time of the "
         "setups (read once per simulated second), split between engine and fake switches "
         "by the performance counter per call. The hub's tick includes publishing the read "
-        "models (views published: one publication over everything placed). Bring-up: "
+        "models (views published: one publication over everything placed); the poll "
+        "interval is the one in use at the end, stretched from 1 s when a round of "
+        "statistics answers costs the hub more than half of it (poll_budget). Bring-up: "
         "discovery (switches read, one LLDP frame per link, one ARP per host) with default "
         "forwarding held and compiled once. Collector policy: the hub freezes the garbage "
         "collector's view once per poll round. Job: a ring applied through "
         "`FabricEngine.apply_job` (joint placement, pair rules, programs applied).",
         "",
         "| fabric | flows | setups/s (policy on / off) | us/flow engine + fake switches "
-        "| hub tick s per simulated s | views published s | bring-up: forwarding compile s "
+        "| hub tick s per simulated s (poll interval s) | views published s "
+        "| bring-up: forwarding compile s "
         "/ apply s / links s | job: ring hosts / s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -341,7 +345,8 @@ def _engine_markdown(report: dict[str, Any]) -> list[str]:
             f"| {r['spines']} x {r['leaves']} ({on['hosts_per_leaf']} hosts/leaf) "
             f"| {on['flows']:,} | {on['setups_per_s']:,.0f} / {without} "
             f"| {on['engine_us_per_flow']} + {on['fake_switch_us_per_flow']} "
-            f"| {on['tick_s_per_simulated_second']} | {on['views']['publish_s']} "
+            f"| {on['tick_s_per_simulated_second']} ({on['poll']['interval_s']}) "
+            f"| {on['views']['publish_s']} "
             f"| {cpu['forwarding_compile_s']} / {cpu['forwarding_apply_s']} / {cpu['lldp_s']} "
             f"| {r['job']['ring_hosts']:,} / {r['job']['apply_s']} |"
         )

@@ -310,6 +310,11 @@ def engine_setups(
         "engine_us_per_flow": round(timing["engine_s"] / len(flows) * 1e6, 2),
         "fake_switch_us_per_flow": round(timing["switch_s"] / len(flows) * 1e6, 2),
         "tick_s_per_simulated_second": round(timing["tick_s"] / ticks, 4),
+        "poll": {  # the interval in use (stretched when a round costs over the budget)
+            "interval_s": round(lab.engine.polls.interval, 2),
+            "round_work_s": round(lab.engine.polls.round_work, 3),
+            "budget": lab.engine.polls.budget,
+        },
         "heap_work": {w: lab.heap_work.count(w) for w in sorted(set(lab.heap_work))},
         "views": views,
         "flow_entries": sum(len(sw.flows) for sw in lab.fake.switches.values()),

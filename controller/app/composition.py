@@ -84,6 +84,8 @@ def engine_config(config: FabricdConfig) -> EngineConfig:
         lldp_interval_s=config.lldp_interval,
         packet_in_pps=config.packet_in_rate,
         poll_interval_s=config.poll_interval,
+        poll_budget=config.poll_budget,
+        poll_interval_max_s=config.poll_interval_max,
         capacity=CapacityConfig.from_config(
             config.link_capacity_mbps, config.link_capacity_overrides
         ),

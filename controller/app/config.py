@@ -58,6 +58,8 @@ class FabricdConfig:
     lldp_interval: float = 1.0
     # telemetry
     poll_interval: float = 1.0
+    poll_budget: float = 0.5
+    poll_interval_max: float = 30.0
     ewma_alpha: float = 0.5
     link_capacity_mbps: float | None = None
     link_capacity_overrides: dict[str, float] = field(default_factory=dict)
@@ -101,6 +103,9 @@ _HELP = {
     "config": "YAML file with any of these keys (underscores instead of dashes)",
     "lldp_interval": "seconds between LLDP probes on every port",
     "poll_interval": "seconds between port/flow statistics polls of each switch",
+    "poll_budget": "share of the controller's time reading statistics may take "
+    "(0 < b <= 1); past it, polls are spaced further apart",
+    "poll_interval_max": "seconds: the longest poll interval poll_budget may stretch to",
     "ewma_alpha": "weight of the newest rate sample (0 < a <= 1; 1 = no smoothing)",
     "link_capacity_mbps": "capacity of every link in Mbit/s unless overridden",
     "link_capacity_overrides": "(config file only) map of 'A-B' or 'A/p-B/q' to Mbit/s",
@@ -265,6 +270,10 @@ def _check(cfg: FabricdConfig) -> FabricdConfig:
         value = getattr(cfg, name)
         if not 0.05 <= value <= 3600:
             bad(name.replace("_", "-"), f"{value} s outside 0.05-3600")
+    if not 0 < cfg.poll_budget <= 1:
+        bad("poll-budget", f"{cfg.poll_budget} outside (0, 1]")
+    if not cfg.poll_interval <= cfg.poll_interval_max <= 3600:
+        bad("poll-interval-max", f"{cfg.poll_interval_max} s outside poll-interval-3600")
     if cfg.link_capacity_mbps is not None and cfg.link_capacity_mbps <= 0:
         bad("link-capacity-mbps", f"{cfg.link_capacity_mbps} must be positive")
     # Name the flag that is wrong on its own before blaming the pair's order.

@@ -10,18 +10,22 @@ Everything that decides lives below this class: it classifies packet-ins
 (trap or table-miss, by cookie), runs the table sync of every switch,
 schedules statistics polls and resyncs, signs and checks LLDP probes, and
 times its own warnings. It owns all mutable state and runs in the hub thread
-only. It never reads a clock (``now`` is an argument), never sends and never
-touches a socket; randomness is seeded.
+only. It never reads the time (``now`` is an argument), never sends and never
+touches a socket; randomness is seeded. The one clock it reads is the CPU
+clock it is given (``work_clock``), to pace statistics polls by what reading
+their answers costs.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable
 
 from controller.engine.commands import NorthboundCommands
-from controller.engine.connectivity import Connectivity, ConnectivityConfig, LldpProbe
+from controller.engine.config import EngineConfig
+from controller.engine.connectivity import Connectivity, LldpProbe
 from controller.engine.heap import HeapPolicy
 from controller.engine.inputs import FlowStat, SwitchError
 from controller.engine.jobs import JOB_DONE, JobManager
@@ -53,7 +57,7 @@ from controller.store.hosts import HostView
 from controller.store.jobs import JobStore, PlanStore
 from controller.store.policies import PolicyView
 from controller.te.engineer import TrafficEngineer
-from controller.telemetry import CapacityConfig, CongestionEvent, PortCounters
+from controller.telemetry import CongestionEvent, PortCounters
 
 __all__ = ["EngineConfig", "FabricEngine"]
 
@@ -63,45 +67,6 @@ __all__ = ["EngineConfig", "FabricEngine"]
 CONFIRM_FRACTION = 0.25
 
 log = logging.getLogger("fabricd.engine")
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    lldp_interval_s: float = 1.0
-    packet_in_pps: int = 0
-    poll_interval_s: float = 1.0
-    capacity: CapacityConfig = field(default_factory=CapacityConfig)
-    ewma_alpha: float = 0.5
-    congestion_threshold: float = 0.8
-    clear_threshold: float = 0.6
-    congestion_samples: int = 2
-    seed: int = 0
-    max_moves_per_round: int = 8
-    default_demand_bps: float = 1e9
-    flow_setup_budget: int = 500
-    rebalance_period_s: float = 2.0
-    failover_groups: bool = True
-    sync_timeout_s: float = 10.0
-    spread_l4: bool = True  # default traffic over several next hops by source-port bits
-    local_repair: bool = True  # a spine's failed last hop bounces packets to another spine
-    # The hub freezes the garbage collector's view once per poll interval and does
-    # a full collection this often (EngineOutput.heap); False: never touch it.
-    heap_freeze: bool = True
-    heap_collect_s: float = 600.0
-    # A rebalance round whose first fit is stuck re-places measured elephants jointly.
-    joint_rebalance: bool = True
-
-    def connectivity(self) -> ConnectivityConfig:
-        lldp = self.lldp_interval_s
-        return ConnectivityConfig(
-            lldp_interval_s=lldp,
-            link_timeout_s=3.5 * lldp,
-            edge_grace_s=2.0 * lldp,
-            warmup_s=max(4.0, 4.0 * lldp),
-            packet_in_pps=self.packet_in_pps,
-            spread_l4=self.spread_l4,
-            local_repair=self.local_repair,
-        )
 
 
 class FabricEngine(ClusterRoles, NorthboundCommands):
@@ -114,8 +79,10 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
         now: float,
         lldp_key: bytes | None = None,
         lldp_clock_offset: float = 0.0,
+        work_clock: Callable[[], float] = time.thread_time,
     ) -> None:
         self.config = config
+        self.work_clock = work_clock
         self.metrics = metrics
         self.store = store
         self.signer = LldpSigner(
@@ -196,7 +163,31 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
         )
 
     def _new_polls(self) -> StatsPolls:
-        return StatsPolls(interval=self.config.poll_interval_s, rng=random.Random(self.config.seed))
+        config = self.config
+        self.metrics.poll_interval.set(config.poll_interval_s)
+        return StatsPolls(
+            interval=config.poll_interval_s,
+            rng=random.Random(config.seed),
+            budget=config.poll_budget,
+            max_interval=config.poll_interval_max_s,
+        )
+
+    def _paced_polls(self, previous: float) -> None:
+        """The poll interval changed with the cost of a round: what depends on it follows."""
+        polls = self.polls
+        if polls.interval == previous:
+            return
+        log.log(
+            logging.WARNING if polls.interval > polls.configured else logging.INFO,
+            "a round of statistics costs the hub %.2f s: polling every %.1f s (poll_budget %.2f)",
+            polls.round_work,
+            polls.interval,
+            polls.budget,
+        )
+        self.metrics.poll_interval.set(polls.interval)
+        self.metrics.poll_round_work.set(polls.round_work)
+        # A new flow's demand counts until its rate is measured, two polls later.
+        self.placer.te.set_visibility(max(3.0, 3 * polls.interval))
 
     def visible(self) -> tuple[Topology, LinkMonitor]:
         """The topology and link loads this node shows (a standby: what it observes)."""
@@ -241,8 +232,10 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
         if self.sync.reading(dpid, TablePart.FLOWS):
             done = self.sync.flows(dpid, (s.entry for s in stats), more=more)
             return self._synced(done, now=now)
+        start = self.work_clock()
         samples: list[FlowSample] = [(s.entry.cookie, s.byte_count) for s in stats]
         self.placer.flow_stats(dpid, samples, now=now)
+        self.polls.work(self.work_clock() - start, port=False)
         rtt = self.polls.flow.answered(dpid, now, more=more)
         if rtt is not None:
             self.metrics.observe_stats_request("flow", rtt)
@@ -395,6 +388,7 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
         if self.standby is not None:
             self.standby.port_stats(dpid, counters, more=more, now=now)
             return EngineOutput()
+        start = self.work_clock()
         topo = self.net.topo
         events, changed = self.monitor.port_stats(dpid, counters, now=now, topo=topo)
         self.placer.loads_changed(changed)
@@ -417,6 +411,7 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
         out.notices += [self._congestion_notice(ev) for ev in events]
         if not more:
             out.merge(EngineOutput(heap=self.heap.answered("port", dpid)))
+        self.polls.work(self.work_clock() - start, port=not more)
         return self._settle(out, now)
 
     def _congestion_notice(self, ev: CongestionEvent) -> Notice:
@@ -442,7 +437,9 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
         out.merge(self.jobs.tick(now=now))
         self._settle(out, now)
         connected = [d for d in self.net.topo.connected() if self.is_synced(d)]
+        interval = self.polls.interval
         polls = self.polls.due(now=now, switches=connected, ingress=self.placer.ingress_switches())
+        self._paced_polls(interval)
         for dpid in polls.unanswered:
             label = self.net.topo.label(dpid)
             self.metrics.stats_failures.labels(switch=label).inc()

@@ -87,14 +87,42 @@ class FlowStatsPoller(Poller):
 
 
 class StatsPolls:
-    """Port counters from every switch; flow counters from ingress switches of placed flows."""
+    """Port counters from every switch; flow counters from ingress switches of placed flows.
 
-    def __init__(self, *, interval: float, rng: random.Random) -> None:
-        self.interval = interval
+    Reading the answers costs the hub time that grows with the fabric (every
+    port of every switch, every placed flow): at 64 x 512 with 100,000 flows a
+    round is more than a second of work. The hub reports what each answer cost
+    (:meth:`work`); once a round's worth of answers is in, the interval becomes
+    what keeps that work within ``budget`` of the hub's time, never shorter
+    than the configured one nor longer than ``max_interval``.
+    """
+
+    def __init__(
+        self,
+        *,
+        interval: float,
+        rng: random.Random,
+        budget: float = 1.0,
+        max_interval: float | None = None,
+    ) -> None:
+        if not 0 < budget <= 1:
+            raise ValueError(f"budget must be in (0, 1], got {budget}")
+        self.configured = interval
+        self.interval = interval  # the interval in use: configured, or stretched
+        self.budget = budget
+        self.max_interval = max(interval, max_interval if max_interval is not None else interval)
         self.port = PortStatsPoller(interval=interval)
         self.flow = FlowStatsPoller(interval=interval)
         self._rng = rng
         self._next: dict[Dpid, float] = {}
+        self._work = 0.0  # seconds the hub spent on answers since the last estimate
+        self._answers = 0  # port-stats answers among them (one per switch and round)
+        self.round_work = 0.0  # the last estimate of one round's work (seconds)
+
+    def work(self, seconds: float, *, port: bool) -> None:
+        """The hub spent ``seconds`` on one answer (a whole port-stats reply: ``port``)."""
+        self._work += seconds
+        self._answers += port
 
     def due(self, *, now: float, switches: Iterable[Dpid], ingress: set[Dpid]) -> PollResult:
         requests: list[Request] = []
@@ -114,7 +142,19 @@ class StatsPolls:
                 requests.append(self.flow.sent(dpid, now))
         for dpid in [d for d in self._next if d not in live]:
             self.forget(dpid)
+        self._adapt(len(live))
         return PollResult(tuple(requests), tuple(unanswered))
+
+    def _adapt(self, switches: int) -> None:
+        """With a round's worth of answers in: the interval that keeps a round's work
+        within the budget (changes under 10 % are not worth a new schedule)."""
+        if switches == 0 or self._answers < switches:
+            return
+        self.round_work = self._work / self._answers * switches
+        self._work, self._answers = 0.0, 0
+        want = min(self.max_interval, max(self.configured, self.round_work / self.budget))
+        if want == self.configured or abs(want - self.interval) > 0.1 * self.interval:
+            self.interval = self.port.interval = self.flow.interval = want
 
     def expedite(self, dpid: Dpid, at: float) -> None:
         """Poll ``dpid`` no later than ``at`` (to confirm a sample quickly)."""

@@ -226,6 +226,17 @@ class FabricMetrics:
             ("switch",),
             registry=reg,
         )
+        self.poll_interval = Gauge(
+            "fabric_poll_interval_seconds",
+            "Seconds between statistics polls of a switch: poll_interval, or longer "
+            "when reading a round of answers would take more than poll_budget of the hub.",
+            registry=reg,
+        )
+        self.poll_round_work = Gauge(
+            "fabric_poll_round_work_seconds",
+            "CPU seconds the hub spent reading one round of statistics answers (estimate).",
+            registry=reg,
+        )
 
         # ------------------------------------------------------ traffic engineering
         self.reroutes = Counter(

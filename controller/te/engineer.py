@@ -67,8 +67,6 @@ class TrafficEngineer:
             raise InvalidArgument("default_demand_bps", "must be >= 0")
         if not 0 < rate_alpha <= 1:
             raise InvalidArgument("rate_alpha", "must be in (0, 1]")
-        if visibility_s < 0:
-            raise InvalidArgument("visibility_s", "must be >= 0")
         self._seed = seed
         self._max_moves = max_moves_per_round
         self._default_demand = default_demand_bps
@@ -77,10 +75,17 @@ class TrafficEngineer:
         self._joint = joint_rebalance
         self._table = FlowTable()
         self._policy_of: dict[int, Policy] = {}
-        self._recent = RecentLoad(visibility_s=visibility_s)
+        self._recent = RecentLoad(visibility_s=0.0)
+        self.set_visibility(visibility_s)
         self._chooser = PathChooser(seed=seed, max_paths=max_paths, recent=self._recent)
         self._stranded: set[int] = set()
         self._fell_back: set[int] = set()
+
+    def set_visibility(self, seconds: float) -> None:
+        """How long a new flow's demand counts before its rate is measured (~two polls)."""
+        if seconds < 0:
+            raise InvalidArgument("visibility_s", "must be >= 0")
+        self._recent.visibility_s = seconds
 
     # ----------------------------------------------------------------- reads
     def __len__(self) -> int:
@@ -334,14 +339,9 @@ class TrafficEngineer:
             )
             plan = joint or plan
         moves = [*repaired.moves, *undrained.moves]
-        for relocation in plan.relocations:
-            flow = self._table.get(relocation.flow_id)
-            if flow is not None:
-                moves.append(
-                    self._move(
-                        flow, relocation.path, now=now, reason=reason, detail=relocation.detail
-                    )
-                )
+        for r in plan.relocations:
+            if (flow := self._table.get(r.flow_id)) is not None:
+                moves.append(self._move(flow, r.path, now=now, reason=reason, detail=r.detail))
         return Outcome(
             moves=tuple(moves),
             stranded=repaired.stranded,

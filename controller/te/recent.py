@@ -61,6 +61,14 @@ class RecentLoad(Mapping[LinkId, float]):
     def visibility_s(self) -> float:
         return self._visibility_s
 
+    @visibility_s.setter
+    def visibility_s(self, seconds: float) -> None:
+        """A new window for contributions added from now on (those counted keep theirs;
+        after a shortening, one may outlive its window until those before it expire)."""
+        if seconds < 0:
+            raise ValueError(f"visibility_s must be >= 0, got {seconds}")
+        self._visibility_s = seconds
+
     @property
     def live(self) -> Mapping[LinkId, float]:
         """The per-link amounts as a read-only mapping (this object: it changes as

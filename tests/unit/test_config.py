@@ -172,6 +172,13 @@ def test_tls_certificate_needs_a_key(tmp_path: Path) -> None:
         (["--link-capacity-mbps", "0"], "--link-capacity-mbps: "),
         (["--link-capacity-mbps", "fast"], "--link-capacity-mbps: 'fast' is not a number"),
         (["--congestion-samples", "0"], "--congestion-samples: must be at least 1"),
+        (["--poll-budget", "0"], "--poll-budget: 0.0 outside (0, 1]"),
+        (["--poll-budget", "1.5"], "--poll-budget: 1.5 outside (0, 1]"),
+        (
+            ["--poll-interval", "5", "--poll-interval-max", "4"],
+            "--poll-interval-max: 4.0 s outside",
+        ),
+        (["--poll-interval-max", "7200"], "--poll-interval-max: 7200.0 s outside"),
         (["--grpc-token-file", "/nonexistent/token"], "--grpc-token-file: "),
         (["--of-listen"], "argument --of-listen: expected one argument"),
     ],
@@ -219,6 +226,15 @@ def test_spread_and_repair_switches_reach_the_engine() -> None:
     net = engine.connectivity()
     assert not net.spread_l4 and not net.local_repair
     assert error_of(["--local-repair", "maybe"]) == "--local-repair: 'maybe' is not true or false"
+
+
+def test_poll_pacing_reaches_the_engine() -> None:
+    from controller.app.composition import engine_config
+
+    default = engine_config(load_config([]))
+    assert (default.poll_budget, default.poll_interval_max_s) == (0.5, 30.0)
+    engine = engine_config(load_config(["--poll-budget", "0.25", "--poll-interval-max", "12"]))
+    assert (engine.poll_budget, engine.poll_interval_max_s) == (0.25, 12.0)
 
 
 def test_the_cluster_example_config_is_valid() -> None:
