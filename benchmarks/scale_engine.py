@@ -33,7 +33,7 @@ import gc
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from prometheus_client import generate_latest
@@ -293,6 +293,7 @@ def engine_setups(
         timing = _setups(lab, publisher, flows)
     _check(lab, sample, placed=True)
     views = publish_views(publisher, lab)
+    failure = link_failure(lab) if heap_policy else None
     placer = lab.engine.placer
     total = timing["cpu_s"]
     placed = len(placer.te)
@@ -317,7 +318,38 @@ def engine_setups(
         },
         "heap_work": {w: lab.heap_work.count(w) for w in sorted(set(lab.heap_work))},
         "views": views,
+        "link_failure": failure,
         "flow_entries": sum(len(sw.flows) for sw in lab.fake.switches.values()),
+    }
+
+
+def link_failure(lab: EngineDriver) -> dict[str, Any]:
+    """A leaf's uplink fails with the flows placed: the engine's whole reaction to the
+    switch's port-status message (default forwarding recomputed for the fabric, the
+    flows on the link re-placed and programmed), then the fake switches applying it.
+    CPU seconds; the link is the first leaf uplink that carries placed flows."""
+    engine = lab.engine
+    te = engine.placer.te
+    lid = next(
+        (lid for lid in sorted(engine.net.topo.links) if te.flows_on(lid)),
+        sorted(engine.net.topo.links)[0],
+    )
+    moved = len(te.flows_on(lid))
+    lab.fake.down.add(lid.src)
+    port = next(p for p in lab.ports[lid.src.dpid] if p.port_no == lid.src.port)
+    c0 = time.process_time()
+    out = engine.port_status(lid.src.dpid, replace(port, up=False), deleted=False, now=lab.now)
+    c1 = time.process_time()
+    lab.run(out)
+    c2 = time.process_time()
+    ops = sum(len(o) for p in out.programs for ph in p.phases for o in ph.ops.values())
+    return {
+        "link": engine.net.topo.link_name(lid),
+        "flows_on_link": moved,
+        "still_on_link": len(te.flows_on(lid)),
+        "operations": ops,
+        "engine_s": round(c1 - c0, 3),
+        "apply_s": round(c2 - c1, 3),
     }
 
 

@@ -48,7 +48,7 @@ from controller.flowprog.repair import (
 )
 from controller.flowprog.spread import NextHopSet, compile_set, next_hop_set
 from controller.flowprog.tables import OwnerNeeds
-from controller.routing.nexthops import next_hops_and_distances
+from controller.routing.nexthops import next_hops_many
 
 __all__ = [
     "PRIO_LLDP",
@@ -128,8 +128,9 @@ def compile_forwarding(inp: ForwardingInputs) -> dict[Dpid, OwnerNeeds]:
     by_switch: dict[Dpid, list[Host]] = defaultdict(list)
     for host in inp.hosts:
         by_switch[host.attach.dpid].append(host)
-    for dst, hosts in sorted(by_switch.items()):
-        hops, dist = next_hops_and_distances(dst, inp.links, drained=inp.drained)
+    dsts = sorted(by_switch)
+    for dst, hops, dist in next_hops_many(dsts, inp.links, drained=inp.drained):
+        hosts = by_switch[dst]
         for dpid in inp.switches:
             if dpid == dst:
                 for host in hosts:
@@ -209,8 +210,12 @@ class _Build:
         }
         self.groups: dict[Dpid, dict[int, GroupEntry]] = defaultdict(dict)
         self.peer_of = {(lid.src.dpid, lid.src.port): lid.dst.dpid for lid in inp.links}
+        self.peers_by_switch: dict[Dpid, dict[PortNo, Dpid]] = defaultdict(dict)
+        for (src, port), peer in self.peer_of.items():
+            self.peers_by_switch[src][port] = peer
         self.edge = {d: bool(inp.edge_ports(d)) for d in inp.switches}
         self.sets: dict[Dpid, dict[int, NextHopSet]] = defaultdict(dict)
+        self.edge_peers: dict[tuple[Dpid, tuple[PortNo, ...]], frozenset[Dpid]] = {}
         self.spread_routes: dict[
             tuple[Dpid, tuple[PortNo, ...], int], tuple[Action, ...] | None
         ] = {}
@@ -238,10 +243,8 @@ class _Build:
         # A detour through another leaf exists only while links are missing: it
         # keeps its SELECT group, so a transient state (a rediscovering fabric)
         # never adds and removes spread-table entries.
-        detour = any(
-            self.edge.get(nxt, True) and nxt != dst
-            for nxt in (self.peer_of[(dpid, p)] for p in ports)
-        )
+        via = self._edge_peers(dpid, ports)
+        detour = len(via) > 1 or (bool(via) and dst not in via)
         if inp.spread_l4 and not detour:
             key = (dpid, ports, distance)
             if key not in self.spread_routes:  # many destinations share one set
@@ -252,6 +255,16 @@ class _Build:
             if actions is not None:
                 return actions, None
         return (self.group(dpid, select_group(ports, weights=weights)),), None
+
+    def _edge_peers(self, dpid: Dpid, ports: tuple[PortNo, ...]) -> frozenset[Dpid]:
+        """The switches with edge ports (leaves) that ``ports`` lead to; kept per port
+        set, which many destinations share (a leaf's uplinks to every other leaf)."""
+        key = (dpid, ports)
+        peers = self.edge_peers.get(key)
+        if peers is None:
+            nexts = (self.peer_of[(dpid, p)] for p in ports)
+            peers = self.edge_peers[key] = frozenset(n for n in nexts if self.edge.get(n, True))
+        return peers
 
     def _weights(self, dpid: Dpid, ports: tuple[PortNo, ...]) -> dict[PortNo, int] | None:
         weigh = self.inp.neighbour_weight
@@ -283,8 +296,8 @@ class _Build:
                 continue
             uplinks = {
                 port: peer
-                for (src, port), peer in self.peer_of.items()
-                if src == dpid and not self.edge.get(peer, True)
+                for port, peer in self.peers_by_switch.get(dpid, {}).items()
+                if not self.edge.get(peer, True)
             }
             entries, groups = return_entries(
                 uplinks, drained={p for d, p in drained if d == dpid}, cookie=_HOST

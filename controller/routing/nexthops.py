@@ -12,11 +12,21 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import dijkstra
 
 from controller.fabric.model import Dpid, LinkId, PortNo
 
-__all__ = ["DRAIN_COST", "distances_to", "next_hops_to", "next_hops_and_distances"]
+__all__ = [
+    "DRAIN_COST",
+    "distances_to",
+    "next_hops_to",
+    "next_hops_and_distances",
+    "next_hops_many",
+]
 
 # A drained link costs this many hops: traffic avoids it whenever any other
 # path exists, yet a switch whose only way out is drained keeps forwarding.
@@ -76,3 +86,68 @@ def next_hops_and_distances(
         if u in dist and v in dist and dist[v] + _cost(lid, drained) == dist[u]:
             hops[u].add(lid.src.port)
     return {node: tuple(sorted(ports)) for node, ports in sorted(hops.items())}, dist
+
+
+Hops = dict[Dpid, tuple[PortNo, ...]]
+
+
+def next_hops_many(
+    dsts: Sequence[Dpid], links: Iterable[LinkId], *, drained: frozenset[LinkId] = frozenset()
+) -> Iterator[tuple[Dpid, Hops, dict[Dpid, int]]]:
+    """``(dst, next hops, distances)`` for every switch of ``dsts``, in their order: what
+    :func:`next_hops_and_distances` gives for each, from one shortest-path run over
+    all of them in compiled code (default forwarding needs every destination, and
+    a search per destination in Python takes ~0.1 s each at 64 x 512)."""
+    links = list(links)
+    nodes = sorted({d for lid in links for d in (lid.src.dpid, lid.dst.dpid)} | set(dsts))
+    index = {dpid: i for i, dpid in enumerate(nodes)}
+    src = np.fromiter((index[lid.src.dpid] for lid in links), dtype=np.int64, count=len(links))
+    dst = np.fromiter((index[lid.dst.dpid] for lid in links), dtype=np.int64, count=len(links))
+    cost = np.fromiter((_cost(lid, drained) for lid in links), dtype=np.float64, count=len(links))
+    port = np.fromiter((lid.src.port for lid in links), dtype=np.int64, count=len(links))
+    # One matrix entry per switch pair, the cheapest of parallel cables (the sparse
+    # constructor would add duplicates up). Distances *to* a switch: search the
+    # reversed graph from it.
+    cheapest: dict[tuple[int, int], float] = {}
+    for u, v, c in zip(src.tolist(), dst.tolist(), cost.tolist(), strict=True):
+        if c < cheapest.get((v, u), np.inf):
+            cheapest[(v, u)] = c
+    rows = np.fromiter((k[0] for k in cheapest), dtype=np.int64, count=len(cheapest))
+    cols = np.fromiter((k[1] for k in cheapest), dtype=np.int64, count=len(cheapest))
+    weights = np.fromiter(cheapest.values(), dtype=np.float64, count=len(cheapest))
+    graph = csr_matrix((weights, (rows, cols)), shape=(len(nodes), len(nodes)))
+    targets = [index[d] for d in dsts]
+    dist_all = dijkstra(graph, directed=True, indices=targets) if links else None
+    order = np.lexsort((port, src))  # links by source switch, then port
+    src, dst, cost, port = src[order], dst[order], cost[order], port[order]
+    for row, d in enumerate(dsts):
+        if dist_all is None:
+            yield d, {}, {d: 0}
+            continue
+        dist = dist_all[row]
+        reach = np.isfinite(dist)
+        # Integer costs: sums are exact in float64, so "==" is the cheapest-path test
+        # (an unreachable link end is infinite: never equal to a reachable source's).
+        on = reach[src] & (dist[dst] + cost == dist[src])
+        yield d, _grouped(nodes, src[on], port[on]), _reached(nodes, dist, reach)
+
+
+def _grouped(nodes: list[Dpid], src: np.ndarray, port: np.ndarray) -> Hops:
+    """Ports by source switch (``src`` sorted), each switch's sorted and distinct."""
+    if not len(src):
+        return {}
+    fresh = np.r_[True, (src[1:] != src[:-1]) | (port[1:] != port[:-1])]
+    src, port = src[fresh], port[fresh]  # a link listed twice is one next hop
+    cuts = np.flatnonzero(np.diff(src)) + 1
+    firsts = src[np.r_[0, cuts]].tolist()
+    return {
+        nodes[node]: tuple(ports.tolist())
+        for node, ports in zip(firsts, np.split(port, cuts), strict=True)
+    }
+
+
+def _reached(nodes: list[Dpid], dist: np.ndarray, reach: np.ndarray) -> dict[Dpid, int]:
+    at = np.flatnonzero(reach)
+    return dict(
+        zip([nodes[i] for i in at.tolist()], dist[at].astype(np.int64).tolist(), strict=True)
+    )

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import itertools
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from synthetic import leaf_spine, three_tier
 
 from controller.fabric.model import Dpid, LinkId, PortRef
-from controller.routing.nexthops import DRAIN_COST, distances_to, next_hops_to
+from controller.routing.nexthops import (
+    DRAIN_COST,
+    distances_to,
+    next_hops_and_distances,
+    next_hops_many,
+    next_hops_to,
+)
 
 
 def cable(a: Dpid, pa: int, b: Dpid, pb: int) -> list[LinkId]:
@@ -106,3 +114,52 @@ def test_results_do_not_depend_on_link_order() -> None:
     links = fabric_links(fab)
     dst = fab.dpid("leaf2")
     assert next_hops_to(dst, links) == next_hops_to(dst, list(reversed(links)))
+
+
+# ------------------------------------------------- every destination in one run
+@st.composite
+def graphs(draw: st.DrawFn) -> tuple[list[LinkId], frozenset[LinkId], list[Dpid]]:
+    """Random directed cabling: parallel cables, one-way links, islands, drains."""
+    n = draw(st.integers(1, 9))
+    pairs = draw(
+        st.lists(st.tuples(st.integers(1, n), st.integers(1, n)), max_size=30).map(
+            lambda ps: [(a, b) for a, b in ps if a != b]
+        )
+    )
+    links: list[LinkId] = []
+    used: set[tuple[Dpid, int]] = set()
+    for a, b in pairs:
+        pa = 1 + sum(1 for d, _ in used if d == a)
+        pb = 1 + sum(1 for d, _ in used if d == b)
+        used |= {(a, pa), (b, pb)}
+        links += cable(a, pa, b, pb)[: 1 if draw(st.booleans()) and len(links) % 3 else 2]
+    drained = frozenset(lid for lid in links if draw(st.integers(0, 4)) == 0)
+    dsts = draw(st.lists(st.integers(1, n + 1), min_size=1, max_size=n + 1, unique=True))
+    return links, drained, dsts
+
+
+@settings(max_examples=300, deadline=None)
+@given(graphs())
+def test_every_destination_at_once_equals_one_search_per_destination(
+    graph: tuple[list[LinkId], frozenset[LinkId], list[Dpid]],
+) -> None:
+    links, drained, dsts = graph
+    got = list(next_hops_many(dsts, links, drained=drained))
+    assert [d for d, _, _ in got] == dsts
+    for dst, hops, dist in got:
+        want_hops, want_dist = next_hops_and_distances(dst, links, drained=drained)
+        assert hops == want_hops and list(hops) == list(want_hops)
+        assert dist == want_dist
+
+
+def test_every_destination_at_once_on_fabrics_with_a_drain() -> None:
+    for fabric in (
+        leaf_spine(4, 6),
+        three_tier(pods=2, leaves_per_pod=2, aggs_per_pod=2, spines=2),
+    ):
+        links = fabric_links(fabric)
+        drained = frozenset(links[::7])
+        dsts = sorted({lid.dst.dpid for lid in links})
+        for dst, hops, dist in next_hops_many(dsts, links, drained=drained):
+            assert (hops, dist) == next_hops_and_distances(dst, links, drained=drained)
+    assert list(next_hops_many([5], [])) == [(5, {}, {5: 0})]

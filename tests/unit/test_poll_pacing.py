@@ -75,8 +75,11 @@ def test_the_stretch_is_bounded_and_undone_when_rounds_get_cheap() -> None:
     assert p.interval == pytest.approx(3.2)
     round_of(p, cost=0.21, now=4.0)  # 3.36 s: a change under 10 % keeps the schedule
     assert p.interval == pytest.approx(3.2)
-    round_of(p, cost=0.01, now=5.0)  # cheap again: back to the configured second
-    assert p.interval == 1.0 and p.port.interval == 1.0 and p.flow.interval == 1.0
+    round_of(p, cost=0.0675, now=5.0)  # 0.27 s per round: 1.08 s
+    assert p.interval == pytest.approx(1.08)
+    round_of(p, cost=0.01, now=6.0)  # cheap again: back to the configured second,
+    assert p.interval == 1.0  # however close the stretch was
+    assert p.port.interval == 1.0 and p.flow.interval == 1.0
 
 
 def test_no_estimate_before_a_rounds_worth_of_answers() -> None:

@@ -70,6 +70,9 @@ def test_one_size_writes_the_headline_numbers(tmp_path: Path) -> None:
     views = head["publish_views"]  # every link direction and every placed flow, readable
     assert views["links"] == 2 * 4 * 8 and views["flows"] == head_flows(tmp_path)
     assert views["publish_s"] > 0 and views["scrape_bytes"] > 0
+    failure = head["engine_link_failure"]  # the engine's whole reaction to a lost uplink
+    assert failure["flows_on_link"] > 0 and failure["still_on_link"] == 0
+    assert failure["operations"] > 0 and failure["engine_s"] > 0
     poll = head["poll"]  # a tiny fabric's statistics fit the budget: the configured second
     assert poll["interval_s"] == 1.0 and 0 < poll["round_work_s"] < poll["budget"]
     full = json.loads((tmp_path / "scale_core.json").read_text())
