@@ -330,10 +330,8 @@ def link_failure(lab: EngineDriver) -> dict[str, Any]:
     CPU seconds; the link is the first leaf uplink that carries placed flows."""
     engine = lab.engine
     te = engine.placer.te
-    lid = next(
-        (lid for lid in sorted(engine.net.topo.links) if te.flows_on(lid)),
-        sorted(engine.net.topo.links)[0],
-    )
+    links = sorted(engine.net.topo.links)
+    lid = next((lid for lid in links if te.flows_on(lid)), links[0])
     moved = len(te.flows_on(lid))
     lab.fake.down.add(lid.src)
     port = next(p for p in lab.ports[lid.src.dpid] if p.port_no == lid.src.port)

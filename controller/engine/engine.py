@@ -121,7 +121,7 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
             book=lambda: self.policies.book,
             engineer=TrafficEngineer(
                 seed=config.seed,
-                visibility_s=max(3.0, 3 * config.poll_interval_s),
+                visibility_s=_visibility(config.poll_interval_s),
                 max_moves_per_round=config.max_moves_per_round,
                 default_demand_bps=config.default_demand_bps,
                 joint_rebalance=config.joint_rebalance,
@@ -186,8 +186,7 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
         )
         self.metrics.poll_interval.set(polls.interval)
         self.metrics.poll_round_work.set(polls.round_work)
-        # A new flow's demand counts until its rate is measured, two polls later.
-        self.placer.te.set_visibility(max(3.0, 3 * polls.interval))
+        self.placer.te.set_visibility(_visibility(polls.interval))
 
     def visible(self) -> tuple[Topology, LinkMonitor]:
         """The topology and link loads this node shows (a standby: what it observes)."""
@@ -488,6 +487,11 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
 
 
 _TRAP_TAG = Cookie(CookieKind.CLASS_TRAP).encode() >> 48
+
+
+def _visibility(poll_interval: float) -> float:
+    """How long a new flow's demand counts: until its rate is measured, two polls on."""
+    return max(3.0, 3 * poll_interval)
 
 
 def _is_trap(cookie: int) -> bool:
