@@ -325,22 +325,31 @@ def engine_setups(
 
 def link_failure(lab: EngineDriver) -> dict[str, Any]:
     """A leaf's uplink fails with the flows placed: the engine's whole reaction to the
-    switch's port-status message (default forwarding recomputed for the fabric, the
-    flows on the link re-placed and programmed), then the fake switches applying it.
-    CPU seconds; the link is the first leaf uplink that carries placed flows."""
+    port-status messages of both ends (the leaf's first, then the spine's: default
+    forwarding recomputed, the flows on the link re-placed and programmed), then the
+    fake switches applying it. CPU seconds; the link is the first leaf uplink that
+    carries placed flows."""
     engine = lab.engine
     te = engine.placer.te
     links = sorted(engine.net.topo.links)
     lid = next((lid for lid in links if te.flows_on(lid)), links[0])
     moved = len(te.flows_on(lid))
-    lab.fake.down.add(lid.src)
-    port = next(p for p in lab.ports[lid.src.dpid] if p.port_no == lid.src.port)
+    ends = (lid.src, lid.dst)
+    lab.fake.down.update(ends)
+    outs = []
     c0 = time.process_time()
-    out = engine.port_status(lid.src.dpid, replace(port, up=False), deleted=False, now=lab.now)
+    for end in ends:
+        port = next(p for p in lab.ports[end.dpid] if p.port_no == end.port)
+        outs.append(
+            engine.port_status(end.dpid, replace(port, up=False), deleted=False, now=lab.now)
+        )
     c1 = time.process_time()
-    lab.run(out)
+    for out in outs:
+        lab.run(out)
     c2 = time.process_time()
-    ops = sum(len(o) for p in out.programs for ph in p.phases for o in ph.ops.values())
+    ops = sum(
+        len(o) for out in outs for p in out.programs for ph in p.phases for o in ph.ops.values()
+    )
     return {
         "link": engine.net.topo.link_name(lid),
         "flows_on_link": moved,

@@ -327,7 +327,7 @@ class JobManager:
             transport=job.match,
             cookie=job_cookie(job.name, job.version),
             failover=self.failover,
-            edge_ports=self.net.topo.edge_ports if self.local_repair else None,
+            host_facing=self.net.topo.host_facing if self.local_repair else None,
             default_takes=self.net.default_takes,
         )
         program = self.net.prog.set_owner(

@@ -273,7 +273,7 @@ class FlowPlacer:
             egress_port=flow.egress.port,
             idle_timeout=policy.params.idle_timeout_s,
             backup_ports=backups,
-            edge_ports=topo.edge_ports if self.local_repair else None,
+            host_facing=topo.host_facing if self.local_repair else None,
             default_takes=self.net.default_takes(flow.five_tuple.dst_ip),
         )
         program = self.net.prog.set_owner(

@@ -152,6 +152,11 @@ class Topology:
         # edge_ports per switch, dropped when the switch's ports or links change: a
         # flow's rules ask for a spine's, which walks hundreds of links otherwise.
         self._edge_ports: dict[Dpid, tuple[PortNo, ...]] = {}
+        # Ports that carried a link since they last came up and lost it while staying
+        # up (a link timed out, its peer went down or disconnected): edge ports, but
+        # facing a switch, so they do not make a spine look like a leaf.
+        self._ex_fabric: set[PortRef] = set()
+        self._host_facing: dict[Dpid, bool] = {}
         # links_at per switch, sorted once per change of its links: every port-stats
         # reply reads it (a spine of 64 x 512 has 1,024 links to sort otherwise).
         self._links_at: dict[Dpid, tuple[LinkId, ...]] = {}
@@ -162,7 +167,7 @@ class Topology:
     ) -> list[FabricEvent]:
         real = {p.port_no: p for p in ports if p.port_no < OFPP_MAX}
         self.switches[dpid] = Switch(dpid=dpid, name=name, ports=real, connected=True)
-        self._edge_ports.pop(dpid, None)
+        self._forget_ports(dpid)
         self._by_name = {}
         for known, sw in self.switches.items():  # the first switch of a name wins, as before
             self._by_name.setdefault(sw.name, known)
@@ -175,7 +180,7 @@ class Topology:
         if sw is None or not sw.connected:
             return []
         self.switches[dpid] = replace(sw, connected=False)
-        self._edge_ports.pop(dpid, None)
+        self._forget_ports(dpid)
         events: list[FabricEvent] = [SwitchDown(time=now, dpid=dpid, name=sw.name)]
         events += self._drop_links(self._switch_links.get(dpid, ()), "switch-down", now)
         self._graph = None
@@ -188,13 +193,14 @@ class Topology:
             return []
         old = sw.ports.get(port.port_no)
         self.switches[dpid] = sw.with_port(port)
-        self._edge_ports.pop(dpid, None)
+        self._forget_ports(dpid)
         events: list[FabricEvent] = []
         if old is None or old.up != port.up:
             events.append(PortChanged(time=now, port=PortRef(dpid, port.port_no), up=port.up))
         if not port.up:
             ref = PortRef(dpid, port.port_no)
             events += self._drop_links(self._port_links.get(ref, ()), "port-down", now)
+            self._ex_fabric.discard(ref)  # whatever is plugged in when it is up again
         return events
 
     def port_deleted(self, dpid: Dpid, port_no: PortNo, *, now: float) -> list[FabricEvent]:
@@ -204,7 +210,7 @@ class Topology:
         ports = dict(sw.ports)
         old = ports.pop(port_no)
         self.switches[dpid] = replace(sw, ports=ports)
-        self._edge_ports.pop(dpid, None)
+        self._forget_ports(dpid)
         return self.port_update(dpid, replace(old, up=False), now=now)
 
     # --------------------------------------------------------------------- links
@@ -280,9 +286,10 @@ class Topology:
         for lid in gone:
             del self.links[lid]
             for ref in (lid.src, lid.dst):
+                self._ex_fabric.add(ref)
                 _unlist(self._port_links, ref, lid)
                 _unlist(self._switch_links, ref.dpid, lid)
-                self._edge_ports.pop(ref.dpid, None)
+                self._forget_ports(ref.dpid)
                 self._links_at.pop(ref.dpid, None)
         if gone:
             self._graph = None
@@ -293,9 +300,10 @@ class Topology:
         lid = link.link_id
         self.links[lid] = link
         for ref in (lid.src, lid.dst):
+            self._ex_fabric.discard(ref)
             self._port_links.setdefault(ref, set()).add(lid)
             self._switch_links.setdefault(ref.dpid, set()).add(lid)
-            self._edge_ports.pop(ref.dpid, None)
+            self._forget_ports(ref.dpid)
             self._links_at.pop(ref.dpid, None)
         self._graph = None
         self.version += 1
@@ -388,6 +396,22 @@ class Topology:
                 )
             self._edge_ports[dpid] = cached
         return list(cached)
+
+    def host_facing(self, dpid: Dpid) -> bool:
+        """Whether ``dpid`` has an edge port that may face a host: one that has not
+        carried a link since it came up. A spine whose link timed out (or whose
+        peer's port went down first) keeps that port up without a link; it is still
+        a spine to forwarding (local repair, detours), not a leaf."""
+        facing = self._host_facing.get(dpid)
+        if facing is None:
+            facing = self._host_facing[dpid] = any(
+                PortRef(dpid, p) not in self._ex_fabric for p in self.edge_ports(dpid)
+            )
+        return facing
+
+    def _forget_ports(self, dpid: Dpid) -> None:
+        self._edge_ports.pop(dpid, None)
+        self._host_facing.pop(dpid, None)
 
     def connected(self) -> list[Dpid]:
         return sorted(d for d, sw in self.switches.items() if sw.connected)

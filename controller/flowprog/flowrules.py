@@ -87,15 +87,16 @@ def compile_flow(
     egress_port: PortNo,
     idle_timeout: int,
     backup_ports: Mapping[Dpid, Sequence[PortNo]] | None = None,
-    edge_ports: Callable[[Dpid], Sequence[PortNo]] | None = None,
+    host_facing: Callable[[Dpid], bool] | None = None,
     default_takes: Callable[[Dpid, Action], bool] | None = None,
 ) -> FlowRules:
     """Rules for ``ft`` along ``path``, leaving the fabric at ``egress_port``.
 
     ``backup_ports[ingress]`` lists the ingress switch's other ports towards the
     egress switch; the first that differs from the primary becomes the
-    fast-failover backup. ``edge_ports`` (given when local repair is on) tells
-    which switches are spines: their hop into the egress switch bounces.
+    fast-failover backup. ``host_facing`` (given when local repair is on) tells
+    which switches are leaves: the others' (spines') hop into the egress switch
+    bounces.
     ``default_takes(dpid, action)``: whether ``dpid`` forwards the flow's packets
     by just ``action`` without a rule (then no rule goes there, except at ingress).
     """
@@ -106,7 +107,7 @@ def compile_flow(
         egress_port=egress_port,
         idle_timeout=idle_timeout,
         backup_ports=backup_ports,
-        edge_ports=edge_ports,
+        host_facing=host_facing,
         default_takes=default_takes,
     )
 
@@ -119,7 +120,7 @@ def compile_path(
     egress_port: PortNo,
     idle_timeout: int,
     backup_ports: Mapping[Dpid, Sequence[PortNo]] | None = None,
-    edge_ports: Callable[[Dpid], Sequence[PortNo]] | None = None,
+    host_facing: Callable[[Dpid], bool] | None = None,
     priority: int = PRIO_FLOW,
     flow_removed: bool = True,
     default_takes: Callable[[Dpid, Action], bool] | None = None,
@@ -138,7 +139,7 @@ def compile_path(
         else:
             link = links[hop]
             action, shared = _transit(
-                dpid, link.src.port, hop, link.dst.dpid, egress, backup_ports, edge_ports
+                dpid, link.src.port, hop, link.dst.dpid, egress, backup_ports, host_facing
             )
         if hop and default_takes is not None and default_takes(dpid, action):
             continue  # default forwarding does it (never at ingress)
@@ -175,7 +176,7 @@ def _transit(
     nxt: Dpid,
     egress: Dpid,
     backup_ports: Mapping[Dpid, Sequence[PortNo]] | None,
-    edge_ports: Callable[[Dpid], Sequence[PortNo]] | None,
+    host_facing: Callable[[Dpid], bool] | None,
 ) -> tuple[Action, tuple[GroupEntry, ...]]:
     """The action of a hop before the egress switch out of ``out`` (towards ``nxt``),
     and the groups it needs: the ingress forwards through a failover group when it
@@ -187,8 +188,8 @@ def _transit(
                 if port != out:
                     group = failover_group(out, port)
                     return group_action(group.group_id), (group,)
-    elif edge_ports is not None and bounces(
-        has_edge_ports=bool(edge_ports(dpid)), next_switch=nxt, destination=egress
+    elif host_facing is not None and bounces(
+        has_edge_ports=host_facing(dpid), next_switch=nxt, destination=egress
     ):
         group = bounce_group(out)
         return group_action(group.group_id), (ALWAYS_LIVE, group)

@@ -109,6 +109,8 @@ class ForwardingInputs:
     packet_in_pps: int = 0  # 0 = no meter on packet-ins
     spread_l4: bool = True  # TCP/UDP over several next hops by source-port bits
     local_repair: bool = True  # a spine's failed last hop bounces packets to another spine
+    # whether a switch is a leaf (may face hosts); by default: it has edge ports
+    host_facing: Callable[[Dpid], bool] | None = None
 
 
 def base_entries(*, metered: bool) -> list[FlowEntry]:
@@ -213,7 +215,8 @@ class _Build:
         self.peers_by_switch: dict[Dpid, dict[PortNo, Dpid]] = defaultdict(dict)
         for (src, port), peer in self.peer_of.items():
             self.peers_by_switch[src][port] = peer
-        self.edge = {d: bool(inp.edge_ports(d)) for d in inp.switches}
+        facing = inp.host_facing or (lambda d: bool(inp.edge_ports(d)))
+        self.edge = {d: facing(d) for d in inp.switches}
         self.sets: dict[Dpid, dict[int, NextHopSet]] = defaultdict(dict)
         self.edge_peers: dict[tuple[Dpid, tuple[PortNo, ...]], frozenset[Dpid]] = {}
         self.spread_routes: dict[

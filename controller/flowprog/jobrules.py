@@ -19,7 +19,7 @@ from __future__ import annotations
 import ipaddress
 import zlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from controller.fabric.model import Dpid, Path, PortNo
@@ -77,12 +77,12 @@ def compile_job(
     transport: FlowMatch,
     cookie: int,
     failover: bool = True,
-    edge_ports: Callable[[Dpid], Sequence[PortNo]] | None = None,
+    host_facing: Callable[[Dpid], bool] | None = None,
     default_takes: Callable[[str], Callable[[Dpid, Action], bool] | None] | None = None,
 ) -> tuple[OwnerNeeds, tuple[Dpid, ...]]:
     """Rules for every placed pair; returns the needs and an egress-first switch order.
 
-    ``edge_ports`` (local repair on) lets a spine's last hop bounce when its
+    ``host_facing`` (local repair on) lets a spine's last hop bounce when its
     link to the destination fails, as for placed flows. ``default_takes(dst_ip)``:
     where default forwarding already carries packets to that host (see
     :func:`~controller.flowprog.flowrules.compile_flow`).
@@ -98,7 +98,7 @@ def compile_job(
             egress_port=route.egress_port,
             idle_timeout=0,
             backup_ports={route.path.switches[0]: route.backup_ports} if failover else None,
-            edge_ports=edge_ports,
+            host_facing=host_facing,
             priority=PRIO_JOB,
             flow_removed=False,
             default_takes=default_takes(route.dst_ip) if default_takes else None,

@@ -197,7 +197,7 @@ def test_rules_of_a_job_pair_bounce_at_their_spine_too() -> None:
         path=path,
         egress_port=dst.port.port,
         idle_timeout=0,
-        edge_ports=lab.net.topo.edge_ports,
+        host_facing=lab.net.topo.host_facing,
     )
     lab.fake.apply(lab.net.prog.set_owner(("job", 1), rules.needs, now=lab.now))
     cut(lab, "spine1", dst_leaf)

@@ -155,7 +155,7 @@ def test_a_spines_bounce_hop_is_asked_about_as_its_group() -> None:
             seen.append(action)
             return answer and dpid == 10
 
-        rules = flow_7(edge_ports=lambda d: [] if d == 10 else [9], default_takes=takes)
+        rules = flow_7(host_facing=lambda d: d != 10, default_takes=takes)
         return dict(rules.needs.groups)
 
     assert compile_with(True) == {}  # the spine's route bounces alike: no rule, no group

@@ -86,7 +86,7 @@ def test_a_spine_bounces_its_last_hop_back_when_that_link_fails() -> None:
         path=path,
         egress_port=HOST_PORT,
         idle_timeout=0,
-        edge_ports=lambda d: leaves.get(d, ()),
+        host_facing=lambda d: bool(leaves.get(d, ())),
     )
     spine = fab.dpid("spine1")
     assert rules.needs.groups[spine][0] == repair.ALWAYS_LIVE  # watched, so installed first
@@ -116,7 +116,7 @@ def test_a_switch_with_hosts_never_bounces() -> None:
         path=Path((a, b, c), (ab, bc)),
         egress_port=HOST_PORT,
         idle_timeout=0,
-        edge_ports=lambda d: edge.get(d, ()),
+        host_facing=lambda d: bool(edge.get(d, ())),
     )
     assert not any(rules.needs.groups.values())
     fake = FakeFabric(switches=[a, b, c], links=links)
