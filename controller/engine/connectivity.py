@@ -173,6 +173,7 @@ class Connectivity:
 
     def port_status(self, dpid: Dpid, port: Port, *, deleted: bool, now: float) -> EngineOutput:
         ref = PortRef(dpid, port.port_no)
+        facing = self.topo.host_facing(dpid)
         if deleted:
             events = self.topo.port_deleted(dpid, port.port_no, now=now)
         else:
@@ -184,8 +185,10 @@ class Connectivity:
         if any(isinstance(e, PortChanged) and e.up for e in events):
             self._next_lldp = min(self._next_lldp, now)
         out = self._react(events, now)
-        if events:
+        if any(isinstance(e, LinkDown) for e in events) or self.topo.host_facing(dpid) != facing:
             out.add_program(self.refresh_forwarding(now=now, reason="port-status"))
+        elif events:  # routes stay as they are: only the switch's edge ports moved
+            out.add_program(self.refresh_traps(dpid, now=now, reason="port-status"))
         return out
 
     # --------------------------------------------------------------- discovery
@@ -406,6 +409,20 @@ class Connectivity:
         updates: dict[Hashable, OwnerNeeds] = {
             ("fwd", dpid): need for dpid, need in compile_forwarding(inputs).items()
         }
+        updates.update(self._trap_updates(switches, now))
+        return self.prog.set_owners(updates, now=now, reason=reason)
+
+    def refresh_traps(self, dpid: Dpid, *, now: float, reason: str) -> Program:
+        """Recompute one switch's class traps (its edge ports changed, its routes
+        did not: a port without a link or a host went up or down)."""
+        if self._forwarding_held:
+            self._forwarding_due.append(reason)
+            return Program(reason=reason)
+        return self.prog.set_owners(self._trap_updates([dpid], now), now=now, reason=reason)
+
+    def _trap_updates(self, switches: Iterable[Dpid], now: float) -> dict[Hashable, OwnerNeeds]:
+        """New trap entries of those of ``switches`` whose edge ports or traps changed."""
+        updates: dict[Hashable, OwnerNeeds] = {}
         metered = self.config.packet_in_pps > 0
         for dpid in switches:
             ports = self._trap_ports(dpid, now)
@@ -414,7 +431,7 @@ class Connectivity:
                 self._trap_inputs[dpid] = key
                 entries = compile_traps(ports, self.traps, metered=metered)
                 updates[("trap", dpid)] = OwnerNeeds.build(flows={dpid: entries})
-        return self.prog.set_owners(updates, now=now, reason=reason)
+        return updates
 
     def _catch_all_strategy(self) -> Strategy:
         return self.catch_all.strategy if self.catch_all else Strategy.ECMP

@@ -114,13 +114,18 @@ class ForwardingInputs:
 
 
 def base_entries(*, metered: bool) -> list[FlowEntry]:
+    return list(_base_entries(metered))
+
+
+@functools.lru_cache(maxsize=2)
+def _base_entries(metered: bool) -> tuple[FlowEntry, ...]:
     meter = PACKET_IN_METER if metered else None
-    return [
+    return (
         FlowEntry(PRIO_LLDP, Match.of(eth_type=ETH_LLDP), (ToController(),), _BASE),
         FlowEntry(PRIO_ARP, Match.of(eth_type=ETH_ARP), (ToController(),), _BASE, meter_id=meter),
         FlowEntry(PRIO_MCAST_DROP, Match.of(eth_dst=MCAST_BIT), (), _BASE),
         FlowEntry(PRIO_MISS, Match(), (ToController(),), _BASE, meter_id=meter),
-    ]
+    )
 
 
 def compile_forwarding(inp: ForwardingInputs) -> dict[Dpid, OwnerNeeds]:
@@ -133,20 +138,19 @@ def compile_forwarding(inp: ForwardingInputs) -> dict[Dpid, OwnerNeeds]:
     dsts = sorted(by_switch)
     for dst, hops, dist in next_hops_many(dsts, inp.links, drained=inp.drained):
         hosts = by_switch[dst]
+        macs = tuple(h.mac for h in hosts)
         for dpid in inp.switches:
             if dpid == dst:
                 for host in hosts:
-                    build.flows[dpid].append(_host_entry(host, (output(host.attach.port),)))
+                    build.flows[dpid] += _host_entries((host.mac,), (output(host.attach.port),))
                 continue
             ports = hops.get(dpid)
             if not ports:
                 continue
             actions, bounce_port = build.route(dpid, dst, ports, dist[dpid])
-            build.flows[dpid] += [_host_entry(host, actions) for host in hosts]
+            build.flows[dpid] += _host_entries(macs, actions)
             if bounce_port is not None:
-                build.flows[dpid] += [
-                    delivery_entry(h.mac, bounce_port, cookie=_HOST) for h in hosts
-                ]
+                build.flows[dpid] += _deliveries(macs, bounce_port)
     if inp.local_repair:
         build.repair_entries()
 
@@ -196,9 +200,22 @@ def host_route_key(mac: str) -> EntryKey:
     return (0, PRIO_HOST, Match.of(eth_dst=mac))
 
 
-def _host_entry(host: Host, actions: tuple[Action, ...]) -> FlowEntry:
-    _, prio, match = host_route_key(host.mac)
-    return FlowEntry(prio, match, actions, _HOST)
+@functools.lru_cache(maxsize=1 << 16)
+def _host_entries(macs: tuple[str, ...], actions: tuple[Action, ...]) -> tuple[FlowEntry, ...]:
+    """The routes to the hosts ``macs`` of one switch by ``actions``.
+
+    Kept per (hosts, actions): the switches that reach a destination alike share
+    the entries, and a recomputation of default forwarding gets back the very
+    entries it made before wherever nothing changed, which the desired tables
+    recognise by identity (a lost link then costs work where routes changed).
+    """
+    return tuple(FlowEntry(PRIO_HOST, host_route_key(mac)[2], actions, _HOST) for mac in macs)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _deliveries(macs: tuple[str, ...], port: PortNo) -> tuple[FlowEntry, ...]:
+    """A spine's repair entries delivering tagged packets to ``macs`` (kept as routes are)."""
+    return tuple(delivery_entry(mac, port, cookie=_HOST) for mac in macs)
 
 
 class _Build:

@@ -35,6 +35,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property, lru_cache
 
 from controller.fabric.model import Dpid, PortNo
 from controller.flowprog.entries import (
@@ -86,15 +87,20 @@ class NextHopSet:
     shift: int
     offset: int
 
-    @property
+    @cached_property
     def set_id(self) -> int:
         """Metadata value naming the set: derived from its contents, like group ids."""
         canon = repr((self.ports, self.weights, self.buckets, self.shift, self.offset)).encode()
         return _METADATA_TAG | zlib.crc32(canon)
 
-    def route_actions(self) -> tuple[Action, ...]:
-        """What a table-0 route towards a destination of this set does."""
+    @cached_property
+    def _route(self) -> tuple[Action, ...]:
         return (WriteMetadata(self.set_id), GotoTable(SPREAD_TABLE))
+
+    def route_actions(self) -> tuple[Action, ...]:
+        """What a table-0 route towards a destination of this set does (one tuple
+        per set: routes of many hosts, and of every recomputation, share it)."""
+        return self._route
 
 
 def next_hop_set(
@@ -111,9 +117,16 @@ def next_hop_set(
     switch's cost to the destination and picks the source-port bits.
     """
     weigh = weights or {}
-    kept = [(p, int(weigh.get(p, 1))) for p in sorted(ports) if weigh.get(p, 1) > 0]
+    kept = tuple((p, int(weigh.get(p, 1))) for p in sorted(ports) if weigh.get(p, 1) > 0)
     if len(kept) < 2:
         return None
+    return _interned_set(kept, distance, dpid % len(kept))
+
+
+@lru_cache(maxsize=1024)
+def _interned_set(kept: tuple[tuple[PortNo, int], ...], distance: int, offset: int) -> NextHopSet:
+    """One value per set: recomputed forwarding finds the sets it had, and with them
+    their compiled entries (:func:`compile_set`), instead of building them again."""
     buckets = bucket_count([w for _, w in kept])
     k = buckets.bit_length() - 1
     windows = PORT_BITS // k
@@ -122,7 +135,7 @@ def next_hop_set(
         weights=tuple(w for _, w in kept),
         buckets=buckets,
         shift=((distance - 2) % windows) * k,
-        offset=dpid % len(kept),
+        offset=offset,
     )
 
 
@@ -168,9 +181,20 @@ def bucket_ports(hs: NextHopSet) -> list[PortNo]:
     return out
 
 
-def compile_set(hs: NextHopSet, *, cookie: int) -> tuple[list[FlowEntry], list[GroupEntry]]:
+def compile_set(
+    hs: NextHopSet, *, cookie: int
+) -> tuple[tuple[FlowEntry, ...], tuple[GroupEntry, ...]]:
     """Spread-table entries and groups of one set: a failover chain per port, the
-    per-bucket entries for UDP and TCP, and the SELECT group for other traffic."""
+    per-bucket entries for UDP and TCP, and the SELECT group for other traffic.
+    Kept per set: every recomputation of default forwarding asks again for the
+    same sets, hundreds of entries each on a wide fabric."""
+    return _compiled_set(hs, cookie)
+
+
+@lru_cache(maxsize=512)  # up to 256 buckets x 2 protocols each: bounded
+def _compiled_set(
+    hs: NextHopSet, cookie: int
+) -> tuple[tuple[FlowEntry, ...], tuple[GroupEntry, ...]]:
     ports = list(hs.ports)
     chains = {p: failover_chain(ports[i:] + ports[:i]) for i, p in enumerate(ports)}
     fallback = select_group(ports, weights=dict(zip(hs.ports, hs.weights, strict=True)))
@@ -201,4 +225,4 @@ def compile_set(hs: NextHopSet, *, cookie: int) -> tuple[list[FlowEntry], list[G
             table_id=SPREAD_TABLE,
         )
     )
-    return entries, [*chains.values(), fallback]
+    return tuple(entries), (*chains.values(), fallback)

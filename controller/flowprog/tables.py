@@ -14,7 +14,7 @@ switch's actual tables is :func:`controller.flowprog.plan.reconcile`.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from controller.fabric.model import Dpid
@@ -111,12 +111,13 @@ class DesiredTables:
     def set_owner(self, owner: Hashable, needs: OwnerNeeds) -> TableChanges:
         """Replace what ``owner`` needs and return the resulting changes."""
         old = self._owners.get(owner, _NOTHING)
-        self._check_conflicts(owner, needs)
+        flows = _flow_delta(old, needs)
+        self._check_conflicts(owner, needs, flows)
         changes: TableChanges = defaultdict(SwitchChanges)
         # Shared objects first: groups and meters are referenced by flows.
         self._swap_shared(old.groups, needs.groups, self._group_refs, "groups", changes)
         self._swap_shared(old.meters, needs.meters, self._meter_refs, "meters", changes)
-        self._swap_flows(owner, old, needs, changes)
+        self._swap_flows(owner, flows, changes)
         if any(needs.flows.values()) or any(needs.groups.values()) or any(needs.meters.values()):
             self._owners[owner] = needs
         else:
@@ -127,8 +128,8 @@ class DesiredTables:
         return self.set_owner(owner, OwnerNeeds())
 
     # ------------------------------------------------------------------ helpers
-    def _check_conflicts(self, owner: Hashable, needs: OwnerNeeds) -> None:
-        for dpid, entries in needs.flows.items():
+    def _check_conflicts(self, owner: Hashable, needs: OwnerNeeds, flows: _FlowDelta) -> None:
+        for dpid, entries, _ in flows:
             owners = self._flow_owner[dpid]
             for entry in entries:
                 holder = owners.get(entry.key)
@@ -150,17 +151,15 @@ class DesiredTables:
         old = self._owners.get(owner)
         return old is not None and any(g.group_id == gid for g in old.groups.get(dpid, ()))
 
-    def _swap_flows(
-        self, owner: Hashable, old: OwnerNeeds, new: OwnerNeeds, changes: TableChanges
-    ) -> None:
-        # A new owner (a new flow) has nothing before: its switches are the new ones.
-        dpids = new.flows.keys() | old.flows.keys() if old.flows else new.flows.keys()
-        for dpid in dpids:
+    def _swap_flows(self, owner: Hashable, flows: _FlowDelta, changes: TableChanges) -> None:
+        for dpid, new, old in flows:
             held, owners = self._tables[dpid].flows, self._flow_owner[dpid]
-            before = {e.key: e for e in old.flows.get(dpid, ())} if old.flows else {}
-            after = {e.key: e for e in new.flows.get(dpid, ())}
+            before = {e.key: e for e in old}
+            after = {e.key: e for e in new}
             for key, entry in after.items():
                 prev = before.get(key)
+                if prev is entry:
+                    continue  # the very entry it had
                 if prev is None or not prev.same_on_switch(entry):
                     changes[dpid].flow_adds.append(entry)
                 held[key] = entry
@@ -203,6 +202,39 @@ class DesiredTables:
                     del refs[(dpid, oid)]
                     del store[oid]
                     _deletes(changes[dpid], kind).append(obj)
+
+
+# Per switch: the entries an owner needs that it did not have as the very same
+# object, and the entries it had that it does not need as the very same object.
+_FlowDelta = list[tuple[Dpid, Sequence[FlowEntry], Sequence[FlowEntry]]]
+_SMALL = 16  # entries on a switch below which a plain comparison is cheaper
+
+
+def _flow_delta(old: OwnerNeeds, new: OwnerNeeds) -> _FlowDelta:
+    """What changed between an owner's old and new flow entries, per switch.
+
+    A new owner (a new flow) has nothing before: its switches are the new ones.
+    A large owner (a switch's default forwarding) recomputed after a topology
+    change gets back most of its entries as the same objects (they are kept per
+    route): only the others are compared by key, so a lost link costs work where
+    routes changed, not for every entry of every switch.
+    """
+    if not old.flows:
+        return [(dpid, entries, ()) for dpid, entries in new.flows.items()]
+    delta: _FlowDelta = []
+    for dpid in new.flows.keys() | old.flows.keys():
+        after, before = new.flows.get(dpid, ()), old.flows.get(dpid, ())
+        if after is before:
+            continue
+        if len(after) < _SMALL or len(before) < _SMALL:
+            delta.append((dpid, after, before))
+            continue
+        kept, had = set(map(id, after)), set(map(id, before))
+        added = [e for e in after if id(e) not in had]
+        dropped = [e for e in before if id(e) not in kept]
+        if added or dropped:
+            delta.append((dpid, added, dropped))
+    return delta
 
 
 def shared_id(obj: GroupEntry | MeterEntry) -> int:

@@ -14,7 +14,8 @@ from enginelab import EngineLab
 from synthetic import leaf_spine
 
 from controller.flowprog.entries import GroupAction, GroupType
-from controller.flowprog.forwarding import PRIO_HOST
+from controller.flowprog.forwarding import PRIO_HOST, ForwardingInputs, compile_forwarding
+from controller.flowprog.tables import OwnerNeeds
 
 
 def tables(lab: EngineLab) -> dict[int, tuple[object, ...]]:
@@ -87,3 +88,28 @@ def test_a_cable_reported_by_one_end_programs_what_both_ends_would(
     leaf1 = {h.mac for h in one.hosts if h.port.dpid == cable.src.dpid}
     assert grouped_routes(one, "leaf3") <= leaf1
     assert one.undelivered() == []
+
+
+def test_the_second_end_of_a_lost_cable_only_moves_its_switch_traps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its link is gone already and the spine stays a spine: the routes cannot change,
+    so default forwarding is not recomputed for the fabric a second time."""
+    lab = EngineLab(leaf_spine(2, 4)).ready()
+    cable = lab.cable("leaf2", "spine2")
+    lab.set_port(cable.src, up=False)
+    before = tables(lab)
+    compiled: list[int] = []
+
+    def counted(inp: ForwardingInputs) -> dict[int, OwnerNeeds]:
+        compiled.append(1)
+        return compile_forwarding(inp)
+
+    monkeypatch.setattr("controller.engine.connectivity.compile_forwarding", counted)
+    lab.set_port(cable.dst, up=False)
+    assert compiled == []
+    assert tables(lab) == before  # no traps without policies: nothing to change
+    lab.set_port(cable.src, up=True)  # a leaf's port up: its edge ports move, but it
+    assert compiled == []  # faced hosts before and still does
+    lab.set_port(cable.dst, up=True)  # a spine's fresh port may face a host: recomputed
+    assert compiled == [1]
