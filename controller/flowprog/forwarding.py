@@ -46,7 +46,7 @@ from controller.flowprog.repair import (
     return_entries,
     tagged_drop,
 )
-from controller.flowprog.spread import NextHopSet, compile_set, next_hop_set
+from controller.flowprog.spread import NextHopSet, compile_set, derived_set, next_hop_set
 from controller.flowprog.tables import OwnerNeeds
 from controller.routing.nexthops import next_hops_many
 
@@ -236,6 +236,8 @@ class _Build:
         self.edge = {d: facing(d) for d in inp.switches}
         self.sets: dict[Dpid, dict[int, NextHopSet]] = defaultdict(dict)
         self.edge_peers: dict[tuple[Dpid, tuple[PortNo, ...]], frozenset[Dpid]] = {}
+        self.drained = {(lid.src.dpid, lid.src.port) for lid in inp.drained}
+        self.uplinks: dict[Dpid, tuple[PortNo, ...]] = {}
         self.spread_routes: dict[
             tuple[Dpid, tuple[PortNo, ...], int], tuple[Action, ...] | None
         ] = {}
@@ -268,13 +270,45 @@ class _Build:
         if inp.spread_l4 and not detour:
             key = (dpid, ports, distance)
             if key not in self.spread_routes:  # many destinations share one set
-                hs = next_hop_set(ports, weights=weights, distance=distance, dpid=dpid)
+                hs = self._spread_set(dpid, ports, weights, distance)
                 claimed = hs is not None and self._claim(dpid, hs)
                 self.spread_routes[key] = hs.route_actions() if hs and claimed else None
             actions = self.spread_routes[key]
             if actions is not None:
                 return actions, None
         return (self.group(dpid, select_group(ports, weights=weights)),), None
+
+    def _spread_set(
+        self,
+        dpid: Dpid,
+        ports: tuple[PortNo, ...],
+        weights: dict[PortNo, int] | None,
+        distance: int,
+    ) -> NextHopSet | None:
+        """The set for ``ports``: derived from the switch's set over all its uplinks
+        when ``ports`` are those less a few (a link lost further on), else its own."""
+        own = next_hop_set(ports, weights=weights, distance=distance, dpid=dpid)
+        if own is None or weights is not None:
+            return own
+        full = self._uplinks(dpid)
+        if len(full) <= len(ports) or not set(ports) < set(full):
+            return own
+        parent = next_hop_set(full, weights=None, distance=distance, dpid=dpid)
+        derived = derived_set(parent, ports) if parent is not None else None
+        return derived or own
+
+    def _uplinks(self, dpid: Dpid) -> tuple[PortNo, ...]:
+        """``dpid``'s undrained ports towards switches that face no hosts (spines)."""
+        ports = self.uplinks.get(dpid)
+        if ports is None:
+            ports = self.uplinks[dpid] = tuple(
+                sorted(
+                    port
+                    for port, peer in self.peers_by_switch.get(dpid, {}).items()
+                    if not self.edge.get(peer, True) and (dpid, port) not in self.drained
+                )
+            )
+        return ports
 
     def _edge_peers(self, dpid: Dpid, ports: tuple[PortNo, ...]) -> frozenset[Dpid]:
         """The switches with edge ports (leaves) that ``ports`` lead to; kept per port
@@ -296,6 +330,8 @@ class _Build:
     def _claim(self, dpid: Dpid, hs: NextHopSet) -> bool:
         """Give ``hs`` its spread-table entries on ``dpid`` (once per set). False if
         its metadata id is taken by another set there: that route keeps its group."""
+        if hs.parent is not None and not self._claim(dpid, hs.parent):
+            return False  # the parent's entries serve most of a derived set's buckets
         have = self.sets[dpid].get(hs.set_id)
         if have is not None:
             return have == hs
@@ -309,19 +345,32 @@ class _Build:
     def repair_entries(self) -> None:
         """Every switch drops stray tagged packets; leaves send bounced ones up
         another spine."""
-        drained = {(lid.src.dpid, lid.src.port) for lid in self.inp.drained}
+        drained = self.drained
         for dpid in self.inp.switches:
-            self.flows[dpid].append(tagged_drop(cookie=_BASE))
+            self.flows[dpid].append(_TAGGED_DROP)
             if not self.edge[dpid]:
                 continue
-            uplinks = {
-                port: peer
-                for port, peer in self.peers_by_switch.get(dpid, {}).items()
-                if not self.edge.get(peer, True)
-            }
-            entries, groups = return_entries(
-                uplinks, drained={p for d, p in drained if d == dpid}, cookie=_HOST
+            uplinks = tuple(
+                sorted(
+                    (port, peer)
+                    for port, peer in self.peers_by_switch.get(dpid, {}).items()
+                    if not self.edge.get(peer, True)
+                )
             )
+            entries, groups = _returns(uplinks, frozenset(p for d, p in drained if d == dpid))
             self.flows[dpid] += entries
             for group in groups:
                 self.group(dpid, group)
+
+
+_TAGGED_DROP = tagged_drop(cookie=_BASE)
+
+
+@functools.lru_cache(maxsize=4096)
+def _returns(
+    uplinks: tuple[tuple[PortNo, Dpid], ...], drained: frozenset[PortNo]
+) -> tuple[tuple[FlowEntry, ...], tuple[GroupEntry, ...]]:
+    """A leaf's tagged-return entries, kept per uplinks (leaves wired alike share
+    them, and a recomputation gets the same objects back)."""
+    entries, groups = return_entries(dict(uplinks), drained=drained, cookie=_HOST)
+    return tuple(entries), tuple(groups)

@@ -32,7 +32,19 @@ def select_group(ports: Sequence[int], *, weights: Mapping[int, int] | None = No
     Open vSwitch skips buckets whose watch port is down, so the data plane stops
     hashing onto a dead uplink before the controller re-derives anything.
     """
-    weights = weights or {}
+    if not weights:
+        return _plain_select(tuple(ports))
+    return _select(ports, weights)
+
+
+@lru_cache(maxsize=4096)
+def _plain_select(ports: tuple[int, ...]) -> GroupEntry:
+    """One value per port set: default forwarding without the spread table asks for
+    the same group on every route of a switch (hundreds of thousands at 64 x 512)."""
+    return _select(ports, {})
+
+
+def _select(ports: Sequence[int], weights: Mapping[int, int]) -> GroupEntry:
     buckets = tuple(
         Bucket(actions=(Output(p),), weight=max(1, int(weights.get(p, 1))), watch_port=p)
         for p in sorted(ports)

@@ -15,15 +15,29 @@ Each bucket forwards through a FAST_FAILOVER chain that starts at its own port
 and continues round the set, so a dead next hop never blackholes a bucket: its
 traffic moves to the next live port before the controller hears of it.
 
-Buckets: B = 2^k >= n next hops, the smallest such B for which no port gets
-more than :data:`MAX_OVERLOAD` times its share (its weight over the total),
-up to :data:`MAX_BUCKETS`. Equal next hops: n = 2, 4, 8, ... are exact; n = 3
-takes 8 buckets (3:3:2, the heaviest port 1.125 x its share), n = 5 32
+Buckets: B = 2^k >= 4n (so a lost next hop's buckets can go to several
+others), the smallest such B for which no port gets more than
+:data:`MAX_OVERLOAD` times its share (its weight over the total), up to
+:data:`MAX_BUCKETS`. Equal next hops: n = 2, 4, 8, ... are exact; n = 3
+takes 16 buckets (6:5:5, the heaviest port 1.125 x its share), n = 5 32
 buckets (7:7:6:6:6, 1.09 x). Which ports get the extra bucket rotates with the
 switch's dpid, so over many switches no port is favoured. Each switch reads a
 different window of source-port bits depending on its distance to the
 destination, so consecutive hops of one path choose independently (no ECMP
 polarisation on 3-tier fabrics).
+
+*Derived sets.* When a link fails, every leaf's next hops towards the leaf
+behind it lose one spine: a new set, with hundreds of entries, on every leaf
+of the fabric. Instead, a set that is a switch's full set (its *parent*) less
+a few ports is *derived* from it: its metadata is the parent's id with a
+variant in bits 32-55, the parent's entries match the parent's bits only
+(masked), so they serve the derived set too, and the derived set adds only
+the buckets whose port it lacks (moved to the least loaded of its ports,
+above the parent's priority) and its own SELECT group for other traffic. A
+lost uplink then costs each leaf a handful of entries, and every flow whose
+bucket did not use the lost port keeps its path. A derived set is used only
+while no port gets more than :data:`MAX_DERIVED_OVERLOAD` times its share;
+otherwise the switch gets a fresh set.
 
 This module decides entries for one switch's sets; it does not choose next
 hops (that is :mod:`controller.routing.nexthops`) and knows nothing of hosts.
@@ -32,6 +46,7 @@ hops (that is :mod:`controller.routing.nexthops`) and knows nothing of hosts.
 from __future__ import annotations
 
 import zlib
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -53,22 +68,29 @@ __all__ = [
     "SPREAD_TABLE",
     "MAX_BUCKETS",
     "MAX_OVERLOAD",
+    "MAX_DERIVED_OVERLOAD",
     "NextHopSet",
     "next_hop_set",
+    "derived_set",
     "bucket_count",
     "bucket_ports",
     "compile_set",
 ]
 
 SPREAD_TABLE = 1
+PRIO_SPREAD_MOVED = 30  # a derived set's buckets that left its parent's port
 PRIO_SPREAD = 20  # one per (protocol, bucket)
+PRIO_SPREAD_DERIVED_OTHER = 15  # a derived set's other traffic
 PRIO_SPREAD_OTHER = 10  # everything else: the set's SELECT group
 MAX_BUCKETS = 256
+MIN_BUCKETS_PER_PORT = 4
 MAX_OVERLOAD = Fraction(9, 8)
+MAX_DERIVED_OVERLOAD = Fraction(5, 4)
 PORT_BITS = 16
 ETH_IPV4 = 0x0800
 L4_SOURCE = ((17, "udp_src"), (6, "tcp_src"))
 _METADATA_TAG = 0xFA << 56  # readable in dump-flows: the top byte names this controller
+_FAMILY = 0xFF000000FFFFFFFF  # the bits naming a parent set; bits 32-55 name a derived one
 
 
 @dataclass(frozen=True)
@@ -86,10 +108,14 @@ class NextHopSet:
     buckets: int
     shift: int
     offset: int
+    parent: NextHopSet | None = None  # a derived set: the parent serves its other buckets
 
     @cached_property
     def set_id(self) -> int:
         """Metadata value naming the set: derived from its contents, like group ids."""
+        if self.parent is not None:
+            variant = zlib.crc32(repr(self.ports).encode()) & 0xFFFFFF or 1
+            return self.parent.set_id | variant << 32
         canon = repr((self.ports, self.weights, self.buckets, self.shift, self.offset)).encode()
         return _METADATA_TAG | zlib.crc32(canon)
 
@@ -139,11 +165,39 @@ def _interned_set(kept: tuple[tuple[PortNo, int], ...], distance: int, offset: i
     )
 
 
+def derived_set(parent: NextHopSet, ports: Sequence[PortNo]) -> NextHopSet | None:
+    """``parent`` less the ports not in ``ports``, as a derived set (see the module
+    notes), or None: not a strict subset, more than a quarter of the parent's ports
+    gone, or a port loaded over :data:`MAX_DERIVED_OVERLOAD` times its share."""
+    return _derived(parent, tuple(sorted(ports)))
+
+
+@lru_cache(maxsize=1024)
+def _derived(parent: NextHopSet, kept: tuple[PortNo, ...]) -> NextHopSet | None:
+    have = set(kept)
+    lost = len(parent.ports) - len(kept)
+    if len(kept) < 2 or not have < set(parent.ports) or lost > max(1, len(parent.ports) // 4):
+        return None
+    weight = dict(zip(parent.ports, parent.weights, strict=True))
+    child = NextHopSet(
+        ports=kept,
+        weights=tuple(weight[p] for p in kept),
+        buckets=parent.buckets,
+        shift=parent.shift,
+        offset=parent.offset,
+        parent=parent,
+    )
+    counts = Counter(bucket_ports(child))
+    total = sum(child.weights)
+    worst = max(Fraction(counts[p] * total, child.buckets * weight[p]) for p in kept)
+    return child if worst <= MAX_DERIVED_OVERLOAD else None
+
+
 def bucket_count(weights: Sequence[int]) -> int:
-    """Smallest power of two >= len(weights) that keeps every port within
-    :data:`MAX_OVERLOAD` of its share, capped at :data:`MAX_BUCKETS`."""
+    """Smallest power of two >= :data:`MIN_BUCKETS_PER_PORT` x len(weights) that keeps
+    every port within :data:`MAX_OVERLOAD` of its share, capped at :data:`MAX_BUCKETS`."""
     n = len(weights)
-    count = 1 << max(1, (n - 1).bit_length())
+    count = min(MAX_BUCKETS, 1 << max(1, (MIN_BUCKETS_PER_PORT * n - 1).bit_length()))
     while count < MAX_BUCKETS and _overload(weights, count) > MAX_OVERLOAD:
         count *= 2
     return count
@@ -165,8 +219,13 @@ def _overload(weights: Sequence[int], buckets: int) -> Fraction:
     return max(Fraction(c * total, buckets * w) for c, w in zip(counts, weights, strict=True))
 
 
-def bucket_ports(hs: NextHopSet) -> list[PortNo]:
-    """The port of each bucket, interleaved (smooth weighted round robin on the counts)."""
+@lru_cache(maxsize=2048)
+def bucket_ports(hs: NextHopSet) -> tuple[PortNo, ...]:
+    """The port of each bucket, interleaved (smooth weighted round robin on the counts).
+    A derived set keeps its parent's, except that each bucket of a port it lacks goes
+    to its least loaded port (relative to weight; ties rotate with the bucket)."""
+    if hs.parent is not None:
+        return _moved_buckets(hs, hs.parent)
     buckets = hs.buckets
     counts = _counts(hs.weights, buckets, hs.offset)
     n = len(counts)
@@ -178,7 +237,27 @@ def bucket_ports(hs: NextHopSet) -> list[PortNo]:
         pick = max(range(n), key=lambda i: (current[i], -((i - hs.offset) % n)))
         current[pick] -= buckets
         out.append(hs.ports[pick])
-    return out
+    return tuple(out)
+
+
+def _moved_buckets(hs: NextHopSet, parent: NextHopSet) -> tuple[PortNo, ...]:
+    weight = dict(zip(hs.ports, hs.weights, strict=True))
+    out = list(bucket_ports(parent))
+    counts = Counter(p for p in out if p in weight)
+    n = len(hs.ports)
+    for bucket, port in enumerate(out):
+        if port in weight:
+            continue
+        pick = min(
+            range(n),
+            key=lambda i: (
+                Fraction(counts[hs.ports[i]], weight[hs.ports[i]]),
+                (i - hs.offset - bucket) % n,
+            ),
+        )
+        out[bucket] = hs.ports[pick]
+        counts[hs.ports[pick]] += 1
+    return tuple(out)
 
 
 def compile_set(
@@ -187,7 +266,12 @@ def compile_set(
     """Spread-table entries and groups of one set: a failover chain per port, the
     per-bucket entries for UDP and TCP, and the SELECT group for other traffic.
     Kept per set: every recomputation of default forwarding asks again for the
-    same sets, hundreds of entries each on a wide fabric."""
+    same sets, hundreds of entries each on a wide fabric.
+
+    A derived set's entries are only its moved buckets, their chains and its own
+    SELECT group: its parent's (compiled and installed on their own) do the rest."""
+    if hs.parent is not None:
+        return _compiled_derived(hs, cookie)
     return _compiled_set(hs, cookie)
 
 
@@ -195,16 +279,47 @@ def compile_set(
 def _compiled_set(
     hs: NextHopSet, cookie: int
 ) -> tuple[tuple[FlowEntry, ...], tuple[GroupEntry, ...]]:
+    family = (hs.set_id, _FAMILY)  # derived sets' metadata match too
+    buckets = dict(enumerate(bucket_ports(hs)))
+    return _set_entries(hs, buckets, (PRIO_SPREAD, PRIO_SPREAD_OTHER), family, cookie)
+
+
+@lru_cache(maxsize=1024)
+def _compiled_derived(
+    hs: NextHopSet, cookie: int
+) -> tuple[tuple[FlowEntry, ...], tuple[GroupEntry, ...]]:
+    assert hs.parent is not None
+    moved = {
+        bucket: port
+        for bucket, (port, was) in enumerate(
+            zip(bucket_ports(hs), bucket_ports(hs.parent), strict=True)
+        )
+        if port != was
+    }
+    priorities = (PRIO_SPREAD_MOVED, PRIO_SPREAD_DERIVED_OTHER)
+    return _set_entries(hs, moved, priorities, hs.set_id, cookie)
+
+
+def _set_entries(
+    hs: NextHopSet,
+    buckets: Mapping[int, PortNo],
+    priorities: tuple[int, int],
+    metadata: int | tuple[int, int],
+    cookie: int,
+) -> tuple[tuple[FlowEntry, ...], tuple[GroupEntry, ...]]:
+    """Entries for ``buckets`` (bucket -> port) through failover chains that start at
+    their port and go round the set, and the set's SELECT group for other traffic;
+    ``priorities``: of the buckets' entries and of the other-traffic entry."""
     ports = list(hs.ports)
-    chains = {p: failover_chain(ports[i:] + ports[:i]) for i, p in enumerate(ports)}
+    used = set(buckets.values())
+    chains = {p: failover_chain(ports[i:] + ports[:i]) for i, p in enumerate(ports) if p in used}
     fallback = select_group(ports, weights=dict(zip(hs.ports, hs.weights, strict=True)))
     mask = (hs.buckets - 1) << hs.shift
-    by_bucket = bucket_ports(hs)
     entries = [
         FlowEntry(
-            PRIO_SPREAD,
+            priorities[0],
             Match.of(
-                metadata=hs.set_id,
+                metadata=metadata,
                 eth_type=ETH_IPV4,
                 ip_proto=proto,
                 **{field: (bucket << hs.shift, mask)},
@@ -214,12 +329,12 @@ def _compiled_set(
             table_id=SPREAD_TABLE,
         )
         for proto, field in L4_SOURCE
-        for bucket, port in enumerate(by_bucket)
+        for bucket, port in buckets.items()
     ]
     entries.append(
         FlowEntry(
-            PRIO_SPREAD_OTHER,
-            Match.of(metadata=hs.set_id),
+            priorities[1],
+            Match.of(metadata=metadata),
             (GroupAction(fallback.group_id),),
             cookie,
             table_id=SPREAD_TABLE,

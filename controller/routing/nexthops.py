@@ -138,11 +138,13 @@ def _grouped(nodes: list[Dpid], src: np.ndarray, port: np.ndarray) -> Hops:
         return {}
     fresh = np.r_[True, (src[1:] != src[:-1]) | (port[1:] != port[:-1])]
     src, port = src[fresh], port[fresh]  # a link listed twice is one next hop
-    cuts = np.flatnonzero(np.diff(src)) + 1
-    firsts = src[np.r_[0, cuts]].tolist()
+    cuts = (np.flatnonzero(np.diff(src)) + 1).tolist()
+    starts = [0, *cuts]
+    firsts = src[starts].tolist()
+    ports = port.tolist()
     return {
-        nodes[node]: tuple(ports.tolist())
-        for node, ports in zip(firsts, np.split(port, cuts), strict=True)
+        nodes[node]: tuple(ports[a:b])
+        for node, a, b in zip(firsts, starts, [*cuts, len(ports)], strict=True)
     }
 
 

@@ -59,7 +59,7 @@ def spread_of(lab: EngineLab, src: LabHost, dst: LabHost, proto: int = 17) -> Co
     ("fabric", "paths", "heaviest"),
     [
         (lambda: leaf_spine(2, 4), 2, 128),
-        (lambda: leaf_spine(3, 6), 3, 96),  # 8 buckets over 3 spines: 3:3:2
+        (lambda: leaf_spine(3, 6), 3, 96),  # 16 buckets over 3 spines: 6:5:5
         (lambda: leaf_spine(4, 8), 4, 64),
         (lambda: three_tier(pods=2, leaves_per_pod=2, aggs_per_pod=2, spines=2), 8, 32),
     ],
@@ -117,7 +117,7 @@ def test_spread_table_size_depends_on_next_hop_sets_not_hosts() -> None:
     many = EngineLab(leaf_spine(4, 4), hosts_per_leaf=8).ready()
     for lab in (few, many):
         for leaf in lab.fabric.leaves:
-            assert spread_entries(lab, lab.dpid(leaf)) == 2 * 4 + 1  # UDP + TCP buckets, other
+            assert spread_entries(lab, lab.dpid(leaf)) == 2 * 16 + 1  # UDP + TCP buckets, other
         for spine in lab.fabric.spines:
             assert spread_entries(lab, lab.dpid(spine)) == 0  # one next hop per leaf
 
@@ -258,7 +258,7 @@ def test_a_metadata_id_clash_leaves_the_second_set_on_its_group(
     lab = EngineLab(three_tier(pods=2, leaves_per_pod=2, aggs_per_pod=2, spines=2)).ready()
     assert lab.undelivered() == []
     leaf = lab.dpid("leaf1-1")
-    assert spread_entries(lab, leaf) == 2 * 2 + 1
+    assert spread_entries(lab, leaf) == 2 * 8 + 1  # 2 ports: 8 buckets
     kinds = {
         type(e.actions[0]).__name__
         for e in lab.fake.switches[leaf].flows.values()
