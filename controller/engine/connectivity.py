@@ -33,8 +33,8 @@ from controller.fabric.topology import Topology
 from controller.flowprog.entries import Action
 from controller.flowprog.forwarding import (
     ClassTrap,
+    ForwardingCompiler,
     ForwardingInputs,
-    compile_forwarding,
     compile_traps,
     host_route_key,
 )
@@ -86,6 +86,7 @@ class Connectivity:
         self._port_since: dict[PortRef, float] = {}
         self._next_lldp = 0.0
         self.counters: dict[str, int] = {}
+        self._forwarding = ForwardingCompiler()  # redoes only what a change touches
         self._forwarding_held = False
         self._forwarding_due: list[str] = []  # reasons of recomputations held back
         # What a standby observed before it led (see remember()).
@@ -407,7 +408,7 @@ class Connectivity:
             local_repair=self.config.local_repair,
         )
         updates: dict[Hashable, OwnerNeeds] = {
-            ("fwd", dpid): need for dpid, need in compile_forwarding(inputs).items()
+            ("fwd", dpid): need for dpid, need in self._forwarding.compile(inputs).items()
         }
         updates.update(self._trap_updates(switches, now))
         return self.prog.set_owners(updates, now=now, reason=reason)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 from controller.fabric.model import Dpid, Host, LinkId, PortNo
@@ -29,7 +29,6 @@ from controller.flowprog.entries import (
     CookieKind,
     EntryKey,
     FlowEntry,
-    GroupAction,
     GroupEntry,
     Match,
     MeterEntry,
@@ -62,6 +61,7 @@ __all__ = [
     "PACKET_IN_METER",
     "ClassTrap",
     "ForwardingInputs",
+    "ForwardingCompiler",
     "compile_forwarding",
     "base_entries",
     "compile_traps",
@@ -129,49 +129,8 @@ def _base_entries(metered: bool) -> tuple[FlowEntry, ...]:
 
 
 def compile_forwarding(inp: ForwardingInputs) -> dict[Dpid, OwnerNeeds]:
-    """Per-switch needs of the default forwarding state."""
-    metered = inp.packet_in_pps > 0
-    build = _Build(inp)
-    by_switch: dict[Dpid, list[Host]] = defaultdict(list)
-    for host in inp.hosts:
-        by_switch[host.attach.dpid].append(host)
-    dsts = sorted(by_switch)
-    for dst, hops, dist in next_hops_many(dsts, inp.links, drained=inp.drained):
-        hosts = by_switch[dst]
-        macs = tuple(h.mac for h in hosts)
-        for dpid in inp.switches:
-            if dpid == dst:
-                for host in hosts:
-                    build.flows[dpid] += _host_entries((host.mac,), (output(host.attach.port),))
-                continue
-            ports = hops.get(dpid)
-            if not ports:
-                continue
-            actions, bounce_port = build.route(dpid, dst, ports, dist[dpid])
-            build.flows[dpid] += _host_entries(macs, actions)
-            if bounce_port is not None:
-                build.flows[dpid] += _deliveries(macs, bounce_port)
-    if inp.local_repair:
-        build.repair_entries()
-
-    for dpid in inp.switches:
-        build.flows[dpid] += compile_traps(inp.edge_ports(dpid), inp.traps, metered=metered)
-    meters = (
-        {
-            d: (MeterEntry(PACKET_IN_METER, inp.packet_in_pps, inp.packet_in_pps // 2),)
-            for d in inp.switches
-        }
-        if metered
-        else {}
-    )
-    return {
-        dpid: OwnerNeeds.build(
-            flows={dpid: build.flows[dpid]},
-            groups={dpid: build.groups[dpid].values()} if build.groups.get(dpid) else None,
-            meters={dpid: meters[dpid]} if dpid in meters else None,
-        )
-        for dpid in inp.switches
-    }
+    """Per-switch needs of the default forwarding state (every switch)."""
+    return ForwardingCompiler().compile(inp)
 
 
 def compile_traps(
@@ -218,65 +177,98 @@ def _deliveries(macs: tuple[str, ...], port: PortNo) -> tuple[FlowEntry, ...]:
     return tuple(delivery_entry(mac, port, cookie=_HOST) for mac in macs)
 
 
-class _Build:
-    """Entries and groups of every switch, collected while routes are compiled."""
+_TAGGED_DROP = tagged_drop(cookie=_BASE)
+
+
+@functools.lru_cache(maxsize=4096)
+def _returns(
+    uplinks: tuple[tuple[PortNo, Dpid], ...], drained: frozenset[PortNo]
+) -> tuple[tuple[FlowEntry, ...], tuple[GroupEntry, ...]]:
+    """A leaf's tagged-return entries, kept per uplinks (leaves wired alike share
+    them, and a recomputation gets the same objects back)."""
+    entries, groups = return_entries(dict(uplinks), drained=drained, cookie=_HOST)
+    return tuple(entries), tuple(groups)
+
+
+@dataclass(frozen=True)
+class _Route:
+    """How one switch forwards towards the hosts of one destination switch, and
+    the next hops it was derived from (a route is redone when they change)."""
+
+    ports: tuple[PortNo, ...]
+    distance: int
+    actions: tuple[Action, ...]
+    groups: tuple[GroupEntry, ...] = ()  # what the actions use, in installation order
+    spread: NextHopSet | None = None  # the set the actions name (claimed per switch)
+    fallback: tuple[Action, ...] = ()  # the set's SELECT group, if its id is taken
+    fallback_groups: tuple[GroupEntry, ...] = ()
+    bounce_port: PortNo | None = None  # local repair: tagged packets delivered here
+
+
+class _View:
+    """What routes are derived from, for one compilation: links by switch, which
+    switches face hosts, drained ports."""
 
     def __init__(self, inp: ForwardingInputs) -> None:
         self.inp = inp
-        metered = inp.packet_in_pps > 0
-        self.flows: dict[Dpid, list[FlowEntry]] = {
-            d: base_entries(metered=metered) for d in inp.switches
-        }
-        self.groups: dict[Dpid, dict[int, GroupEntry]] = defaultdict(dict)
         self.peer_of = {(lid.src.dpid, lid.src.port): lid.dst.dpid for lid in inp.links}
-        self.peers_by_switch: dict[Dpid, dict[PortNo, Dpid]] = defaultdict(dict)
+        self.peers: dict[Dpid, dict[PortNo, Dpid]] = defaultdict(dict)
         for (src, port), peer in self.peer_of.items():
-            self.peers_by_switch[src][port] = peer
+            self.peers[src][port] = peer
         facing = inp.host_facing or (lambda d: bool(inp.edge_ports(d)))
         self.edge = {d: facing(d) for d in inp.switches}
-        self.sets: dict[Dpid, dict[int, NextHopSet]] = defaultdict(dict)
-        self.edge_peers: dict[tuple[Dpid, tuple[PortNo, ...]], frozenset[Dpid]] = {}
         self.drained = {(lid.src.dpid, lid.src.port) for lid in inp.drained}
-        self.uplinks: dict[Dpid, tuple[PortNo, ...]] = {}
-        self.spread_routes: dict[
-            tuple[Dpid, tuple[PortNo, ...], int], tuple[Action, ...] | None
-        ] = {}
+        self._edge_peers: dict[tuple[Dpid, tuple[PortNo, ...]], frozenset[Dpid]] = {}
+        self._uplinks: dict[Dpid, tuple[PortNo, ...]] = {}
+        self._routes: dict[tuple[Dpid, tuple[PortNo, ...], int, bool], _Route] = {}
 
-    def group(self, dpid: Dpid, group: GroupEntry) -> GroupAction:
-        self.groups[dpid][group.group_id] = group
-        return group_action(group.group_id)
+    def switch_key(self, dpid: Dpid) -> Hashable:
+        """Everything about ``dpid`` its routes and fixed entries depend on besides
+        their next hops: while it stays the same, so do they."""
+        peers = self.peers.get(dpid, {})
+        return (
+            self.edge[dpid],
+            tuple(sorted((p, n, self.edge.get(n, True)) for p, n in peers.items())),
+            tuple(sorted(p for p in peers if (dpid, p) in self.drained)),
+            tuple(self.inp.edge_ports(dpid)) if self.inp.traps else (),
+        )
 
-    def route(
-        self, dpid: Dpid, dst: Dpid, ports: tuple[PortNo, ...], distance: int
-    ) -> tuple[tuple[Action, ...], PortNo | None]:
-        """The actions of ``dpid``'s routes towards hosts on ``dst``, and the port
-        whose failure bounces packets back (local repair), if any."""
+    def route(self, dpid: Dpid, dst: Dpid, ports: tuple[PortNo, ...], distance: int) -> _Route:
         inp = self.inp
         if len(ports) == 1 or inp.single_path:
             port = ports[0]
-            nxt = self.peer_of[(dpid, port)]
             if inp.local_repair and bounces(
-                has_edge_ports=self.edge[dpid], next_switch=nxt, destination=dst
+                has_edge_ports=self.edge[dpid],
+                next_switch=self.peer_of[(dpid, port)],
+                destination=dst,
             ):
-                self.group(dpid, ALWAYS_LIVE)  # watched by the bounce group: added first
-                return (self.group(dpid, bounce_group(port)),), port
-            return (output(port),), None
-        weights = self._weights(dpid, ports)
+                bounce = bounce_group(port)  # watches ALWAYS_LIVE: that goes in first
+                groups = (ALWAYS_LIVE, bounce)
+                return _Route(
+                    ports, distance, (group_action(bounce.group_id),), groups, bounce_port=port
+                )
+            return _Route(ports, distance, (output(port),))
         # A detour through another leaf exists only while links are missing: it
         # keeps its SELECT group, so a transient state (a rediscovering fabric)
         # never adds and removes spread-table entries.
-        via = self._edge_peers(dpid, ports)
+        via = self.edge_peers(dpid, ports)
         detour = len(via) > 1 or (bool(via) and dst not in via)
-        if inp.spread_l4 and not detour:
-            key = (dpid, ports, distance)
-            if key not in self.spread_routes:  # many destinations share one set
-                hs = self._spread_set(dpid, ports, weights, distance)
-                claimed = hs is not None and self._claim(dpid, hs)
-                self.spread_routes[key] = hs.route_actions() if hs and claimed else None
-            actions = self.spread_routes[key]
-            if actions is not None:
-                return actions, None
-        return (self.group(dpid, select_group(ports, weights=weights)),), None
+        key = (dpid, ports, distance, detour)
+        route = self._routes.get(key)  # many destinations share one
+        if route is None:
+            route = self._routes[key] = self._spread(dpid, ports, distance, detour)
+        return route
+
+    def _spread(self, dpid: Dpid, ports: tuple[PortNo, ...], distance: int, detour: bool) -> _Route:
+        weights = self._weights(dpid, ports)
+        select = select_group(ports, weights=weights)
+        plain = ((group_action(select.group_id),), (select,))
+        hs = None
+        if self.inp.spread_l4 and not detour:
+            hs = self._spread_set(dpid, ports, weights, distance)
+        if hs is None:
+            return _Route(ports, distance, *plain)
+        return _Route(ports, distance, hs.route_actions(), (), hs, *plain)
 
     def _spread_set(
         self,
@@ -290,34 +282,34 @@ class _Build:
         own = next_hop_set(ports, weights=weights, distance=distance, dpid=dpid)
         if own is None or weights is not None:
             return own
-        full = self._uplinks(dpid)
+        full = self.uplinks(dpid)
         if len(full) <= len(ports) or not set(ports) < set(full):
             return own
         parent = next_hop_set(full, weights=None, distance=distance, dpid=dpid)
         derived = derived_set(parent, ports) if parent is not None else None
         return derived or own
 
-    def _uplinks(self, dpid: Dpid) -> tuple[PortNo, ...]:
+    def uplinks(self, dpid: Dpid) -> tuple[PortNo, ...]:
         """``dpid``'s undrained ports towards switches that face no hosts (spines)."""
-        ports = self.uplinks.get(dpid)
+        ports = self._uplinks.get(dpid)
         if ports is None:
-            ports = self.uplinks[dpid] = tuple(
+            ports = self._uplinks[dpid] = tuple(
                 sorted(
                     port
-                    for port, peer in self.peers_by_switch.get(dpid, {}).items()
+                    for port, peer in self.peers.get(dpid, {}).items()
                     if not self.edge.get(peer, True) and (dpid, port) not in self.drained
                 )
             )
         return ports
 
-    def _edge_peers(self, dpid: Dpid, ports: tuple[PortNo, ...]) -> frozenset[Dpid]:
+    def edge_peers(self, dpid: Dpid, ports: tuple[PortNo, ...]) -> frozenset[Dpid]:
         """The switches with edge ports (leaves) that ``ports`` lead to; kept per port
         set, which many destinations share (a leaf's uplinks to every other leaf)."""
         key = (dpid, ports)
-        peers = self.edge_peers.get(key)
+        peers = self._edge_peers.get(key)
         if peers is None:
             nexts = (self.peer_of[(dpid, p)] for p in ports)
-            peers = self.edge_peers[key] = frozenset(n for n in nexts if self.edge.get(n, True))
+            peers = self._edge_peers[key] = frozenset(n for n in nexts if self.edge.get(n, True))
         return peers
 
     def _weights(self, dpid: Dpid, ports: tuple[PortNo, ...]) -> dict[PortNo, int] | None:
@@ -327,50 +319,147 @@ class _Build:
         weights = {p: round(weigh(self.peer_of[(dpid, p)]) * 10) for p in ports}
         return weights if any(w > 0 for w in weights.values()) else None
 
-    def _claim(self, dpid: Dpid, hs: NextHopSet) -> bool:
-        """Give ``hs`` its spread-table entries on ``dpid`` (once per set). False if
-        its metadata id is taken by another set there: that route keeps its group."""
-        if hs.parent is not None and not self._claim(dpid, hs.parent):
-            return False  # the parent's entries serve most of a derived set's buckets
-        have = self.sets[dpid].get(hs.set_id)
-        if have is not None:
-            return have == hs
-        self.sets[dpid][hs.set_id] = hs
-        entries, groups = compile_set(hs, cookie=_HOST)
-        self.flows[dpid] += entries
-        for group in groups:
-            self.group(dpid, group)
-        return True
-
-    def repair_entries(self) -> None:
-        """Every switch drops stray tagged packets; leaves send bounced ones up
-        another spine."""
-        drained = self.drained
-        for dpid in self.inp.switches:
-            self.flows[dpid].append(_TAGGED_DROP)
-            if not self.edge[dpid]:
-                continue
-            uplinks = tuple(
-                sorted(
-                    (port, peer)
-                    for port, peer in self.peers_by_switch.get(dpid, {}).items()
-                    if not self.edge.get(peer, True)
-                )
+    def returns(self, dpid: Dpid) -> tuple[tuple[FlowEntry, ...], tuple[GroupEntry, ...]]:
+        """A leaf's tagged-return entries (local repair)."""
+        uplinks = tuple(
+            sorted(
+                (p, n) for p, n in self.peers.get(dpid, {}).items() if not self.edge.get(n, True)
             )
-            entries, groups = _returns(uplinks, frozenset(p for d, p in drained if d == dpid))
-            self.flows[dpid] += entries
-            for group in groups:
-                self.group(dpid, group)
+        )
+        return _returns(uplinks, frozenset(p for d, p in self.drained if d == dpid))
 
 
-_TAGGED_DROP = tagged_drop(cookie=_BASE)
+class ForwardingCompiler:
+    """Default forwarding, compiled again only where its inputs changed.
+
+    It keeps every switch's route towards every destination switch with the next
+    hops it came from. A compilation finds each destination's next hops (all of
+    them when links or drains changed, else only new destinations'), redoes the
+    routes whose next hops or switch changed, and reassembles only the switches
+    that have a changed route, host or fixed entry. Results are the same as a
+    fresh compiler's (property-tested); a catch-all with weights recompiles all.
+    """
+
+    def __init__(self) -> None:
+        self._reset(None)
+
+    def _reset(self, context: Hashable) -> None:
+        self._context = context
+        self._topology: Hashable = None
+        self._keys: dict[Dpid, Hashable] = {}
+        self._routes: dict[Dpid, dict[Dpid, _Route]] = {}  # switch -> destination -> route
+        self._hosts: dict[Dpid, tuple[tuple[str, PortNo], ...]] = {}  # destination -> hosts
+        self._macs: dict[Dpid, tuple[str, ...]] = {}  # destination -> its hosts' MACs
+
+    def compile(self, inp: ForwardingInputs) -> dict[Dpid, OwnerNeeds]:
+        """Needs of every switch whose default forwarding changed since the last call
+        (all on the first; empty needs for a switch no longer given)."""
+        context = (inp.single_path, inp.spread_l4, inp.local_repair, inp.packet_in_pps, inp.traps)
+        if context != self._context or inp.neighbour_weight is not None:
+            self._reset(context)
+        view = _View(inp)
+        out: dict[Dpid, OwnerNeeds] = {d: OwnerNeeds() for d in self._keys if d not in view.edge}
+        for gone in out:
+            del self._keys[gone], self._routes[gone]
+        dirty = set()
+        for dpid in inp.switches:
+            key = view.switch_key(dpid)
+            if self._keys.get(dpid) != key:
+                self._keys[dpid], self._routes[dpid] = key, {}
+                dirty.add(dpid)
+        hosts: dict[Dpid, list[tuple[str, PortNo]]] = defaultdict(list)
+        for host in inp.hosts:
+            hosts[host.attach.dpid].append((host.mac, host.attach.port))
+        dsts = sorted(hosts)
+        topology = (frozenset(inp.links), frozenset(inp.drained))
+        fresh = [d for d in dsts if d not in self._hosts]
+        if topology != self._topology or dirty:  # next hops may have moved anywhere
+            self._topology, fresh = topology, dsts
+        for dst in [d for d in self._hosts if d not in hosts]:
+            del self._hosts[dst], self._macs[dst]
+            for routes in self._routes.values():
+                routes.pop(dst, None)
+            dirty.update(inp.switches)
+        for dst in dsts:
+            if self._hosts.get(dst) != (now := tuple(hosts[dst])):
+                self._hosts[dst], self._macs[dst] = now, tuple(mac for mac, _ in now)
+                dirty.update(inp.switches)  # its hosts' entries are on every switch
+        for dst, hops, dist in next_hops_many(fresh, inp.links, drained=inp.drained):
+            for dpid in inp.switches:
+                routes, ports = self._routes[dpid], hops.get(dpid)
+                had = routes.get(dst)
+                if had is not None and had.ports == ports and had.distance == dist[dpid]:
+                    continue
+                if ports and dpid != dst:
+                    routes[dst] = view.route(dpid, dst, ports, dist[dpid])
+                elif had is None:
+                    continue
+                else:
+                    del routes[dst]
+                dirty.add(dpid)
+        for dpid in sorted(dirty):
+            out[dpid] = self._assemble(dpid, dsts, view)
+        return out
+
+    def _assemble(self, dpid: Dpid, dsts: list[Dpid], view: _View) -> OwnerNeeds:
+        inp = view.inp
+        metered = inp.packet_in_pps > 0
+        flows: list[FlowEntry] = list(_base_entries(metered))
+        groups: dict[int, GroupEntry] = {}
+        sets: dict[int, NextHopSet] = {}
+        routes, every_macs = self._routes[dpid], self._macs
+        for dst in dsts:
+            if dst == dpid:
+                for mac, port in self._hosts[dst]:
+                    flows += _host_entries((mac,), (output(port),))
+                continue
+            route = routes.get(dst)
+            if route is None:
+                continue
+            actions, needs = route.actions, route.groups
+            hs = route.spread
+            if (
+                hs is not None
+                and sets.get(hs.set_id) is not hs
+                and not _claim(hs, sets, flows, groups)
+            ):
+                actions, needs = route.fallback, route.fallback_groups
+            for group in needs:
+                groups[group.group_id] = group
+            macs = every_macs[dst]
+            flows += _host_entries(macs, actions)
+            if route.bounce_port is not None:
+                flows += _deliveries(macs, route.bounce_port)
+        if inp.local_repair:
+            flows.append(_TAGGED_DROP)
+            if view.edge[dpid]:
+                entries, returns = view.returns(dpid)
+                flows += entries
+                groups.update((g.group_id, g) for g in returns)
+        flows += compile_traps(inp.edge_ports(dpid), inp.traps, metered=metered)
+        meter = MeterEntry(PACKET_IN_METER, inp.packet_in_pps, inp.packet_in_pps // 2)
+        return OwnerNeeds(
+            flows={dpid: tuple(flows)},
+            groups={dpid: tuple(groups.values())} if groups else {},
+            meters={dpid: (meter,)} if metered else {},
+        )
 
 
-@functools.lru_cache(maxsize=4096)
-def _returns(
-    uplinks: tuple[tuple[PortNo, Dpid], ...], drained: frozenset[PortNo]
-) -> tuple[tuple[FlowEntry, ...], tuple[GroupEntry, ...]]:
-    """A leaf's tagged-return entries, kept per uplinks (leaves wired alike share
-    them, and a recomputation gets the same objects back)."""
-    entries, groups = return_entries(dict(uplinks), drained=drained, cookie=_HOST)
-    return tuple(entries), tuple(groups)
+def _claim(
+    hs: NextHopSet,
+    sets: dict[int, NextHopSet],
+    flows: list[FlowEntry],
+    groups: dict[int, GroupEntry],
+) -> bool:
+    """Give ``hs`` its spread-table entries on a switch (once per set). False if its
+    metadata id is taken by another set there: that route keeps its group."""
+    if hs.parent is not None and not _claim(hs.parent, sets, flows, groups):
+        return False  # the parent's entries serve most of a derived set's buckets
+    have = sets.get(hs.set_id)
+    if have is not None:
+        return have == hs
+    sets[hs.set_id] = hs
+    entries, needed = compile_set(hs, cookie=_HOST)
+    flows += entries
+    groups.update((g.group_id, g) for g in needed)
+    return True

@@ -14,7 +14,7 @@ from enginelab import EngineLab
 from synthetic import leaf_spine
 
 from controller.flowprog.entries import GroupAction, GroupType
-from controller.flowprog.forwarding import PRIO_HOST, ForwardingInputs, compile_forwarding
+from controller.flowprog.forwarding import PRIO_HOST, ForwardingCompiler, ForwardingInputs
 from controller.flowprog.tables import OwnerNeeds
 
 
@@ -101,11 +101,13 @@ def test_the_second_end_of_a_lost_cable_only_moves_its_switch_traps(
     before = tables(lab)
     compiled: list[int] = []
 
-    def counted(inp: ForwardingInputs) -> dict[int, OwnerNeeds]:
-        compiled.append(1)
-        return compile_forwarding(inp)
+    real = ForwardingCompiler.compile
 
-    monkeypatch.setattr("controller.engine.connectivity.compile_forwarding", counted)
+    def counted(self: ForwardingCompiler, inp: ForwardingInputs) -> dict[int, OwnerNeeds]:
+        compiled.append(1)
+        return real(self, inp)
+
+    monkeypatch.setattr(ForwardingCompiler, "compile", counted)
     lab.set_port(cable.dst, up=False)
     assert compiled == []
     assert tables(lab) == before  # no traps without policies: nothing to change
