@@ -178,7 +178,8 @@ def engine_measurements(
             f"{runs[policy]['fake_switch_us_per_flow']} us fake switches per flow); "
             f"bring-up {runs[policy]['bring_up']['cpu_s']}; "
             f"views published in {runs[policy]['views']['publish_s']} s; "
-            f"poll {runs[policy]['poll']}; uplink failure {runs[policy]['link_failure']}"
+            f"poll {runs[policy]['poll']}; host learned {runs[policy]['host_learned']}; "
+            f"uplink failure {runs[policy]['link_failure']}"
         )
     ring = min(e.JOB_RING_HOSTS, (8 if both else 2) * size.leaves)
     job = e.job_place(fab, seed=seed, ring_hosts=ring)
@@ -245,6 +246,9 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
         "publish_views": r["engine"]["heap_policy"]["views"] if "engine" in r else None,
         "poll": r["engine"]["heap_policy"]["poll"] if "engine" in r else None,
         "engine_link_failure": r["engine"]["heap_policy"]["link_failure"]
+        if "engine" in r
+        else None,
+        "engine_host_learned": r["engine"]["heap_policy"]["host_learned"]
         if "engine" in r
         else None,
         "job_ring_hosts": r["job"]["ring_hosts"] if "job" in r else None,

@@ -42,7 +42,15 @@ from benchmarks.scale_measure import CollectorSettings
 from controller.app.clock import Clock
 from controller.app.publisher import Publisher
 from controller.concurrency.eventbus import EventBus
-from controller.devtools.enginedriver import TRAP_COOKIE, EngineDriver, LabHost, udp_frame
+from controller.devtools.enginedriver import (
+    ARP_REQUEST,
+    BASE_COOKIE,
+    TRAP_COOKIE,
+    EngineDriver,
+    LabHost,
+    arp_frame,
+    udp_frame,
+)
 from controller.engine.engine import EngineConfig, FabricEngine
 from controller.engine.outputs import EngineOutput
 from controller.fabric.model import FiveTuple
@@ -293,6 +301,7 @@ def engine_setups(
         timing = _setups(lab, publisher, flows)
     _check(lab, sample, placed=True)
     views = publish_views(publisher, lab)
+    learned = host_learned(lab) if heap_policy else None
     failure = link_failure(lab) if heap_policy else None
     placer = lab.engine.placer
     total = timing["cpu_s"]
@@ -318,9 +327,31 @@ def engine_setups(
         },
         "heap_work": {w: lab.heap_work.count(w) for w in sorted(set(lab.heap_work))},
         "views": views,
+        "host_learned": learned,
         "link_failure": failure,
         "flow_entries": sum(len(sw.flows) for sw in lab.fake.switches.values()),
     }
+
+
+def host_learned(lab: EngineDriver) -> dict[str, Any]:
+    """A new host (a second MAC behind the first host's port) announces itself with
+    flows placed: the engine's whole reaction (learning it, every switch's route to
+    it), then the fake switches applying it. CPU seconds."""
+    first = lab.hosts[0]
+    new = LabHost("new", "02:00:00:ff:ff:01", "10.255.255.1", first.port)
+    c0 = time.process_time()
+    out = lab.engine.packet_in(
+        new.port.dpid,
+        in_port=new.port.port,
+        cookie=BASE_COOKIE,
+        data=arp_frame(opcode=ARP_REQUEST, src_mac=new.mac, src_ip=new.ip, dst_ip=new.ip),
+        now=lab.now,
+    )
+    c1 = time.process_time()
+    lab.run(out)
+    c2 = time.process_time()
+    ops = sum(len(o) for p in out.programs for ph in p.phases for o in ph.ops.values())
+    return {"operations": ops, "engine_s": round(c1 - c0, 3), "apply_s": round(c2 - c1, 3)}
 
 
 def link_failure(lab: EngineDriver) -> dict[str, Any]:
