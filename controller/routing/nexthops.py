@@ -98,6 +98,8 @@ def next_hops_many(
     :func:`next_hops_and_distances` gives for each, from one shortest-path run over
     all of them in compiled code (default forwarding needs every destination, and
     a search per destination in Python takes ~0.1 s each at 64 x 512)."""
+    if not dsts:
+        return  # no graph to build (a host learned on a known switch asks for none)
     links = list(links)
     nodes = sorted({d for lid in links for d in (lid.src.dpid, lid.dst.dpid)} | set(dsts))
     index = {dpid: i for i, dpid in enumerate(nodes)}
