@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, replace
+from itertools import chain
 
-from controller.fabric.model import Dpid, Host, LinkId, PortNo
+from controller.fabric.model import Dpid, PortNo
 from controller.flowprog.entries import (
     Action,
     Cookie,
@@ -33,19 +34,15 @@ from controller.flowprog.entries import (
     Match,
     MeterEntry,
     ToController,
-    group_action,
     output,
 )
-from controller.flowprog.groups import select_group
+from controller.flowprog.fwdroutes import ClassTrap, ForwardingInputs, Route, RouteView
 from controller.flowprog.repair import (
-    ALWAYS_LIVE,
-    bounce_group,
-    bounces,
     delivery_entry,
     return_entries,
     tagged_drop,
 )
-from controller.flowprog.spread import NextHopSet, compile_set, derived_set, next_hop_set
+from controller.flowprog.spread import NextHopSet, compile_set
 from controller.flowprog.tables import OwnerNeeds
 from controller.routing.nexthops import next_hops_many
 
@@ -85,32 +82,6 @@ MCAST_BIT = ("01:00:00:00:00:00", "01:00:00:00:00:00")
 _BASE = Cookie(CookieKind.BASE).encode()
 _HOST = Cookie(CookieKind.HOST_ROUTE).encode()
 _TRAP = Cookie(CookieKind.CLASS_TRAP).encode()
-
-
-@dataclass(frozen=True)
-class ClassTrap:
-    """Send matching packets from edge ports to the controller at ``priority``."""
-
-    priority: int
-    match: Match
-
-
-@dataclass(frozen=True)
-class ForwardingInputs:
-    switches: Sequence[Dpid]  # every switch to compile for
-    links: Sequence[LinkId]  # up links
-    hosts: Sequence[Host]
-    edge_ports: Callable[[Dpid], Sequence[PortNo]]
-    drained: frozenset[LinkId] = frozenset()
-    traps: Sequence[ClassTrap] = ()
-    single_path: bool = False  # catch-all strategy "shortest": one next hop, no group
-    # catch-all strategy "weighted": weight of the bucket towards a neighbour switch
-    neighbour_weight: Callable[[Dpid], float] | None = None
-    packet_in_pps: int = 0  # 0 = no meter on packet-ins
-    spread_l4: bool = True  # TCP/UDP over several next hops by source-port bits
-    local_repair: bool = True  # a spine's failed last hop bounces packets to another spine
-    # whether a switch is a leaf (may face hosts); by default: it has edge ports
-    host_facing: Callable[[Dpid], bool] | None = None
 
 
 def base_entries(*, metered: bool) -> list[FlowEntry]:
@@ -190,145 +161,6 @@ def _returns(
     return tuple(entries), tuple(groups)
 
 
-@dataclass(frozen=True)
-class _Route:
-    """How one switch forwards towards the hosts of one destination switch, and
-    the next hops it was derived from (a route is redone when they change)."""
-
-    ports: tuple[PortNo, ...]
-    distance: int
-    actions: tuple[Action, ...]
-    groups: tuple[GroupEntry, ...] = ()  # what the actions use, in installation order
-    spread: NextHopSet | None = None  # the set the actions name (claimed per switch)
-    fallback: tuple[Action, ...] = ()  # the set's SELECT group, if its id is taken
-    fallback_groups: tuple[GroupEntry, ...] = ()
-    bounce_port: PortNo | None = None  # local repair: tagged packets delivered here
-
-
-class _View:
-    """What routes are derived from, for one compilation: links by switch, which
-    switches face hosts, drained ports."""
-
-    def __init__(self, inp: ForwardingInputs) -> None:
-        self.inp = inp
-        self.peer_of = {(lid.src.dpid, lid.src.port): lid.dst.dpid for lid in inp.links}
-        self.peers: dict[Dpid, dict[PortNo, Dpid]] = defaultdict(dict)
-        for (src, port), peer in self.peer_of.items():
-            self.peers[src][port] = peer
-        facing = inp.host_facing or (lambda d: bool(inp.edge_ports(d)))
-        self.edge = {d: facing(d) for d in inp.switches}
-        self.drained = {(lid.src.dpid, lid.src.port) for lid in inp.drained}
-        self._edge_peers: dict[tuple[Dpid, tuple[PortNo, ...]], frozenset[Dpid]] = {}
-        self._uplinks: dict[Dpid, tuple[PortNo, ...]] = {}
-        self._routes: dict[tuple[Dpid, tuple[PortNo, ...], int, bool], _Route] = {}
-
-    def switch_key(self, dpid: Dpid) -> Hashable:
-        """Everything about ``dpid`` its routes and fixed entries depend on besides
-        their next hops: while it stays the same, so do they."""
-        peers = self.peers.get(dpid, {})
-        return (
-            self.edge[dpid],
-            tuple(sorted((p, n, self.edge.get(n, True)) for p, n in peers.items())),
-            tuple(sorted(p for p in peers if (dpid, p) in self.drained)),
-            tuple(self.inp.edge_ports(dpid)) if self.inp.traps else (),
-        )
-
-    def route(self, dpid: Dpid, dst: Dpid, ports: tuple[PortNo, ...], distance: int) -> _Route:
-        inp = self.inp
-        if len(ports) == 1 or inp.single_path:
-            port = ports[0]
-            if inp.local_repair and bounces(
-                has_edge_ports=self.edge[dpid],
-                next_switch=self.peer_of[(dpid, port)],
-                destination=dst,
-            ):
-                bounce = bounce_group(port)  # watches ALWAYS_LIVE: that goes in first
-                groups = (ALWAYS_LIVE, bounce)
-                return _Route(
-                    ports, distance, (group_action(bounce.group_id),), groups, bounce_port=port
-                )
-            return _Route(ports, distance, (output(port),))
-        # A detour through another leaf exists only while links are missing: it
-        # keeps its SELECT group, so a transient state (a rediscovering fabric)
-        # never adds and removes spread-table entries.
-        via = self.edge_peers(dpid, ports)
-        detour = len(via) > 1 or (bool(via) and dst not in via)
-        key = (dpid, ports, distance, detour)
-        route = self._routes.get(key)  # many destinations share one
-        if route is None:
-            route = self._routes[key] = self._spread(dpid, ports, distance, detour)
-        return route
-
-    def _spread(self, dpid: Dpid, ports: tuple[PortNo, ...], distance: int, detour: bool) -> _Route:
-        weights = self._weights(dpid, ports)
-        select = select_group(ports, weights=weights)
-        plain = ((group_action(select.group_id),), (select,))
-        hs = None
-        if self.inp.spread_l4 and not detour:
-            hs = self._spread_set(dpid, ports, weights, distance)
-        if hs is None:
-            return _Route(ports, distance, *plain)
-        return _Route(ports, distance, hs.route_actions(), (), hs, *plain)
-
-    def _spread_set(
-        self,
-        dpid: Dpid,
-        ports: tuple[PortNo, ...],
-        weights: dict[PortNo, int] | None,
-        distance: int,
-    ) -> NextHopSet | None:
-        """The set for ``ports``: derived from the switch's set over all its uplinks
-        when ``ports`` are those less a few (a link lost further on), else its own."""
-        own = next_hop_set(ports, weights=weights, distance=distance, dpid=dpid)
-        if own is None or weights is not None:
-            return own
-        full = self.uplinks(dpid)
-        if len(full) <= len(ports) or not set(ports) < set(full):
-            return own
-        parent = next_hop_set(full, weights=None, distance=distance, dpid=dpid)
-        derived = derived_set(parent, ports) if parent is not None else None
-        return derived or own
-
-    def uplinks(self, dpid: Dpid) -> tuple[PortNo, ...]:
-        """``dpid``'s undrained ports towards switches that face no hosts (spines)."""
-        ports = self._uplinks.get(dpid)
-        if ports is None:
-            ports = self._uplinks[dpid] = tuple(
-                sorted(
-                    port
-                    for port, peer in self.peers.get(dpid, {}).items()
-                    if not self.edge.get(peer, True) and (dpid, port) not in self.drained
-                )
-            )
-        return ports
-
-    def edge_peers(self, dpid: Dpid, ports: tuple[PortNo, ...]) -> frozenset[Dpid]:
-        """The switches with edge ports (leaves) that ``ports`` lead to; kept per port
-        set, which many destinations share (a leaf's uplinks to every other leaf)."""
-        key = (dpid, ports)
-        peers = self._edge_peers.get(key)
-        if peers is None:
-            nexts = (self.peer_of[(dpid, p)] for p in ports)
-            peers = self._edge_peers[key] = frozenset(n for n in nexts if self.edge.get(n, True))
-        return peers
-
-    def _weights(self, dpid: Dpid, ports: tuple[PortNo, ...]) -> dict[PortNo, int] | None:
-        weigh = self.inp.neighbour_weight
-        if weigh is None:
-            return None
-        weights = {p: round(weigh(self.peer_of[(dpid, p)]) * 10) for p in ports}
-        return weights if any(w > 0 for w in weights.values()) else None
-
-    def returns(self, dpid: Dpid) -> tuple[tuple[FlowEntry, ...], tuple[GroupEntry, ...]]:
-        """A leaf's tagged-return entries (local repair)."""
-        uplinks = tuple(
-            sorted(
-                (p, n) for p, n in self.peers.get(dpid, {}).items() if not self.edge.get(n, True)
-            )
-        )
-        return _returns(uplinks, frozenset(p for d, p in self.drained if d == dpid))
-
-
 class ForwardingCompiler:
     """Default forwarding, compiled again only where its inputs changed.
 
@@ -347,9 +179,10 @@ class ForwardingCompiler:
         self._context = context
         self._topology: Hashable = None
         self._keys: dict[Dpid, Hashable] = {}
-        self._routes: dict[Dpid, dict[Dpid, _Route]] = {}  # switch -> destination -> route
+        self._routes: dict[Dpid, dict[Dpid, Route]] = {}  # switch -> destination -> route
         self._hosts: dict[Dpid, tuple[tuple[str, PortNo], ...]] = {}  # destination -> hosts
         self._macs: dict[Dpid, tuple[str, ...]] = {}  # destination -> its hosts' MACs
+        self._built: dict[Dpid, _Assembly] = {}  # switch -> how its needs were assembled
 
     def compile(self, inp: ForwardingInputs) -> dict[Dpid, OwnerNeeds]:
         """Needs of every switch whose default forwarding changed since the last call
@@ -357,10 +190,10 @@ class ForwardingCompiler:
         context = (inp.single_path, inp.spread_l4, inp.local_repair, inp.packet_in_pps, inp.traps)
         if context != self._context or inp.neighbour_weight is not None:
             self._reset(context)
-        view = _View(inp)
+        view = RouteView(inp)
         out: dict[Dpid, OwnerNeeds] = {d: OwnerNeeds() for d in self._keys if d not in view.edge}
         for gone in out:
-            del self._keys[gone], self._routes[gone]
+            del self._keys[gone], self._routes[gone], self._built[gone]
         dirty = set()
         for dpid in inp.switches:
             key = view.switch_key(dpid)
@@ -380,10 +213,14 @@ class ForwardingCompiler:
             for routes in self._routes.values():
                 routes.pop(dst, None)
             dirty.update(inp.switches)
+        moved: set[Dpid] = set()  # known destinations whose hosts changed
         for dst in dsts:
-            if self._hosts.get(dst) != (now := tuple(hosts[dst])):
+            if (before := self._hosts.get(dst)) != (now := tuple(hosts[dst])):
                 self._hosts[dst], self._macs[dst] = now, tuple(mac for mac, _ in now)
-                dirty.update(inp.switches)  # its hosts' entries are on every switch
+                if before is None:
+                    dirty.update(inp.switches)  # a new destination: routes everywhere
+                else:
+                    moved.add(dst)  # the same routes: only its hosts' entries change
         for dst, hops, dist in next_hops_many(fresh, inp.links, drained=inp.drained):
             for dpid in inp.switches:
                 routes, ports = self._routes[dpid], hops.get(dpid)
@@ -399,67 +236,112 @@ class ForwardingCompiler:
                 dirty.add(dpid)
         for dpid in sorted(dirty):
             out[dpid] = self._assemble(dpid, dsts, view)
+        if moved:
+            for dpid in inp.switches:
+                if dpid not in dirty and not moved.isdisjoint(self._built[dpid].segments):
+                    out[dpid] = self._patch(dpid, moved)
         return out
 
-    def _assemble(self, dpid: Dpid, dsts: list[Dpid], view: _View) -> OwnerNeeds:
+    def _patch(self, dpid: Dpid, moved: set[Dpid]) -> OwnerNeeds:
+        """``dpid``'s needs with the entries towards the hosts of ``moved`` redone,
+        its routes and everything else as assembled before."""
+        built = self._built[dpid]
+        for dst in moved & built.segments.keys():
+            actions, bounce, _ = built.segments[dst]
+            built.segments[dst] = (actions, bounce, self._entries(dpid, dst, actions, bounce))
+        flows = chain(built.head, *(seg[2] for seg in built.segments.values()), built.tail)
+        return replace(built.needs, flows={dpid: tuple(flows)})
+
+    def _entries(
+        self, dpid: Dpid, dst: Dpid, actions: tuple[Action, ...], bounce: PortNo | None
+    ) -> tuple[FlowEntry, ...]:
+        """``dpid``'s entries towards the hosts of ``dst`` by ``actions``."""
+        if dst == dpid:
+            return tuple(
+                e for mac, port in self._hosts[dst] for e in _host_entries((mac,), (output(port),))
+            )
+        macs = self._macs[dst]
+        if bounce is None:
+            return _host_entries(macs, actions)
+        return _host_entries(macs, actions) + _deliveries(macs, bounce)
+
+    def _assemble(self, dpid: Dpid, dsts: list[Dpid], view: RouteView) -> OwnerNeeds:
         inp = view.inp
         metered = inp.packet_in_pps > 0
-        flows: list[FlowEntry] = list(_base_entries(metered))
+        segments: dict[Dpid, _Segment] = {}
+        spread: list[FlowEntry] = []  # the spread-table entries of the sets claimed
         groups: dict[int, GroupEntry] = {}
         sets: dict[int, NextHopSet] = {}
-        routes, every_macs = self._routes[dpid], self._macs
+        routes = self._routes[dpid]
         for dst in dsts:
             if dst == dpid:
-                for mac, port in self._hosts[dst]:
-                    flows += _host_entries((mac,), (output(port),))
+                segments[dst] = ((), None, self._entries(dpid, dst, (), None))
                 continue
             route = routes.get(dst)
             if route is None:
                 continue
-            actions, needs = route.actions, route.groups
+            actions, used = route.actions, route.groups
             hs = route.spread
             if (
                 hs is not None
                 and sets.get(hs.set_id) is not hs
-                and not _claim(hs, sets, flows, groups)
+                and not _claim(hs, sets, spread, groups)
             ):
-                actions, needs = route.fallback, route.fallback_groups
-            for group in needs:
+                actions, used = route.fallback, route.fallback_groups
+            for group in used:
                 groups[group.group_id] = group
-            macs = every_macs[dst]
-            flows += _host_entries(macs, actions)
-            if route.bounce_port is not None:
-                flows += _deliveries(macs, route.bounce_port)
+            bounce = route.bounce_port
+            segments[dst] = (actions, bounce, self._entries(dpid, dst, actions, bounce))
+        tail = spread
         if inp.local_repair:
-            flows.append(_TAGGED_DROP)
+            tail.append(_TAGGED_DROP)
             if view.edge[dpid]:
-                entries, returns = view.returns(dpid)
-                flows += entries
+                entries, returns = _returns(*view.return_key(dpid))
+                tail += entries
                 groups.update((g.group_id, g) for g in returns)
-        flows += compile_traps(inp.edge_ports(dpid), inp.traps, metered=metered)
+        tail += compile_traps(inp.edge_ports(dpid), inp.traps, metered=metered)
+        head = _base_entries(metered)
         meter = MeterEntry(PACKET_IN_METER, inp.packet_in_pps, inp.packet_in_pps // 2)
-        return OwnerNeeds(
-            flows={dpid: tuple(flows)},
+        needs = OwnerNeeds(
+            flows={dpid: tuple(chain(head, *(seg[2] for seg in segments.values()), tail))},
             groups={dpid: tuple(groups.values())} if groups else {},
             meters={dpid: (meter,)} if metered else {},
         )
+        self._built[dpid] = _Assembly(head, segments, tuple(tail), needs)
+        return needs
+
+
+# Per destination switch: the actions towards it, local repair's delivery port,
+# and the entries they give (own hosts' entries on the destination itself).
+_Segment = tuple[tuple[Action, ...], PortNo | None, tuple[FlowEntry, ...]]
+
+
+@dataclass
+class _Assembly:
+    """How a switch's needs were put together, so that a change of some
+    destinations' hosts redoes only their entries."""
+
+    head: tuple[FlowEntry, ...]  # fixed entries
+    segments: dict[Dpid, _Segment]  # in destination order
+    tail: tuple[FlowEntry, ...]  # spread sets, local repair, class traps
+    needs: OwnerNeeds
 
 
 def _claim(
     hs: NextHopSet,
     sets: dict[int, NextHopSet],
-    flows: list[FlowEntry],
+    spread: list[FlowEntry],
     groups: dict[int, GroupEntry],
 ) -> bool:
     """Give ``hs`` its spread-table entries on a switch (once per set). False if its
     metadata id is taken by another set there: that route keeps its group."""
-    if hs.parent is not None and not _claim(hs.parent, sets, flows, groups):
+    if hs.parent is not None and not _claim(hs.parent, sets, spread, groups):
         return False  # the parent's entries serve most of a derived set's buckets
     have = sets.get(hs.set_id)
     if have is not None:
         return have == hs
     sets[hs.set_id] = hs
     entries, needed = compile_set(hs, cookie=_HOST)
-    flows += entries
+    spread += entries
     groups.update((g.group_id, g) for g in needed)
     return True

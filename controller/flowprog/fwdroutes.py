@@ -1,0 +1,191 @@
+"""The routes of default forwarding: how one switch forwards towards the hosts
+of one destination switch, given its next hops.
+
+A route is a plain output, a local-repair bounce group (a spine's only hop into
+the destination), a spread-table set (:mod:`controller.flowprog.spread`;
+derived from the switch's full set when a few next hops are missing) or a
+SELECT group (spreading off, a detour through a leaf, or a set whose id is
+taken on the switch). :class:`RouteView` derives them from one compilation's
+inputs; :class:`~controller.flowprog.forwarding.ForwardingCompiler` keeps them
+between compilations and assembles switches' entries from them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+
+from controller.fabric.model import Dpid, Host, LinkId, PortNo
+from controller.flowprog.entries import Action, GroupEntry, Match, group_action, output
+from controller.flowprog.groups import select_group
+from controller.flowprog.repair import ALWAYS_LIVE, bounce_group, bounces
+from controller.flowprog.spread import NextHopSet, derived_set, next_hop_set
+
+__all__ = ["ClassTrap", "ForwardingInputs", "Route", "RouteView"]
+
+
+@dataclass(frozen=True)
+class ClassTrap:
+    """Send matching packets from edge ports to the controller at ``priority``."""
+
+    priority: int
+    match: Match
+
+
+@dataclass(frozen=True)
+class ForwardingInputs:
+    switches: Sequence[Dpid]  # every switch to compile for
+    links: Sequence[LinkId]  # up links
+    hosts: Sequence[Host]
+    edge_ports: Callable[[Dpid], Sequence[PortNo]]
+    drained: frozenset[LinkId] = frozenset()
+    traps: Sequence[ClassTrap] = ()
+    single_path: bool = False  # catch-all strategy "shortest": one next hop, no group
+    # catch-all strategy "weighted": weight of the bucket towards a neighbour switch
+    neighbour_weight: Callable[[Dpid], float] | None = None
+    packet_in_pps: int = 0  # 0 = no meter on packet-ins
+    spread_l4: bool = True  # TCP/UDP over several next hops by source-port bits
+    local_repair: bool = True  # a spine's failed last hop bounces packets to another spine
+    # whether a switch is a leaf (may face hosts); by default: it has edge ports
+    host_facing: Callable[[Dpid], bool] | None = None
+
+
+@dataclass(frozen=True)
+class Route:
+    """How one switch forwards towards the hosts of one destination switch, and
+    the next hops it was derived from (a route is redone when they change)."""
+
+    ports: tuple[PortNo, ...]
+    distance: int
+    actions: tuple[Action, ...]
+    groups: tuple[GroupEntry, ...] = ()  # what the actions use, in installation order
+    spread: NextHopSet | None = None  # the set the actions name (claimed per switch)
+    fallback: tuple[Action, ...] = ()  # the set's SELECT group, if its id is taken
+    fallback_groups: tuple[GroupEntry, ...] = ()
+    bounce_port: PortNo | None = None  # local repair: tagged packets delivered here
+
+
+class RouteView:
+    """What routes are derived from, for one compilation: links by switch, which
+    switches face hosts, drained ports."""
+
+    def __init__(self, inp: ForwardingInputs) -> None:
+        self.inp = inp
+        self.peer_of = {(lid.src.dpid, lid.src.port): lid.dst.dpid for lid in inp.links}
+        self.peers: dict[Dpid, dict[PortNo, Dpid]] = defaultdict(dict)
+        for (src, port), peer in self.peer_of.items():
+            self.peers[src][port] = peer
+        facing = inp.host_facing or (lambda d: bool(inp.edge_ports(d)))
+        self.edge = {d: facing(d) for d in inp.switches}
+        self.drained = {(lid.src.dpid, lid.src.port) for lid in inp.drained}
+        self._edge_peers: dict[tuple[Dpid, tuple[PortNo, ...]], frozenset[Dpid]] = {}
+        self._uplinks: dict[Dpid, tuple[PortNo, ...]] = {}
+        self._routes: dict[tuple[Dpid, tuple[PortNo, ...], int, bool], Route] = {}
+
+    def switch_key(self, dpid: Dpid) -> Hashable:
+        """Everything about ``dpid`` its routes and fixed entries depend on besides
+        their next hops: while it stays the same, so do they."""
+        peers = self.peers.get(dpid, {})
+        return (
+            self.edge[dpid],
+            tuple(sorted((p, n, self.edge.get(n, True)) for p, n in peers.items())),
+            tuple(sorted(p for p in peers if (dpid, p) in self.drained)),
+            tuple(self.inp.edge_ports(dpid)) if self.inp.traps else (),
+        )
+
+    def route(self, dpid: Dpid, dst: Dpid, ports: tuple[PortNo, ...], distance: int) -> Route:
+        inp = self.inp
+        if len(ports) == 1 or inp.single_path:
+            port = ports[0]
+            if inp.local_repair and bounces(
+                has_edge_ports=self.edge[dpid],
+                next_switch=self.peer_of[(dpid, port)],
+                destination=dst,
+            ):
+                bounce = bounce_group(port)  # watches ALWAYS_LIVE: that goes in first
+                groups = (ALWAYS_LIVE, bounce)
+                return Route(
+                    ports, distance, (group_action(bounce.group_id),), groups, bounce_port=port
+                )
+            return Route(ports, distance, (output(port),))
+        # A detour through another leaf exists only while links are missing: it
+        # keeps its SELECT group, so a transient state (a rediscovering fabric)
+        # never adds and removes spread-table entries.
+        via = self.edge_peers(dpid, ports)
+        detour = len(via) > 1 or (bool(via) and dst not in via)
+        key = (dpid, ports, distance, detour)
+        route = self._routes.get(key)  # many destinations share one
+        if route is None:
+            route = self._routes[key] = self._spread(dpid, ports, distance, detour)
+        return route
+
+    def _spread(self, dpid: Dpid, ports: tuple[PortNo, ...], distance: int, detour: bool) -> Route:
+        weights = self._weights(dpid, ports)
+        select = select_group(ports, weights=weights)
+        plain = ((group_action(select.group_id),), (select,))
+        hs = None
+        if self.inp.spread_l4 and not detour:
+            hs = self._spread_set(dpid, ports, weights, distance)
+        if hs is None:
+            return Route(ports, distance, *plain)
+        return Route(ports, distance, hs.route_actions(), (), hs, *plain)
+
+    def _spread_set(
+        self,
+        dpid: Dpid,
+        ports: tuple[PortNo, ...],
+        weights: dict[PortNo, int] | None,
+        distance: int,
+    ) -> NextHopSet | None:
+        """The set for ``ports``: derived from the switch's set over all its uplinks
+        when ``ports`` are those less a few (a link lost further on), else its own."""
+        own = next_hop_set(ports, weights=weights, distance=distance, dpid=dpid)
+        if own is None or weights is not None:
+            return own
+        full = self.uplinks(dpid)
+        if len(full) <= len(ports) or not set(ports) < set(full):
+            return own
+        parent = next_hop_set(full, weights=None, distance=distance, dpid=dpid)
+        derived = derived_set(parent, ports) if parent is not None else None
+        return derived or own
+
+    def uplinks(self, dpid: Dpid) -> tuple[PortNo, ...]:
+        """``dpid``'s undrained ports towards switches that face no hosts (spines)."""
+        ports = self._uplinks.get(dpid)
+        if ports is None:
+            ports = self._uplinks[dpid] = tuple(
+                sorted(
+                    port
+                    for port, peer in self.peers.get(dpid, {}).items()
+                    if not self.edge.get(peer, True) and (dpid, port) not in self.drained
+                )
+            )
+        return ports
+
+    def edge_peers(self, dpid: Dpid, ports: tuple[PortNo, ...]) -> frozenset[Dpid]:
+        """The switches with edge ports (leaves) that ``ports`` lead to; kept per port
+        set, which many destinations share (a leaf's uplinks to every other leaf)."""
+        key = (dpid, ports)
+        peers = self._edge_peers.get(key)
+        if peers is None:
+            nexts = (self.peer_of[(dpid, p)] for p in ports)
+            peers = self._edge_peers[key] = frozenset(n for n in nexts if self.edge.get(n, True))
+        return peers
+
+    def _weights(self, dpid: Dpid, ports: tuple[PortNo, ...]) -> dict[PortNo, int] | None:
+        weigh = self.inp.neighbour_weight
+        if weigh is None:
+            return None
+        weights = {p: round(weigh(self.peer_of[(dpid, p)]) * 10) for p in ports}
+        return weights if any(w > 0 for w in weights.values()) else None
+
+    def return_key(self, dpid: Dpid) -> tuple[tuple[tuple[PortNo, Dpid], ...], frozenset[PortNo]]:
+        """What a leaf's tagged-return entries (local repair) depend on: its uplinks
+        (port, spine) and which of them are drained."""
+        uplinks = tuple(
+            sorted(
+                (p, n) for p, n in self.peers.get(dpid, {}).items() if not self.edge.get(n, True)
+            )
+        )
+        return uplinks, frozenset(p for d, p in self.drained if d == dpid)
