@@ -272,7 +272,7 @@ class ForwardingCompiler:
         spread: list[FlowEntry] = []  # the spread-table entries of the sets claimed
         groups: dict[int, GroupEntry] = {}
         sets: dict[int, NextHopSet] = {}
-        routes = self._routes[dpid]
+        routes, every_macs = self._routes[dpid], self._macs
         for dst in dsts:
             if dst == dpid:
                 segments[dst] = ((), None, self._entries(dpid, dst, (), None))
@@ -290,8 +290,11 @@ class ForwardingCompiler:
                 actions, used = route.fallback, route.fallback_groups
             for group in used:
                 groups[group.group_id] = group
-            bounce = route.bounce_port
-            segments[dst] = (actions, bounce, self._entries(dpid, dst, actions, bounce))
+            bounce, macs = route.bounce_port, every_macs[dst]
+            entries = _host_entries(macs, actions)  # what _entries gives, inlined: hot
+            if bounce is not None:
+                entries += _deliveries(macs, bounce)
+            segments[dst] = (actions, bounce, entries)
         tail = spread
         if inp.local_repair:
             tail.append(_TAGGED_DROP)
