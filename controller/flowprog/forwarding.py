@@ -246,10 +246,15 @@ class ForwardingCompiler:
         """``dpid``'s needs with the entries towards the hosts of ``moved`` redone,
         its routes and everything else as assembled before."""
         built = self._built[dpid]
+        routes = self._routes[dpid]
         for dst in moved & built.segments.keys():
-            actions, bounce, _ = built.segments[dst]
-            built.segments[dst] = (actions, bounce, self._entries(dpid, dst, actions, bounce))
-        flows = chain(built.head, *(seg[2] for seg in built.segments.values()), built.tail)
+            route = routes.get(dst)
+            if route is None:  # the switch itself: its own hosts
+                built.segments[dst] = self._entries(dpid, dst, (), None)
+                continue
+            actions = route.fallback if dst in built.fallbacks else route.actions
+            built.segments[dst] = self._entries(dpid, dst, actions, route.bounce_port)
+        flows = chain(built.head, *built.segments.values(), built.tail)
         return replace(built.needs, flows={dpid: tuple(flows)})
 
     def _entries(
@@ -268,14 +273,15 @@ class ForwardingCompiler:
     def _assemble(self, dpid: Dpid, dsts: list[Dpid], view: RouteView) -> OwnerNeeds:
         inp = view.inp
         metered = inp.packet_in_pps > 0
-        segments: dict[Dpid, _Segment] = {}
+        segments: dict[Dpid, tuple[FlowEntry, ...]] = {}  # kept tuples only: no new objects
+        fallbacks: set[Dpid] = set()  # routes whose set's id was taken: on their group
         spread: list[FlowEntry] = []  # the spread-table entries of the sets claimed
         groups: dict[int, GroupEntry] = {}
         sets: dict[int, NextHopSet] = {}
         routes, every_macs = self._routes[dpid], self._macs
         for dst in dsts:
             if dst == dpid:
-                segments[dst] = ((), None, self._entries(dpid, dst, (), None))
+                segments[dst] = self._entries(dpid, dst, (), None)
                 continue
             route = routes.get(dst)
             if route is None:
@@ -288,13 +294,14 @@ class ForwardingCompiler:
                 and not _claim(hs, sets, spread, groups)
             ):
                 actions, used = route.fallback, route.fallback_groups
+                fallbacks.add(dst)
             for group in used:
                 groups[group.group_id] = group
             bounce, macs = route.bounce_port, every_macs[dst]
             entries = _host_entries(macs, actions)  # what _entries gives, inlined: hot
             if bounce is not None:
                 entries += _deliveries(macs, bounce)
-            segments[dst] = (actions, bounce, entries)
+            segments[dst] = entries
         tail = spread
         if inp.local_repair:
             tail.append(_TAGGED_DROP)
@@ -306,17 +313,12 @@ class ForwardingCompiler:
         head = _base_entries(metered)
         meter = MeterEntry(PACKET_IN_METER, inp.packet_in_pps, inp.packet_in_pps // 2)
         needs = OwnerNeeds(
-            flows={dpid: tuple(chain(head, *(seg[2] for seg in segments.values()), tail))},
+            flows={dpid: tuple(chain(head, *segments.values(), tail))},
             groups={dpid: tuple(groups.values())} if groups else {},
             meters={dpid: (meter,)} if metered else {},
         )
-        self._built[dpid] = _Assembly(head, segments, tuple(tail), needs)
+        self._built[dpid] = _Assembly(head, segments, fallbacks, tuple(tail), needs)
         return needs
-
-
-# Per destination switch: the actions towards it, local repair's delivery port,
-# and the entries they give (own hosts' entries on the destination itself).
-_Segment = tuple[tuple[Action, ...], PortNo | None, tuple[FlowEntry, ...]]
 
 
 @dataclass
@@ -325,7 +327,8 @@ class _Assembly:
     destinations' hosts redoes only their entries."""
 
     head: tuple[FlowEntry, ...]  # fixed entries
-    segments: dict[Dpid, _Segment]  # in destination order
+    segments: dict[Dpid, tuple[FlowEntry, ...]]  # per destination, in their order
+    fallbacks: set[Dpid]  # destinations routed by a SELECT group for a taken set id
     tail: tuple[FlowEntry, ...]  # spread sets, local repair, class traps
     needs: OwnerNeeds
 
