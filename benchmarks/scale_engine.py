@@ -350,8 +350,17 @@ def host_learned(lab: EngineDriver) -> dict[str, Any]:
     c1 = time.process_time()
     lab.run(out)
     c2 = time.process_time()
-    ops = sum(len(o) for p in out.programs for ph in p.phases for o in ph.ops.values())
-    return {"operations": ops, "engine_s": round(c1 - c0, 3), "apply_s": round(c2 - c1, 3)}
+    return {
+        "operations": _operations([out]),
+        "engine_s": round(c1 - c0, 3),
+        "apply_s": round(c2 - c1, 3),
+    }
+
+
+def _operations(outs: list[EngineOutput]) -> int:
+    """Switch operations (flow, group and meter mods) the outputs' programs hold."""
+    phases = (ph for out in outs for p in out.programs for ph in p.phases)
+    return sum(len(ops) for ph in phases for ops in ph.ops.values())
 
 
 def link_failure(lab: EngineDriver) -> dict[str, Any]:
@@ -378,9 +387,7 @@ def link_failure(lab: EngineDriver) -> dict[str, Any]:
     for out in outs:
         lab.run(out)
     c2 = time.process_time()
-    ops = sum(
-        len(o) for out in outs for p in out.programs for ph in p.phases for o in ph.ops.values()
-    )
+    ops = _operations(outs)
     return {
         "link": engine.net.topo.link_name(lid),
         "flows_on_link": moved,

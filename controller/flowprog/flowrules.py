@@ -189,7 +189,7 @@ def _transit(
                     group = failover_group(out, port)
                     return group_action(group.group_id), (group,)
     elif host_facing is not None and bounces(
-        has_edge_ports=host_facing(dpid), next_switch=nxt, destination=egress
+        faces_hosts=host_facing(dpid), next_switch=nxt, destination=egress
     ):
         group = bounce_group(out)
         return group_action(group.group_id), (ALWAYS_LIVE, group)

@@ -60,7 +60,6 @@ __all__ = [
     "ForwardingInputs",
     "ForwardingCompiler",
     "compile_forwarding",
-    "base_entries",
     "compile_traps",
     "host_route_key",
 ]
@@ -82,10 +81,6 @@ MCAST_BIT = ("01:00:00:00:00:00", "01:00:00:00:00:00")
 _BASE = Cookie(CookieKind.BASE).encode()
 _HOST = Cookie(CookieKind.HOST_ROUTE).encode()
 _TRAP = Cookie(CookieKind.CLASS_TRAP).encode()
-
-
-def base_entries(*, metered: bool) -> list[FlowEntry]:
-    return list(_base_entries(metered))
 
 
 @functools.lru_cache(maxsize=2)
@@ -146,6 +141,15 @@ def _host_entries(macs: tuple[str, ...], actions: tuple[Action, ...]) -> tuple[F
 def _deliveries(macs: tuple[str, ...], port: PortNo) -> tuple[FlowEntry, ...]:
     """A spine's repair entries delivering tagged packets to ``macs`` (kept as routes are)."""
     return tuple(delivery_entry(mac, port, cookie=_HOST) for mac in macs)
+
+
+def _route_entries(
+    macs: tuple[str, ...], actions: tuple[Action, ...], bounce: PortNo | None
+) -> tuple[FlowEntry, ...]:
+    """A switch's entries towards the hosts ``macs`` by ``actions`` (and local repair's
+    deliveries to them when its hop bounces)."""
+    entries = _host_entries(macs, actions)
+    return entries if bounce is None else entries + _deliveries(macs, bounce)
 
 
 _TAGGED_DROP = tagged_drop(cookie=_BASE)
@@ -265,10 +269,7 @@ class ForwardingCompiler:
             return tuple(
                 e for mac, port in self._hosts[dst] for e in _host_entries((mac,), (output(port),))
             )
-        macs = self._macs[dst]
-        if bounce is None:
-            return _host_entries(macs, actions)
-        return _host_entries(macs, actions) + _deliveries(macs, bounce)
+        return _route_entries(self._macs[dst], actions, bounce)
 
     def _assemble(self, dpid: Dpid, dsts: list[Dpid], view: RouteView) -> OwnerNeeds:
         inp = view.inp
@@ -297,11 +298,7 @@ class ForwardingCompiler:
                 fallbacks.add(dst)
             for group in used:
                 groups[group.group_id] = group
-            bounce, macs = route.bounce_port, every_macs[dst]
-            entries = _host_entries(macs, actions)  # what _entries gives, inlined: hot
-            if bounce is not None:
-                entries += _deliveries(macs, bounce)
-            segments[dst] = entries
+            segments[dst] = _route_entries(every_macs[dst], actions, route.bounce_port)
         tail = spread
         if inp.local_repair:
             tail.append(_TAGGED_DROP)

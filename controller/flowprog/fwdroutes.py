@@ -80,7 +80,7 @@ class RouteView:
         self.edge = {d: facing(d) for d in inp.switches}
         self.drained = {(lid.src.dpid, lid.src.port) for lid in inp.drained}
         self._edge_peers: dict[tuple[Dpid, tuple[PortNo, ...]], frozenset[Dpid]] = {}
-        self._uplinks: dict[Dpid, tuple[PortNo, ...]] = {}
+        self._spines: dict[Dpid, tuple[tuple[PortNo, Dpid], ...]] = {}
         self._routes: dict[tuple[Dpid, tuple[PortNo, ...], int, bool], Route] = {}
 
     def switch_key(self, dpid: Dpid) -> Hashable:
@@ -90,7 +90,7 @@ class RouteView:
         return (
             self.edge[dpid],
             tuple(sorted((p, n, self.edge.get(n, True)) for p, n in peers.items())),
-            tuple(sorted(p for p in peers if (dpid, p) in self.drained)),
+            self.drained_ports(dpid),
             tuple(self.inp.edge_ports(dpid)) if self.inp.traps else (),
         )
 
@@ -99,7 +99,7 @@ class RouteView:
         if len(ports) == 1 or inp.single_path:
             port = ports[0]
             if inp.local_repair and bounces(
-                has_edge_ports=self.edge[dpid],
+                faces_hosts=self.edge[dpid],
                 next_switch=self.peer_of[(dpid, port)],
                 destination=dst,
             ):
@@ -152,16 +152,22 @@ class RouteView:
 
     def uplinks(self, dpid: Dpid) -> tuple[PortNo, ...]:
         """``dpid``'s undrained ports towards switches that face no hosts (spines)."""
-        ports = self._uplinks.get(dpid)
-        if ports is None:
-            ports = self._uplinks[dpid] = tuple(
-                sorted(
-                    port
-                    for port, peer in self.peers.get(dpid, {}).items()
-                    if not self.edge.get(peer, True) and (dpid, port) not in self.drained
-                )
+        drained = self.drained_ports(dpid)
+        return tuple(port for port, _ in self.spines(dpid) if port not in drained)
+
+    def spines(self, dpid: Dpid) -> tuple[tuple[PortNo, Dpid], ...]:
+        """``dpid``'s ports towards switches that face no hosts, with those switches."""
+        found = self._spines.get(dpid)
+        if found is None:
+            peers = self.peers.get(dpid, {}).items()
+            found = self._spines[dpid] = tuple(
+                sorted((p, n) for p, n in peers if not self.edge.get(n, True))
             )
-        return ports
+        return found
+
+    def drained_ports(self, dpid: Dpid) -> frozenset[PortNo]:
+        """``dpid``'s ports whose links are drained."""
+        return frozenset(p for p in self.peers.get(dpid, {}) if (dpid, p) in self.drained)
 
     def edge_peers(self, dpid: Dpid, ports: tuple[PortNo, ...]) -> frozenset[Dpid]:
         """The switches with edge ports (leaves) that ``ports`` lead to; kept per port
@@ -183,9 +189,4 @@ class RouteView:
     def return_key(self, dpid: Dpid) -> tuple[tuple[tuple[PortNo, Dpid], ...], frozenset[PortNo]]:
         """What a leaf's tagged-return entries (local repair) depend on: its uplinks
         (port, spine) and which of them are drained."""
-        uplinks = tuple(
-            sorted(
-                (p, n) for p, n in self.peers.get(dpid, {}).items() if not self.edge.get(n, True)
-            )
-        )
-        return uplinks, frozenset(p for d, p in self.drained if d == dpid)
+        return self.spines(dpid), self.drained_ports(dpid)

@@ -67,14 +67,15 @@ PRIO_TAGGED = 50000
 PRIO_TAGGED_DROP = 49990
 
 
-def bounces(*, has_edge_ports: bool, next_switch: Dpid, destination: Dpid) -> bool:
+def bounces(*, faces_hosts: bool, next_switch: Dpid, destination: Dpid) -> bool:
     """Whether a switch's single hop towards ``destination`` gets a bounce bucket.
 
-    Only a switch without edge ports bounces (its in-port is always a fabric
-    port, never a host), and only on a direct link to the destination switch:
+    Only a switch that faces no host bounces (its in-port is always a fabric
+    port; see :meth:`Topology.host_facing`), and only on a direct link to the
+    destination switch:
     that is the hop with no loop-free alternative on a leaf-spine.
     """
-    return not has_edge_ports and next_switch == destination
+    return not faces_hosts and next_switch == destination
 
 
 def _always_live() -> GroupEntry:
