@@ -15,12 +15,15 @@ import os
 import platform
 import statistics
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "cpu_model",
     "machine_info",
+    "speed_probe",
     "utc_now",
     "write_json",
     "markdown_table",
@@ -32,7 +35,7 @@ __all__ = [
 ]
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
@@ -70,11 +73,45 @@ def machine_info() -> dict[str, Any]:
     return {
         "platform": platform.platform(),
         "kernel": platform.release(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "memory_bytes": _memory_bytes(),
         "ovs_version": _ovs_version(),
         "python": platform.python_version(),
+    }
+
+
+SPEED_LOOP = 2_000_000
+SPEED_NUMPY_CALLS = 50_000
+
+
+def speed_probe() -> dict[str, float]:
+    """How fast this machine runs the interpreter today, to compare runs across days.
+
+    A cloud VM of the same type ran the same pure-Python loop 2.5x slower on one day
+    than on another; a rate measured on it says little without this. Two numbers,
+    each the best of three: nanoseconds per iteration of a plain integer-add loop,
+    and nanoseconds per in-place numpy operation on a 64-element row (what a
+    placement decision is made of). CPU time of this process.
+    """
+    import numpy as np  # the reports of the Mininet benchmarks do not need it
+
+    def loop() -> float:
+        c0, total = time.process_time(), 0
+        for i in range(SPEED_LOOP):
+            total += i
+        return (time.process_time() - c0) / SPEED_LOOP * 1e9
+
+    def numpy_ops() -> float:
+        row, out = np.arange(64, dtype=np.float64), np.empty(64)
+        c0 = time.process_time()
+        for _ in range(SPEED_NUMPY_CALLS):
+            np.add(row, 1.0, out=out)
+        return (time.process_time() - c0) / SPEED_NUMPY_CALLS * 1e9
+
+    return {
+        "python_add_loop_ns": round(min(loop() for _ in range(3)), 2),
+        "numpy_row_op_ns": round(min(numpy_ops() for _ in range(3)), 1),
     }
 
 

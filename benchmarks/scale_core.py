@@ -49,6 +49,7 @@ import numpy as np
 
 from benchmarks import scale_engine as e
 from benchmarks import scale_measure as m
+from benchmarks.report import cpu_model, speed_probe
 from controller.policy.model import Strategy
 
 PODS = 4  # three-tier fabrics: leaves split over this many pods
@@ -196,7 +197,7 @@ def machine_info() -> dict[str, Any]:
     return {
         "platform": platform.platform(),
         "machine": platform.machine(),
-        "processor": _cpu_model() or platform.processor() or platform.machine(),
+        "processor": cpu_model(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "networkx": nx.__version__,
@@ -208,17 +209,6 @@ def machine_info() -> dict[str, Any]:
             "GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES", ""),
         },
     }
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
 
 
 def headline(report: dict[str, Any]) -> dict[str, Any]:
@@ -267,6 +257,7 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
         },
         "timing": "CPU seconds of this process in the measured calls",
         "machine": report["machine"],
+        "speed": report["speed"],
         "date": report["date"],
     }
 
@@ -278,6 +269,10 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"{report['date']}, {mi['processor']}, {mi['cpu_count']} CPUs, {mi['platform']}, "
         f"Python {mi['python']}{' (quick)' if report['quick'] else ''}. Seed {report['seed']}.",
+        "",
+        "Speed of the machine during the run (best of three, before / after): "
+        f"{_speeds(report['speed'], 'python_add_loop_ns')} ns per pure-Python add, "
+        f"{_speeds(report['speed'], 'numpy_row_op_ns')} ns per numpy operation on a 64-row.",
         "",
         "Placement rate in flows/s: CPU time inside `place` only, one fabric state kept up "
         "to date, counters catching up once per simulated second; us/flow = least-utilized, "
@@ -317,6 +312,10 @@ def markdown(report: dict[str, Any]) -> str:
                 "(slower).",
             ]
     return "\n".join(lines) + "\n"
+
+
+def _speeds(speed: dict[str, dict[str, float]], key: str) -> str:
+    return f"{speed['before'][key]} / {speed['after'][key]}"
 
 
 def _engine_markdown(report: dict[str, Any]) -> list[str]:
@@ -432,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
         print(text, file=sys.stderr, flush=True)
 
     started = time.perf_counter()
+    speed_before = speed_probe()
+    log(f"speed: {speed_before}")
     results = []
     for size in _sizes(args):
         log(
@@ -447,6 +448,9 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "seed": args.seed,
         "machine": machine_info(),
+        # The VM's speed varies from day to day: compare rates of runs whose
+        # probes agree (README, "Comparing runs").
+        "speed": {"before": speed_before, "after": speed_probe()},
         "total_seconds": round(time.perf_counter() - started, 1),
         "results": results,
     }

@@ -389,12 +389,10 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
             return EngineOutput()
         start = self.work_clock()
         topo = self.net.topo
-        events, changed = self.monitor.port_stats(dpid, counters, now=now, topo=topo)
+        events, changed, receiving = self.monitor.port_stats(dpid, counters, now=now, topo=topo)
         self.placer.loads_changed(changed)
-        for port, _ in counters:
-            rate = self.monitor.rates.latest(PortRef(dpid, port))
-            if rate is not None and rate.rx_pps > 0:
-                topo.link_alive(PortRef(dpid, port), now=now)  # traffic proves the link
+        for port in receiving:
+            topo.link_alive(PortRef(dpid, port), now=now)  # traffic proves the link
         rtt = self.polls.port.answered(dpid, now, more=more)
         if rtt is not None:
             self.metrics.observe_stats_request("port", rtt)

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from controller.engine.snapshot import LinkLoad
-from controller.fabric.model import Dpid, LinkId, PortNo, PortRef
+from controller.fabric.model import Dpid, LinkId, PortNo
 from controller.fabric.topology import Topology
 from controller.telemetry import (
     CapacityConfig,
@@ -19,18 +19,18 @@ from controller.telemetry import (
     CongestionEvent,
     PortCounters,
     RateEstimator,
-    link_rate,
 )
 
 __all__ = ["LinkMonitor", "StatsUpdate"]
 
 
 class StatsUpdate(NamedTuple):
-    """What one port-stats reply changed: congestion flips, and the links whose
-    load was recomputed."""
+    """What one port-stats reply changed: congestion flips, the links whose load
+    was recomputed, and the ports that receive packets."""
 
     events: list[CongestionEvent]
     links: tuple[LinkId, ...]
+    receiving: tuple[PortNo, ...] = ()  # the switch's ports traffic arrives on (links alive)
 
 
 class LinkMonitor:
@@ -55,6 +55,8 @@ class LinkMonitor:
         sw = topo.switches.get(lid.src.dpid)
         port = sw.ports.get(lid.src.port) if sw else None
         speed = port.speed_bps if port else 0.0
+        if not self.capacity.overrides:  # no names to match (every link, every poll)
+            return self.capacity.unless_overridden(speed)
         return self.capacity.capacity_for(lid, names=topo.label, port_speed_bps=speed)
 
     def port_stats(
@@ -73,29 +75,54 @@ class LinkMonitor:
         a switch without a rate: the others' loads (and the samples the detector
         saw) are exactly what they were, and recomputing them would cost one
         load per link per reply twice over (a spine of 64 x 512 has 1,024).
+        Runs for every port of the fabric once per poll: written for that.
         """
-        rates, loads = self.rates, self._loads
-        for port_no, counters in stats:
-            rates.update(PortRef(dpid, port_no), counters, now)
+        rates, loads, observe = self.rates, self._loads, self.detector.observe
+        stats = list(stats)
+        here = rates.update_switch(dpid, stats, now)
+        ports_of = rates.ports_of
         events = []
         changed = []
-        latest, latest_raw = rates.latest, rates.latest_raw
         for lid in topo.links_at(dpid):  # O(degree): a reply only touches its switch's links
-            if lid.src.dpid != dpid and latest(lid.src) is not None:
-                continue  # measured at its source, whose counters did not change here
+            src_ref, dst_ref = lid.src, lid.dst
+            if src_ref.dpid == dpid:
+                src, dst = here.get(src_ref.port), ports_of(dst_ref.dpid).get(dst_ref.port)
+            else:
+                src = ports_of(src_ref.dpid).get(src_ref.port)
+                if src is not None and src.rate is not None:
+                    continue  # measured at its source, whose counters did not change here
+                dst = here.get(dst_ref.port)
             changed.append(lid)
             capacity = self.capacity_of(topo, lid)
-            rate_bps, measured = link_rate(lid, rates)
+            # What its source sends, else what its destination receives (link_rate).
+            if src is not None and src.rate is not None:
+                rate_bps, measured = src.rate.tx_bps, True
+            elif dst is not None and dst.rate is not None:
+                rate_bps, measured = dst.rate.rx_bps, True
+            else:
+                rate_bps, measured = 0.0, False
             loads[lid] = LinkLoad(rate_bps, capacity, rate_bps / capacity if capacity > 0 else 0.0)
-            rate = latest_raw(lid.src) or latest_raw(lid.dst)
-            if measured and capacity > 0 and rate is not None:
-                # The detector's hysteresis is its filter: it judges the last
-                # interval's rate, not the smoothed one (which would add polls).
-                raw_bps, _ = link_rate(lid, rates, raw=True)
-                event = self.detector.observe(lid, raw_bps / capacity, rate.time)
-                if event is not None:
-                    events.append(event)
-        return StatsUpdate(events, tuple(changed))
+            if not measured or capacity <= 0:
+                continue
+            # The detector's hysteresis is its filter: it judges the last
+            # interval's rate, not the smoothed one (which would add polls).
+            if src is not None and src.raw is not None:
+                raw = src.raw
+                raw_bps = raw.tx_bps
+            elif dst is not None and dst.raw is not None:
+                raw = dst.raw
+                raw_bps = raw.rx_bps
+            else:
+                continue
+            event = observe(lid, raw_bps / capacity, raw.time)
+            if event is not None:
+                events.append(event)
+        receiving = tuple(
+            port_no
+            for port_no, _ in stats
+            if (st := here.get(port_no)) is not None and st.rate is not None and st.rate.rx_pps > 0
+        )
+        return StatsUpdate(events, tuple(changed), receiving)
 
     def to_confirm(self, topo: Topology, dpid: Dpid) -> set[Dpid]:
         """Switches whose next counters decide whether a link at ``dpid`` is congested."""

@@ -116,11 +116,9 @@ class StandbyObserver:
     def port_stats(
         self, dpid: Dpid, counters: list[tuple[int, PortCounters]], *, more: bool, now: float
     ) -> None:
-        self.monitor.port_stats(dpid, counters, now=now, topo=self.topo)
-        for port, _ in counters:
-            rate = self.monitor.rates.latest(PortRef(dpid, port))
-            if rate is not None and rate.rx_pps > 0:
-                self.topo.link_alive(PortRef(dpid, port), now=now)
+        update = self.monitor.port_stats(dpid, counters, now=now, topo=self.topo)
+        for port in update.receiving:
+            self.topo.link_alive(PortRef(dpid, port), now=now)
         self.polls.port.answered(dpid, now, more=more)
 
     # ------------------------------------------------------------ time

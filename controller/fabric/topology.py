@@ -236,7 +236,7 @@ class Topology:
         lid = LinkId(tx, rx)
         existing = self.links.get(lid)
         if existing is not None:
-            self.links[lid] = replace(existing, last_seen=now)
+            self.links[lid] = existing.seen(now)
             return []
         # A cable re-plugged elsewhere: forget links that used either port.
         rewired = [
@@ -259,10 +259,12 @@ class Topology:
     def link_alive(self, rx: PortRef, *, now: float) -> None:
         """Traffic arrived on ``rx``: the link into it is alive even if LLDP probes
         are lost in a saturated queue (so a busy link never times out falsely)."""
+        links = self.links
         for lid in self._port_links.get(rx, ()):
             if lid.dst == rx:
-                link = self.links[lid]
-                self.links[lid] = replace(link, last_seen=max(link.last_seen, now))
+                link = links[lid]
+                if now > link.last_seen:
+                    links[lid] = link.seen(now)
 
     def expire_links(self, *, now: float, timeout: float) -> list[FabricEvent]:
         stale = [lid for lid, link in self.links.items() if now - link.last_seen > timeout]

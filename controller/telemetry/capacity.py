@@ -187,8 +187,11 @@ class CapacityConfig:
     ) -> float:
         """Capacity of directed ``link`` in bit/s; 0 means unknown."""
         ov = self.override_for(link, names=names)
-        if ov is not None:
-            return ov.capacity_bps
+        return self.unless_overridden(port_speed_bps) if ov is None else ov.capacity_bps
+
+    def unless_overridden(self, port_speed_bps: float) -> float:
+        """Capacity of a link no override governs: the default, else the port's
+        reported speed, else 0 (unknown)."""
         if self.default_bps is not None:
             return self.default_bps
         if math.isfinite(port_speed_bps) and port_speed_bps > 0:

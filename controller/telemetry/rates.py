@@ -12,13 +12,15 @@ rate rather than a wrong one.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from controller.errors import InvalidArgument
-from controller.fabric.model import Dpid, PortRef
+from controller.fabric.model import Dpid, PortNo, PortRef
 from controller.telemetry.counters import PortCounters
 
-__all__ = ["DEFAULT_MAX_BPS", "PortRate", "RateEstimator"]
+__all__ = ["DEFAULT_MAX_BPS", "PortRate", "PortState", "RateEstimator"]
 
 # Faster than any port a leaf-spine fabric of today has (400GbE); a rate above
 # it can only come from a bogus counter, e.g. one a switch restarted mid-poll.
@@ -36,10 +38,18 @@ class PortRate:
     time: float
 
 
-@dataclass(frozen=True)
-class _Baseline:
-    counters: PortCounters
-    time: float
+class PortState:
+    """What the estimator holds of one port: the last counters accepted as a
+    baseline, when they were read, and the latest smoothed and raw rates (None
+    until two samples made one). Read-only outside the estimator."""
+
+    __slots__ = ("counters", "rate", "raw", "time")
+
+    def __init__(self, counters: PortCounters, time: float) -> None:
+        self.counters = counters
+        self.time = time
+        self.rate: PortRate | None = None
+        self.raw: PortRate | None = None
 
 
 class RateEstimator:
@@ -57,25 +67,43 @@ class RateEstimator:
             raise InvalidArgument("max_bps", f"must be a positive finite number, got {max_bps!r}")
         self._alpha = alpha
         self._max_bps = max_bps
-        self._baselines: dict[PortRef, _Baseline] = {}
-        self._rates: dict[PortRef, PortRate] = {}
-        self._raw: dict[PortRef, PortRate] = {}
+        # Per switch, per port number: a reply updates one switch's ports, and
+        # small-integer keys hash for free (every port of the fabric, every poll).
+        self._ports: dict[Dpid, dict[PortNo, PortState]] = {}
 
     def update(self, port: PortRef, counters: PortCounters, now: float) -> PortRate | None:
         """Record ``counters`` read at ``now``; return the new smoothed rate, or
         None when this snapshot produced no trustworthy sample."""
         if not math.isfinite(now):
             raise InvalidArgument("now", f"must be a finite time, got {now!r}")
-        base = self._baselines.get(port)
-        if base is None:
-            self._baselines[port] = _Baseline(counters, now)
+        return self._update(self._ports.setdefault(port.dpid, {}), port.port, counters, now)
+
+    def update_switch(
+        self, dpid: Dpid, stats: Iterable[tuple[PortNo, PortCounters]], now: float
+    ) -> Mapping[PortNo, PortState]:
+        """One port-stats reply of switch ``dpid`` (as :meth:`update` per port);
+        returns that switch's ports (see :meth:`ports_of`)."""
+        if not math.isfinite(now):
+            raise InvalidArgument("now", f"must be a finite time, got {now!r}")
+        ports = self._ports.setdefault(dpid, {})
+        update = self._update
+        for port_no, counters in stats:
+            update(ports, port_no, counters, now)
+        return ports
+
+    def _update(
+        self, ports: dict[PortNo, PortState], port_no: PortNo, counters: PortCounters, now: float
+    ) -> PortRate | None:
+        state = ports.get(port_no)
+        if state is None:
+            ports[port_no] = PortState(counters, now)
             return None
-        dt = now - base.time
+        dt = now - state.time
         if dt <= 0.0:
             # A duplicate or reordered reply: keep the older baseline so the
             # next in-order reply is measured over its true interval.
             return None
-        old = base.counters
+        old = state.counters
         rx_bytes = counters.rx_bytes - old.rx_bytes
         tx_bytes = counters.tx_bytes - old.tx_bytes
         rx_packets = counters.rx_packets - old.rx_packets
@@ -86,7 +114,7 @@ class RateEstimator:
         # guessing a wrap would turn a reset into a huge bogus rate.
         # An absurd jump forwards is re-baselined as well: keeping the old
         # baseline would make the next sample absurd too.
-        self._baselines[port] = _Baseline(counters, now)
+        state.counters, state.time = counters, now
         if rx_bytes < 0 or tx_bytes < 0 or rx_packets < 0 or tx_packets < 0:
             return None
         tx_bps = tx_bytes * 8.0 / dt
@@ -94,9 +122,8 @@ class RateEstimator:
         if tx_bps > self._max_bps or rx_bps > self._max_bps:
             return None
         sample = PortRate(tx_bps, rx_bps, tx_packets / dt, rx_packets / dt, now)
-        self._raw[port] = sample
-        rate = self._smooth(self._rates.get(port), sample)
-        self._rates[port] = rate
+        state.raw = sample
+        rate = state.rate = self._smooth(state.rate, sample)
         return rate
 
     def _smooth(self, old: PortRate | None, new: PortRate) -> PortRate:
@@ -116,7 +143,9 @@ class RateEstimator:
 
     def latest(self, port: PortRef) -> PortRate | None:
         """The last smoothed rate of ``port``, or None if it has none yet."""
-        return self._rates.get(port)
+        ports = self._ports.get(port.dpid)
+        state = None if ports is None else ports.get(port.port)
+        return None if state is None else state.rate
 
     def latest_raw(self, port: PortRef) -> PortRate | None:
         """The last unsmoothed rate of ``port`` (over the last poll interval only).
@@ -125,29 +154,40 @@ class RateEstimator:
         detector's hysteresis: smoothing in front of it would delay a real
         hot spot by several polls.
         """
-        return self._raw.get(port)
+        ports = self._ports.get(port.dpid)
+        state = None if ports is None else ports.get(port.port)
+        return None if state is None else state.raw
+
+    def ports_of(self, dpid: Dpid) -> Mapping[PortNo, PortState]:
+        """Switch ``dpid``'s ports by number (empty if none reported): the state of a
+        switch's ports in one lookup, for a caller that reads many of them."""
+        return self._ports.get(dpid, _NO_PORTS)
 
     def latest_counters(self, port: PortRef) -> PortCounters | None:
         """The last counters accepted as a baseline for ``port`` (for the exporter)."""
-        base = self._baselines.get(port)
-        return base.counters if base else None
+        ports = self._ports.get(port.dpid)
+        state = None if ports is None else ports.get(port.port)
+        return None if state is None else state.counters
 
     def counters_snapshot(self) -> tuple[tuple[PortRef, PortCounters], ...]:
         """Every port's latest counters, sorted by port: an immutable value that
         another thread (the metrics exporter) may read while the hub goes on."""
-        return tuple((port, b.counters) for port, b in sorted(self._baselines.items()))
+        return tuple(
+            (PortRef(dpid, port_no), ports[port_no].counters)
+            for dpid, ports in sorted(self._ports.items())
+            for port_no in sorted(ports)
+        )
 
     def forget_port(self, port: PortRef) -> None:
         """Drop all state of ``port``; its next snapshot is a fresh baseline."""
-        self._baselines.pop(port, None)
-        self._rates.pop(port, None)
-        self._raw.pop(port, None)
+        ports = self._ports.get(port.dpid)
+        if ports is not None:
+            ports.pop(port.port, None)
 
     def forget_switch(self, dpid: Dpid) -> None:
         """Drop all state of switch ``dpid`` (it disconnected; on reconnect its
         counters may have restarted, so it starts from a fresh baseline)."""
-        for port in [p for p in self._baselines if p.dpid == dpid]:
-            del self._baselines[port]
-        for rates in (self._rates, self._raw):
-            for port in [p for p in rates if p.dpid == dpid]:
-                del rates[port]
+        self._ports.pop(dpid, None)
+
+
+_NO_PORTS: Mapping[PortNo, PortState] = MappingProxyType({})

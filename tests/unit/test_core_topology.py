@@ -162,3 +162,25 @@ def test_traffic_into_a_port_keeps_its_link_alive_without_lldp() -> None:
     assert topo.expire_links(now=5.0, timeout=3.5) == []
     gone = topo.expire_links(now=7.0, timeout=3.5)
     assert [e.link for e in gone] == [lid]  # type: ignore[attr-defined]
+
+
+def test_a_link_seen_again_keeps_its_capacity_drain_and_identity() -> None:
+    """Traffic and LLDP only move ``last_seen`` forward; every other field stays
+    (a field added to Link later must be carried by ``Link.seen`` too)."""
+    from dataclasses import fields, replace
+
+    from controller.fabric.model import Link, Port
+    from controller.fabric.topology import Topology
+
+    link = Link(LinkId(PortRef(1, 1), PortRef(2, 1)), 1.0, capacity_bps=5e9, drained=True)
+    assert link.seen(4.0) == replace(link, last_seen=4.0)
+    assert {f.name for f in fields(Link)} == {"link_id", "last_seen", "capacity_bps", "drained"}
+    topo = Topology()
+    for dpid in (1, 2):
+        topo.switch_up(dpid, name=f"s{dpid}", ports=[Port(1)], now=0.0)
+    topo.lldp_seen(tx=link.src, rx=link.dst, now=2.0)
+    topo.set_capacity(link.link_id, 5e9)
+    topo.link_alive(link.dst, now=6.0)
+    topo.link_alive(link.dst, now=5.0)  # an older reading never moves it back
+    topo.link_alive(link.src, now=9.0)  # traffic into the source proves the other direction
+    assert topo.links[link.link_id] == Link(link.link_id, 6.0, capacity_bps=5e9)

@@ -49,19 +49,24 @@ def test_random_replies_keep_every_load_and_event_as_a_full_recompute_would() ->
     counters: dict[PortRef, list[int]] = {}
     replies_seen: set[int] = set()
     now = 0.0
-    skipped = flips = confirms = 0
+    skipped = flips = confirms = receivers = 0
     for _ in range(400):
         now += rng.uniform(0.2, 1.0)
         dpid = rng.choice((1, 2, 3))
         stats = []
-        for port in (1, 2):
-            c = counters.setdefault(PortRef(dpid, port), [0, 0])
+        for port in rng.sample((1, 2), rng.choice((1, 2))):  # a multipart reply: some ports
+            c = counters.setdefault(PortRef(dpid, port), [0, 0, 0])
             c[0] += int(rng.uniform(0, 12.5e6) * rng.choice((0.1, 1.0)))  # rx bytes
             c[1] += int(rng.uniform(0, 12.5e6) * rng.choice((0.1, 1.0)))  # tx bytes
-            stats.append((port, PortCounters(rx_bytes=c[0], tx_bytes=c[1])))
+            c[2] += rng.choice((0, 0, 1000))  # rx packets: some ports receive none
+            stats.append((port, PortCounters(rx_bytes=c[0], tx_bytes=c[1], rx_packets=c[2])))
         if rng.random() < 0.05:
             monitor.switch_gone(dpid)  # its rates are forgotten: the far ends stand in
-        events, changed = monitor.port_stats(dpid, stats, now=now, topo=topo)
+        events, changed, receiving = monitor.port_stats(dpid, stats, now=now, topo=topo)
+        # Ports of this reply whose packets arrive (their links are alive), no others.
+        rates = [(port, monitor.rates.latest(PortRef(dpid, port))) for port, _ in stats]
+        assert receiving == tuple(p for p, r in rates if r is not None and r.rx_pps > 0)
+        receivers += len(receiving)
         replies_seen.add(dpid)
         skipped += len(topo.links_at(dpid)) - len(changed)
         assert events == _every_link_recomputed(monitor, reference, topo, dpid)
@@ -76,7 +81,7 @@ def test_random_replies_keep_every_load_and_event_as_a_full_recompute_would() ->
             load = monitor.loads_of([lid])[lid]
             assert (load.rate_bps, load.utilization) == (sample.rate_bps, sample.utilization)
     # Links were skipped, the detector flipped, and hot links asked for early polls.
-    assert skipped > 100 and flips > 5 and confirms > 5
+    assert skipped > 100 and flips > 5 and confirms > 5 and receivers > 20
 
 
 def test_a_reply_of_the_far_end_stands_in_only_while_the_source_has_no_rate() -> None:
