@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from controller.errors import InvalidArgument
 from controller.fabric.model import PortRef
@@ -191,3 +193,49 @@ def test_supported_flags_all_ones_counters() -> None:
     pc = PortCounters(rx_errors=UNSUPPORTED, tx_errors=3)
     assert not pc.supported("rx_errors")
     assert pc.supported("tx_errors")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([0.0, -0.5, 0.5, 1.0]),  # time step: repeats and reorders too
+            st.sampled_from([1, 2]),  # switch
+            st.lists(st.sampled_from([1, 2, 3]), min_size=1, max_size=3, unique=True),
+            st.sampled_from([0, 500, 10**6, 10**12]),  # counter step (10**12: absurd)
+            st.booleans(),  # counters restart first
+            st.sampled_from(["", "port", "switch"]),  # forget before the reply
+        ),
+        max_size=40,
+    )
+)
+def test_a_whole_reply_at_once_is_the_same_as_port_by_port(steps: list) -> None:  # type: ignore[type-arg]
+    """``update_switch`` (the hub's path, one call per reply) leaves every port's
+    counters and rates as ``update`` on each port of the reply would."""
+    one, whole = RateEstimator(alpha=0.3), RateEstimator(alpha=0.3)
+    counters: dict[PortRef, int] = {}
+    now = 0.0
+    for dt, dpid, ports, step, restart, forget in steps:
+        now += dt
+        for est in (one, whole):
+            if forget == "switch":
+                est.forget_switch(dpid)
+            elif forget == "port":
+                est.forget_port(PortRef(dpid, ports[0]))
+        reply = []
+        for port in ports:
+            ref = PortRef(dpid, port)
+            counters[ref] = step if restart else counters.get(ref, 0) + step
+            reply.append((port, c(tx=counters[ref], rx=counters[ref] // 2, rxp=counters[ref] // 9)))
+        for port, cnt in reply:
+            one.update(PortRef(dpid, port), cnt, now)
+        held = whole.update_switch(dpid, reply, now)
+        assert held is whole.ports_of(dpid) and set(held) >= set(ports)
+        for ref in (PortRef(d, p) for d in (1, 2) for p in (1, 2, 3)):
+            assert one.latest(ref) == whole.latest(ref)
+            assert one.latest_raw(ref) == whole.latest_raw(ref)
+            assert one.latest_counters(ref) == whole.latest_counters(ref)
+            state = whole.ports_of(ref.dpid).get(ref.port)
+            assert (state and state.rate) == whole.latest(ref)
+        assert one.counters_snapshot() == whole.counters_snapshot()
+    assert whole.ports_of(99) == {}
