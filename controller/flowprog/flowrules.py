@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from controller.fabric.model import Dpid, FiveTuple, Path, PortNo
 from controller.flowprog.entries import (
@@ -35,7 +36,7 @@ from controller.flowprog.entries import (
     output,
 )
 from controller.flowprog.forwarding import PRIO_FLOW
-from controller.flowprog.groups import failover_group
+from controller.flowprog.groups import failover_chain
 from controller.flowprog.repair import ALWAYS_LIVE, bounce_group, bounces
 from controller.flowprog.tables import OwnerNeeds
 
@@ -92,11 +93,12 @@ def compile_flow(
 ) -> FlowRules:
     """Rules for ``ft`` along ``path``, leaving the fabric at ``egress_port``.
 
-    ``backup_ports[ingress]`` lists the ingress switch's other ports towards the
-    egress switch; the first that differs from the primary becomes the
-    fast-failover backup. ``host_facing`` (given when local repair is on) tells
-    which switches are leaves: the others' (spines') hop into the egress switch
-    bounces.
+    ``backup_ports[ingress]`` lists the ingress switch's ports towards the egress
+    switch (sorted); the first hop forwards through a fast-failover chain of the
+    primary, then the others in their order from the primary on (wrapping round:
+    the chain the leaf's spread set has for that port already). ``host_facing``
+    (given when local repair is on) tells which switches are leaves: the others'
+    (spines') hop into the egress switch bounces.
     ``default_takes(dpid, action)``: whether ``dpid`` forwards the flow's packets
     by just ``action`` without a rule (then no rule goes there, except at ingress).
     """
@@ -169,6 +171,19 @@ def compile_path(
     )
 
 
+@lru_cache(maxsize=1 << 14)
+def _from_port(out: PortNo, ports: tuple[PortNo, ...]) -> tuple[PortNo, ...]:
+    """``out``, then the other ``ports`` in their order from ``out`` on, wrapping
+    round: the chain a spread set forwards ``out``'s buckets through
+    (:func:`~controller.flowprog.spread.compile_set`, same ports sorted), so a
+    flow's failover group is usually on its ingress switch already and the flow
+    needs one flow-mod. ``out`` not among ``ports`` (a detour) comes first."""
+    if out not in ports:
+        return (out, *ports)
+    i = ports.index(out)
+    return (*ports[i:], *ports[:i])
+
+
 def _transit(
     dpid: Dpid,
     out: PortNo,
@@ -184,10 +199,10 @@ def _transit(
     watches :data:`ALWAYS_LIVE` (so that goes in first)."""
     if hop == 0:
         if backup_ports:
-            for port in backup_ports.get(dpid, ()):
-                if port != out:
-                    group = failover_group(out, port)
-                    return group_action(group.group_id), (group,)
+            ports = backup_ports.get(dpid, ())
+            if len(ports) > 1 or (ports and ports[0] != out):
+                group = failover_chain(_from_port(out, tuple(ports)))
+                return group_action(group.group_id), (group,)
     elif host_facing is not None and bounces(
         faces_hosts=host_facing(dpid), next_switch=nxt, destination=egress
     ):

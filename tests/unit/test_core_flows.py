@@ -7,7 +7,7 @@ from synthetic import leaf_spine
 
 from controller.engine.monitor import LinkMonitor
 from controller.engine.placement import FlowPlacer
-from controller.fabric.model import FiveTuple
+from controller.fabric.model import FiveTuple, PortRef
 from controller.flowprog.entries import Cookie, CookieKind, Match
 from controller.flowprog.forwarding import PRIO_HOST
 from controller.flowprog.plan import Barrier, FlowAdd
@@ -24,8 +24,8 @@ AI = Policy(
 )
 
 
-def ready() -> tuple[EngineLab, FlowPlacer]:
-    lab = EngineLab(leaf_spine(2, 2))
+def ready(spines: int = 2, leaves: int = 2) -> tuple[EngineLab, FlowPlacer]:
+    lab = EngineLab(leaf_spine(spines, leaves))
     lab.start()
     lab.learn_all()
     lab.run_for(lab.net.config.warmup_s)
@@ -199,3 +199,40 @@ def test_a_transit_switch_not_known_to_hold_the_host_route_gets_the_flows_rule()
     assert flow is not None
     assert _holding(lab, cookie) == {src.port.dpid, flow.path.switches[1]}
     assert lab.send(src, dst, udp_src=40004).paths == {flow.path.switches}
+
+
+def test_a_new_flow_is_one_flow_mod_its_failover_chain_is_the_spread_sets() -> None:
+    """On a leaf that spreads its default traffic, each uplink's failover chain is
+    installed with the spread set: a new flow's ingress rule forwards through that
+    very group, so its setup is the one flow-mod (no group to add first, no barrier),
+    on whichever uplink it is placed; and a dead uplink's traffic still fails over."""
+    lab, flows = ready(spines=4, leaves=3)
+    src, dst = lab.hosts[0], lab.hosts[2]
+    ingress = src.port.dpid
+    installed = lab.fake.switches[ingress].groups
+    uplinks = set()
+    for sport in range(40000, 40040):
+        ft = FiveTuple(src.ip, dst.ip, 17, sport, 4791)
+        out = flows.packet_in(at=src.port, ft=ft, dscp=0, src_mac=src.mac, data=b"", now=lab.now)
+        (program,) = out.urgent
+        (op,) = program.joined()[ingress]
+        assert isinstance(op, FlowAdd) and op.entry.ingress
+        (action,) = op.entry.actions
+        group = installed[action.group_id]  # type: ignore[union-attr]
+        flow = flows.te.flow_by_five_tuple(ft)
+        assert flow is not None
+        primary = flow.path.links[0].src.port
+        assert group.buckets[0].watch_port == primary and len(group.buckets) == 4
+        uplinks.add(primary)
+        lab.fake.apply(program)
+        assert lab.send(src, dst, udp_src=sport).paths == {flow.path.switches}
+    assert len(uplinks) == 4  # least-utilized spread them over every spine
+    # The last flow's uplink dies (before the controller hears of it): the switch
+    # sends the flow on through the next port of its chain.
+    lab.fake.down.add(flow.path.links[0].src)
+    backup = group.buckets[1].watch_port
+    walk = lab.send(src, dst, udp_src=sport)
+    assert walk.only_to(dst.port)
+    ((_, second, _),) = walk.paths
+    (via,) = [lid.dst.dpid for lid in lab.net.topo.links if lid.src == PortRef(ingress, backup)]
+    assert second == via != flow.path.switches[1]

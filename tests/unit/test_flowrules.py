@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from controller.fabric.model import FiveTuple, LinkId, Path, PortRef
-from controller.flowprog.entries import Cookie, CookieKind, FlowEntry, GroupAction, Match, Output
+from controller.flowprog.entries import (
+    Cookie,
+    CookieKind,
+    FlowEntry,
+    GroupAction,
+    GroupType,
+    Match,
+    Output,
+)
 from controller.flowprog.flowrules import FlowRules, compile_flow, flow_match
 from controller.flowprog.forwarding import PRIO_FLOW
-from controller.flowprog.groups import failover_group
+from controller.flowprog.groups import failover_chain, failover_group
 from controller.flowprog.repair import ALWAYS_LIVE, bounce_group
 
 FT = FiveTuple("10.0.0.1", "10.0.1.1", 17, 5000, 4791)
@@ -41,7 +49,7 @@ def flow_7(**kw: object) -> FlowRules:
 def test_a_path_with_a_backup_uplink_gets_a_failover_first_hop() -> None:
     rules = flow_7(backup_ports={1: (3, 5, 6)})
     cookie = Cookie(CookieKind.FLOW, 7, 2).encode()
-    group = failover_group(3, 5)
+    group = failover_chain([3, 5, 6])  # the primary, then every other next hop
     assert rules.needs.groups == {1: (group,)}
     assert rules.needs.flows == {
         1: (entry(GroupAction(group.group_id), ingress=True, cookie=cookie),),
@@ -189,3 +197,41 @@ def test_a_flow_cookie_is_the_encoded_cookie_of_its_id_and_generation() -> None:
             flow_id & 0xFFFFFFFF,
             generation & 0xFFFF,
         )
+
+
+def test_the_failover_chain_is_the_one_the_leafs_spread_set_has_for_that_uplink() -> None:
+    """The other next hops follow the primary in their order from it on, wrapping
+    round, as the spread set's chain for that port: a leaf that spreads its default
+    traffic holds the group already, and a new flow needs one flow-mod there."""
+    from controller.flowprog.spread import compile_set, next_hop_set
+
+    uplinks = (3, 5, 6, 8)
+    hs = next_hop_set(uplinks, weights=None, distance=2, dpid=1)
+    assert hs is not None
+    spread_groups = {
+        g.buckets[0].watch_port: g
+        for g in compile_set(hs, cookie=0)[1]
+        if g.type is GroupType.FAST_FAILOVER
+    }
+    assert set(spread_groups) == set(uplinks)
+    for out in uplinks:
+        path = Path.of_links(
+            [LinkId(PortRef(1, out), PortRef(10, 1)), LinkId(PortRef(10, 2), PortRef(2, 4))]
+        )
+        rules = compile_flow(
+            FT,
+            flow_id=7,
+            generation=2,
+            path=path,
+            egress_port=9,
+            idle_timeout=10,
+            backup_ports={1: uplinks},
+        )
+        (group,) = rules.needs.groups[1]
+        assert group == spread_groups[out]
+        i = uplinks.index(out)
+        assert [b.watch_port for b in group.buckets] == [*uplinks[i:], *uplinks[:i]]
+    # A first hop off the next hops (a detour) still has every next hop behind it.
+    (detour,) = flow_7(backup_ports={1: (5, 6)}).needs.groups[1]
+    assert detour == failover_chain([3, 5, 6])
+    assert flow_7(backup_ports={1: (3,)}).needs.groups == {}  # no other port: no group
