@@ -127,6 +127,36 @@ class DesiredTables:
     def drop_owner(self, owner: Hashable) -> TableChanges:
         return self.set_owner(owner, OwnerNeeds())
 
+    def add_plain_owner(self, owner: Hashable, needs: OwnerNeeds) -> FlowEntry | None:
+        """The common new flow, added as :meth:`set_owner` would add it: a new
+        ``owner`` needing one entry on one switch, whose key no owner holds, and
+        at most one group, which that switch holds already with the same content.
+        Returns the entry (the one change), or None when ``needs`` is not that case
+        (nothing is touched: :meth:`set_owner` takes it)."""
+        if owner in self._owners or len(needs.flows) != 1 or needs.meters:
+            return None
+        ((dpid, entries),) = needs.flows.items()
+        groups = needs.groups.get(dpid, ())
+        if len(entries) != 1 or len(groups) > 1 or len(needs.groups) > (1 if groups else 0):
+            return None
+        (entry,) = entries
+        key = entry.key
+        owners = self._flow_owner[dpid]
+        if key in owners:
+            return None  # a conflict, or an owner's key: set_owner says which
+        table = self._tables[dpid]
+        if groups:
+            (grp,) = groups
+            have = table.groups.get(grp.group_id)
+            if have is None or (have is not grp and have != grp):
+                return None  # a group to add or a clash: set_owner's work
+            self._group_refs[(dpid, grp.group_id)] += 1
+            table.groups[grp.group_id] = grp
+        table.flows[key] = entry
+        owners[key] = owner
+        self._owners[owner] = needs
+        return entry
+
     # ------------------------------------------------------------------ helpers
     def _check_conflicts(self, owner: Hashable, needs: OwnerNeeds, flows: _FlowDelta) -> None:
         for dpid, entries, _ in flows:
