@@ -254,6 +254,8 @@ class Connectivity:
         )
 
     def learn_host(self, *, mac: str, ipv4: str | None, at: PortRef, now: float) -> EngineOutput:
+        if self.topo.seen_just_now(mac=mac, ipv4=ipv4, at=at, now=now):
+            return EngineOutput()  # every packet-in of a busy host: nothing to learn
         if not self.trusted_edge(at, now) or _is_special_mac(mac):
             return EngineOutput()
         events = self.topo.host_seen(mac=mac, ipv4=ipv4, at=at, now=now)

@@ -316,18 +316,12 @@ class Topology:
     ) -> list[FabricEvent]:
         """A packet from ``mac`` arrived on ``at``. Learn it unless ``at`` is a fabric port."""
         mac = mac.lower()
+        if self.seen_just_now(mac=mac, ipv4=ipv4, at=at, now=now):
+            return []  # seen a moment ago, where it was: nothing to write
         if self.is_fabric_port(at) or at.dpid not in self.switches:
             return []
         old = self.hosts.get(mac)
         ip = ipv4 if ipv4 not in (None, "0.0.0.0") else (old.ipv4 if old else None)
-        if (
-            old is not None
-            and old.confirmed
-            and 0 <= now - old.last_seen < HOST_SEEN_RESOLUTION_S
-            and old.attach == at
-            and old.ipv4 == ip
-        ):
-            return []  # seen a moment ago, where it was: nothing to write
         self.hosts[mac] = Host(mac=mac, ipv4=ip, attach=at, last_seen=now)
         if old is None:
             return [HostLearned(time=now, mac=mac, ipv4=ip, attach=at)]
@@ -336,6 +330,20 @@ class Topology:
         if old.ipv4 != ip:
             return [HostLearned(time=now, mac=mac, ipv4=ip, attach=at)]
         return []
+
+    def seen_just_now(self, *, mac: str, ipv4: str | None, at: PortRef, now: float) -> bool:
+        """``mac`` (lower case) was seen on ``at`` with this address less than
+        :data:`HOST_SEEN_RESOLUTION_S` ago: a packet from it now changes nothing
+        (:meth:`host_seen` returns no event, wherever ``at`` is). The check every
+        packet-in makes first, so it is the cheap one."""
+        old = self.hosts.get(mac)
+        return (
+            old is not None
+            and old.confirmed
+            and 0 <= now - old.last_seen < HOST_SEEN_RESOLUTION_S
+            and old.attach == at
+            and (ipv4 is None or ipv4 == "0.0.0.0" or ipv4 == old.ipv4)
+        )
 
     def host_by_ip(self, ipv4: str) -> Host | None:
         """The host with this address (the first learned, if several claim it)."""

@@ -184,3 +184,33 @@ def test_a_link_seen_again_keeps_its_capacity_drain_and_identity() -> None:
     topo.link_alive(link.dst, now=5.0)  # an older reading never moves it back
     topo.link_alive(link.src, now=9.0)  # traffic into the source proves the other direction
     assert topo.links[link.link_id] == Link(link.link_id, 6.0, capacity_bps=5e9)
+
+
+def test_a_host_seen_just_now_is_answered_before_any_other_check() -> None:
+    """``seen_just_now`` (every packet-in asks it first) is true exactly when
+    ``host_seen`` would write nothing because the host was there a moment ago."""
+    from controller.fabric.model import Port
+    from controller.fabric.topology import HOST_SEEN_RESOLUTION_S, Topology
+
+    topo = Topology()
+    topo.switch_up(1, name="s1", ports=[Port(1), Port(2)], now=0.0)
+    at, other = PortRef(1, 1), PortRef(1, 2)
+    mac = "02:00:00:00:00:0a"
+    assert not topo.seen_just_now(mac=mac, ipv4="10.0.0.1", at=at, now=5.0)  # unknown
+    assert topo.host_seen(mac=mac, ipv4="10.0.0.1", at=at, now=5.0)  # learned
+    before = dict(topo.hosts)
+    for ipv4, where, now, fresh in (
+        ("10.0.0.1", at, 5.5, True),
+        (None, at, 5.5, True),  # ARP probes and non-IP frames carry no address
+        ("0.0.0.0", at, 5.5, True),
+        ("10.0.0.1", at, 5.0 + HOST_SEEN_RESOLUTION_S, False),  # a second later
+        ("10.0.0.1", at, 4.0, False),  # time went back
+        ("10.0.0.9", at, 5.5, False),  # a new address
+        ("10.0.0.1", other, 5.5, False),  # moved
+    ):
+        assert topo.seen_just_now(mac=mac, ipv4=ipv4, at=where, now=now) is fresh
+        if fresh:
+            assert topo.host_seen(mac=mac, ipv4=ipv4, at=where, now=now) == []
+            assert topo.hosts == before  # nothing written
+    assert not topo.seen_just_now(mac=mac.upper(), ipv4="10.0.0.1", at=at, now=5.5)
+    assert topo.host_seen(mac=mac, ipv4="10.0.0.9", at=at, now=5.5)  # the new address
