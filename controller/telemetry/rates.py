@@ -171,11 +171,15 @@ class RateEstimator:
 
     def counters_snapshot(self) -> tuple[tuple[PortRef, PortCounters], ...]:
         """Every port's latest counters, sorted by port: an immutable value that
-        another thread (the metrics exporter) may read while the hub goes on."""
+        another thread (the metrics exporter) may read while the hub goes on.
+
+        The exporter builds it on its own thread: each dict is copied by one C call
+        (``sorted`` of its items, keyed by int), so a port the hub forgets meanwhile
+        is in the snapshot or not, never a missing key."""
         return tuple(
-            (PortRef(dpid, port_no), ports[port_no].counters)
+            (PortRef(dpid, port_no), state.counters)
             for dpid, ports in sorted(self._ports.items())
-            for port_no in sorted(ports)
+            for port_no, state in sorted(ports.items(), key=_port_number)
         )
 
     def forget_port(self, port: PortRef) -> None:
@@ -191,3 +195,7 @@ class RateEstimator:
 
 
 _NO_PORTS: Mapping[PortNo, PortState] = MappingProxyType({})
+
+
+def _port_number(item: tuple[PortNo, PortState]) -> PortNo:
+    return item[0]
