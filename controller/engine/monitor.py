@@ -19,6 +19,7 @@ from controller.telemetry import (
     CongestionEvent,
     PortCounters,
     RateEstimator,
+    carried,
 )
 
 __all__ = ["LinkMonitor", "StatsUpdate"]
@@ -94,25 +95,14 @@ class LinkMonitor:
                 dst = here.get(dst_ref.port)
             changed.append(lid)
             capacity = self.capacity_of(topo, lid)
-            # What its source sends, else what its destination receives (link_rate).
-            if src is not None and src.rate is not None:
-                rate_bps, measured = src.rate.tx_bps, True
-            elif dst is not None and dst.rate is not None:
-                rate_bps, measured = dst.rate.rx_bps, True
-            else:
-                rate_bps, measured = 0.0, False
+            rate_bps, smoothed = carried(src, dst)
             loads[lid] = LinkLoad(rate_bps, capacity, rate_bps / capacity if capacity > 0 else 0.0)
-            if not measured or capacity <= 0:
+            if smoothed is None or capacity <= 0:
                 continue
             # The detector's hysteresis is its filter: it judges the last
             # interval's rate, not the smoothed one (which would add polls).
-            if src is not None and src.raw is not None:
-                raw = src.raw
-                raw_bps = raw.tx_bps
-            elif dst is not None and dst.raw is not None:
-                raw = dst.raw
-                raw_bps = raw.rx_bps
-            else:
+            raw_bps, raw = carried(src, dst, raw=True)
+            if raw is None:
                 continue
             event = observe(lid, raw_bps / capacity, raw.time)
             if event is not None:

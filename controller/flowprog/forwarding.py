@@ -276,10 +276,10 @@ class ForwardingCompiler:
         metered = inp.packet_in_pps > 0
         segments: dict[Dpid, tuple[FlowEntry, ...]] = {}  # kept tuples only: no new objects
         fallbacks: set[Dpid] = set()  # routes whose set's id was taken: on their group
-        spread: list[FlowEntry] = []  # the spread-table entries of the sets claimed
+        tail: list[FlowEntry] = []  # the spread-table entries of the sets claimed, then more
         groups: dict[int, GroupEntry] = {}
         sets: dict[int, NextHopSet] = {}
-        routes, every_macs = self._routes[dpid], self._macs
+        routes = self._routes[dpid]
         for dst in dsts:
             if dst == dpid:
                 segments[dst] = self._entries(dpid, dst, (), None)
@@ -292,14 +292,13 @@ class ForwardingCompiler:
             if (
                 hs is not None
                 and sets.get(hs.set_id) is not hs
-                and not _claim(hs, sets, spread, groups)
+                and not _claim(hs, sets, tail, groups)
             ):
                 actions, used = route.fallback, route.fallback_groups
                 fallbacks.add(dst)
             for group in used:
                 groups[group.group_id] = group
-            segments[dst] = _route_entries(every_macs[dst], actions, route.bounce_port)
-        tail = spread
+            segments[dst] = self._entries(dpid, dst, actions, route.bounce_port)
         if inp.local_repair:
             tail.append(_TAGGED_DROP)
             if view.edge[dpid]:

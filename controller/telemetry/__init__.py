@@ -14,7 +14,13 @@ from controller.telemetry.capacity import (
 )
 from controller.telemetry.congestion import CongestionDetector, CongestionEvent
 from controller.telemetry.counters import PortCounters
-from controller.telemetry.linkload import LinkLoadSample, link_load, link_loads, link_rate
+from controller.telemetry.linkload import (
+    LinkLoadSample,
+    carried,
+    link_load,
+    link_loads,
+    link_rate,
+)
 from controller.telemetry.rates import PortRate, RateEstimator
 
 __all__ = [
@@ -28,6 +34,7 @@ __all__ = [
     "PortCounters",
     "PortRate",
     "RateEstimator",
+    "carried",
     "link_load",
     "link_rate",
     "link_loads",

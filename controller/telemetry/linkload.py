@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from controller.fabric.model import Link, LinkId
-from controller.telemetry.rates import RateEstimator
+from controller.telemetry.rates import PortRate, PortState, RateEstimator
 
-__all__ = ["LinkLoadSample", "link_load", "link_loads", "link_rate"]
+__all__ = ["LinkLoadSample", "carried", "link_load", "link_loads", "link_rate"]
 
 
 @dataclass(frozen=True)
@@ -35,12 +35,20 @@ def link_rate(link: LinkId, rates: RateEstimator, *, raw: bool = False) -> tuple
     """``(bits/s, measured)`` of one directed link from the estimator's latest rates
     (smoothed, or with ``raw`` the last interval's alone): what its source sends,
     else what its destination receives, else ``(0.0, False)``."""
-    latest = rates.latest_raw if raw else rates.latest
-    src = latest(link.src)
-    if src is not None:
-        return src.tx_bps, True
-    dst = latest(link.dst)
-    return (dst.rx_bps, True) if dst is not None else (0.0, False)
+    bps, rate = carried(rates.state(link.src), rates.state(link.dst), raw=raw)
+    return bps, rate is not None
+
+
+def carried(
+    src: PortState | None, dst: PortState | None, *, raw: bool = False
+) -> tuple[float, PortRate | None]:
+    """``(bits/s, the rate read)`` of a directed link from its ports' states (see
+    :func:`link_rate`); ``(0.0, None)`` while neither end has a rate."""
+    rate = None if src is None else (src.raw if raw else src.rate)
+    if rate is not None:
+        return rate.tx_bps, rate
+    rate = None if dst is None else (dst.raw if raw else dst.rate)
+    return (0.0, None) if rate is None else (rate.rx_bps, rate)
 
 
 def link_load(

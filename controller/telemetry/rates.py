@@ -74,8 +74,7 @@ class RateEstimator:
     def update(self, port: PortRef, counters: PortCounters, now: float) -> PortRate | None:
         """Record ``counters`` read at ``now``; return the new smoothed rate, or
         None when this snapshot produced no trustworthy sample."""
-        if not math.isfinite(now):
-            raise InvalidArgument("now", f"must be a finite time, got {now!r}")
+        _check_time(now)
         return self._update(self._ports.setdefault(port.dpid, {}), port.port, counters, now)
 
     def update_switch(
@@ -83,8 +82,7 @@ class RateEstimator:
     ) -> Mapping[PortNo, PortState]:
         """One port-stats reply of switch ``dpid`` (as :meth:`update` per port);
         returns that switch's ports (see :meth:`ports_of`)."""
-        if not math.isfinite(now):
-            raise InvalidArgument("now", f"must be a finite time, got {now!r}")
+        _check_time(now)
         ports = self._ports.setdefault(dpid, {})
         update = self._update
         for port_no, counters in stats:
@@ -141,10 +139,14 @@ class RateEstimator:
             new.time,
         )
 
+    def state(self, port: PortRef) -> PortState | None:
+        """What the estimator holds of ``port``, or None if it never reported."""
+        ports = self._ports.get(port.dpid)
+        return None if ports is None else ports.get(port.port)
+
     def latest(self, port: PortRef) -> PortRate | None:
         """The last smoothed rate of ``port``, or None if it has none yet."""
-        ports = self._ports.get(port.dpid)
-        state = None if ports is None else ports.get(port.port)
+        state = self.state(port)
         return None if state is None else state.rate
 
     def latest_raw(self, port: PortRef) -> PortRate | None:
@@ -154,8 +156,7 @@ class RateEstimator:
         detector's hysteresis: smoothing in front of it would delay a real
         hot spot by several polls.
         """
-        ports = self._ports.get(port.dpid)
-        state = None if ports is None else ports.get(port.port)
+        state = self.state(port)
         return None if state is None else state.raw
 
     def ports_of(self, dpid: Dpid) -> Mapping[PortNo, PortState]:
@@ -165,8 +166,7 @@ class RateEstimator:
 
     def latest_counters(self, port: PortRef) -> PortCounters | None:
         """The last counters accepted as a baseline for ``port`` (for the exporter)."""
-        ports = self._ports.get(port.dpid)
-        state = None if ports is None else ports.get(port.port)
+        state = self.state(port)
         return None if state is None else state.counters
 
     def counters_snapshot(self) -> tuple[tuple[PortRef, PortCounters], ...]:
@@ -199,3 +199,8 @@ _NO_PORTS: Mapping[PortNo, PortState] = MappingProxyType({})
 
 def _port_number(item: tuple[PortNo, PortState]) -> PortNo:
     return item[0]
+
+
+def _check_time(now: float) -> None:
+    if not math.isfinite(now):
+        raise InvalidArgument("now", f"must be a finite time, got {now!r}")
