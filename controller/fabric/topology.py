@@ -216,14 +216,11 @@ class Topology:
     # --------------------------------------------------------------------- links
     def lldp_seen(self, *, tx: PortRef, rx: PortRef, now: float) -> list[FabricEvent]:
         """LLDP sent out of ``tx`` arrived on ``rx``: the directed link tx -> rx exists."""
-        for end in (tx, rx):
-            if any(h.confirmed for h in self.hosts_on(end)):
-                return [LldpIgnored(time=now, port=rx, reason=f"host learned on {end}")]
-        # Hosts remembered from an earlier run but not seen since do not block
-        # discovery: the cable may have been re-plugged while we were away.
-        for end in (tx, rx):
-            for host in self.hosts_on(end):
-                del self.hosts[host.mac]
+        by_port = self._host_table.by_port
+        if by_port.get(tx) or by_port.get(rx):  # rarely: every link, every probe round
+            ignored = self._hosts_at_ends(tx, rx, now)
+            if ignored:
+                return ignored
         if tx.dpid == rx.dpid and tx.port == rx.port:
             return [LldpIgnored(time=now, port=rx, reason="looped back to its own port")]
         for end in (tx, rx):
@@ -255,6 +252,18 @@ class Topology:
         )
         events.append(LinkUp(time=now, link=lid))
         return events
+
+    def _hosts_at_ends(self, tx: PortRef, rx: PortRef, now: float) -> list[FabricEvent]:
+        """A confirmed host on either end refutes the probe; hosts remembered from
+        an earlier run but not seen since are forgotten instead (they do not block
+        discovery: the cable may have been re-plugged while we were away)."""
+        for end in (tx, rx):
+            if any(h.confirmed for h in self.hosts_on(end)):
+                return [LldpIgnored(time=now, port=rx, reason=f"host learned on {end}")]
+        for end in (tx, rx):
+            for host in self.hosts_on(end):
+                del self.hosts[host.mac]
+        return []
 
     def link_alive(self, rx: PortRef, *, now: float) -> None:
         """Traffic arrived on ``rx``: the link into it is alive even if LLDP probes
