@@ -259,6 +259,7 @@ class Lab:
         duration: float,
         sink_extra: float = 3.0,
         together: bool = False,
+        stagger: float = 0.0,
     ) -> dict[str, Any]:
         """Start one sink per (dst, proto, port), then every sender; a handle for :meth:`finish`.
 
@@ -266,7 +267,9 @@ class Lab:
         flows of a job start together (a collective starts all its transfers at
         once). ``together``: the senders also wait for one common start time
         (starting each takes a shell round trip, tens of ms, which would otherwise
-        stagger them); the handle's ``start_at`` says when.
+        stagger them); the handle's ``start_at`` says when. ``stagger`` (with
+        ``together``): sender ``i`` starts ``i * stagger`` seconds after it, so
+        their first packets come in the given order, close together.
         """
         workdir = str(self.workdir)
         sinks: dict[tuple[tuple[int, int], str, int], Any] = {}
@@ -282,7 +285,10 @@ class Lab:
                 )
         time.sleep(0.5)
         start_at = time.time() + 0.3 + SPAWN_S * len(flows) if together else 0.0
-        senders = [self._sender(f, duration=duration, start_at=start_at) for f in flows]
+        senders = [
+            self._sender(f, duration=duration, start_at=start_at + i * stagger if start_at else 0.0)
+            for i, f in enumerate(flows)
+        ]
         return {"flows": list(flows), "sinks": sinks, "senders": senders, "start_at": start_at}
 
     def _sender(self, f: Flow, *, duration: float, start_at: float) -> dict[str, Any]:
