@@ -271,6 +271,8 @@ class Lab:
         ``together``): sender ``i`` starts ``i * stagger`` seconds after it, so
         their first packets come in the given order, close together.
         """
+        if stagger and not together:
+            raise ValueError("stagger needs together=True (a common start time to count from)")
         workdir = str(self.workdir)
         sinks: dict[tuple[tuple[int, int], str, int], Any] = {}
         for f in flows:

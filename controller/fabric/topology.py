@@ -217,7 +217,8 @@ class Topology:
     def lldp_seen(self, *, tx: PortRef, rx: PortRef, now: float) -> list[FabricEvent]:
         """LLDP sent out of ``tx`` arrived on ``rx``: the directed link tx -> rx exists."""
         by_port = self._host_table.by_port
-        if by_port.get(tx) or by_port.get(rx):  # rarely: every link, every probe round
+        # Runs for every link every probe round; a host on a probed port is rare.
+        if by_port.get(tx) or by_port.get(rx):
             ignored = self._hosts_at_ends(tx, rx, now)
             if ignored:
                 return ignored
