@@ -9,6 +9,7 @@ layers above can react (re-derive rules, re-place flows, publish events).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 import networkx as nx
 
@@ -59,12 +60,13 @@ class LinkId:
 
     src: PortRef
     dst: PortRef
+    _hash: ClassVar[int | None] = None  # per instance once hashed (no __dict__ made)
 
     def __hash__(self) -> int:
         # Links key the load, flow and recent-placement tables that every placement
         # reads: hashed once per link object (two ports, two more hashes, otherwise),
         # the value the generated hash would give.
-        cached: int | None = self.__dict__.get("_hash")
+        cached = self._hash
         if cached is None:
             cached = hash((self.src, self.dst))
             object.__setattr__(self, "_hash", cached)
@@ -214,11 +216,12 @@ class FiveTuple:
     ip_proto: int
     src_port: int = 0
     dst_port: int = 0
+    _hash: ClassVar[int | None] = None  # per instance once hashed (no __dict__ made)
 
     def __hash__(self) -> int:
         # A new flow's 5-tuple keys several tables on its way in (tracked flows,
         # placements): hashed once, the value the generated hash would give.
-        cached: int | None = self.__dict__.get("_hash")
+        cached = self._hash
         if cached is None:
             cached = hash((self.src_ip, self.dst_ip, self.ip_proto, self.src_port, self.dst_port))
             object.__setattr__(self, "_hash", cached)

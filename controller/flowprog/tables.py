@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import compress, count
+from operator import is_not, not_
 
 from controller.fabric.model import Dpid
 from controller.flowprog.entries import EntryKey, FlowEntry, GroupEntry, MeterEntry
@@ -212,6 +214,8 @@ class DesiredTables:
             return
         # A new owner (a new flow) has nothing before: its switches are the new ones.
         for dpid in old.keys() | new.keys() if old else new.keys():
+            if old and old.get(dpid) is new.get(dpid):
+                continue  # the very same objects: no reference and no content changes
             store: dict[int, GroupEntry | MeterEntry] = getattr(self._tables[dpid], kind)
             before = {shared_id(o): o for o in old.get(dpid, ())} if old else {}
             after = {shared_id(o): o for o in new.get(dpid, ())}
@@ -259,12 +263,31 @@ def _flow_delta(old: OwnerNeeds, new: OwnerNeeds) -> _FlowDelta:
         if len(after) < _SMALL or len(before) < _SMALL:
             delta.append((dpid, after, before))
             continue
+        after, before = _changed_middles(after, before)
         kept, had = set(map(id, after)), set(map(id, before))
-        added = [e for e in after if id(e) not in had]
-        dropped = [e for e in before if id(e) not in kept]
+        # In order, without a Python step per entry (a lost link changes entries
+        # all over a leaf's table).
+        added = list(compress(after, map(not_, map(had.__contains__, map(id, after)))))
+        dropped = list(compress(before, map(not_, map(kept.__contains__, map(id, before)))))
         if added or dropped:
             delta.append((dpid, added, dropped))
     return delta
+
+
+def _changed_middles(
+    after: tuple[FlowEntry, ...], before: tuple[FlowEntry, ...]
+) -> tuple[tuple[FlowEntry, ...], tuple[FlowEntry, ...]]:
+    """``after`` and ``before`` without the longest common head and tail of the very
+    same objects. An object is in a switch's entries once (one per key), so what
+    is cut is exactly what is kept. A switch's forwarding keeps its entries in
+    the order of their destinations: a new host changes one entry of ~1,600 on
+    each switch at 64 x 512, found here in two scans without a Python step per
+    entry."""
+    n = min(len(after), len(before))
+    head = next(compress(count(), map(is_not, after, before)), n)
+    tail = next(compress(count(), map(is_not, reversed(after), reversed(before))), n)
+    tail = min(tail, n - head)
+    return after[head : len(after) - tail], before[head : len(before) - tail]
 
 
 def shared_id(obj: GroupEntry | MeterEntry) -> int:

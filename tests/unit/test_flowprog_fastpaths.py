@@ -8,6 +8,7 @@ general computation, on hand-picked and on random inputs.
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 from collections.abc import Sequence
 
@@ -72,6 +73,19 @@ def test_a_five_tuple_hash_is_the_generated_one_and_not_pickled() -> None:
     assert repr(ft) == (
         "FiveTuple(src_ip='10.0.0.1', dst_ip='10.0.0.2', ip_proto=17, src_port=5, dst_port=4791)"
     )
+
+
+def test_an_entry_key_is_made_once_and_is_not_part_of_the_entry() -> None:
+    m = Match.of(eth_dst="02:00:00:00:00:01")
+    e = FlowEntry(100, m, (Output(1),), 7, table_id=2)
+    assert e.key == (2, 100, m) and e.key is e.key  # one tuple: tables sharing e share it
+    other = FlowEntry(100, Match.of(eth_dst="02:00:00:00:00:01"), (Output(1),), 7, table_id=2)
+    assert other == e and hash(other) == hash(e) and other.key == e.key
+    assert "key" not in repr(e)
+    moved = dataclasses.replace(e, priority=200, table_id=0)
+    assert moved.key == (0, 200, m)
+    copy = pickle.loads(pickle.dumps(e))
+    assert copy == e and copy.key == e.key and copy.key[2] is copy.match
 
 
 # ---------------------------------------------------------------- plan phases

@@ -37,6 +37,7 @@ steps = st.lists(
         ),
         st.integers(0, 30),  # new entries appended
         st.booleans(),  # also a second switch
+        st.integers(0, 50),  # the list rotated by this much: same objects, other places
     ),
     min_size=1,
     max_size=5,
@@ -46,7 +47,7 @@ steps = st.lists(
 @settings(max_examples=60, deadline=None)
 @given(steps=steps)
 def test_identity_first_comparison_equals_the_full_comparison(
-    steps: list[tuple[list[int], int, bool]],
+    steps: list[tuple[list[int], int, bool, int]],
 ) -> None:
     fast, full = DesiredTables(), DesiredTables()
     other = DesiredTables()  # a second owner on the same switch: never disturbed
@@ -54,7 +55,7 @@ def test_identity_first_comparison_equals_the_full_comparison(
     next_id = 40
     for tables_ in (fast, full, other):
         tables_.set_owner("other", OwnerNeeds.build(flows={1: [entry(10_000, 9)]}))
-    for actions, added, second in steps:
+    for actions, added, second, turn in steps:
         for i, action in zip(list(current), actions, strict=False):
             if action == REBUILD:
                 current[i] = entry(i, current[i].actions[0].port)  # type: ignore[union-attr]
@@ -65,7 +66,9 @@ def test_identity_first_comparison_equals_the_full_comparison(
         for _ in range(added):
             current[next_id] = entry(next_id, 3)
             next_id += 1
-        flows = {1: list(current.values())}
+        listed = list(current.values())
+        turn %= max(1, len(listed))
+        flows = {1: listed[turn:] + listed[:turn]}
         if second:
             flows[2] = list(current.values())[:5]
         needs = OwnerNeeds.build(flows=flows)
