@@ -179,7 +179,8 @@ def engine_measurements(
             f"{runs[policy]['fake_switch_us_per_flow']} us fake switches per flow); "
             f"bring-up {runs[policy]['bring_up']['cpu_s']}; "
             f"views published in {runs[policy]['views']['publish_s']} s; "
-            f"poll {runs[policy]['poll']}; host learned {runs[policy]['host_learned']}; "
+            f"poll {runs[policy]['poll']}; lldp {runs[policy]['lldp']}; "
+            f"host learned {runs[policy]['host_learned']}; "
             f"uplink failure {runs[policy]['link_failure']}"
         )
     ring = min(e.JOB_RING_HOSTS, (8 if both else 2) * size.leaves)
@@ -235,6 +236,7 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
         else None,
         "publish_views": r["engine"]["heap_policy"]["views"] if "engine" in r else None,
         "poll": r["engine"]["heap_policy"]["poll"] if "engine" in r else None,
+        "lldp": r["engine"]["heap_policy"]["lldp"] if "engine" in r else None,
         "engine_link_failure": r["engine"]["heap_policy"]["link_failure"]
         if "engine" in r
         else None,

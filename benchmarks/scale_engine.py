@@ -325,6 +325,11 @@ def engine_setups(
             "round_work_s": round(lab.engine.polls.round_work, 3),
             "budget": lab.engine.polls.budget,
         },
+        "lldp": {  # the same for discovery's probe rounds
+            "interval_s": round(lab.net.lldp.interval, 2),
+            "round_work_s": round(lab.net.lldp.round_work, 3),
+            "budget": lab.net.lldp.budget,
+        },
         "heap_work": {w: lab.heap_work.count(w) for w in sorted(set(lab.heap_work))},
         "views": views,
         "host_learned": learned,

@@ -82,6 +82,8 @@ def engine_config(config: FabricdConfig) -> EngineConfig:
     capacity = (config.link_capacity_mbps or 1000.0) * 1e6
     return EngineConfig(
         lldp_interval_s=config.lldp_interval,
+        lldp_budget=config.lldp_budget,
+        lldp_interval_max_s=config.lldp_interval_max,
         packet_in_pps=config.packet_in_rate,
         poll_interval_s=config.poll_interval,
         poll_budget=config.poll_budget,

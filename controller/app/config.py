@@ -56,6 +56,8 @@ class FabricdConfig:
     config: Path | None = None
     # discovery
     lldp_interval: float = 1.0
+    lldp_budget: float = 0.2
+    lldp_interval_max: float = 30.0
     # telemetry
     poll_interval: float = 1.0
     poll_budget: float = 0.5
@@ -102,6 +104,9 @@ _HELP = {
     "log_level": "debug, info, warning or error",
     "config": "YAML file with any of these keys (underscores instead of dashes)",
     "lldp_interval": "seconds between LLDP probes on every port",
+    "lldp_budget": "share of the controller's time LLDP discovery may take "
+    "(0 < b <= 1); past it, probe rounds are spaced further apart",
+    "lldp_interval_max": "seconds: the longest LLDP interval lldp_budget may stretch to",
     "poll_interval": "seconds between port/flow statistics polls of each switch",
     "poll_budget": "share of the controller's time reading statistics may take "
     "(0 < b <= 1); past it, polls are spaced further apart",
@@ -274,6 +279,10 @@ def _check(cfg: FabricdConfig) -> FabricdConfig:
         bad("poll-budget", f"{cfg.poll_budget} outside (0, 1]")
     if not cfg.poll_interval <= cfg.poll_interval_max <= 3600:
         bad("poll-interval-max", f"{cfg.poll_interval_max} s outside poll-interval-3600")
+    if not 0 < cfg.lldp_budget <= 1:
+        bad("lldp-budget", f"{cfg.lldp_budget} outside (0, 1]")
+    if not cfg.lldp_interval <= cfg.lldp_interval_max <= 3600:
+        bad("lldp-interval-max", f"{cfg.lldp_interval_max} s outside lldp-interval-3600")
     if cfg.link_capacity_mbps is not None and cfg.link_capacity_mbps <= 0:
         bad("link-capacity-mbps", f"{cfg.link_capacity_mbps} must be positive")
     # Name the flag that is wrong on its own before blaming the pair's order.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from controller.engine.connectivity import ConnectivityConfig
+from controller.engine.discovery import ConnectivityConfig
 from controller.telemetry import CapacityConfig
 
 __all__ = ["EngineConfig"]
@@ -19,6 +19,10 @@ class EngineConfig:
     # round of them costs more, polls are spaced further apart, up to the maximum.
     poll_budget: float = 0.5
     poll_interval_max_s: float = 30.0
+    # The same for LLDP discovery: a round of probes that costs more than this
+    # share of the hub's time spaces rounds further apart, up to the maximum.
+    lldp_budget: float = 0.2
+    lldp_interval_max_s: float = 30.0
     capacity: CapacityConfig = field(default_factory=CapacityConfig)
     ewma_alpha: float = 0.5
     congestion_threshold: float = 0.8
@@ -50,4 +54,6 @@ class EngineConfig:
             packet_in_pps=self.packet_in_pps,
             spread_l4=self.spread_l4,
             local_repair=self.local_repair,
+            lldp_budget=self.lldp_budget,
+            lldp_interval_max_s=self.lldp_interval_max_s,
         )

@@ -13,8 +13,8 @@ LLDP has not arrived yet can never be mistaken for a host port.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from dataclasses import dataclass
 
+from controller.engine.discovery import ConnectivityConfig, LldpPacing, LldpProbe
 from controller.engine.outputs import EngineOutput, EventKind, Notice, PacketOut
 from controller.fabric.events import (
     FabricEvent,
@@ -49,25 +49,6 @@ ARP_REQUEST = 1
 ARP_REPLY = 2
 
 
-@dataclass(frozen=True)
-class ConnectivityConfig:
-    lldp_interval_s: float = 1.0
-    link_timeout_s: float = 3.5
-    edge_grace_s: float = 2.0
-    warmup_s: float = 4.0
-    packet_in_pps: int = 0  # per-switch packet-in meter; 0 = none
-    spread_l4: bool = True  # default traffic spreads by source-port bits (flowprog.spread)
-    local_repair: bool = True  # spines bounce a failed last hop's packets (flowprog.repair)
-
-
-@dataclass(frozen=True)
-class LldpProbe:
-    """Send a discovery probe out of ``port`` (whose MAC is ``hw_addr``)."""
-
-    port: PortRef
-    hw_addr: str
-
-
 # Layers above (per-flow traffic engineering) hear about fabric changes.
 FabricListener = Callable[[list[FabricEvent], float], EngineOutput]
 
@@ -85,6 +66,10 @@ class Connectivity:
         self.hosts_changed = False  # set when the host table changed (for persistence)
         self._port_since: dict[PortRef, float] = {}
         self._next_lldp = 0.0
+        c = self.config
+        self.lldp = LldpPacing(
+            interval=c.lldp_interval_s, budget=c.lldp_budget, max_interval=c.lldp_interval_max_s
+        )
         self.counters: dict[str, int] = {}
         self._forwarding = ForwardingCompiler()  # redoes only what a change touches
         self._forwarding_held = False
@@ -159,7 +144,7 @@ class Connectivity:
             if not all(sw is not None and sw.connected for sw in ends):
                 continue  # adopted when the other end connects (it is listed there too)
             del self._remembered_links[lid]
-            if now - seen <= self.config.link_timeout_s:
+            if now - seen <= self.lldp.stretched(self.config.link_timeout_s):
                 events += self.topo.lldp_seen(tx=lid.src, rx=lid.dst, now=seen)
         return events
 
@@ -205,9 +190,11 @@ class Connectivity:
         out = EngineOutput()
         probes: list[LldpProbe] = []
         if now >= self._next_lldp:
-            self._next_lldp = now + self.config.lldp_interval_s
+            self.lldp.round_starts()
+            self._next_lldp = now + self.lldp.interval
             probes = self._lldp_probes()
-        events = self.topo.expire_links(now=now, timeout=self.config.link_timeout_s)
+        timeout = self.lldp.stretched(self.config.link_timeout_s)
+        events = self.topo.expire_links(now=now, timeout=timeout)
         if events:
             out.merge(self._react(events, now))
             out.add_program(self.refresh_forwarding(now=now, reason="lldp-timeout"))
@@ -249,7 +236,7 @@ class Connectivity:
         since = self._port_since.get(ref)
         return (
             since is not None
-            and now - since >= self.config.edge_grace_s
+            and now - since >= self.lldp.stretched(self.config.edge_grace_s)
             and not self.topo.is_fabric_port(ref)
         )
 

@@ -25,18 +25,18 @@ from collections.abc import Callable
 
 from controller.engine.commands import NorthboundCommands
 from controller.engine.config import EngineConfig
-from controller.engine.connectivity import Connectivity, LldpProbe
+from controller.engine.connectivity import Connectivity
+from controller.engine.discovery import LldpProbe, probe_packets
 from controller.engine.heap import HeapPolicy
 from controller.engine.inputs import FlowStat, SwitchError
 from controller.engine.jobs import JOB_DONE, JobManager
 from controller.engine.monitor import LinkMonitor
 from controller.engine.outputs import (
     EngineOutput,
-    EventKind,
-    Notice,
     PacketOut,
     RoleRequest,
     TablePart,
+    congestion_notice,
 )
 from controller.engine.placement import FlowPlacer, FlowSample
 from controller.engine.policies import PolicyManager
@@ -57,7 +57,7 @@ from controller.store.hosts import HostView
 from controller.store.jobs import JobStore, PlanStore
 from controller.store.policies import PolicyView
 from controller.te.engineer import TrafficEngineer
-from controller.telemetry import CongestionEvent, PortCounters
+from controller.telemetry import PortCounters
 
 __all__ = ["EngineConfig", "FabricEngine"]
 
@@ -165,6 +165,7 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
     def _new_polls(self) -> StatsPolls:
         config = self.config
         self.metrics.poll_interval.set(config.poll_interval_s)
+        self.metrics.lldp_interval.set(config.lldp_interval_s)
         return StatsPolls(
             interval=config.poll_interval_s,
             rng=random.Random(config.seed),
@@ -327,6 +328,8 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
             return EngineOutput()
         if not self.is_synced(dpid):
             return EngineOutput()
+        # Discovery's work is timed from here for LLDP frames (checked without parsing).
+        start = self.work_clock() if data[12:14] == _LLDP_TYPE else None
         label = self.net.topo.label(dpid)
         pkt = frames.parse(data)
         self.metrics.count_packet_in(label, pkt.kind)
@@ -337,6 +340,8 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
                 self.metrics.lldp_ignored.labels(switch=label).inc()
                 return EngineOutput()
             out = self.net.lldp_received(tx=PortRef(*sender), rx=at, now=now)
+            if start is not None and not out.notices and not out.programs:  # a link seen again
+                self.net.lldp.work(self.work_clock() - start)
         elif pkt.kind == "arp":
             out = self.net.arp_received(
                 at=at,
@@ -405,19 +410,11 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
         hot = [ev.link for ev in events if ev.congested]
         if hot and len(self.jobs):
             out.merge(self.jobs.on_links(hot, now=now, reason="congestion"))
-        out.notices += [self._congestion_notice(ev) for ev in events]
+        out.notices += [congestion_notice(ev, self.net.topo.link_name) for ev in events]
         if not more:
             out.merge(EngineOutput(heap=self.heap.answered("port", dpid)))
         self.polls.work(self.work_clock() - start, port=not more)
         return self._settle(out, now)
-
-    def _congestion_notice(self, ev: CongestionEvent) -> Notice:
-        return Notice(
-            EventKind.LINK_CONGESTED if ev.congested else EventKind.LINK_CLEARED,
-            self.net.topo.link_name(ev.link),
-            reason=f"utilization {ev.utilization:.2f}",
-            attributes=(("utilization", f"{ev.utilization:.4f}"),),
-        )
 
     # ---------------------------------------------------------------- time
     def tick(self, *, now: float) -> EngineOutput:
@@ -429,7 +426,8 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
             out.heap = self.heap.tick(now)
             return out
         out, probes = self.net.tick(now=now)
-        out.packets += [self._probe(p, now) for p in probes]
+        out.packets += self._probes(probes, now)
+        self.metrics.lldp_interval.set(self.net.lldp.interval)
         out.merge(self.placer.tick(now=now))
         out.merge(self.jobs.tick(now=now))
         self._settle(out, now)
@@ -459,11 +457,13 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
         self._build(now, warm=warm)
         self.heap.collect_soon(now)
 
-    def _probe(self, probe: LldpProbe, now: float) -> PacketOut:
-        data = frames.build_lldp(
-            self.signer, dpid=probe.port.dpid, port=probe.port.port, hw_addr=probe.hw_addr, now=now
-        )
-        return PacketOut(dpid=probe.port.dpid, data=data, out_port=probe.port.port)
+    def _probes(self, probes: list[LldpProbe], now: float) -> list[PacketOut]:
+        if not probes:
+            return []
+        start = self.work_clock()
+        out = probe_packets(self.signer, probes, now=now)
+        self.net.lldp.work(self.work_clock() - start)  # discovery's share of the hub (pacing)
+        return out
 
     def _report_unmatched_overrides(self, now: float) -> None:
         """Once discovery settled, name capacity overrides that match no link (once)."""
@@ -485,6 +485,7 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
 
 
 _TRAP_TAG = Cookie(CookieKind.CLASS_TRAP).encode() >> 48
+_LLDP_TYPE = frames.ETH_LLDP.to_bytes(2, "big")
 
 
 def _visibility(poll_interval: float) -> float:

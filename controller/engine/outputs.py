@@ -12,15 +12,20 @@ shared by notices, the event bus and the API.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from controller.fabric.model import Dpid, PortNo
+from controller.fabric.model import Dpid, LinkId, PortNo
 from controller.flowprog.plan import Op, Program
+
+if TYPE_CHECKING:
+    from controller.telemetry.congestion import CongestionEvent
 
 __all__ = [
     "EventKind",
     "Notice",
+    "congestion_notice",
     "PacketOut",
     "TablePart",
     "TableRead",
@@ -64,6 +69,16 @@ class Notice:
     subject: str
     reason: str = ""
     attributes: tuple[tuple[str, str], ...] = ()
+
+
+def congestion_notice(ev: CongestionEvent, link_name: Callable[[LinkId], str]) -> Notice:
+    """The notice of a link found congested, or clear again."""
+    return Notice(
+        EventKind.LINK_CONGESTED if ev.congested else EventKind.LINK_CLEARED,
+        link_name(ev.link),
+        reason=f"utilization {ev.utilization:.2f}",
+        attributes=(("utilization", f"{ev.utilization:.4f}"),),
+    )
 
 
 @dataclass(frozen=True)

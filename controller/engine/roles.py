@@ -74,6 +74,7 @@ class ClusterRoles:
             monitor=self._new_monitor(),
             polls=self._new_polls(),
             link_timeout_s=self.net.config.link_timeout_s,
+            lldp_interval_s=self.net.config.lldp_interval_s,
         )
 
     def set_role(self, role: str, *, generation: int, now: float) -> EngineOutput:

@@ -47,11 +47,18 @@ class StandbyObserver:
         monitor: LinkMonitor,
         polls: StatsPolls,
         link_timeout_s: float,
+        lldp_interval_s: float,
     ) -> None:
         self.signer = signer
         self.monitor = monitor
         self.polls = polls
         self.link_timeout_s = link_timeout_s
+        self.lldp_interval_s = lldp_interval_s
+        # The leader's probe rounds as seen here: it may stretch its interval
+        # (discovery's budget), and a link is silent only if rounds go on without it.
+        self.last_probe = 0.0  # when the latest valid probe arrived
+        self._round_start = 0.0
+        self.round_period = 0.0  # seconds between the starts of its last two rounds
         self.topo = Topology()
         self.port_since: dict[PortRef, float] = {}  # up ports: since when (edge trust)
         self._reading: dict[Dpid, list[Port]] = {}  # port descriptions arriving in parts
@@ -111,6 +118,11 @@ class StandbyObserver:
         if sender is None:
             return False
         self.topo.lldp_seen(tx=PortRef(*sender), rx=PortRef(dpid, in_port), now=now)
+        if now - self.last_probe > self.lldp_interval_s / 4:  # a quiet gap: a new round
+            if self._round_start:
+                self.round_period = now - self._round_start
+            self._round_start = now
+        self.last_probe = now
         return True
 
     def port_stats(
@@ -123,8 +135,13 @@ class StandbyObserver:
 
     # ------------------------------------------------------------ time
     def tick(self, *, now: float) -> EngineOutput:
-        """Links the leader's probes stopped proving expire; counters are polled."""
-        self.topo.expire_links(now=now, timeout=self.link_timeout_s)
+        """Links the leader's probes stopped proving expire; counters are polled.
+
+        Silence counts while the leader's rounds go on (up to its latest probe), in
+        its intervals as seen here: a leader that stretched its interval, or stopped
+        probing (it died: this node takes over and probes itself), expires nothing."""
+        stretch = max(1.0, self.round_period / self.lldp_interval_s)
+        self.topo.expire_links(now=self.last_probe, timeout=self.link_timeout_s * stretch)
         polls = self.polls.due(now=now, switches=self.topo.connected(), ingress=set())
         out = EngineOutput(requests=list(polls.requests))
         next_poll = self.polls.next_due()

@@ -232,6 +232,12 @@ class FabricMetrics:
             "when reading a round of answers would take more than poll_budget of the hub.",
             registry=reg,
         )
+        self.lldp_interval = Gauge(
+            "fabric_lldp_interval_seconds",
+            "Seconds between LLDP probe rounds: lldp_interval, or longer when a round "
+            "(probes built, frames read) would take more than lldp_budget of the hub.",
+            registry=reg,
+        )
         self.poll_round_work = Gauge(
             "fabric_poll_round_work_seconds",
             "CPU seconds the hub spent reading one round of statistics answers (estimate).",

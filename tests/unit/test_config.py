@@ -179,6 +179,12 @@ def test_tls_certificate_needs_a_key(tmp_path: Path) -> None:
             "--poll-interval-max: 4.0 s outside",
         ),
         (["--poll-interval-max", "7200"], "--poll-interval-max: 7200.0 s outside"),
+        (["--lldp-budget", "0"], "--lldp-budget: 0.0 outside (0, 1]"),
+        (["--lldp-budget", "2"], "--lldp-budget: 2.0 outside (0, 1]"),
+        (
+            ["--lldp-interval", "5", "--lldp-interval-max", "4"],
+            "--lldp-interval-max: 4.0 s outside",
+        ),
         (["--grpc-token-file", "/nonexistent/token"], "--grpc-token-file: "),
         (["--of-listen"], "argument --of-listen: expected one argument"),
     ],
@@ -235,6 +241,16 @@ def test_poll_pacing_reaches_the_engine() -> None:
     assert (default.poll_budget, default.poll_interval_max_s) == (0.5, 30.0)
     engine = engine_config(load_config(["--poll-budget", "0.25", "--poll-interval-max", "12"]))
     assert (engine.poll_budget, engine.poll_interval_max_s) == (0.25, 12.0)
+
+
+def test_lldp_pacing_reaches_the_engine_and_its_discovery() -> None:
+    from controller.app.composition import engine_config
+
+    default = engine_config(load_config([])).connectivity()
+    assert (default.lldp_budget, default.lldp_interval_max_s) == (0.2, 30.0)
+    engine = engine_config(load_config(["--lldp-budget", "0.1", "--lldp-interval-max", "60"]))
+    net = engine.connectivity()
+    assert (net.lldp_budget, net.lldp_interval_max_s) == (0.1, 60.0)
 
 
 def test_the_cluster_example_config_is_valid() -> None:
