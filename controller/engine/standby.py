@@ -17,8 +17,10 @@ not acted on (the leader acts; the new leader starts with a fresh detector).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 
+from controller.engine.discovery import SETTLING_ROUNDS
 from controller.engine.monitor import LinkMonitor
 from controller.engine.outputs import (
     EngineOutput,
@@ -58,7 +60,9 @@ class StandbyObserver:
         # (discovery's budget), and a link is silent only if rounds go on without it.
         self.last_probe = 0.0  # when the latest valid probe arrived
         self._round_start = 0.0
-        self.round_period = 0.0  # seconds between the starts of its last two rounds
+        # Seconds between the starts of its last rounds: the longest of a few counts
+        # (a stall in the middle of one round must not look like a short interval).
+        self._periods: deque[float] = deque(maxlen=SETTLING_ROUNDS)
         self.topo = Topology()
         self.port_since: dict[PortRef, float] = {}  # up ports: since when (edge trust)
         self._reading: dict[Dpid, list[Port]] = {}  # port descriptions arriving in parts
@@ -120,7 +124,7 @@ class StandbyObserver:
         self.topo.lldp_seen(tx=PortRef(*sender), rx=PortRef(dpid, in_port), now=now)
         if now - self.last_probe > self.lldp_interval_s / 4:  # a quiet gap: a new round
             if self._round_start:
-                self.round_period = now - self._round_start
+                self._periods.append(now - self._round_start)
             self._round_start = now
         self.last_probe = now
         return True
@@ -132,6 +136,11 @@ class StandbyObserver:
         for port in update.receiving:
             self.topo.link_alive(PortRef(dpid, port), now=now)
         self.polls.port.answered(dpid, now, more=more)
+
+    @property
+    def round_period(self) -> float:
+        """The leader's LLDP interval as seen here (0 until two rounds came)."""
+        return max(self._periods, default=0.0)
 
     # ------------------------------------------------------------ time
     def tick(self, *, now: float) -> EngineOutput:

@@ -166,6 +166,8 @@ def test_a_standby_follows_the_leaders_rounds_as_it_sees_them() -> None:
         at(t + 7.5)
         lab.tick()
     assert standby.round_period == 8.0 and sorted(observed.links) == links
+    leader_round(26.5)  # a stall in the middle of a round: not a shorter interval
+    assert standby.round_period == 8.0
     silent = links[0]
     for t in (34.0, 42.0):  # rounds go on without one link: 16 s, under 3.5 rounds of 8 s
         leader_round(t, lost=frozenset({silent.src}))
