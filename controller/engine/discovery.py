@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from controller.engine.outputs import PacketOut
+from controller.engine.polling import paced_interval
 from controller.fabric.frames import build_lldp
 from controller.fabric.lldp_auth import LldpSigner
 from controller.fabric.model import PortRef
@@ -102,30 +103,29 @@ class LldpPacing:
 
     def round_starts(self) -> None:
         """A new round goes out now: the work since the last one (that round's
-        probes and the frames they brought back) sets the interval. Changes
-        under 10 % are not worth a new schedule."""
+        probes and the frames they brought back) sets the interval, as a round of
+        statistics answers sets the poll interval (:func:`paced_interval`)."""
         self._rounds += 1
         if self._rounds == 1:  # nothing measured yet
             self._work = 0.0
             return
         self.round_work, self._work = self._work, 0.0
         self._settling = max(0, self._settling - 1)
-        want = min(self.max_interval, max(self.configured, self.round_work / self.budget))
+        want = paced_interval(self, self.round_work)
         if want == self.interval:
             return
-        if want == self.configured or abs(want - self.interval) > 0.1 * self.interval:
-            log.log(
-                logging.WARNING if want > self.configured else logging.INFO,
-                "a round of LLDP probes costs the hub %.2f s: probing every %.1f s "
-                "(lldp_budget %.2f); links expire and edge ports are trusted that much later",
-                self.round_work,
-                want,
-                self.budget,
-            )
-            if want < self.interval:
-                self._wider = max(self.interval, self._wider if self._settling else 0.0)
-                self._settling = SETTLING_ROUNDS
-            self.interval = want
+        log.log(
+            logging.WARNING if want > self.configured else logging.INFO,
+            "a round of LLDP probes costs the hub %.2f s: probing every %.1f s "
+            "(lldp_budget %.2f); links expire and edge ports are trusted that much later",
+            self.round_work,
+            want,
+            self.budget,
+        )
+        if want < self.interval:
+            self._wider = max(self.interval, self._wider if self._settling else 0.0)
+            self._settling = SETTLING_ROUNDS
+        self.interval = want
 
     def stretched(self, seconds: float) -> float:
         """A time set in configured intervals (a link timeout, an edge grace), in the

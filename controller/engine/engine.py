@@ -84,6 +84,7 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
         self.config = config
         self.work_clock = work_clock
         self.metrics = metrics
+        metrics.lldp_interval.set(config.lldp_interval_s)  # the tick sets the one in use
         self.store = store
         self.signer = LldpSigner(
             lldp_key,
@@ -165,7 +166,6 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
     def _new_polls(self) -> StatsPolls:
         config = self.config
         self.metrics.poll_interval.set(config.poll_interval_s)
-        self.metrics.lldp_interval.set(config.lldp_interval_s)
         return StatsPolls(
             interval=config.poll_interval_s,
             rng=random.Random(config.seed),

@@ -15,12 +15,21 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from controller.engine.outputs import FlowStatsRequest, PortStatsRequest, Request
 from controller.fabric.model import Dpid
 from controller.flowprog.flowrules import FLOW_COOKIE_MASK, FLOW_KIND_COOKIE
 
-__all__ = ["Poller", "PortStatsPoller", "FlowStatsPoller", "StatsPolls", "PollResult"]
+__all__ = [
+    "Paced",
+    "paced_interval",
+    "Poller",
+    "PortStatsPoller",
+    "FlowStatsPoller",
+    "StatsPolls",
+    "PollResult",
+]
 
 
 @dataclass(frozen=True)
@@ -29,6 +38,23 @@ class PollResult:
 
     requests: tuple[Request, ...] = ()
     unanswered: tuple[Dpid, ...] = ()
+
+
+class Paced(Protocol):
+    configured: float  # the interval asked for
+    interval: float  # the one in use
+    budget: float  # the share of the hub's time the periodic work may take
+    max_interval: float
+
+
+def paced_interval(pace: Paced, round_work: float) -> float:
+    """The interval that keeps a round of ``round_work`` seconds within ``pace``'s
+    budget, between its configured and longest intervals; the one in use when the
+    change is under 10 % (not worth a new schedule). Polls and LLDP probes."""
+    want = min(pace.max_interval, max(pace.configured, round_work / pace.budget))
+    if want == pace.configured or abs(want - pace.interval) > 0.1 * pace.interval:
+        return want
+    return pace.interval
 
 
 class Poller:
@@ -152,9 +178,8 @@ class StatsPolls:
             return
         self.round_work = self._work / self._answers * switches
         self._work, self._answers = 0.0, 0
-        want = min(self.max_interval, max(self.configured, self.round_work / self.budget))
-        if want == self.configured or abs(want - self.interval) > 0.1 * self.interval:
-            self.interval = self.port.interval = self.flow.interval = want
+        want = paced_interval(self, self.round_work)
+        self.interval = self.port.interval = self.flow.interval = want
 
     def expedite(self, dpid: Dpid, at: float) -> None:
         """Poll ``dpid`` no later than ``at`` (to confirm a sample quickly)."""
