@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import chain
 
-from controller.fabric.model import Dpid, PortNo
+from controller.fabric.model import Dpid, LinkId, PortNo
 from controller.flowprog.entries import (
     Action,
     Cookie,
@@ -44,7 +44,8 @@ from controller.flowprog.repair import (
 )
 from controller.flowprog.spread import NextHopSet, compile_set
 from controller.flowprog.tables import OwnerNeeds
-from controller.routing.nexthops import next_hops_many
+from controller.routing.hopdelta import INF, HopChanges, LinkChange, moved_next_hops
+from controller.routing.nexthops import DRAIN_COST, next_hops_many
 
 __all__ = [
     "PRIO_LLDP",
@@ -153,6 +154,9 @@ def _route_entries(
 
 
 _TAGGED_DROP = tagged_drop(cookie=_BASE)
+# Checks of changed links against destinations above which every destination is
+# searched again at once (a spine lost: ~1,000 links x 512 destinations at 64 x 512).
+MAX_HOP_CHECKS = 100_000
 
 
 @functools.lru_cache(maxsize=4096)
@@ -181,7 +185,7 @@ class ForwardingCompiler:
 
     def _reset(self, context: Hashable) -> None:
         self._context = context
-        self._topology: Hashable = None
+        self._topology: tuple[frozenset[LinkId], frozenset[LinkId]] | None = None
         self._keys: dict[Dpid, Hashable] = {}
         self._routes: dict[Dpid, dict[Dpid, Route]] = {}  # switch -> destination -> route
         self._hosts: dict[Dpid, tuple[tuple[str, PortNo], ...]] = {}  # destination -> hosts
@@ -199,9 +203,11 @@ class ForwardingCompiler:
         for gone in out:
             del self._keys[gone], self._routes[gone], self._built[gone]
         dirty = set()
+        rekeyed: dict[Dpid, dict[Dpid, Route] | None] = {}  # switch -> its routes before
         for dpid in inp.switches:
             key = view.switch_key(dpid)
             if self._keys.get(dpid) != key:
+                rekeyed[dpid] = self._routes.get(dpid)
                 self._keys[dpid], self._routes[dpid] = key, {}
                 dirty.add(dpid)
         hosts: dict[Dpid, list[tuple[str, PortNo]]] = defaultdict(list)
@@ -210,8 +216,14 @@ class ForwardingCompiler:
         dsts = sorted(hosts)
         topology = (frozenset(inp.links), frozenset(inp.drained))
         fresh = [d for d in dsts if d not in self._hosts]
-        if topology != self._topology or dirty:  # next hops may have moved anywhere
-            self._topology, fresh = topology, dsts
+        moved_hops: dict[Dpid, dict[Dpid, tuple[PortNo, ...]]] = {}
+        if topology != self._topology or dirty:
+            changes = self._hop_changes(inp, view, topology, rekeyed, dsts, gone=bool(out))
+            if changes is None:  # next hops may have moved anywhere
+                fresh = dsts
+            else:
+                fresh, moved_hops = sorted({*fresh, *changes.search}), changes.moved
+            self._topology = topology
         for dst in [d for d in self._hosts if d not in hosts]:
             del self._hosts[dst], self._macs[dst]
             for routes in self._routes.values():
@@ -227,17 +239,16 @@ class ForwardingCompiler:
                     moved.add(dst)  # the same routes: only its hosts' entries change
         for dst, hops, dist in next_hops_many(fresh, inp.links, drained=inp.drained):
             for dpid in inp.switches:
-                routes, ports = self._routes[dpid], hops.get(dpid)
-                had = routes.get(dst)
-                if had is not None and had.ports == ports and had.distance == dist[dpid]:
-                    continue
-                if ports and dpid != dst:
-                    routes[dst] = view.route(dpid, dst, ports, dist[dpid])
-                elif had is None:
-                    continue
-                else:
-                    del routes[dst]
-                dirty.add(dpid)
+                self._put(dpid, dst, hops.get(dpid), dist.get(dpid, 0), view, dirty)
+        for dst, changed in moved_hops.items():  # the same distances, other hops
+            for dpid, ports in changed.items():
+                self._put(dpid, dst, ports, int(self._distance(dpid, dst, rekeyed)), view, dirty)
+        searched = set(fresh)
+        for dpid, had in rekeyed.items():  # its other routes: same hops, new switch key
+            routes = self._routes[dpid]
+            for dst, route in (had or {}).items():
+                if dst in hosts and dst not in searched and dst not in routes:
+                    routes[dst] = view.route(dpid, dst, route.ports, route.distance)
         for dpid in sorted(dirty):
             out[dpid] = self._assemble(dpid, dsts, view)
         if moved:
@@ -245,6 +256,87 @@ class ForwardingCompiler:
                 if dpid not in dirty and not moved.isdisjoint(self._built[dpid].segments):
                     out[dpid] = self._patch(dpid, moved)
         return out
+
+    def _put(
+        self,
+        dpid: Dpid,
+        dst: Dpid,
+        ports: tuple[PortNo, ...] | None,
+        distance: int,
+        view: RouteView,
+        dirty: set[Dpid],
+    ) -> None:
+        """``dpid``'s route to ``dst`` by ``ports`` (none: no route); a switch whose
+        route changes is dirty."""
+        routes = self._routes[dpid]
+        had = routes.get(dst)
+        if had is not None and had.ports == ports and had.distance == distance:
+            return
+        if ports and dpid != dst:
+            routes[dst] = view.route(dpid, dst, ports, distance)
+        elif had is None:
+            return
+        else:
+            del routes[dst]
+        dirty.add(dpid)
+
+    def _distance(
+        self, dpid: Dpid, dst: Dpid, rekeyed: Mapping[Dpid, dict[Dpid, Route] | None]
+    ) -> float:
+        """The cost from ``dpid`` to ``dst`` as last compiled (infinite: no route)."""
+        if dpid == dst:
+            return 0.0
+        routes = rekeyed[dpid] if dpid in rekeyed else self._routes.get(dpid)
+        route = None if routes is None else routes.get(dst)
+        return INF if route is None else route.distance
+
+    def _hop_changes(
+        self,
+        inp: ForwardingInputs,
+        view: RouteView,
+        topology: tuple[frozenset[LinkId], frozenset[LinkId]],
+        rekeyed: Mapping[Dpid, dict[Dpid, Route] | None],
+        dsts: list[Dpid],
+        *,
+        gone: bool,
+    ) -> HopChanges | None:
+        """The next hops a change of links moved (:mod:`controller.routing.hopdelta`),
+        or None when everything must be searched again: the first compilation, a
+        switch new or gone, a link to a switch not compiled for, or many changes
+        (one vectorised search of every destination is then cheaper)."""
+        if self._topology is None or gone or any(r is None for r in rekeyed.values()):
+            return None
+        (old_links, old_drained), (links, drained) = self._topology, topology
+        flipped = {lid for lid in old_drained ^ drained if lid in old_links or lid in links}
+        changes = [
+            LinkChange(
+                lid.src.dpid,
+                lid.src.port,
+                lid.dst.dpid,
+                _link_cost(lid, old_links, old_drained),
+                _link_cost(lid, links, drained),
+            )
+            for lid in sorted((old_links ^ links) | flipped)
+        ]
+        known = view.edge  # every switch compiled for
+        if len(changes) * len(dsts) > MAX_HOP_CHECKS or not all(
+            ch.src in known and ch.dst in known for ch in changes
+        ):
+            return None
+        drained_at = view.drained
+
+        def links_of(dpid: Dpid) -> list[tuple[PortNo, Dpid, int]]:
+            return [
+                (p, n, DRAIN_COST if (dpid, p) in drained_at else 1)
+                for p, n in view.peers.get(dpid, {}).items()
+            ]
+
+        return moved_next_hops(
+            changes,
+            [d for d in dsts if d in self._hosts],
+            lambda u, d: self._distance(u, d, rekeyed),
+            links_of,
+        )
 
     def _patch(self, dpid: Dpid, moved: set[Dpid]) -> OwnerNeeds:
         """``dpid``'s needs with the entries towards the hosts of ``moved`` redone,
@@ -315,6 +407,13 @@ class ForwardingCompiler:
         )
         self._built[dpid] = _Assembly(head, segments, fallbacks, tuple(tail), needs)
         return needs
+
+
+def _link_cost(lid: LinkId, links: frozenset[LinkId], drained: frozenset[LinkId]) -> int | None:
+    """What ``lid`` costs next hops in a topology (None: not up)."""
+    if lid not in links:
+        return None
+    return DRAIN_COST if lid in drained else 1
 
 
 @dataclass

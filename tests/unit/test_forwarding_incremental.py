@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from synthetic import Fabric, leaf_spine, three_tier
 
 from controller.fabric.model import Dpid, Host, LinkId, PortRef
+from controller.flowprog import forwarding
 from controller.flowprog.forwarding import ForwardingCompiler, ForwardingInputs
 from controller.flowprog.tables import OwnerNeeds
 
@@ -45,9 +47,16 @@ class World:
 
     def step(self) -> str:
         rng = self.rng
-        what = rng.choice(["cable", "cable", "host", "host", "move", "drain", "option", "facing"])
+        steps = ["cable", "cable", "cables", "switch", "host", "host", "move", "drain"]
+        what = rng.choice([*steps, "option", "facing"])
         if what == "cable":
             self.down ^= {rng.choice(self.cables)}
+        elif what == "cables":  # several at once, some maybe already down
+            self.down ^= set(rng.sample(self.cables, min(3, len(self.cables))))
+        elif what == "switch":  # every cable of one switch down, or back up
+            dpid = rng.choice(sorted(self.fabric.names))
+            mine = {c for c in self.cables if dpid in (c.src.dpid, c.dst.dpid)}
+            self.down = self.down - mine if mine <= self.down else self.down | mine
         elif what == "host":
             i = rng.randrange(len(self.ports))
             mac = f"02:00:00:00:00:{i:02x}"
@@ -89,13 +98,13 @@ class World:
         )
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(fabric=st.sampled_from(sorted(FABRICS)), seed=st.integers(0, 10**6))
 def test_incremental_compilation_equals_a_fresh_one(fabric: str, seed: int) -> None:
     world = World(FABRICS[fabric](), random.Random(seed))
     compiler = ForwardingCompiler()
     held: dict[Dpid, OwnerNeeds] = dict(compiler.compile(world.inputs()))
-    for _ in range(8):
+    for _ in range(10):
         what = world.step()
         inp = world.inputs()
         held.update(compiler.compile(inp))
@@ -127,3 +136,49 @@ def test_a_learned_host_redoes_no_route_and_a_lost_cable_only_its_own() -> None:
     leaf1, spine = cable.src.dpid, cable.dst.dpid
     # leaf1's routes (one uplink fewer), the others' routes to leaf1, the spine's.
     assert redone and all(leaf1 in (d, dst) or d == spine for d, dst in redone)
+
+
+def _searched(monkeypatch: pytest.MonkeyPatch) -> list[list[Dpid]]:
+    """The destinations each compilation searched next hops for, from now on."""
+    calls: list[list[Dpid]] = []
+    search = forwarding.next_hops_many
+
+    def recording(dsts: list[Dpid], *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        calls.append(list(dsts))
+        return search(dsts, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(forwarding, "next_hops_many", recording)
+    return calls
+
+
+def test_a_lost_uplink_searches_only_the_destination_whose_distances_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = World(leaf_spine(4, 6), random.Random(1))
+    world.hosts = {f"02:00:00:00:00:{i:02x}": p for i, p in enumerate(world.ports)}
+    compiler = ForwardingCompiler()
+    compiler.compile(world.inputs())
+    searched = _searched(monkeypatch)
+    names = world.fabric.names
+    cable = next(c for c in world.cables if names[c.src.dpid] == "leaf1")
+    leaf1, spine = cable.src.dpid, cable.dst.dpid
+    world.down.add(cable)
+    held = compiler.compile(world.inputs())
+    # The spine's last link into leaf1 is gone: only leaf1's distances change. The
+    # other leaves keep theirs; leaf1 only forwards over one spine fewer to them.
+    assert searched == [[leaf1]]
+    fresh = ForwardingCompiler().compile(world.inputs())
+    leaves = sorted(d for d, name in names.items() if name.startswith("leaf"))
+    assert searched.pop() == leaves  # a fresh compiler searches every destination
+    assert held and all(fresh[d] == needs for d, needs in held.items())
+    for dst in leaves[1:]:
+        assert cable.src.port not in compiler._routes[leaf1][dst].ports
+
+    world.drained.add(next(c for c in world.cables if names[c.src.dpid] == "leaf2"))
+    compiler.compile(world.inputs())
+    assert len(searched) == 2 and len(searched[1]) == 1  # the drained link's leaf only
+
+    world.down.discard(cable)  # back: leaf1 is nearer again to the spine
+    world.facing.add(spine)  # and a switch key changes with no link change
+    compiler.compile(world.inputs())
+    assert searched[2] == [leaf1]

@@ -1,0 +1,103 @@
+"""Which next hops a change of links moves, from the distances known before it.
+
+Next hops towards a destination D are the links on cheapest paths to D
+(:mod:`controller.routing.nexthops`). When a few links go down, come up or
+change cost (drained, undrained), most destinations keep every distance: a
+leaf losing one of 64 uplinks still reaches every other leaf in two hops, it
+only forwards over one spine fewer. Then only the switches at the changed
+links can forward differently, and their new next hops follow from the
+distances already known. A destination whose distances may change (a switch
+loses its last cheapest link, or a new link is cheaper than what it had) is
+searched again whole.
+
+Why that is exact: distances are the one solution of ``d(D) = 0``,
+``d(u) = min(d(v) + cost(u -> v))`` over ``u``'s links (costs are positive).
+A removed link that was not among ``u``'s cheapest, or was but leaves another,
+and an added link no cheaper than ``d(u)``, keep every equation true with the
+old distances: so they are still the distances.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from controller.fabric.model import Dpid, PortNo
+
+__all__ = ["LinkChange", "HopChanges", "moved_next_hops"]
+
+INF = float("inf")
+
+
+@dataclass(frozen=True)
+class LinkChange:
+    """One directed link whose cost changed; None: absent on that side."""
+
+    src: Dpid
+    port: PortNo
+    dst: Dpid
+    old_cost: int | None
+    new_cost: int | None
+
+
+@dataclass
+class HopChanges:
+    """``search``: destinations to search again whole (their distances may change);
+    ``moved``: for the others, each switch whose next hops change and its new ones
+    (sorted ports), distances unchanged."""
+
+    search: list[Dpid]
+    moved: dict[Dpid, dict[Dpid, tuple[PortNo, ...]]]
+
+
+def moved_next_hops(
+    changes: Sequence[LinkChange],
+    dsts: Iterable[Dpid],
+    distance: Callable[[Dpid, Dpid], float],
+    links_of: Callable[[Dpid], Iterable[tuple[PortNo, Dpid, int]]],
+) -> HopChanges:
+    """The next hops ``changes`` move towards each of ``dsts``.
+
+    ``distance(u, d)``: the cost from ``u`` to ``d`` before the change (0 for
+    ``d`` itself, infinite when unreachable); ``links_of(u)``: ``u``'s links
+    after it as (port, neighbour, cost)."""
+    out = HopChanges([], {})
+    for d in dsts:
+        touched: set[Dpid] = set()
+        search = False
+        for ch in changes:
+            du, dv = distance(ch.src, d), distance(ch.dst, d)
+            if dv == INF:
+                continue  # a link into nowhere reachable is on no path to d
+            if ch.old_cost is not None and dv + ch.old_cost == du:
+                touched.add(ch.src)  # was one of its cheapest: it may be left without
+            if ch.new_cost is not None:
+                if dv + ch.new_cost < du:
+                    search = True  # cheaper than before: distances fall
+                    break
+                if dv + ch.new_cost == du:
+                    touched.add(ch.src)  # one more cheapest link
+        moved = {} if search else _recomputed(d, touched, distance, links_of)
+        if moved is None or search:
+            out.search.append(d)
+        elif moved:
+            out.moved[d] = moved
+    return out
+
+
+def _recomputed(
+    d: Dpid,
+    touched: set[Dpid],
+    distance: Callable[[Dpid, Dpid], float],
+    links_of: Callable[[Dpid], Iterable[tuple[PortNo, Dpid, int]]],
+) -> dict[Dpid, tuple[PortNo, ...]] | None:
+    """New next hops of ``touched`` towards ``d`` at the old distances, or None when
+    one of them has none left (its distance grows: ``d`` must be searched)."""
+    moved: dict[Dpid, tuple[PortNo, ...]] = {}
+    for u in sorted(touched):
+        du = distance(u, d)
+        ports = sorted({p for p, v, cost in links_of(u) if distance(v, d) + cost == du})
+        if not ports:
+            return None
+        moved[u] = tuple(ports)
+    return moved
