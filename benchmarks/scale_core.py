@@ -181,7 +181,8 @@ def engine_measurements(
             f"views published in {runs[policy]['views']['publish_s']} s; "
             f"poll {runs[policy]['poll']}; lldp {runs[policy]['lldp']}; "
             f"host learned {runs[policy]['host_learned']}; "
-            f"uplink failure {runs[policy]['link_failure']}"
+            f"uplink failure {runs[policy]['link_failure']}; "
+            f"spine lost {runs[policy]['spine_down']}"
         )
     ring = min(e.JOB_RING_HOSTS, (8 if both else 2) * size.leaves)
     job = e.job_place(fab, seed=seed, ring_hosts=ring)
@@ -240,6 +241,7 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
         "engine_link_failure": r["engine"]["heap_policy"]["link_failure"]
         if "engine" in r
         else None,
+        "engine_spine_down": r["engine"]["heap_policy"]["spine_down"] if "engine" in r else None,
         "engine_host_learned": r["engine"]["heap_policy"]["host_learned"]
         if "engine" in r
         else None,
@@ -343,8 +345,9 @@ def _engine_markdown(report: dict[str, Any]) -> list[str]:
         "| fabric | flows | setups/s (policy on / off) | us/flow engine + fake switches "
         "| hub tick s per simulated s (poll interval s) | views published s "
         "| bring-up: forwarding compile s "
-        "/ apply s / links s | job: ring hosts / s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "/ apply s / links s | job: ring hosts / s "
+        "| spine lost: flows / operations / engine s + fake switches s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         on, off = r["engine"]["heap_policy"], r["engine"]["no_heap_policy"]
@@ -357,9 +360,19 @@ def _engine_markdown(report: dict[str, Any]) -> list[str]:
             f"| {on['tick_s_per_simulated_second']} ({on['poll']['interval_s']}) "
             f"| {on['views']['publish_s']} "
             f"| {cpu['forwarding_compile_s']} / {cpu['forwarding_apply_s']} / {cpu['lldp_s']} "
-            f"| {r['job']['ring_hosts']:,} / {r['job']['apply_s']} |"
+            f"| {r['job']['ring_hosts']:,} / {r['job']['apply_s']} "
+            f"| {_spine_down(on['spine_down'])} |"
         )
     return lines
+
+
+def _spine_down(lost: dict[str, Any] | None) -> str:
+    if lost is None:
+        return "-"
+    return (
+        f"{lost['flows_through']:,} / {lost['operations']:,} / "
+        f"{lost['engine_s']} + {lost['apply_s']}"
+    )
 
 
 class _OneLineParser(argparse.ArgumentParser):

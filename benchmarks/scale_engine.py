@@ -33,22 +33,20 @@ import gc
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import generate_latest
 
+from benchmarks.scale_failures import host_learned, link_failure, spine_down
 from benchmarks.scale_measure import CollectorSettings
 from controller.app.clock import Clock
 from controller.app.publisher import Publisher
 from controller.concurrency.eventbus import EventBus
 from controller.devtools.enginedriver import (
-    ARP_REQUEST,
-    BASE_COOKIE,
     TRAP_COOKIE,
     EngineDriver,
     LabHost,
-    arp_frame,
     udp_frame,
 )
 from controller.engine.engine import EngineConfig, FabricEngine
@@ -303,6 +301,7 @@ def engine_setups(
     views = publish_views(publisher, lab)
     learned = host_learned(lab) if heap_policy else None
     failure = link_failure(lab) if heap_policy else None
+    spine = spine_down(lab, spare=failure["link"] if failure else "") if heap_policy else None
     placer = lab.engine.placer
     total = timing["cpu_s"]
     placed = len(placer.te)
@@ -334,72 +333,8 @@ def engine_setups(
         "views": views,
         "host_learned": learned,
         "link_failure": failure,
+        "spine_down": spine,
         "flow_entries": sum(len(sw.flows) for sw in lab.fake.switches.values()),
-    }
-
-
-def host_learned(lab: EngineDriver) -> dict[str, Any]:
-    """A new host (a second MAC behind the first host's port) announces itself with
-    flows placed: the engine's whole reaction (learning it, every switch's route to
-    it), then the fake switches applying it. CPU seconds."""
-    first = lab.hosts[0]
-    new = LabHost("new", "02:00:00:ff:ff:01", "10.255.255.1", first.port)
-    c0 = time.process_time()
-    out = lab.engine.packet_in(
-        new.port.dpid,
-        in_port=new.port.port,
-        cookie=BASE_COOKIE,
-        data=arp_frame(opcode=ARP_REQUEST, src_mac=new.mac, src_ip=new.ip, dst_ip=new.ip),
-        now=lab.now,
-    )
-    c1 = time.process_time()
-    lab.run(out)
-    c2 = time.process_time()
-    return {
-        "operations": _operations([out]),
-        "engine_s": round(c1 - c0, 3),
-        "apply_s": round(c2 - c1, 3),
-    }
-
-
-def _operations(outs: list[EngineOutput]) -> int:
-    """Switch operations (flow, group and meter mods) the outputs' programs hold."""
-    phases = (ph for out in outs for p in out.programs for ph in p.phases)
-    return sum(len(ops) for ph in phases for ops in ph.ops.values())
-
-
-def link_failure(lab: EngineDriver) -> dict[str, Any]:
-    """A leaf's uplink fails with the flows placed: the engine's whole reaction to the
-    port-status messages of both ends (the leaf's first, then the spine's: default
-    forwarding recomputed, the flows on the link re-placed and programmed), then the
-    fake switches applying it. CPU seconds; the link is the first leaf uplink that
-    carries placed flows."""
-    engine = lab.engine
-    te = engine.placer.te
-    links = sorted(engine.net.topo.links)
-    lid = next((lid for lid in links if te.flows_on(lid)), links[0])
-    moved = len(te.flows_on(lid))
-    ends = (lid.src, lid.dst)
-    lab.fake.down.update(ends)
-    outs = []
-    c0 = time.process_time()
-    for end in ends:
-        port = next(p for p in lab.ports[end.dpid] if p.port_no == end.port)
-        outs.append(
-            engine.port_status(end.dpid, replace(port, up=False), deleted=False, now=lab.now)
-        )
-    c1 = time.process_time()
-    for out in outs:
-        lab.run(out)
-    c2 = time.process_time()
-    ops = _operations(outs)
-    return {
-        "link": engine.net.topo.link_name(lid),
-        "flows_on_link": moved,
-        "still_on_link": len(te.flows_on(lid)),
-        "operations": ops,
-        "engine_s": round(c1 - c0, 3),
-        "apply_s": round(c2 - c1, 3),
     }
 
 

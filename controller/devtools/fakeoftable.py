@@ -18,7 +18,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from controller.devtools.fakeofcheck import OpenFlowError, check_flow, check_group, number
+from controller.devtools.fakegroups import GroupUsers, group_users
+from controller.devtools.fakeofcheck import OpenFlowError, check_flow, check_group, held, number
 from controller.fabric.model import Dpid, LinkId, PortRef
 from controller.flowprog.entries import (
     IN_PORT,
@@ -97,6 +98,8 @@ class FakeSwitch:
     meters: dict[int, MeterEntry] = field(default_factory=dict)
     connected: bool = True
     mods: Counter[str] = field(default_factory=Counter)  # operations applied, by type
+    users: GroupUsers | None = field(default=None, repr=False, compare=False)  # in a batch
+    batch: bool = field(default=False, repr=False, compare=False)
 
     def reported(self) -> SwitchTable:
         """What the switch answers to flow/group/meter stats requests."""
@@ -130,31 +133,40 @@ class FakeSwitch:
         match op:
             case FlowAdd(entry=entry):
                 self._check_flow(entry)
+                if self.users is not None:
+                    self.users.flow(self.flows.get(entry.key), entry)
                 # `ingress` is controller metadata; a switch never reports it back.
                 self.flows[entry.key] = held(entry) if entry.ingress else entry
             case FlowDelete(entry=entry):
-                if self.flows.pop(entry.key, None) is None:
+                if (gone := self.flows.pop(entry.key, None)) is None:
                     self.mods["FlowDeleteMissing"] += 1
+                elif self.users is not None:
+                    self.users.flow(gone, None)
             case GroupAdd(group=grp):
                 if grp.group_id in self.groups:
                     raise OpenFlowError(self.dpid, "GROUP_EXISTS", f"group {grp.group_id:#x}")
                 self._check_group(grp)
-                self.groups[grp.group_id] = grp
+                self._set_group(grp)
             case GroupModify(group=grp):
                 if grp.group_id not in self.groups:
                     raise OpenFlowError(self.dpid, "UNKNOWN_GROUP", f"modify {grp.group_id:#x}")
                 self._check_group(grp)
-                self.groups[grp.group_id] = grp
+                self._set_group(grp)
             case GroupDelete(group=grp):
                 # OpenFlow tolerates deleting a missing group; a missing one here
                 # means the controller's idea of the switch is wrong, so fail.
                 if grp.group_id not in self.groups:
                     raise OpenFlowError(self.dpid, "UNKNOWN_GROUP", f"delete {grp.group_id:#x}")
-                users = self._group_users(grp.group_id)
-                if users:
-                    raise OpenFlowError(
-                        self.dpid, "GROUP_IN_USE", f"{grp.group_id:#x} used by {users[0]}"
-                    )
+                if self.batch and self.users is None:
+                    self.users = GroupUsers(self.flows.values(), self.groups.values())
+                if self.users is None or self.users.used(grp.group_id):
+                    users = group_users(self.flows.values(), self.groups.values(), grp.group_id)
+                    if users:
+                        raise OpenFlowError(
+                            self.dpid, "GROUP_IN_USE", f"{grp.group_id:#x} used by {users[0]}"
+                        )
+                if self.users is not None:
+                    self.users.group(self.groups[grp.group_id], None)
                 del self.groups[grp.group_id]
             case MeterAdd(meter=meter):
                 if meter.meter_id in self.meters:
@@ -179,31 +191,10 @@ class FakeSwitch:
     def _check_group(self, grp: GroupEntry) -> None:
         check_group(self.dpid, grp, groups=self.groups)
 
-    def _group_users(self, gid: int) -> list[str]:
-        users = [str(e.match) for e in self.flows.values() if GroupAction(gid) in e.actions]
-        users += [
-            f"group {g.group_id:#x}"
-            for g in self.groups.values()
-            if any(GroupAction(gid) in b.actions for b in g.buckets)
-        ]
-        return users
-
-
-def held(entry: FlowEntry) -> FlowEntry:
-    """``entry`` as a switch holds it: without the controller's ``ingress`` mark
-    (every field but that one, written out: ``dataclasses.replace`` costs a
-    setup's worth of time per rule here)."""
-    return FlowEntry(
-        priority=entry.priority,
-        match=entry.match,
-        actions=entry.actions,
-        cookie=entry.cookie,
-        table_id=entry.table_id,
-        idle_timeout=entry.idle_timeout,
-        hard_timeout=entry.hard_timeout,
-        send_flow_removed=entry.send_flow_removed,
-        meter_id=entry.meter_id,
-    )
+    def _set_group(self, grp: GroupEntry) -> None:
+        if self.users is not None:
+            self.users.group(self.groups.get(grp.group_id), grp)
+        self.groups[grp.group_id] = grp
 
 
 @dataclass(frozen=True)
@@ -318,8 +309,12 @@ class FakeFabric:
         sw = self.switches.get(dpid)
         if sw is None:
             raise OpenFlowError(dpid, "NOT_CONNECTED", "no such switch")
-        for op in ops:
-            sw.apply(op, replay=replay)
+        sw.batch = True  # group users counted from the first group delete on
+        try:
+            for op in ops:
+                sw.apply(op, replay=replay)
+        finally:
+            sw.batch, sw.users = False, None
 
     def mods(self) -> Counter[str]:
         """Operations applied so far, by type, over all switches (barriers included)."""

@@ -394,3 +394,28 @@ def test_vlan_vid_matches_untagged_as_none_and_tagged_by_present_bit() -> None:
     )
     assert fake.walk(A, 9, {}).only_to(PortRef(A, 1))
     assert fake.walk(A, 9, {"vlan_vid": TAG}).delivered == {PortRef(A, 2)}
+
+
+def test_group_users_are_counted_through_a_batch() -> None:
+    """A batch counts a group's users from its first group delete on (not scanning
+    the tables at each): later adds, replacements and deletes keep the count right."""
+    sel7, sel8 = group(7, GroupType.SELECT, 1), group(8, GroupType.SELECT, 2)
+    uses7 = flow(10, (GroupAction(7),), eth_dst=MAC)
+    count_from_here = [GroupAdd(sel8), GroupDelete(sel8)]
+    with pytest.raises(OpenFlowError, match="GROUP_IN_USE"):  # a user added after counting
+        one_switch(GroupAdd(sel7), *count_from_here, FlowAdd(uses7), GroupDelete(sel7))
+    fake = one_switch(  # a user deleted, or replaced by an entry without the group
+        GroupAdd(sel7),
+        FlowAdd(uses7),
+        FlowAdd(flow(20, (GroupAction(7),), eth_dst=MAC)),
+        *count_from_here,
+        FlowDelete(uses7),
+        FlowAdd(flow(20, eth_dst=MAC)),
+        GroupDelete(sel7),
+    )
+    assert 7 not in fake.switches[A].groups
+    # Counting ends with the batch: a table changed directly is seen by the next one.
+    fake.apply_ops(A, [GroupAdd(sel7), GroupAdd(sel8), GroupDelete(sel8)])
+    fake.switches[A].flows[uses7.key] = uses7
+    with pytest.raises(OpenFlowError, match="GROUP_IN_USE"):
+        fake.apply_ops(A, [GroupDelete(sel7)])

@@ -77,6 +77,9 @@ def test_one_size_writes_the_headline_numbers(tmp_path: Path) -> None:
     failure = head["engine_link_failure"]  # the engine's whole reaction to a lost uplink
     assert failure["flows_on_link"] > 0 and failure["still_on_link"] == 0
     assert failure["operations"] > 0 and failure["engine_s"] > 0
+    lost = head["engine_spine_down"]  # a spine's connection closes: its flows all move
+    assert lost["flows_through"] > 0 and lost["still_through"] == 0
+    assert lost["operations"] > 0 and lost["engine_s"] > 0 and lost["spine"].startswith("spine")
     learned = head["engine_host_learned"]  # a route to it on every switch, nothing else:
     assert learned["operations"] == 8 + 2 * 4  # one per leaf, two per spine (local repair)
     poll = head["poll"]  # a tiny fabric's statistics fit the budget: the configured second
