@@ -389,6 +389,7 @@ class Connectivity:
             hosts=sorted(self.topo.hosts.values(), key=lambda h: h.mac),
             edge_ports=self.topo.edge_ports,
             host_facing=self.topo.host_facing,
+            lost_uplinks=self.topo.lost_uplinks,
             drained=frozenset(self.topo.drained),
             single_path=self._catch_all_strategy() is Strategy.SHORTEST,
             neighbour_weight=self._neighbour_weight(),

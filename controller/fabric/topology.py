@@ -14,9 +14,8 @@ date by every mutation, never through a scan of the whole fabric.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from typing import Any
 
 import networkx as nx
 
@@ -31,6 +30,7 @@ from controller.fabric.events import (
     SwitchDown,
     SwitchUp,
 )
+from controller.fabric.hosttable import HostTable, unlist
 from controller.fabric.model import (
     OFPP_MAX,
     Dpid,
@@ -51,95 +51,13 @@ __all__ = ["HOST_SEEN_RESOLUTION_S", "Topology", "link_name"]
 HOST_SEEN_RESOLUTION_S = 1.0
 
 
-def _unlist(table: dict[Any, set[Any]], key: Any, item: Any) -> None:
-    """Remove ``item`` from the set under ``key``, and the key once its set is empty."""
-    items = table.get(key)
-    if items is not None:
-        items.discard(item)
-        if not items:
-            del table[key]
-
-
-class _HostTable(dict[str, Host]):
-    """Hosts by MAC, indexed by IPv4 address and by attachment port.
-
-    A dict so that callers keep reading (and adding to) ``topology.hosts`` as
-    before; every way of changing it updates the indexes.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.by_ip: dict[str, set[str]] = {}
-        self.by_port: dict[PortRef, set[str]] = {}
-
-    def _index(self, host: Host) -> None:
-        if host.ipv4 is not None:
-            self.by_ip.setdefault(host.ipv4, set()).add(host.mac)
-        self.by_port.setdefault(host.attach, set()).add(host.mac)
-
-    def _unindex(self, host: Host) -> None:
-        if host.ipv4 is not None:
-            _unlist(self.by_ip, host.ipv4, host.mac)
-        _unlist(self.by_port, host.attach, host.mac)
-
-    def __setitem__(self, mac: str, host: Host) -> None:
-        old = super().get(mac)
-        if old is not None and (old.mac, old.ipv4, old.attach) == (
-            host.mac,
-            host.ipv4,
-            host.attach,
-        ):
-            super().__setitem__(mac, host)  # seen again where it was: indexes stand
-            return
-        if old is not None:
-            self._unindex(old)
-        super().__setitem__(mac, host)
-        self._index(host)
-
-    def __delitem__(self, mac: str) -> None:
-        self._unindex(self[mac])
-        super().__delitem__(mac)
-
-    def setdefault(self, mac: str, host: Host) -> Host:
-        if mac not in self:
-            self[mac] = host
-        return self[mac]
-
-    def pop(self, mac: str, *default: Any) -> Any:
-        if mac not in self:
-            if default:
-                return default[0]
-            raise KeyError(mac)
-        host = self[mac]
-        del self[mac]
-        return host
-
-    def popitem(self) -> tuple[str, Host]:
-        mac, host = next(reversed(self.items()))
-        del self[mac]
-        return mac, host
-
-    def update(self, *args: Any, **kwargs: Host) -> None:
-        for mac, host in dict(*args, **kwargs).items():
-            self[mac] = host
-
-    def clear(self) -> None:
-        super().clear()
-        self.by_ip.clear()
-        self.by_port.clear()
-
-    def __ior__(self, other: Any) -> _HostTable:  # type: ignore[override,misc]
-        self.update(other)
-        return self
-
-
 class Topology:
     """What the controller knows about the fabric right now."""
 
     def __init__(self) -> None:
         self.switches: dict[Dpid, Switch] = {}
         self.links: dict[LinkId, Link] = {}  # change only through this class
-        self.hosts: dict[str, Host] = _HostTable()  # by MAC
+        self.hosts: dict[str, Host] = HostTable()  # by MAC
         self._graph: nx.DiGraph | None = None
         # Bumped by every change of switches or links (not ports, hosts or drains):
         # readers keep what they derived from the links until it moves.
@@ -156,6 +74,10 @@ class Topology:
         # up (a link timed out, its peer went down or disconnected): edge ports, but
         # facing a switch, so they do not make a spine look like a leaf.
         self._ex_fabric: set[PortRef] = set()
+        # Ports whose link to a switch facing no hosts (an uplink) was lost, kept while
+        # the port exists: default forwarding keeps their share of the switch's spread
+        # in place instead of renaming every route (see spread.degraded_set).
+        self._lost_uplinks: dict[Dpid, dict[PortNo, Dpid]] = {}  # port -> its spine
         self._host_facing: dict[Dpid, bool] = {}
         # links_at per switch, sorted once per change of its links: every port-stats
         # reply reads it (a spine of 64 x 512 has 1,024 links to sort otherwise).
@@ -168,6 +90,7 @@ class Topology:
         real = {p.port_no: p for p in ports if p.port_no < OFPP_MAX}
         self.switches[dpid] = Switch(dpid=dpid, name=name, ports=real, connected=True)
         self._forget_ports(dpid)
+        self._lost_uplinks.pop(dpid, None)
         self._by_name = {}
         for known, sw in self.switches.items():  # the first switch of a name wins, as before
             self._by_name.setdefault(sw.name, known)
@@ -179,10 +102,13 @@ class Topology:
         sw = self.switches.get(dpid)
         if sw is None or not sw.connected:
             return []
+        doomed = self._switch_links.get(dpid, set())
+        roles = self._roles(doomed)  # as they were: a switch that went reads as a spine
         self.switches[dpid] = replace(sw, connected=False)
         self._forget_ports(dpid)
+        self._lost_uplinks.pop(dpid, None)
         events: list[FabricEvent] = [SwitchDown(time=now, dpid=dpid, name=sw.name)]
-        events += self._drop_links(self._switch_links.get(dpid, ()), "switch-down", now)
+        events += self._drop_links(doomed, "switch-down", now, roles=roles)
         self._graph = None
         self.version += 1
         return events
@@ -211,6 +137,7 @@ class Topology:
         old = ports.pop(port_no)
         self.switches[dpid] = replace(sw, ports=ports)
         self._forget_ports(dpid)
+        self._lost_uplinks.get(dpid, {}).pop(port_no, None)
         return self.port_update(dpid, replace(old, up=False), now=now)
 
     # --------------------------------------------------------------------- links
@@ -293,14 +220,34 @@ class Topology:
         if lid in self.links:
             self.links[lid] = replace(self.links[lid], drained=drained)
 
-    def _drop_links(self, doomed: Iterable[LinkId], reason: str, now: float) -> list[FabricEvent]:
+    def lost_uplinks(self, dpid: Dpid) -> tuple[tuple[PortNo, Dpid], ...]:
+        """``dpid``'s ports whose link to a switch facing no hosts was lost (the port
+        still exists and has no link since), with that switch; sorted."""
+        return tuple(sorted(self._lost_uplinks.get(dpid, {}).items()))
+
+    def _roles(self, links: Iterable[LinkId]) -> dict[Dpid, bool]:
+        """Whether each far end of ``links`` faces hosts, now."""
+        return {d: self.host_facing(d) for d in {lid.dst.dpid for lid in links}}
+
+    def _drop_links(
+        self,
+        doomed: Iterable[LinkId],
+        reason: str,
+        now: float,
+        *,
+        roles: Mapping[Dpid, bool] | None = None,
+    ) -> list[FabricEvent]:
         gone = sorted(set(doomed))
+        facing = self._roles(gone) if roles is None else roles
+        for lid in gone:
+            if not facing.get(lid.dst.dpid, True):
+                self._lost_uplinks.setdefault(lid.src.dpid, {})[lid.src.port] = lid.dst.dpid
         for lid in gone:
             del self.links[lid]
             for ref in (lid.src, lid.dst):
                 self._ex_fabric.add(ref)
-                _unlist(self._port_links, ref, lid)
-                _unlist(self._switch_links, ref.dpid, lid)
+                unlist(self._port_links, ref, lid)
+                unlist(self._switch_links, ref.dpid, lid)
                 self._forget_ports(ref.dpid)
                 self._links_at.pop(ref.dpid, None)
         if gone:
@@ -312,6 +259,7 @@ class Topology:
         lid = link.link_id
         self.links[lid] = link
         for ref in (lid.src, lid.dst):
+            self._lost_uplinks.get(ref.dpid, {}).pop(ref.port, None)  # cabled again
             self._ex_fabric.discard(ref)
             self._port_links.setdefault(ref, set()).add(lid)
             self._switch_links.setdefault(ref.dpid, set()).add(lid)
@@ -375,10 +323,10 @@ class Topology:
         )
 
     @property
-    def _host_table(self) -> _HostTable:
+    def _host_table(self) -> HostTable:
         hosts = self.hosts
-        if not isinstance(hosts, _HostTable):  # replaced by a plain dict: index it again
-            table = _HostTable()
+        if not isinstance(hosts, HostTable):  # replaced by a plain dict: index it again
+            table = HostTable()
             table.update(hosts)
             self.hosts = hosts = table
         return hosts

@@ -370,7 +370,7 @@ class ForwardingCompiler:
         fallbacks: set[Dpid] = set()  # routes whose set's id was taken: on their group
         tail: list[FlowEntry] = []  # the spread-table entries of the sets claimed, then more
         groups: dict[int, GroupEntry] = {}
-        sets: dict[int, NextHopSet] = {}
+        sets: dict[tuple[int, bool], NextHopSet] = {}
         routes = self._routes[dpid]
         for dst in dsts:
             if dst == dpid:
@@ -383,7 +383,7 @@ class ForwardingCompiler:
             hs = route.spread
             if (
                 hs is not None
-                and sets.get(hs.set_id) is not hs
+                and sets.get((hs.set_id, hs.in_place)) is not hs
                 and not _claim(hs, sets, tail, groups)
             ):
                 actions, used = route.fallback, route.fallback_groups
@@ -430,18 +430,20 @@ class _Assembly:
 
 def _claim(
     hs: NextHopSet,
-    sets: dict[int, NextHopSet],
+    sets: dict[tuple[int, bool], NextHopSet],
     spread: list[FlowEntry],
     groups: dict[int, GroupEntry],
 ) -> bool:
     """Give ``hs`` its spread-table entries on a switch (once per set). False if its
-    metadata id is taken by another set there: that route keeps its group."""
+    metadata id is taken by another set there: that route keeps its group. A set
+    degraded in place (named as its parent) is claimed beside its parent."""
     if hs.parent is not None and not _claim(hs.parent, sets, spread, groups):
         return False  # the parent's entries serve most of a derived set's buckets
-    have = sets.get(hs.set_id)
+    key = (hs.set_id, hs.in_place)
+    have = sets.get(key)
     if have is not None:
         return have == hs
-    sets[hs.set_id] = hs
+    sets[key] = hs
     entries, needed = compile_set(hs, cookie=_HOST)
     spread += entries
     groups.update((g.group_id, g) for g in needed)

@@ -20,7 +20,7 @@ from controller.fabric.model import Dpid, Host, LinkId, PortNo
 from controller.flowprog.entries import Action, GroupEntry, Match, group_action, output
 from controller.flowprog.groups import select_group
 from controller.flowprog.repair import ALWAYS_LIVE, bounce_group, bounces
-from controller.flowprog.spread import NextHopSet, derived_set, next_hop_set
+from controller.flowprog.spread import NextHopSet, degraded_set, derived_set, next_hop_set
 
 __all__ = ["ClassTrap", "ForwardingInputs", "Route", "RouteView"]
 
@@ -49,6 +49,9 @@ class ForwardingInputs:
     local_repair: bool = True  # a spine's failed last hop bounces packets to another spine
     # whether a switch is a leaf (may face hosts); by default: it has edge ports
     host_facing: Callable[[Dpid], bool] | None = None
+    # (port, spine) of a switch's uplinks lost (the port is still there): its spread
+    # and local repair keep their place (spread.degraded_set); None: none known
+    lost_uplinks: Callable[[Dpid], Sequence[tuple[PortNo, Dpid]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,7 @@ class RouteView:
             tuple(sorted((p, n, self.edge.get(n, True)) for p, n in peers.items())),
             self.drained_ports(dpid),
             tuple(self.inp.edge_ports(dpid)) if self.inp.traps else (),
+            self.cabled(dpid),
         )
 
     def route(self, dpid: Dpid, dst: Dpid, ports: tuple[PortNo, ...], distance: int) -> Route:
@@ -138,17 +142,33 @@ class RouteView:
         weights: dict[PortNo, int] | None,
         distance: int,
     ) -> NextHopSet | None:
-        """The set for ``ports``: derived from the switch's set over all its uplinks
-        when ``ports`` are those less a few (a link lost further on), else its own."""
+        """The set for ``ports``: derived from the switch's set over all its cabled
+        uplinks when ``ports`` are those less a few, else its own. Less the same ports
+        towards every destination (uplinks lost or drained: ``ports`` are all the
+        usable ones), it is degraded in place: named as that set, so that no route
+        changes; less others too (a link lost further on), a set of its own name."""
         own = next_hop_set(ports, weights=weights, distance=distance, dpid=dpid)
         if own is None or weights is not None:
             return own
-        full = self.uplinks(dpid)
-        if len(full) <= len(ports) or not set(ports) < set(full):
+        cabled = self.cabled(dpid)
+        if len(cabled) <= len(ports) or not set(ports) < set(cabled):
             return own
-        parent = next_hop_set(full, weights=None, distance=distance, dpid=dpid)
-        derived = derived_set(parent, ports) if parent is not None else None
-        return derived or own
+        parent = next_hop_set(cabled, weights=None, distance=distance, dpid=dpid)
+        if parent is None:
+            return own
+        if ports == self.uplinks(dpid):
+            return degraded_set(parent, ports) or own
+        return derived_set(parent, ports) or own
+
+    def cabled(self, dpid: Dpid) -> tuple[PortNo, ...]:
+        """``dpid``'s uplinks, up or lost, drained or not (sorted)."""
+        return tuple(port for port, _ in self.cabled_spines(dpid))
+
+    def cabled_spines(self, dpid: Dpid) -> tuple[tuple[PortNo, Dpid], ...]:
+        """(port, spine) of ``dpid``'s uplinks, up or lost (by port)."""
+        up = self.spines(dpid)
+        lost = self.inp.lost_uplinks(dpid) if self.inp.lost_uplinks is not None else ()
+        return tuple(sorted({*up, *lost})) if lost else up
 
     def uplinks(self, dpid: Dpid) -> tuple[PortNo, ...]:
         """``dpid``'s undrained ports towards switches that face no hosts (spines)."""
@@ -188,5 +208,6 @@ class RouteView:
 
     def return_key(self, dpid: Dpid) -> tuple[tuple[tuple[PortNo, Dpid], ...], frozenset[PortNo]]:
         """What a leaf's tagged-return entries (local repair) depend on: its uplinks
-        (port, spine) and which of them are drained."""
-        return self.spines(dpid), self.drained_ports(dpid)
+        (port, spine), lost ones included (a lost port's failover buckets are skipped:
+        they stay, and a lost spine rewrites none), and which of them are drained."""
+        return self.cabled_spines(dpid), self.drained_ports(dpid)

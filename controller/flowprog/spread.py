@@ -39,6 +39,15 @@ bucket did not use the lost port keeps its path. A derived set is used only
 while no port gets more than :data:`MAX_DERIVED_OVERLOAD` times its share;
 otherwise the switch gets a fresh set.
 
+*Degraded sets.* A switch's parent is its set over every cabled uplink, the
+ones lost (a spine gone, a cable cut) and drained included. When the ports
+missing are missing towards every destination, the set of its remaining
+uplinks is derived *in place*: under the parent's own id, its moved buckets
+matching that id exactly. No route changes (they all write the parent's id,
+and the ports are lost for all of them), so a lost spine costs each leaf its
+moved buckets (8 entries at 64 spines), not a rename of its ~1,000 routes and
+a second set of 513 entries.
+
 This module decides entries for one switch's sets; it does not choose next
 hops (that is :mod:`controller.routing.nexthops`) and knows nothing of hosts.
 """
@@ -72,6 +81,7 @@ __all__ = [
     "NextHopSet",
     "next_hop_set",
     "derived_set",
+    "degraded_set",
     "bucket_count",
     "bucket_ports",
     "compile_set",
@@ -109,10 +119,13 @@ class NextHopSet:
     shift: int
     offset: int
     parent: NextHopSet | None = None  # a derived set: the parent serves its other buckets
+    in_place: bool = False  # a derived set named as its parent (see degraded_set)
 
     @cached_property
     def set_id(self) -> int:
         """Metadata value naming the set: derived from its contents, like group ids."""
+        if self.parent is not None and self.in_place:
+            return self.parent.set_id
         if self.parent is not None:
             variant = zlib.crc32(repr(self.ports).encode()) & 0xFFFFFF or 1
             return self.parent.set_id | variant << 32
@@ -169,11 +182,21 @@ def derived_set(parent: NextHopSet, ports: Sequence[PortNo]) -> NextHopSet | Non
     """``parent`` less the ports not in ``ports``, as a derived set (see the module
     notes), or None: not a strict subset, more than a quarter of the parent's ports
     gone, or a port loaded over :data:`MAX_DERIVED_OVERLOAD` times its share."""
-    return _derived(parent, tuple(sorted(ports)))
+    return _derived(parent, tuple(sorted(ports)), False)
+
+
+def degraded_set(parent: NextHopSet, ports: Sequence[PortNo]) -> NextHopSet | None:
+    """:func:`derived_set`, named as ``parent``: the set of a switch whose next hops
+    lack ``parent``'s other ports towards *every* destination (its uplinks lost or
+    drained). Routes keep writing the parent's id, so none changes: the set's
+    moved buckets (matching that id exactly, above the parent's entries) are the
+    whole change, and every route of the parent takes them, which is right because
+    the ports they leave are lost for all of them."""
+    return _derived(parent, tuple(sorted(ports)), True)
 
 
 @lru_cache(maxsize=1024)
-def _derived(parent: NextHopSet, kept: tuple[PortNo, ...]) -> NextHopSet | None:
+def _derived(parent: NextHopSet, kept: tuple[PortNo, ...], in_place: bool) -> NextHopSet | None:
     have = set(kept)
     lost = len(parent.ports) - len(kept)
     if len(kept) < 2 or not have < set(parent.ports) or lost > max(1, len(parent.ports) // 4):
@@ -186,6 +209,7 @@ def _derived(parent: NextHopSet, kept: tuple[PortNo, ...]) -> NextHopSet | None:
         shift=parent.shift,
         offset=parent.offset,
         parent=parent,
+        in_place=in_place,
     )
     counts = Counter(bucket_ports(child))
     total = sum(child.weights)

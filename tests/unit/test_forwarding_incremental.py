@@ -84,6 +84,10 @@ class World:
         for port in self.ports:
             edge.setdefault(port.dpid, []).append(port.port)
         drained = {lid for c in self.drained for lid in (c, c.reverse())}
+        lost: dict[Dpid, list[tuple[int, Dpid]]] = {}  # both ends of a cable down (the
+        for cable in self.down:  # topology's are uplinks only: any do for this property)
+            for end, peer in ((cable.src, cable.dst), (cable.dst, cable.src)):
+                lost.setdefault(end.dpid, []).append((end.port, peer.dpid))
         return ForwardingInputs(
             switches=sorted(self.fabric.names),
             links=links,
@@ -94,6 +98,7 @@ class World:
             edge_ports=lambda d: edge.get(d, []),
             host_facing=lambda d: d in self.facing or d in edge,
             drained=frozenset(drained),
+            lost_uplinks=lambda d: sorted(lost.get(d, [])),
             **self.options,  # type: ignore[arg-type]
         )
 
