@@ -12,7 +12,7 @@ LLDP has not arrived yet can never be mistaken for a host port.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 
 from controller.engine.discovery import ConnectivityConfig, LldpPacing, LldpProbe
 from controller.engine.outputs import EngineOutput, EventKind, Notice, PacketOut
@@ -76,9 +76,15 @@ class Connectivity:
         self._forwarding_due: list[str] = []  # reasons of recomputations held back
         # What a standby observed before it led (see remember()).
         self._remembered_links: dict[LinkId, float] = {}
+        self._remembered_lost: dict[Dpid, Sequence[tuple[PortNo, Dpid]]] = {}
         self._remembered_since: dict[PortRef, float] = {}
         self._remembered_ends: set[PortRef] = set()
         self._remembered_at: dict[Dpid, set[LinkId]] = {}
+
+    def remember_lost(self, lost_uplinks: Mapping[Dpid, Sequence[tuple[PortNo, Dpid]]]) -> None:
+        """Uplinks a standby saw lost before it became the leader, adopted as their
+        switches connect: a leaf that lost one keeps its routes over the takeover."""
+        self._remembered_lost = dict(lost_uplinks)
 
     def remember(self, *, links: Iterable[Link], port_since: Mapping[PortRef, float]) -> None:
         """Links (with their last sighting) and ports' up-since times a standby
@@ -101,6 +107,7 @@ class Connectivity:
     ) -> EngineOutput:
         """A switch connected and reported its ports and tables (flows, groups, meters)."""
         events = self.topo.switch_up(dpid, name=name, ports=ports, now=now)
+        self.topo.restore_lost_uplinks(dpid, self._remembered_lost.pop(dpid, ()))
         # A port at the end of a remembered link is a fabric port until shown
         # otherwise: it keeps no edge trust (no traps on uplinks while the switch
         # at the other end has not connected yet).

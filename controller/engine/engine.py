@@ -114,6 +114,7 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
         self.monitor = self._new_monitor()
         if warm is not None:
             self.net.remember(links=warm.links(), port_since=warm.port_since)
+            self.net.remember_lost(warm.lost_uplinks())
             self.monitor.rates = warm.monitor.rates  # rates now, not after two polls
         self.policies = PolicyManager(PolicyView(store))
         self.placer = FlowPlacer(
@@ -267,7 +268,7 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
         out = self.net.switch_connected(
             done.dpid, name=done.name, ports=list(done.ports), reported=done.table, now=now
         )
-        return self._settle(out, now)
+        return self._settle(self._takeover_progress(out, now, synced=done.dpid), now)
 
     def switch_disconnected(self, dpid: int, *, now: float) -> EngineOutput:
         self._connected.discard(dpid)
@@ -430,7 +431,7 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
         self.metrics.lldp_interval.set(self.net.lldp.interval)
         out.merge(self.placer.tick(now=now))
         out.merge(self.jobs.tick(now=now))
-        self._settle(out, now)
+        self._settle(self._takeover_progress(out, now), now)
         connected = [d for d in self.net.topo.connected() if self.is_synced(d)]
         interval = self.polls.interval
         polls = self.polls.due(now=now, switches=connected, ingress=self.placer.ingress_switches())

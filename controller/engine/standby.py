@@ -34,7 +34,7 @@ from controller.engine.polling import StatsPolls
 from controller.engine.tablesync import OFPP_LOCAL
 from controller.fabric import frames
 from controller.fabric.lldp_auth import LldpSigner
-from controller.fabric.model import Dpid, Host, Link, Port, PortRef
+from controller.fabric.model import Dpid, Host, Link, Port, PortNo, PortRef
 from controller.fabric.topology import Topology
 from controller.telemetry import PortCounters
 
@@ -167,3 +167,8 @@ class StandbyObserver:
 
     def links(self) -> list[Link]:
         return list(self.topo.links.values())
+
+    def lost_uplinks(self) -> dict[Dpid, tuple[tuple[PortNo, Dpid], ...]]:
+        """Per switch, the uplinks it lost while observed (see Topology.lost_uplinks)."""
+        lost = {d: self.topo.lost_uplinks(d) for d in self.topo.switches}
+        return {d: ports for d, ports in lost.items() if ports}

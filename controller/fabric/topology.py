@@ -225,6 +225,14 @@ class Topology:
         still exists and has no link since), with that switch; sorted."""
         return tuple(sorted(self._lost_uplinks.get(dpid, {}).items()))
 
+    def restore_lost_uplinks(self, dpid: Dpid, lost: Iterable[tuple[PortNo, Dpid]]) -> None:
+        """Uplinks of ``dpid`` another controller saw lost: kept for ports it has
+        that carry no link (a takeover keeps the leaf's routes as they were)."""
+        sw = self.switches.get(dpid)
+        for port, spine in lost:
+            if sw is not None and port in sw.ports and PortRef(dpid, port) not in self._port_links:
+                self._lost_uplinks.setdefault(dpid, {})[port] = spine
+
     def _roles(self, links: Iterable[LinkId]) -> dict[Dpid, bool]:
         """Whether each far end of ``links`` faces hosts, now."""
         return {d: self.host_facing(d) for d in {lid.dst.dpid for lid in links}}

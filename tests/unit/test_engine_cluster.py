@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 from apilab import roce_policy
 from enginelab import BASE_COOKIE, EngineLab
 from synthetic import leaf_spine
@@ -18,6 +19,7 @@ from controller.engine.outputs import (
 )
 from controller.fabric import frames
 from controller.fabric.lldp_auth import LldpSigner
+from controller.flowprog.forwarding import PRIO_HOST
 from controller.store.policies import PolicyView
 
 CHANGES = ("FlowAdd", "FlowDelete", "GroupAdd", "GroupModify", "GroupDelete", "MeterAdd")
@@ -182,8 +184,14 @@ def test_a_standby_learns_links_from_the_leaders_probes_and_forgets_silent_ones(
     assert sum(lab.fake.mods().values()) == 0 and not lab.sent  # it never answered anything
 
 
-def test_a_warm_standby_takes_over_with_links_rates_and_trusted_edges_at_once() -> None:
-    lab = EngineLab(leaf_spine(2, 4), policies=(roce_policy(),)).ready()
+@pytest.mark.parametrize("spines", [2, 4, 8])
+def test_a_warm_standby_takes_over_with_links_rates_and_trusted_edges_at_once(
+    spines: int,
+) -> None:
+    """Not even a transient change: forwarding is compiled once every switch is read
+    again. Switch by switch, each spine read would give every leaf a partial spread
+    set (1,112 flow adds and as many deletes at 8 x 4 before that hold)."""
+    lab = EngineLab(leaf_spine(spines, 4), policies=(roce_policy(),)).ready()
     tables = lab.fake.hashes()
     hosts = list(lab.net.topo.hosts.values())
     leader_signer = lab.engine.signer
@@ -207,3 +215,48 @@ def test_a_warm_standby_takes_over_with_links_rates_and_trusted_edges_at_once() 
     # Remembered links are proven by probes like any other: silence expires them.
     lab.run_for(lab.net.config.link_timeout_s + 1.0)
     assert not lab.net.topo.links
+
+
+def test_a_takeover_keeps_the_routes_of_leaves_that_lost_an_uplink() -> None:
+    """The standby saw a spine go: its leaves' sets are degraded in place, as the
+    old leader's would be, and no route is renamed at the takeover."""
+    lab = EngineLab(leaf_spine(4, 4), policies=(roce_policy(),)).ready()
+    hosts = list(lab.net.topo.hosts.values())
+    leader_signer = lab.engine.signer
+    lab.restart(hosts=hosts)
+    lab.engine.signer = leader_signer
+    lab.engine.join_cluster(may_program=lambda now: True)
+    for dpid in sorted(lab.fabric.names):
+        lab.connect(dpid)
+    observe(lab, leader_signer, 4.0)
+    spine1 = lab.dpid("spine1")
+    lab.disconnect(spine1)  # seen by the standby only: the switches keep their tables
+    observed, _ = lab.engine.visible()
+    leaf1 = lab.dpid("leaf1")
+    assert [port for port, spine in observed.lost_uplinks(leaf1)] == [
+        lab.cable("leaf1", "spine1").src.port
+    ]
+    routes = {d: host_routes(lab, d) for d in lab.fabric.names if d != spine1}
+    before = lab.fake.mods()
+    lab.run(lab.engine.set_role("leader", generation=9, now=lab.now))
+    lab.run_for(lab.net.config.warmup_s + 4.0)
+    assert {d: host_routes(lab, d) for d in routes} == routes  # none renamed
+    churn = changes(before, lab.fake.mods())
+    assert churn.get("FlowDelete", 0) == 0, churn  # the sets' parents stay in use
+    # Each leaf gains its moved buckets (16 over 4 spines: spine1's 4 go elsewhere,
+    # for UDP and TCP), the other traffic's entry, and a class trap on the port that
+    # faced spine1 (up without a link: an edge port after its grace); applied twice.
+    assert churn["FlowAdd"] == 2 * 4 * (2 * 4 + 1 + 1), churn
+    lost = [
+        (s.name, d.name, p)
+        for s in lab.hosts
+        for d in lab.hosts
+        for p in range(4000, 4064, 7)  # several buckets (UDP 4791 meets the policy's trap)
+        if s is not d and not lab.send(s, d, ip_proto=6, tcp_src=p, tcp_dst=80).only_to(d.port)
+    ]
+    assert lost == []
+
+
+def host_routes(lab: EngineLab, dpid: int) -> dict[object, object]:
+    flows = lab.fake.switches[dpid].flows
+    return {k: e for k, e in flows.items() if e.table_id == 0 and e.priority == PRIO_HOST}
