@@ -112,9 +112,9 @@ class ClusterRoles:
     def _hold_for_takeover(self, now: float) -> None:
         """Compile default forwarding once the switches connected now are all read
         again, not as each is: switch by switch, the links come back a few at a
-        time, every leaf's next hops pass through partial sets (a new spread set
-        per spine as it is read, 16 million operations on 64 x 512), while the
-        tables the old leader left are right all along."""
+        time and every leaf's next hops pass through partial sets (a new spread
+        set per spine read: 1,112 flow adds and as many deletes on 8 x 4, growing
+        with spines times leaves), while the old leader's tables are right."""
         self._takeover_wait = set(self._connected)
         self._takeover_until = now + 2 * self.sync.timeout_s
         if self._takeover_wait:

@@ -45,8 +45,8 @@ missing are missing towards every destination, the set of its remaining
 uplinks is derived *in place*: under the parent's own id, its moved buckets
 matching that id exactly. No route changes (they all write the parent's id,
 and the ports are lost for all of them), so a lost spine costs each leaf its
-moved buckets (8 entries at 64 spines), not a rename of its ~1,000 routes and
-a second set of 513 entries.
+moved buckets and an entry for other traffic (9 at 64 spines), not a rename
+of its ~1,000 routes and a second set of 513 entries.
 
 This module decides entries for one switch's sets; it does not choose next
 hops (that is :mod:`controller.routing.nexthops`) and knows nothing of hosts.
