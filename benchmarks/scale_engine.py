@@ -301,7 +301,7 @@ def engine_setups(
     views = publish_views(publisher, lab)
     learned = host_learned(lab) if heap_policy else None
     failure = link_failure(lab) if heap_policy else None
-    spine = spine_down(lab, spare=failure["link"] if failure else "") if heap_policy else None
+    spine = spine_down(lab) if heap_policy else None
     placer = lab.engine.placer
     total = timing["cpu_s"]
     placed = len(placer.te)

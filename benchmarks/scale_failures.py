@@ -90,12 +90,12 @@ def link_failure(lab: EngineDriver) -> dict[str, Any]:
     }
 
 
-def spine_down(lab: EngineDriver, *, spare: str = "") -> dict[str, Any]:
+def spine_down(lab: EngineDriver) -> dict[str, Any]:
     """A spine is lost (its OpenFlow connection closes) with the flows placed: the
     engine's whole reaction (every leaf's default forwarding without it, every flow
     through it re-placed and programmed), then the fake switches applying it. The
-    spine is the one carrying the most placed flows, other than an end of the link
-    named ``spare`` (lost already). CPU seconds."""
+    spine is the one carrying the most placed flows, other than one whose port the
+    fake switches hold down (a lost link's end). CPU seconds."""
     engine = lab.engine
     te = engine.placer.te
     topo = engine.net.topo
@@ -103,8 +103,8 @@ def spine_down(lab: EngineDriver, *, spare: str = "") -> dict[str, Any]:
     for flow in te.snapshot():
         for dpid in flow.path.switches[1:-1]:
             through[dpid] = through.get(dpid, 0) + 1
-    ends = {part.split("/")[0] for part in spare.split("->")} if spare else set()
-    spines = [d for d in topo.switches if not topo.host_facing(d) and topo.label(d) not in ends]
+    ends = {ref.dpid for ref in lab.fake.down}
+    spines = [d for d in topo.switches if not topo.host_facing(d) and d not in ends]
     spine = max(sorted(spines), key=lambda d: through.get(d, 0))
     lab.fake.switch(spine).connected = False
     c0 = time.process_time()

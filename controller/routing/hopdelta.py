@@ -77,8 +77,8 @@ def moved_next_hops(
                     break
                 if dv + ch.new_cost == du:
                     touched.add(ch.src)  # one more cheapest link
-        moved = {} if search else _recomputed(d, touched, distance, links_of)
-        if moved is None or search:
+        moved = None if search else _recomputed(d, touched, distance, links_of)
+        if moved is None:
             out.search.append(d)
         elif moved:
             out.moved[d] = moved

@@ -129,8 +129,7 @@ def next_hops_many(
     first = np.r_[True, pair[by_pair][1:] != pair[by_pair][:-1]] if n_links else np.zeros(0, bool)
     kept = by_pair[first]
     graph = csr_matrix((cost[kept], (dst[kept], src[kept])), shape=(n, n))
-    index = {dpid: i for i, dpid in enumerate(nodes)}
-    targets = [index[d] for d in dsts]
+    targets = where[2 * n_links :]  # each destination's index among the switches
     dist_all = dijkstra(graph, directed=True, indices=targets) if links else None
     order = np.lexsort((port, src))  # links by source switch, then port
     src, dst, cost, port = src[order], dst[order], cost[order], port[order]
