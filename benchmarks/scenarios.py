@@ -286,11 +286,13 @@ def hotspot_reroute(s: Settings, log: Log) -> dict[str, Any]:
                     continue
                 bg = Flow((1, 2), (2, 2), "tcp", BACKGROUND_PORT, bg_sports[spine], reset=True)
                 # Relief as the data plane sees it: the AI flow's first packet on the
-                # other spine (the event below is the decision; the rules follow it).
+                # other spine after the onset (the event below is the decision; the rules
+                # follow it), read on both of that spine's links of the path.
                 other = f"spine{3 - spine}"
-                sniff = FirstPacket(
-                    lab.fab.intf_between(other, "leaf1"), sport=ai.sport, dport=ROCE
-                )
+                sniffs = [
+                    FirstPacket(lab.fab.intf_between(other, leaf), sport=ai.sport, dport=ROCE)
+                    for leaf in ("leaf1", "leaf2")
+                ]
                 spawned = time.time()
                 try:
                     bg_handle = lab.start_flows(
@@ -298,9 +300,9 @@ def hotspot_reroute(s: Settings, log: Log) -> dict[str, Any]:
                     )
                     (bg_result,) = lab.finish(bg_handle, timeout=seconds + 30)
                     lab.finish(handle, timeout=seconds + 30)
-                    seen = sniff.wait(timeout=0.1)
                 finally:
-                    sniff.close()
+                    for sniff in sniffs:
+                        sniff.close()
                 time.sleep(0.5)  # the last events arrive
                 onset = float(bg_result["sent"]["start"])
                 # The congestion detector needs two hot samples; a periodic rebalancing
@@ -312,12 +314,20 @@ def hotspot_reroute(s: Settings, log: Log) -> dict[str, Any]:
                 early = [e for e in moves if e["time"] < onset]
                 latency = round(hit["time"] - onset, 3) if hit else None
                 reason = hit["reason"] if hit else None
-                moved_at = round(seen - onset, 3) if seen is not None and seen >= onset else None
+                seen = min(
+                    (t for t in (sn.first_after(onset) for sn in sniffs) if t is not None),
+                    default=None,
+                )
+                moved_at = round(seen - onset, 3) if seen is not None else None
                 reps.append(
                     {
                         "spine": spine,
                         "seconds": latency,
                         "data_plane_s": moved_at,
+                        "sniffed": [
+                            {**sn.diagnostics(), "before_onset": sn.matches_before(onset)}
+                            for sn in sniffs
+                        ],
                         "reason": reason,
                         "early_moves": len(early),
                     }
@@ -337,7 +347,8 @@ def hotspot_reroute(s: Settings, log: Log) -> dict[str, Any]:
         "controller's first flow-rerouted event for the AI flow (the controller's clock, same "
         "host), reason congestion or rebalance (a periodic round may see the hot link first); "
         "a move before the onset (early_moves) is not a reaction and is not counted; "
-        "data_plane_s: to the AI flow's first packet on the other spine (a raw socket there)",
+        "data_plane_s: to the AI flow's first packet after the onset on the other spine (raw "
+        "sockets on its links to both leaves; every rep records what they read)",
         "poll_interval_s": POLL_S,
         **{f"seconds_{k}": v for k, v in spread(latencies).items()},
         **{f"data_plane_s_{k}": v for k, v in spread(relieved).items()},

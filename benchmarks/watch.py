@@ -26,21 +26,29 @@ __all__ = ["EventWatcher", "LinkSampler", "FirstPacket"]
 
 
 class FirstPacket:
-    """Wall-clock time of the first UDP packet ``sport -> dport`` seen on an interface.
+    """Wall-clock times of UDP packets ``sport -> dport`` seen on an interface.
 
     A raw (AF_PACKET) socket on a switch's interface, read by a thread from the
-    moment it is created: far finer than polling port counters, and it tells
-    which flow crossed, not just that something did. Needs root; Ethernet
-    II + IPv4 frames only.
+    moment it is created until :meth:`close`: far finer than polling port
+    counters, and it tells which flow crossed, not just that something did.
+    Every match is kept (up to :data:`MAX_MATCHES`), so a caller can ask for the
+    first one after an instant it learns only later (:meth:`first_after`).
+    Needs root; Ethernet II + IPv4 frames only.
     """
 
+    MAX_MATCHES = 100_000
+
     def __init__(self, iface: str, *, sport: int, dport: int) -> None:
+        self.iface = iface
         self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         self._sock.bind((iface, 0))
         self._sock.settimeout(0.1)
         self._ports = (sport, dport)
         self._stop = threading.Event()
-        self.seen_at: float | None = None
+        self._matched = threading.Event()
+        self._times: list[float] = []
+        self.frames = 0  # every frame read, matching or not
+        self.error: str | None = None  # why reading stopped before close(), if it did
         self._thread = threading.Thread(target=self._run, name=f"sniff-{iface}", daemon=True)
         self._thread.start()
 
@@ -50,16 +58,45 @@ class FirstPacket:
                 frame = self._sock.recv(256)
             except TimeoutError:
                 continue
-            except OSError:
+            except OSError as exc:
+                if not self._stop.is_set():
+                    self.error = f"{type(exc).__name__}: {exc}"
                 return
             now = time.time()
-            if _udp_ports(frame) == self._ports:
-                self.seen_at = now
-                return
+            self.frames += 1
+            if _udp_ports(frame) == self._ports and len(self._times) < self.MAX_MATCHES:
+                self._times.append(now)
+                self._matched.set()
+
+    @property
+    def seen_at(self) -> float | None:
+        """Time of the first matching packet, or None."""
+        return self._times[0] if self._times else None
+
+    @property
+    def matches(self) -> int:
+        return len(self._times)
+
+    def first_after(self, instant: float) -> float | None:
+        """Time of the first matching packet at or after ``instant``, or None."""
+        return next((t for t in self._times if t >= instant), None)
+
+    def matches_before(self, instant: float) -> int:
+        return sum(1 for t in self._times if t < instant)
 
     def wait(self, timeout: float) -> float | None:
-        self._thread.join(timeout)
+        """Wait up to ``timeout`` s for a first matching packet; its time, or None."""
+        self._matched.wait(timeout)
         return self.seen_at
+
+    def diagnostics(self) -> dict[str, Any]:
+        """What the socket read: for a rep that saw no packet, why."""
+        return {
+            "iface": self.iface,
+            "frames": self.frames,
+            "matches": self.matches,
+            "error": self.error,
+        }
 
     def close(self) -> None:
         self._stop.set()
