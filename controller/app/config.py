@@ -298,7 +298,24 @@ def _check(cfg: FabricdConfig) -> FabricdConfig:
         path = getattr(cfg, name)
         if path is not None and not path.is_file():
             bad(name.replace("_", "-"), f"{path} is not a readable file")
+    _check_distinct_listeners(cfg)
     return cfg
+
+
+_WILDCARDS = frozenset({"0.0.0.0", "::"})
+_LISTENERS = ("of_listen", "grpc_listen", "metrics_listen")
+
+
+def _check_distinct_listeners(cfg: FabricdConfig) -> None:
+    """Two listeners on one address: the second would fail after the first started
+    (the OpenFlow side only logs it), so refuse it here, naming both flags."""
+    for i, first in enumerate(_LISTENERS):
+        for second in _LISTENERS[i + 1 :]:
+            a, b = getattr(cfg, first), getattr(cfg, second)
+            overlap = a.host == b.host or a.host in _WILDCARDS or b.host in _WILDCARDS
+            if a.port != 0 and a.port == b.port and overlap:
+                flag, other = (name.replace("_", "-") for name in (second, first))
+                raise ConfigError(f"--{flag}: {b} is also --{other} ({a}): give each its own port")
 
 
 def load_config(argv: list[str] | None = None) -> FabricdConfig:

@@ -22,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from controller.devtools.process import free_port, wait_until
+from controller.devtools.process import free_ports, wait_until
 
 __all__ = [
     "EtcdMember",
@@ -106,7 +106,7 @@ class EtcdMember:
 
 
 def _member(directory: Path, name: str, cluster: str | None, token: str) -> EtcdMember:
-    client_port, peer_port = free_port(), free_port()
+    client_port, peer_port = free_ports(2)
     data_dir = directory / f"{name}.etcd"
     member = EtcdMember(name, client_port, peer_port, data_dir, directory / f"{name}.log", [])
     member.args = [

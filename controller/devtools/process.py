@@ -6,6 +6,7 @@ Shared by the integration tests, the demo and the benchmarks. Whoever starts a
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import subprocess
@@ -23,9 +24,19 @@ FABRICD = [sys.executable, "-m", "controller.app.daemon"]
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int, *, kind: socket.SocketKind = socket.SOCK_STREAM) -> list[int]:
+    """``count`` distinct free ports of 127.0.0.1: all held open while chosen (one
+    port asked for twice in a row may come back twice)."""
+    with contextlib.ExitStack() as held:
+        ports = []
+        for _ in range(count):
+            sock = held.enter_context(socket.socket(socket.AF_INET, kind))
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
 
 
 def wait_until(
@@ -95,6 +106,16 @@ class Fabricd:
         assert "Traceback" not in text, f"fabricd logged an exception:\n{text[-4000:]}"
 
 
+def _listen_ports(of_port: int | None) -> tuple[int, int, int]:
+    """OpenFlow (``of_port`` if given), gRPC and metrics ports, all different."""
+    while True:
+        chosen = free_ports(3)
+        if of_port is None:
+            return chosen[0], chosen[1], chosen[2]
+        if of_port not in chosen[1:]:
+            return of_port, chosen[1], chosen[2]
+
+
 def start_fabricd(
     tmp: Path,
     *extra: str,
@@ -102,8 +123,7 @@ def start_fabricd(
     state_dir: Path | None = None,
     name: str = "fabricd",
 ) -> Fabricd:
-    of_port = of_port or free_port()
-    grpc_port, metrics_port = free_port(), free_port()
+    of_port, grpc_port, metrics_port = _listen_ports(of_port)
     state_dir = state_dir or tmp / "state"
     log_path = tmp / f"{name}.log"
     args = [

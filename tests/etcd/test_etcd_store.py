@@ -81,9 +81,9 @@ def test_another_schema_version_is_refused_with_one_line(
 
 
 def test_unreachable_etcd_is_one_line_naming_the_endpoints() -> None:
-    from controller.devtools.process import free_port
+    from controller.devtools.process import free_ports
 
-    dead = [f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"]
+    dead = [f"http://127.0.0.1:{port}" for port in free_ports(2)]
     with pytest.raises(StoreUnavailable) as info:
         EtcdStore(EtcdClient(dead, timeout=1.0), cluster="x")
     text = str(info.value)

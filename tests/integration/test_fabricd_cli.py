@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from controller.devtools.process import FABRICD, REPO, free_port, wait_until
+from controller.devtools.process import FABRICD, REPO, free_ports, wait_until
 
 TIMEOUT_S = 20
 
 
 def fabricd_args(tmp_path: Path, **listen: int) -> list[str]:
-    ports = {"of": free_port(), "grpc": free_port(), "metrics": free_port(), **listen}
+    of, grpc, metrics = free_ports(3)
+    ports = {"of": of, "grpc": grpc, "metrics": metrics, **listen}
     return [
         *FABRICD,
         "--of-listen",
@@ -95,6 +96,20 @@ def test_an_address_in_use_is_one_line_naming_it(
     line = one_line(res.stderr)
     assert f"127.0.0.1:{taken_port}" in line, line
     assert "in use" in line
+
+
+@pytest.mark.timeout(TIMEOUT_S + 5)
+def test_one_port_for_two_listeners_is_one_line_naming_both(tmp_path: Path) -> None:
+    # Each listener's own check passes (the port is free); without the pair's check
+    # gRPC took it and the OpenFlow side only logged its bind error, then "ready".
+    (port,) = free_ports(1)
+    res = run_fabricd(fabricd_args(tmp_path, of=port, grpc=port))
+    assert res.returncode != 0
+    line = one_line(res.stderr)
+    assert line == (
+        f"fabricd: error: --grpc-listen: 127.0.0.1:{port} is also --of-listen "
+        f"(127.0.0.1:{port}): give each its own port"
+    )
 
 
 @pytest.mark.timeout(TIMEOUT_S + 5)

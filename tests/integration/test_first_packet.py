@@ -11,6 +11,7 @@ import socket
 import time
 
 from benchmarks.watch import FirstPacket
+from controller.devtools.process import free_ports
 
 
 def _send(sport: int, dport: int, count: int) -> None:
@@ -20,14 +21,8 @@ def _send(sport: int, dport: int, count: int) -> None:
             sock.sendto(b"x" * 32, ("127.0.0.1", dport))
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_keeps_every_match_and_answers_first_after() -> None:
-    sport, dport, other = _free_port(), _free_port(), _free_port()
+    sport, dport, other = free_ports(3, kind=socket.SOCK_DGRAM)
     sniff = FirstPacket("lo", sport=sport, dport=dport)
     try:
         _send(other, dport, 5)  # another flow to the same port: not a match

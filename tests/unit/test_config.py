@@ -77,6 +77,34 @@ def test_bad_listen_addresses_name_the_flag(value: str, words: str) -> None:
     assert message.startswith("--of-listen: ") and words in message
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--of-listen", "127.0.0.1:7000", "--grpc-listen", "127.0.0.1:7000"],
+            "--grpc-listen: 127.0.0.1:7000 is also --of-listen (127.0.0.1:7000)",
+        ),
+        (
+            ["--grpc-listen", "0.0.0.0:7001", "--metrics-listen", "127.0.0.1:7001"],
+            "--metrics-listen: 127.0.0.1:7001 is also --grpc-listen (0.0.0.0:7001)",
+        ),
+        (
+            ["--of-listen", "127.0.0.1:7002", "--metrics-listen", "[::]:7002"],
+            "--metrics-listen: [::]:7002 is also --of-listen (127.0.0.1:7002)",
+        ),
+    ],
+)
+def test_two_listeners_on_one_address_are_refused(argv: list[str], message: str) -> None:
+    assert error_of(argv) == f"{message}: give each its own port"
+
+
+def test_listeners_may_share_a_port_on_other_hosts_or_take_any_port() -> None:
+    cfg = load_config(["--of-listen", "127.0.0.1:7000", "--grpc-listen", "127.0.0.2:7000"])
+    assert cfg.of_listen.port == cfg.grpc_listen.port == 7000
+    cfg = load_config(["--grpc-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+    assert cfg.grpc_listen.port == cfg.metrics_listen.port == 0  # each gets its own
+
+
 def test_parse_host_port_accepts_bracketed_ipv6_and_port_zero() -> None:
     assert parse_host_port("[::1]:0", what="x") == HostPort("::1", 0)
     assert parse_host_port("localhost:65535", what="x") == HostPort("localhost", 65535)
