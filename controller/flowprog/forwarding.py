@@ -237,9 +237,12 @@ class ForwardingCompiler:
                     dirty.update(inp.switches)  # a new destination: routes everywhere
                 else:
                     moved.add(dst)  # the same routes: only its hosts' entries change
+        routes_of = self._routes
         for dst, hops, dist in next_hops_many(fresh, inp.links, drained=inp.drained):
             for dpid in inp.switches:
-                self._put(dpid, dst, hops.get(dpid), dist.get(dpid, 0), view, dirty)
+                ports, kept = hops.get(dpid), routes_of[dpid].get(dst)
+                if kept is None or kept.ports != ports or kept.distance != dist.get(dpid, 0):
+                    self._put(dpid, dst, ports, dist.get(dpid, 0), view, dirty)
         for dst, changed in moved_hops.items():  # the same distances, other hops
             for dpid, ports in changed.items():
                 self._put(dpid, dst, ports, int(self._distance(dpid, dst, rekeyed)), view, dirty)
@@ -250,7 +253,7 @@ class ForwardingCompiler:
                 if dst in hosts and dst not in searched and dst not in routes:
                     routes[dst] = view.route(dpid, dst, route.ports, route.distance)
         for dpid in sorted(dirty):
-            out[dpid] = self._assemble(dpid, dsts, view)
+            out[dpid] = self._assemble(dpid, dsts, view, moved)
         if moved:
             for dpid in inp.switches:
                 if dpid not in dirty and not moved.isdisjoint(self._built[dpid].segments):
@@ -363,8 +366,16 @@ class ForwardingCompiler:
             )
         return _route_entries(self._macs[dst], actions, bounce)
 
-    def _assemble(self, dpid: Dpid, dsts: list[Dpid], view: RouteView) -> OwnerNeeds:
+    def _assemble(
+        self, dpid: Dpid, dsts: list[Dpid], view: RouteView, moved: set[Dpid]
+    ) -> OwnerNeeds:
+        """``dpid``'s needs from its routes. A destination's entries are those of the
+        last assembly when its hosts did not move and its route acts by the very
+        same actions (a set degraded in place names its parent's: a lost spine
+        rewrites no route), else made again."""
         inp = view.inp
+        before = self._built.get(dpid)
+        kept = before.segments if before is not None else {}
         metered = inp.packet_in_pps > 0
         segments: dict[Dpid, tuple[FlowEntry, ...]] = {}  # kept tuples only: no new objects
         fallbacks: set[Dpid] = set()  # routes whose set's id was taken: on their group
@@ -390,7 +401,11 @@ class ForwardingCompiler:
                 fallbacks.add(dst)
             for group in used:
                 groups[group.group_id] = group
-            segments[dst] = self._entries(dpid, dst, actions, route.bounce_port)
+            had = kept.get(dst)
+            if had is not None and had[0].actions is actions and dst not in moved:
+                segments[dst] = had  # (a bounce's actions are new with its route)
+            else:
+                segments[dst] = self._entries(dpid, dst, actions, route.bounce_port)
         if inp.local_repair:
             tail.append(_TAGGED_DROP)
             if view.edge[dpid]:

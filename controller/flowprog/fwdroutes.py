@@ -84,7 +84,10 @@ class RouteView:
         self.drained = {(lid.src.dpid, lid.src.port) for lid in inp.drained}
         self._edge_peers: dict[tuple[Dpid, tuple[PortNo, ...]], frozenset[Dpid]] = {}
         self._spines: dict[Dpid, tuple[tuple[PortNo, Dpid], ...]] = {}
-        self._routes: dict[tuple[Dpid, tuple[PortNo, ...], int, bool], Route] = {}
+        self._routes: dict[
+            tuple[Dpid, tuple[PortNo, ...]],
+            tuple[frozenset[Dpid], dict[tuple[int, bool], Route]],
+        ] = {}
 
     def switch_key(self, dpid: Dpid) -> Hashable:
         """Everything about ``dpid`` its routes and fixed entries depend on besides
@@ -116,12 +119,16 @@ class RouteView:
         # A detour through another leaf exists only while links are missing: it
         # keeps its SELECT group, so a transient state (a rediscovering fabric)
         # never adds and removes spread-table entries.
-        via = self.edge_peers(dpid, ports)
+        # Many destinations share one route: kept per (switch, next hops), then per
+        # distance and detour (one hash of the ports per call).
+        made = self._routes.get((dpid, ports))
+        if made is None:
+            made = self._routes[(dpid, ports)] = (self.edge_peers(dpid, ports), {})
+        via, routes = made
         detour = len(via) > 1 or (bool(via) and dst not in via)
-        key = (dpid, ports, distance, detour)
-        route = self._routes.get(key)  # many destinations share one
+        route = routes.get((distance, detour))
         if route is None:
-            route = self._routes[key] = self._spread(dpid, ports, distance, detour)
+            route = routes[(distance, detour)] = self._spread(dpid, ports, distance, detour)
         return route
 
     def _spread(self, dpid: Dpid, ports: tuple[PortNo, ...], distance: int, detour: bool) -> Route:

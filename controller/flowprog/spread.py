@@ -134,6 +134,8 @@ class NextHopSet:
 
     @cached_property
     def _route(self) -> tuple[Action, ...]:
+        if self.parent is not None and self.in_place:
+            return self.parent._route  # the very tuple: its routes' entries stay as they are
         return (WriteMetadata(self.set_id), GotoTable(SPREAD_TABLE))
 
     def route_actions(self) -> tuple[Action, ...]:

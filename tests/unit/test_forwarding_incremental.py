@@ -47,7 +47,7 @@ class World:
 
     def step(self) -> str:
         rng = self.rng
-        steps = ["cable", "cable", "cables", "switch", "host", "host", "move", "drain"]
+        steps = ["cable", "cable", "cables", "switch", "host", "host", "move", "drain", "swap"]
         what = rng.choice([*steps, "option", "facing"])
         if what == "cable":
             self.down ^= {rng.choice(self.cables)}
@@ -62,6 +62,13 @@ class World:
             mac = f"02:00:00:00:00:{i:02x}"
             if self.hosts.pop(mac, None) is None:
                 self.hosts[mac] = self.ports[i]
+        elif what == "swap" and self.hosts:
+            # A host replaced by another on its port (its switch keeps as many hosts)
+            # while a cable changes: switches redone for the cable must not keep the
+            # gone host's entries.
+            mac = rng.choice(sorted(self.hosts))
+            self.hosts[f"02:00:00:00:01:{rng.randrange(256):02x}"] = self.hosts.pop(mac)
+            self.down ^= {rng.choice(self.cables)}
         elif what == "move" and self.hosts:
             self.hosts[rng.choice(sorted(self.hosts))] = rng.choice(self.ports)
         elif what == "drain":

@@ -15,6 +15,7 @@ from synthetic import leaf_spine
 
 from controller.fabric.model import Port, PortRef
 from controller.fabric.topology import Topology
+from controller.flowprog import forwarding
 from controller.flowprog.entries import FlowEntry
 from controller.flowprog.forwarding import PRIO_HOST
 from controller.flowprog.spread import (
@@ -36,7 +37,9 @@ def test_a_degraded_set_is_named_as_its_parent_and_moves_only_the_lost_buckets(n
     kept = [p for p in parent.ports if p != 2]
     child = degraded_set(parent, kept)
     assert child is not None and child.parent is parent and child.in_place
-    assert child.set_id == parent.set_id and child.route_actions() == parent.route_actions()
+    assert child.set_id == parent.set_id
+    # The very tuple: a route by it is the route by the parent (its entries are kept).
+    assert child.route_actions() is parent.route_actions()
     variant = derived_set(parent, kept)  # the same buckets under a name of its own
     assert variant is not None and variant.set_id != parent.set_id
     assert bucket_ports(child) == bucket_ports(variant)
@@ -66,7 +69,9 @@ def pairs(lab: EngineLab) -> list[tuple[LabHost, LabHost]]:
     return [(a, b) for a in hosts for b in hosts if a.port.dpid != b.port.dpid][::7]
 
 
-def test_a_lost_spine_rewrites_no_route_and_moves_only_its_buckets() -> None:
+def test_a_lost_spine_rewrites_no_route_and_moves_only_its_buckets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     lab = EngineLab(leaf_spine(8, 5)).ready()
     leaves = [f"leaf{i}" for i in range(1, 6)]
     routes = {leaf: host_routes(lab, leaf) for leaf in leaves}
@@ -77,12 +82,26 @@ def test_a_lost_spine_rewrites_no_route_and_moves_only_its_buckets() -> None:
     }
     spine1 = lab.dpid("spine1")
     mods = lab.fake.mods()
+    built = lab.engine.net._forwarding._built
+    segments = {leaf: dict(built[lab.dpid(leaf)].segments) for leaf in leaves}
+
+    made: list[object] = []  # entries towards a destination made again (not kept)
+    route_entries = forwarding._route_entries
+    monkeypatch.setattr(
+        forwarding, "_route_entries", lambda *a: made.append(a) or route_entries(*a)
+    )
 
     lab.disconnect(spine1)
 
+    assert made == []  # every leaf's entries were kept as they were
+    monkeypatch.undo()
     done = lab.fake.mods() - mods
     for leaf in leaves:
         assert host_routes(lab, leaf) == routes[leaf]  # no route rewritten
+        # ... nor made again: the leaf's entries towards each other leaf are kept.
+        now, me = built[lab.dpid(leaf)].segments, lab.dpid(leaf)
+        kept = [now[d] is entries_to for d, entries_to in segments[leaf].items() if d != me]
+        assert len(kept) == len(leaves) - 1 and all(kept)
         # 32 buckets over 8 spines: spine1's 4 go to 4 other spines, for UDP and TCP.
         assert spread_entries(lab, leaf) == entries[leaf] + 2 * 4 + 1
     # Nothing else on a leaf: local repair's return entries keep the lost port in
