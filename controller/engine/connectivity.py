@@ -72,7 +72,7 @@ class Connectivity:
         )
         self.counters: dict[str, int] = {}
         self._forwarding = ForwardingCompiler()  # redoes only what a change touches
-        self._forwarding_held = False
+        self._holds: set[str] = set()  # who holds default forwarding back (see hold_forwarding)
         self._forwarding_due: list[str] = []  # reasons of recomputations held back
         # What a standby observed before it led (see remember()).
         self._remembered_links: dict[LinkId, float] = {}
@@ -108,9 +108,8 @@ class Connectivity:
         """A switch connected and reported its ports and tables (flows, groups, meters)."""
         events = self.topo.switch_up(dpid, name=name, ports=ports, now=now)
         self.topo.restore_lost_uplinks(dpid, self._remembered_lost.pop(dpid, ()))
-        # A port at the end of a remembered link is a fabric port until shown
-        # otherwise: it keeps no edge trust (no traps on uplinks while the switch
-        # at the other end has not connected yet).
+        # A port at a remembered link's end is a fabric port until shown otherwise:
+        # no edge trust (no traps on uplinks while the far switch is not back).
         for port in ports:
             if port.up:
                 ref = PortRef(dpid, port.port_no)
@@ -119,8 +118,7 @@ class Connectivity:
                 self._port_since[ref] = now if fabric_end else min(now, since)
         events += self._adopt_links(dpid, now)
         out = EngineOutput()
-        # Bring the desired state up to date first, then fix this switch against
-        # what it really holds; other switches get only real differences.
+        # The desired state first, then this switch against what it really holds.
         refresh = self.refresh_forwarding(now=now, reason="switch-up")
         ops = self.prog.switch_synced(dpid, reported, now=now)
         if ops:
@@ -207,7 +205,8 @@ class Connectivity:
             out.add_program(self.refresh_forwarding(now=now, reason="lldp-timeout"))
         elif self._edges_settling(now):
             out.add_program(self.refresh_forwarding(now=now, reason="edge-trusted"))
-        out.add_program(self.prog.end_warmups(now=now))
+        if not self._holds:  # else the warm-ups end after the release
+            out.add_program(self.prog.end_warmups(now=now))
         return out, probes
 
     def _trap_ports(self, dpid: Dpid, now: float) -> tuple[PortNo, ...]:
@@ -355,19 +354,22 @@ class Connectivity:
             self.topo.set_drained(lid, drained)
         return self.refresh_forwarding(now=now, reason="drain" if drained else "undrain")
 
-    def hold_forwarding(self) -> None:
-        """Hold default-forwarding recomputation back until :meth:`release_forwarding`.
+    def hold_forwarding(self, holder: str = "bulk") -> None:
+        """Hold default forwarding back until every holder called :meth:`release_forwarding`.
 
-        For changes known to come in bulk (a whole fabric brought up at once):
-        every recomputation is a pass over the whole fabric, so one at the end
-        replaces one per switch, link and host. Switches keep the state they
-        had until the release.
+        For changes that come in bulk (a fabric brought up at once, a takeover
+        waiting for its switches): one recomputation at the end replaces one per
+        switch, link and host. Switches keep what they had until the
+        release, warm-ups included (the desired state is incomplete while held).
         """
-        self._forwarding_held = True
+        self._holds.add(holder)
 
-    def release_forwarding(self, *, now: float) -> Program:
-        """End a hold: one recomputation if anything asked for one while held."""
-        self._forwarding_held = False
+    def release_forwarding(self, *, now: float, holder: str = "bulk") -> Program:
+        """End ``holder``'s hold: one recomputation, once no one holds, if anything
+        asked for one while held."""
+        self._holds.discard(holder)
+        if self._holds:
+            return Program(reason="held")
         reasons, self._forwarding_due = self._forwarding_due, []
         if not reasons:
             return Program(reason="held")
@@ -386,7 +388,7 @@ class Connectivity:
         compiled again only when the traps or its edge ports changed (a policy
         book can hold thousands of trap matches per edge port).
         """
-        if self._forwarding_held:
+        if self._holds:
             self._forwarding_due.append(reason)
             return Program(reason=reason)
         switches = sorted(self.topo.switches)
@@ -413,7 +415,7 @@ class Connectivity:
     def refresh_traps(self, dpid: Dpid, *, now: float, reason: str) -> Program:
         """Recompute one switch's class traps (its edge ports changed, its routes
         did not: a port without a link or a host went up or down)."""
-        if self._forwarding_held:
+        if self._holds:
             self._forwarding_due.append(reason)
             return Program(reason=reason)
         return self.prog.set_owners(self._trap_updates([dpid], now), now=now, reason=reason)

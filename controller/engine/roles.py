@@ -118,7 +118,7 @@ class ClusterRoles:
         self._takeover_wait = set(self._connected)
         self._takeover_until = now + 2 * self.sync.timeout_s
         if self._takeover_wait:
-            self.net.hold_forwarding()
+            self.net.hold_forwarding("takeover")
 
     def _takeover_progress(
         self, out: EngineOutput, now: float, *, synced: int | None = None
@@ -133,7 +133,7 @@ class ClusterRoles:
         wait &= self._connected
         if not wait or now >= self._takeover_until:
             self._takeover_wait = None
-            out.add_program(self.net.release_forwarding(now=now))
+            out.add_program(self.net.release_forwarding(now=now, holder="takeover"))
         return out
 
     def store_changed(self) -> None:
