@@ -81,17 +81,20 @@ class Connectivity:
         self._remembered_ends: set[PortRef] = set()
         self._remembered_at: dict[Dpid, set[LinkId]] = {}
 
-    def remember_lost(self, lost_uplinks: Mapping[Dpid, Sequence[tuple[PortNo, Dpid]]]) -> None:
-        """Uplinks a standby saw lost before it became the leader, adopted as their
-        switches connect: a leaf that lost one keeps its routes over the takeover."""
+    def remember(
+        self,
+        *,
+        links: Iterable[Link],
+        port_since: Mapping[PortRef, float],
+        lost_uplinks: Mapping[Dpid, Sequence[tuple[PortNo, Dpid]]],
+    ) -> None:
+        """Links (with their last sighting), ports' up-since times and lost uplinks a
+        standby observed before it became the leader. Each is adopted as its
+        switches connect, so discovery and edge trust go on where the observation
+        left off instead of starting from nothing (and a leaf that lost an uplink
+        keeps its routes); a link not seen within the link timeout is not
+        adopted, and an adopted one expires like any other."""
         self._remembered_lost = dict(lost_uplinks)
-
-    def remember(self, *, links: Iterable[Link], port_since: Mapping[PortRef, float]) -> None:
-        """Links (with their last sighting) and ports' up-since times a standby
-        observed before it became the leader. Each is adopted as its switches
-        connect, so discovery and edge trust go on where the observation left
-        off instead of starting from nothing; a link not seen within the link
-        timeout is not adopted, and an adopted one expires like any other."""
         self._remembered_links = {link.link_id: link.last_seen for link in links}
         self._remembered_since = dict(port_since)
         self._remembered_ends = set()
@@ -368,11 +371,9 @@ class Connectivity:
         """End ``holder``'s hold: one recomputation, once no one holds, if anything
         asked for one while held."""
         self._holds.discard(holder)
-        if self._holds:
+        if self._holds or not self._forwarding_due:
             return Program(reason="held")
         reasons, self._forwarding_due = self._forwarding_due, []
-        if not reasons:
-            return Program(reason="held")
         return self.refresh_forwarding(now=now, reason="+".join(sorted(set(reasons))))
 
     def default_takes(self, dst_ip: str) -> Callable[[Dpid, Action], bool] | None:

@@ -113,8 +113,9 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
             self.net.topo.set_drained(lid, True)
         self.monitor = self._new_monitor()
         if warm is not None:
-            self.net.remember(links=warm.links(), port_since=warm.port_since)
-            self.net.remember_lost(warm.lost_uplinks())
+            self.net.remember(
+                links=warm.links(), port_since=warm.port_since, lost_uplinks=warm.lost_uplinks()
+            )
             self.monitor.rates = warm.monitor.rates  # rates now, not after two polls
         self.policies = PolicyManager(PolicyView(store))
         self.placer = FlowPlacer(

@@ -237,12 +237,9 @@ class ForwardingCompiler:
                     dirty.update(inp.switches)  # a new destination: routes everywhere
                 else:
                     moved.add(dst)  # the same routes: only its hosts' entries change
-        routes_of = self._routes
         for dst, hops, dist in next_hops_many(fresh, inp.links, drained=inp.drained):
             for dpid in inp.switches:
-                ports, kept = hops.get(dpid), routes_of[dpid].get(dst)
-                if kept is None or kept.ports != ports or kept.distance != dist.get(dpid, 0):
-                    self._put(dpid, dst, ports, dist.get(dpid, 0), view, dirty)
+                self._put(dpid, dst, hops.get(dpid), dist.get(dpid, 0), view, dirty)
         for dst, changed in moved_hops.items():  # the same distances, other hops
             for dpid, ports in changed.items():
                 self._put(dpid, dst, ports, int(self._distance(dpid, dst, rekeyed)), view, dirty)

@@ -82,7 +82,6 @@ class RouteView:
         facing = inp.host_facing or (lambda d: bool(inp.edge_ports(d)))
         self.edge = {d: facing(d) for d in inp.switches}
         self.drained = {(lid.src.dpid, lid.src.port) for lid in inp.drained}
-        self._edge_peers: dict[tuple[Dpid, tuple[PortNo, ...]], frozenset[Dpid]] = {}
         self._spines: dict[Dpid, tuple[tuple[PortNo, Dpid], ...]] = {}
         self._routes: dict[
             tuple[Dpid, tuple[PortNo, ...]],
@@ -197,14 +196,10 @@ class RouteView:
         return frozenset(p for p in self.peers.get(dpid, {}) if (dpid, p) in self.drained)
 
     def edge_peers(self, dpid: Dpid, ports: tuple[PortNo, ...]) -> frozenset[Dpid]:
-        """The switches with edge ports (leaves) that ``ports`` lead to; kept per port
-        set, which many destinations share (a leaf's uplinks to every other leaf)."""
-        key = (dpid, ports)
-        peers = self._edge_peers.get(key)
-        if peers is None:
-            nexts = (self.peer_of[(dpid, p)] for p in ports)
-            peers = self._edge_peers[key] = frozenset(n for n in nexts if self.edge.get(n, True))
-        return peers
+        """The switches with edge ports (leaves) that ``ports`` lead to (:meth:`route`
+        keeps them per port set, which many destinations share)."""
+        nexts = (self.peer_of[(dpid, p)] for p in ports)
+        return frozenset(n for n in nexts if self.edge.get(n, True))
 
     def _weights(self, dpid: Dpid, ports: tuple[PortNo, ...]) -> dict[PortNo, int] | None:
         weigh = self.inp.neighbour_weight

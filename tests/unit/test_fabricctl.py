@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from apilab import ApiLab, roce_policy, running_server
 
 from controller.api.cli import build_parser, main
 from controller.api.server import ApiServer
+from controller.devtools.process import free_port
 from controller.engine.outputs import EventKind
 
 FABRICCTL = Path(sys.executable).with_name("fabricctl")
@@ -244,12 +244,6 @@ def test_token_file_option(capsys: pytest.CaptureFixture[str], api: ApiLab, tmp_
         assert code == 0 and "leaf1/1->spine1/1" in out
     code, _, err = run(capsys, None, "--token-file", str(tmp_path / "nope"), "links")
     assert code == 2 and "--token-file" in err
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_installed_console_script_reports_unreachable_in_one_line() -> None:
