@@ -25,6 +25,7 @@ import numpy as np
 
 from controller.fabric.model import FiveTuple, LinkId, Path
 from controller.policy.model import Policy, Strategy
+from controller.routing import kernels
 from controller.routing.fabricstate import FabricState, PairRows
 from controller.routing.strategies import (
     FlowRequest,
@@ -169,38 +170,47 @@ def choose(
     ``demand`` bits/s among the clean candidates, or None when there is none (the
     general code then looks for detours). Called positionally, once per new flow
     (keyword matching is measurable at 50,000 calls a second)."""
-    clean = blocked is None and state.dense_usable == state.dense_slots
-    if strategy is Strategy.LEAST_UTILIZED:
-        # Once per placed flow: written out as few array operations as possible,
-        # each in place in the state's scratch rows (_used + _load_keys inline).
-        up_slots, down_slots = rows.up, rows.down
-        x, y, key, tied, both = state.scratch[rows.side]
-        np.add(rows.penalised_up, recent[up_slots], out=x)
-        np.add(rows.penalised_down, recent[down_slots], out=y)
-        if blocked is not None:
-            x[blocked[up_slots] | blocked[down_slots]] = _INF
-        if deltas:
-            _patch(state, rows, recent, deltas, x, y)
-        np.maximum(both, 0.0, out=both)  # x and y are the rows of ``both``
-        both += demand
-        x /= rows.capacity_up
-        y /= rows.capacity_down
-        np.maximum(x, y, out=key)
-    elif strategy is Strategy.WIDEST:
-        up, down = _used(state, rows, recent, deltas, blocked)
-        key, x, y = _load_keys(strategy, state, rows, up, down, demand)
-        tied = state.scratch[rows.side][3]
-    else:
-        return _choose_by_order(strategy, state, rows, ft, policy, seed, recent, deltas, blocked)
+    if strategy is Strategy.LEAST_UTILIZED or strategy is Strategy.WIDEST:
+        if deltas:  # mappings: the numpy code patches them in
+            return _choose_by_load(strategy, state, rows, demand, recent, deltas, blocked)
+        best, top, n = kernels.pick(
+            state.penalised,
+            recent,
+            state.capacity_eff,
+            rows.up,
+            rows.down,
+            len(rows.middles),
+            demand,
+            strategy is Strategy.WIDEST,
+            rows.rank,
+            rows.in_order,
+            blocked,
+        )
+        return None if best < 0 else (best, load_reason(strategy, top, n))
+    return _choose_by_order(strategy, state, rows, ft, policy, seed, recent, deltas, blocked)
+
+
+def _choose_by_load(
+    strategy: Strategy,
+    state: FabricState,
+    rows: PairRows,
+    demand: float,
+    recent: np.ndarray,
+    deltas: Sequence[Mapping[LinkId, float]],
+    blocked: np.ndarray | None,
+) -> tuple[int, str] | None:
+    """least-utilized and widest with per-link deltas, in numpy: the same answers
+    as :func:`kernels.pick` (held to them by a property test)."""
+    up, down = _used(state, rows, recent, deltas, blocked)
+    key, x, y = _load_keys(strategy, state, rows, up, down, demand)
     best = int(key.argmin())
     top = float(key[best])
     if top == _INF:
         return None
-    np.equal(key, top, out=tied)
+    tied = np.equal(key, top, out=state.scratch[rows.side][3])
     if np.count_nonzero(tied) > 1:
         best = _tie_break(rows, tied, x, y)
-    n = len(rows.middles) if clean else int(np.count_nonzero(np.isfinite(key)))
-    return best, load_reason(strategy, top, n)
+    return best, load_reason(strategy, top, int(np.count_nonzero(np.isfinite(key))))
 
 
 def _choose_by_order(
@@ -215,8 +225,11 @@ def _choose_by_order(
     blocked: np.ndarray | None,
 ) -> tuple[int, str] | None:
     """shortest, ecmp and weighted: they only need the usable candidates in order."""
-    up, down = _used(state, rows, recent, deltas, blocked)
-    cands = _candidates(rows, up, down, blocked is None and state.dense_all_usable)
+    if blocked is None and state.dense_all_usable:
+        cands = rows.order  # every column usable: no load to read
+    else:
+        up, down = _used(state, rows, recent, deltas, blocked)
+        cands = _candidates(rows, up, down, False)
     n = len(cands)
     if n == 0:
         return None

@@ -27,7 +27,7 @@ import numpy as np
 from controller.errors import FailedPrecondition, InvalidArgument
 from controller.fabric.model import Dpid, FiveTuple, LinkId, Path
 from controller.policy.model import Policy, Strategy
-from controller.routing import fastpath
+from controller.routing import fastpath, kernels
 from controller.routing.fabricstate import FabricState, PairRows
 from controller.routing.paths import PathCache
 from controller.routing.strategies import (
@@ -54,6 +54,7 @@ class PathChooser:
         self.max_paths = max_paths
         self.recent = recent
         self._paths: PathCache | None = None
+        kernels.warm()  # compiled (or loaded) here, not on the first flow's packet-in
 
     def paths_for(self, view: Network) -> PathCache:
         """The path cache of ``view.graph`` (rebuilt, cheaply when possible, on a new graph)."""
