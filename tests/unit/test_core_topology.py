@@ -203,7 +203,7 @@ def test_a_host_seen_just_now_is_answered_before_any_other_check() -> None:
         ("10.0.0.1", at, 5.5, True),
         (None, at, 5.5, True),  # ARP probes and non-IP frames carry no address
         ("0.0.0.0", at, 5.5, True),
-        ("10.0.0.1", at, 5.0 + HOST_SEEN_RESOLUTION_S, False),  # a second later
+        ("10.0.0.1", at, 5.0 + HOST_SEEN_RESOLUTION_S, False),  # the resolution later
         ("10.0.0.1", at, 4.0, False),  # time went back
         ("10.0.0.9", at, 5.5, False),  # a new address
         ("10.0.0.1", other, 5.5, False),  # moved
