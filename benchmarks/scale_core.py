@@ -23,11 +23,15 @@ to date as the engine keeps it:
 Results go to ``--out`` (default ``out/bench/``) as ``scale_core.json`` and
 ``scale_core.md``; ``--json FILE`` also writes the headline numbers of the
 largest size. ``--quick`` runs tiny sizes in seconds; ``--spines --leaves
---flows`` run one size; ``--fabric three-tier`` a fabric that is not 2-tier
-(served by the general path, slower).
+--flows`` run one size; ``--flows-each N`` every size with N flows (the cost
+per flow across fabric sizes at equal load: the default sizes grow their flows
+with the fabric, and a larger heap alone makes each flow slower);
+``--fabric three-tier`` a fabric that is not 2-tier (served by the general
+path, slower).
 
     python -m benchmarks.scale_core [--quick] [--spines S --leaves L --flows N]
-        [--fabric leaf-spine|three-tier] [--no-engine] [--json FILE] [--out DIR] [--seed N]
+        [--flows-each N] [--fabric leaf-spine|three-tier] [--no-engine]
+        [--json FILE] [--out DIR] [--seed N]
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ import platform
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path as FsPath
 from typing import Any, NoReturn
 
@@ -391,6 +395,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--leaves", type=int, help="run one size: leaves (default 512)")
     parser.add_argument("--flows", type=int, help="run one size: flows (default 100000)")
     parser.add_argument(
+        "--flows-each",
+        type=int,
+        help="every size with this many flows: the cost per flow at equal load",
+    )
+    parser.add_argument(
         "--fabric", choices=("leaf-spine", "three-tier"), default="leaf-spine", help="topology"
     )
     parser.add_argument("--json", metavar="FILE", help="also write the headline numbers here")
@@ -405,6 +414,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     one = any(getattr(args, name) is not None for name in LIMITS)
     if args.quick and one:
         parser.error("--quick runs its own sizes; leave out --spines/--leaves/--flows")
+    if args.flows_each is not None:
+        lo, hi = LIMITS["flows"]
+        if not lo <= args.flows_each <= hi:
+            parser.error(f"--flows-each must be in {lo}..{hi}, got {args.flows_each}")
+        if one:
+            parser.error("--flows-each runs every size; leave out --spines/--leaves/--flows")
     if args.fabric == "three-tier":
         leaves = args.leaves if args.leaves is not None else 512
         if leaves % PODS or leaves < 2 * PODS:
@@ -425,6 +440,8 @@ def _sizes(args: argparse.Namespace) -> tuple[Size, ...]:
         flows = args.flows if args.flows is not None else 100_000
         return (Size(spines, leaves, flows, 50, args.fabric),)
     sizes: tuple[Size, ...] = QUICK_SIZES if args.quick else FULL_SIZES
+    if args.flows_each is not None:
+        sizes = tuple(replace(s, flows=args.flows_each) for s in sizes)
     if args.fabric == "three-tier":
         sizes = tuple(
             Size(

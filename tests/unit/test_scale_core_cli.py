@@ -33,6 +33,8 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
         (["--quick", "--spines", "4"], "--quick"),
         (["--fabric", "three-tier", "--leaves", "10"], "multiple of 4"),
         (["--json", "/no/such/dir/x.json"], "--json"),
+        (["--flows-each", "0"], "--flows-each"),
+        (["--flows-each", "100", "--spines", "4"], "--flows-each"),
     ],
 )
 def test_bad_options_stop_the_run_with_one_line(args: list[str], word: str) -> None:
@@ -130,3 +132,12 @@ def test_the_machine_record_names_the_heap_allocator(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1")
     allocator = machine_info()["allocator"]
     assert allocator == {"PYTHONMALLOC": "malloc", "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
+
+
+@pytest.mark.timeout(120)
+def test_flows_each_runs_every_size_at_the_same_load(tmp_path: Path) -> None:
+    done = run("--quick", "--flows-each", "60", "--no-engine", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    results = json.loads((tmp_path / "scale_core.json").read_text())["results"]
+    assert [r["flows"] for r in results] == [60, 60, 60, 60]
+    assert len({(r["spines"], r["leaves"]) for r in results}) == 4  # the quick sizes, all of them
