@@ -22,10 +22,12 @@ from types import FrameType
 from typing import Any
 
 from controller.app.config import ConfigError, FabricdConfig, HostPort, load_config
+from controller.app.listening import listening_here
 
 log = logging.getLogger("fabricd")
 
 API_GRACE_S = 1.0  # in-flight RPCs get this long to answer at shutdown
+OF_LISTEN_WAIT_S = 10.0  # the OpenFlow server must listen within this long of the start
 
 
 def _setup_logging(level: str) -> None:
@@ -63,6 +65,7 @@ class StopSignal:
         os.set_blocking(self._rfd, False)
         os.set_blocking(self._wfd, False)
         self.received: int | None = None
+        self.failed: str | None = None  # fabricd cannot go on: why, in one line
 
     def install(self) -> None:
         signal.signal(signal.SIGTERM, self._handle)
@@ -73,11 +76,17 @@ class StopSignal:
         with contextlib.suppress(OSError):
             os.write(self._wfd, b"x")
 
+    def fail(self, reason: str) -> None:
+        """Stop because fabricd cannot serve (``reason``: one line for the user)."""
+        self.failed = reason
+        with contextlib.suppress(OSError):
+            os.write(self._wfd, b"x")
+
     def wait_green(self) -> None:
-        """Block the calling green thread until a stop signal arrived."""
+        """Block the calling green thread until a stop signal arrived or :meth:`fail`."""
         import eventlet.hubs
 
-        while self.received is None:
+        while self.received is None and self.failed is None:
             eventlet.hubs.trampoline(self._rfd, read=True)
             with contextlib.suppress(BlockingIOError):
                 os.read(self._rfd, 64)
@@ -146,6 +155,18 @@ def _serve(cfg: FabricdConfig, stop: StopSignal, api: Any, metrics_port: int, so
 
     def announce() -> None:
         south.hub.sleep(0.1)
+        # The framework binds its OpenFlow server in a green thread that only logs a
+        # failed bind: ready means one of this process's sockets listens there.
+        waited = 0.1
+        while listening_here(cfg.of_listen.port) is False:
+            if waited >= OF_LISTEN_WAIT_S:
+                stop.fail(
+                    f"cannot listen for OpenFlow on {cfg.of_listen}: the framework's server "
+                    f"did not start within {OF_LISTEN_WAIT_S:.0f} s (see the log above)"
+                )
+                return
+            south.hub.sleep(0.05)
+            waited += 0.05
         if stop.received is None:
             api.set_serving(True)
         log.info(
@@ -162,6 +183,8 @@ def _serve(cfg: FabricdConfig, stop: StopSignal, api: Any, metrics_port: int, so
 
     south.hub.spawn(announce)
     stop.wait_green()
+    if stop.failed is not None:
+        raise ConfigError(stop.failed)
     name = signal.Signals(stop.received).name if stop.received else "stop"
     log.info("fabricd stopping on %s (switches keep their flows)", name)
 
