@@ -14,7 +14,7 @@ chooses paths or reads a clock.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -43,11 +43,6 @@ class PairRows(NamedTuple):
     side: int
     in_order: bool  # candidate order is position order (rank is the identity)
     layout: LinkLayout  # the layout the slots belong to
-    # Views of the state's penalised load and capacity along ``up`` and ``down``.
-    penalised_up: np.ndarray
-    penalised_down: np.ndarray
-    capacity_up: np.ndarray
-    capacity_down: np.ndarray
 
 
 class SlotArrays:
@@ -77,13 +72,11 @@ class SlotArrays:
         self._row_ports: dict[tuple[int, int, int], tuple[PortNo, ...]] = {}
         self.usable = np.zeros(0, dtype=bool)  # an edge and not drained: may take new flows
         self.dense_usable = 0  # usable slots of the dense blocks
-        # Per switch of a side: (side, position, up slots, down slots, views of the
-        # penalised load and capacity along them), so rows() makes no new views.
-        self._ends: dict[Dpid, tuple[Any, ...]] = {}
+        # Per switch of a side: (side, position, up slots, down slots).
+        self._ends: dict[Dpid, tuple[int, int, slice, slice]] = {}
         self._middles: tuple[tuple[tuple[Dpid, ...], np.ndarray, np.ndarray, np.ndarray], ...] = ()
         self.dense_slots = -1  # slots in the dense blocks (-1: no blocks)
-        # Per side: work rows of the fast path (up, down, key, tie mask, and up and
-        # down as the two rows of one block, so one call can treat both).
+        # Per side: work rows of the numpy scoring (up, down, key, tie mask).
         self.scratch: tuple[tuple[np.ndarray, ...], ...] = ()
 
     def _edges(self, *, all_parallel: bool = False) -> list[LinkId]:  # pragma: no cover
@@ -114,10 +107,6 @@ class SlotArrays:
             side,
             bool(in_order[pos]),
             self._layout,  # type: ignore[arg-type]
-            a[4],
-            b[5],
-            a[6],
-            b[7],
         )
 
     def _slot(self, lid: LinkId) -> int:
@@ -240,8 +229,7 @@ class SlotArrays:
             for dpid, (side, pos) in bip.position.items():
                 up, down = bip.up_slots(side, pos), bip.down_slots(side, pos)
                 assert isinstance(up, slice) and isinstance(down, slice)
-                pen, eff = self.penalised, self.capacity_eff
-                self._ends[dpid] = (side, pos, up, down, pen[up], pen[down], eff[up], eff[down])
+                self._ends[dpid] = (side, pos, up, down)
             self.dense_slots = 2 * bip.block
             self._middles = tuple(
                 (bip.sides[1 - s], bip.rank[s], bip.order[s], bip.in_order[s]) for s in (0, 1)
@@ -257,5 +245,5 @@ class SlotArrays:
 
 
 def _scratch(width: int) -> tuple[np.ndarray, ...]:
-    block = np.empty((2, width))
-    return block[0], block[1], np.empty(width), np.empty(width, dtype=bool), block
+    """Work rows of the numpy scoring: used load up and down, key, tie mask."""
+    return np.empty(width), np.empty(width), np.empty(width), np.empty(width, dtype=bool)
