@@ -13,6 +13,7 @@ from controller.cluster.runner import ElectionRunner, start_cluster_node
 from controller.devtools.election_contract import ElectionBackendContract
 from controller.devtools.etcd import EtcdCluster, EtcdMember, TcpProxy
 from controller.devtools.process import wait_until
+from controller.store.documents import StoreUnavailable
 from controller.store.etcd import EtcdStore
 from controller.store.etcdclient import EtcdClient
 
@@ -79,8 +80,23 @@ def test_killing_an_etcd_member_keeps_store_and_election_working(
         victim = etcd_cluster.leader()  # the worst member to lose: etcd elects anew
         victim.kill()
         killed = time.monotonic()
-        doc = store.put("job", "after", {"n": 2})
-        print(f"first write after killing etcd's leader: {time.monotonic() - killed:.2f} s")
+        # A write sent while etcd elects a new leader may be refused after the
+        # client's 3 s (1.0-1.5 s to the first landed write on an idle machine,
+        # over 3 s once on a loaded one); a caller retries an unconditional put.
+        # What must hold: the store answers again within a generous bound and
+        # nothing is lost or written twice.
+        refused = 0
+        while True:
+            try:
+                doc = store.put("job", "after", {"n": 2})
+                break
+            except StoreUnavailable:
+                refused += 1
+                assert time.monotonic() - killed < 20, "etcd's survivors never took the write"
+        print(
+            f"first write after killing etcd's leader: {time.monotonic() - killed:.2f} s "
+            f"({refused} refused)"
+        )
         assert store.get("job", "after") == doc
         assert [d.name for d in store.list("job")] == ["after", "before"]
         # The controllers go on: within a few TTLs there is exactly one leader.

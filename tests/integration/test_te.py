@@ -107,10 +107,13 @@ def test_least_utilized_separates_ai_flows_and_fills_both_uplinks(
             spines, goodput = _pair_run(fab, client, tmp_path, 29500 + 2 * attempt, 4.0)
             runs.append((sorted(spines), round(goodput, 1)))
             assert len(spines) == 2, f"try {attempt}: both AI flows on {spines}; runs {runs}"
-            # Two TCP flows sharing one 20 Mbit/s uplink deliver at most CAP together;
-            # on two uplinks each gets its host's CAP (measured 35.9-38.8 Mbit/s in
-            # 4 s runs on a busy machine): 0.8 x 2 x CAP tells the two apart.
-            assert goodput >= 0.8 * 2 * CAP, f"try {attempt}: {goodput:.1f} Mbit/s; runs {runs}"
+            # Two TCP flows sharing one 20 Mbit/s uplink deliver at most CAP together
+            # (its HTB rate; measured 19-20 Mbit/s); on two uplinks each can reach its
+            # host's CAP (35.9-38.8 Mbit/s in 4 s runs here, 28.3 once on a loaded CI
+            # machine, where the emulator's CPU, not the fabric, was the limit).
+            # Above 1.25 x CAP both uplinks carried traffic: the data plane followed
+            # the placement.
+            assert goodput >= 1.25 * CAP, f"try {attempt}: {goodput:.1f} Mbit/s; runs {runs}"
         # The same job under hash ECMP, side by side: reported, not asserted.
         hashed = replace(convert.policy_from_proto(client.get_policy("ai-training")), version=0)
         client.apply_policy(replace(hashed, strategy=Strategy.ECMP))
