@@ -36,6 +36,7 @@ from controller.flowprog.entries import (
     ToController,
     output,
 )
+from controller.flowprog.fwdhops import hop_changes
 from controller.flowprog.fwdroutes import ClassTrap, ForwardingInputs, Route, RouteView
 from controller.flowprog.repair import (
     delivery_entry,
@@ -44,8 +45,8 @@ from controller.flowprog.repair import (
 )
 from controller.flowprog.spread import NextHopSet, compile_set
 from controller.flowprog.tables import OwnerNeeds
-from controller.routing.hopdelta import INF, HopChanges, LinkChange, moved_next_hops
-from controller.routing.nexthops import DRAIN_COST, next_hops_many
+from controller.routing.hopdelta import INF, HopChanges
+from controller.routing.nexthops import next_hops_many
 
 __all__ = [
     "PRIO_LLDP",
@@ -154,9 +155,6 @@ def _route_entries(
 
 
 _TAGGED_DROP = tagged_drop(cookie=_BASE)
-# Checks of changed links against destinations above which every destination is
-# searched again at once (a spine lost: ~1,000 links x 512 destinations at 64 x 512).
-MAX_HOP_CHECKS = 100_000
 
 
 @functools.lru_cache(maxsize=4096)
@@ -218,7 +216,7 @@ class ForwardingCompiler:
         fresh = [d for d in dsts if d not in self._hosts]
         moved_hops: dict[Dpid, dict[Dpid, tuple[PortNo, ...]]] = {}
         if topology != self._topology or dirty:
-            changes = self._hop_changes(inp, view, topology, rekeyed, dsts, gone=bool(out))
+            changes = self._hop_changes(view, topology, rekeyed, dsts, gone=bool(out))
             if changes is None:  # next hops may have moved anywhere
                 fresh = dsts
             else:
@@ -240,14 +238,17 @@ class ForwardingCompiler:
         for dst, hops, dist in next_hops_many(fresh, inp.links, drained=inp.drained):
             for dpid in inp.switches:
                 self._put(dpid, dst, hops.get(dpid), dist.get(dpid, 0), view, dirty)
-        for dst, changed in moved_hops.items():  # the same distances, other hops
-            for dpid, ports in changed.items():
-                self._put(dpid, dst, ports, int(self._distance(dpid, dst, rekeyed)), view, dirty)
+        self._move(moved_hops, view, rekeyed, dirty)
         searched = set(fresh)
         for dpid, had in rekeyed.items():  # its other routes: same hops, new switch key
             routes = self._routes[dpid]
             for dst, route in (had or {}).items():
-                if dst in hosts and dst not in searched and dst not in routes:
+                if (
+                    dst in hosts
+                    and dst not in searched
+                    and dst not in routes
+                    and dpid not in moved_hops.get(dst, ())  # moved to no route
+                ):
                     routes[dst] = view.route(dpid, dst, route.ports, route.distance)
         for dpid in sorted(dirty):
             out[dpid] = self._assemble(dpid, dsts, view, moved)
@@ -265,20 +266,46 @@ class ForwardingCompiler:
         distance: int,
         view: RouteView,
         dirty: set[Dpid],
+        made: dict[tuple[Dpid, int, int], Route] | None = None,
     ) -> None:
         """``dpid``'s route to ``dst`` by ``ports`` (none: no route); a switch whose
-        route changes is dirty."""
+        route changes is dirty. ``made``: routes alike towards every destination by
+        (switch, id of ``ports``, distance), while the caller keeps ``ports`` alive."""
         routes = self._routes[dpid]
         had = routes.get(dst)
         if had is not None and had.ports == ports and had.distance == distance:
             return
         if ports and dpid != dst:
-            routes[dst] = view.route(dpid, dst, ports, distance)
+            key = (dpid, id(ports), distance)
+            route = made.get(key) if made is not None else None
+            if route is None:
+                route = view.route(dpid, dst, ports, distance)
+                if made is not None and view.alike(dpid, ports):
+                    made[key] = route
+            routes[dst] = route
         elif had is None:
             return
         else:
             del routes[dst]
         dirty.add(dpid)
+
+    def _move(
+        self,
+        moved: Mapping[Dpid, Mapping[Dpid, tuple[PortNo, ...]]],
+        view: RouteView,
+        rekeyed: Mapping[Dpid, dict[Dpid, Route] | None],
+        dirty: set[Dpid],
+    ) -> None:
+        """Routes to each destination of ``moved`` over other next hops at the same
+        distances. A route alike towards every destination is made once per switch,
+        next hops and distance: a spine lost moves every leaf's route to every other
+        leaf (262,144 at 64 x 512) to a handful of port sets, shared as objects by
+        :func:`lost_next_hops` (keyed by id: ``moved`` keeps them alive)."""
+        made: dict[tuple[Dpid, int, int], Route] = {}
+        for dst, changed in moved.items():
+            for dpid, ports in changed.items():
+                distance = int(self._distance(dpid, dst, rekeyed)) if ports else 0
+                self._put(dpid, dst, ports, distance, view, dirty, made)
 
     def _distance(
         self, dpid: Dpid, dst: Dpid, rekeyed: Mapping[Dpid, dict[Dpid, Route] | None]
@@ -292,7 +319,6 @@ class ForwardingCompiler:
 
     def _hop_changes(
         self,
-        inp: ForwardingInputs,
         view: RouteView,
         topology: tuple[frozenset[LinkId], frozenset[LinkId]],
         rekeyed: Mapping[Dpid, dict[Dpid, Route] | None],
@@ -300,43 +326,17 @@ class ForwardingCompiler:
         *,
         gone: bool,
     ) -> HopChanges | None:
-        """The next hops a change of links moved (:mod:`controller.routing.hopdelta`),
-        or None when everything must be searched again: the first compilation, a
-        switch new or gone, a link to a switch not compiled for, or many changes
-        (one vectorised search of every destination is then cheaper)."""
+        """The next hops a change of links moved (:func:`hop_changes`), or None when
+        everything must be searched again: also the first compilation, a switch new
+        or gone."""
         if self._topology is None or gone or any(r is None for r in rekeyed.values()):
             return None
-        (old_links, old_drained), (links, drained) = self._topology, topology
-        flipped = {lid for lid in old_drained ^ drained if lid in old_links or lid in links}
-        changes = [
-            LinkChange(
-                lid.src.dpid,
-                lid.src.port,
-                lid.dst.dpid,
-                _link_cost(lid, old_links, old_drained),
-                _link_cost(lid, links, drained),
-            )
-            for lid in sorted((old_links ^ links) | flipped)
-        ]
-        known = view.edge  # every switch compiled for
-        if len(changes) * len(dsts) > MAX_HOP_CHECKS or not all(
-            ch.src in known and ch.dst in known for ch in changes
-        ):
-            return None
-        drained_at = view.drained
 
-        def links_of(dpid: Dpid) -> list[tuple[PortNo, Dpid, int]]:
-            return [
-                (p, n, DRAIN_COST if (dpid, p) in drained_at else 1)
-                for p, n in view.peers.get(dpid, {}).items()
-            ]
+        def routes_of(u: Dpid) -> Mapping[Dpid, Route]:
+            return (rekeyed[u] if u in rekeyed else self._routes.get(u)) or {}
 
-        return moved_next_hops(
-            changes,
-            [d for d in dsts if d in self._hosts],
-            lambda u, d: self._distance(u, d, rekeyed),
-            links_of,
-        )
+        known = [d for d in dsts if d in self._hosts]
+        return hop_changes(self._topology, topology, view, known, routes_of)
 
     def _patch(self, dpid: Dpid, moved: set[Dpid]) -> OwnerNeeds:
         """``dpid``'s needs with the entries towards the hosts of ``moved`` redone,
@@ -419,13 +419,6 @@ class ForwardingCompiler:
         )
         self._built[dpid] = _Assembly(head, segments, fallbacks, tuple(tail), needs)
         return needs
-
-
-def _link_cost(lid: LinkId, links: frozenset[LinkId], drained: frozenset[LinkId]) -> int | None:
-    """What ``lid`` costs next hops in a topology (None: not up)."""
-    if lid not in links:
-        return None
-    return DRAIN_COST if lid in drained else 1
 
 
 @dataclass

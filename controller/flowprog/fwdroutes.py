@@ -130,6 +130,14 @@ class RouteView:
             route = routes[(distance, detour)] = self._spread(dpid, ports, distance, detour)
         return route
 
+    def alike(self, dpid: Dpid, ports: tuple[PortNo, ...]) -> bool:
+        """Whether :meth:`route` over ``ports`` is one route towards every destination
+        at a distance (neither a bounce nor a detour that depends on where it goes)."""
+        if len(ports) == 1 or self.inp.single_path:
+            return False
+        made = self._routes.get((dpid, ports))
+        return len(made[0] if made is not None else self.edge_peers(dpid, ports)) != 1
+
     def _spread(self, dpid: Dpid, ports: tuple[PortNo, ...], distance: int, detour: bool) -> Route:
         weights = self._weights(dpid, ports)
         select = select_group(ports, weights=weights)

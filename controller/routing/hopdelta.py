@@ -15,16 +15,23 @@ Why that is exact: distances are the one solution of ``d(D) = 0``,
 A removed link that was not among ``u``'s cheapest, or was but leaves another,
 and an added link no cheaper than ``d(u)``, keep every equation true with the
 old distances: so they are still the distances.
+
+When links only go away (a spine lost: its 512 cables at 64 x 512), the
+switches at the removed links are known and their old next hops are at hand:
+:func:`lost_next_hops` takes the lost ports out of each route, one pass over
+those switches' routes, instead of checking each link against each
+destination.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from controller.fabric.model import Dpid, PortNo
 
-__all__ = ["LinkChange", "HopChanges", "moved_next_hops"]
+__all__ = ["LinkChange", "HopChanges", "moved_next_hops", "lost_next_hops"]
 
 INF = float("inf")
 
@@ -101,3 +108,46 @@ def _recomputed(
             return None
         moved[u] = tuple(ports)
     return moved
+
+
+class _Hops(Protocol):
+    @property
+    def ports(self) -> tuple[PortNo, ...]: ...
+
+
+def lost_next_hops(
+    lost: Mapping[Dpid, Collection[PortNo]],
+    dsts: Collection[Dpid],
+    routes_of: Callable[[Dpid], Mapping[Dpid, _Hops]],
+    isolated: Collection[Dpid],
+) -> HopChanges:
+    """The next hops that links going away (and none coming or changing cost) move.
+
+    ``lost[u]``: ``u``'s ports whose links are gone; ``routes_of(u)``: its routes
+    before, by destination (``ports``: every cheapest next hop); ``isolated``:
+    switches with no link left in either direction. A route keeping some of its
+    ports keeps its distance (see the module's note); one left with none needs
+    its destination searched, unless its switch is isolated: no switch forwards
+    through it any more, so only its own routes go (moved to no ports)."""
+    out = HopChanges([], {})
+    search: set[Dpid] = set()
+    for u, gone in lost.items():
+        alone = u in isolated
+        kept: dict[int, tuple[PortNo, ...]] = {}  # id(ports) -> those left: routes share
+        for d, route in routes_of(u).items():
+            if d not in dsts or d in search:
+                continue
+            ports = route.ports
+            left = () if alone else kept.get(id(ports))
+            if left is None:
+                left = tuple(p for p in ports if p not in gone)
+                kept[id(ports)] = left = ports if len(left) == len(ports) else left
+            if left is ports:
+                continue
+            if not left and not alone:
+                search.add(d)
+                out.moved.pop(d, None)
+                continue
+            out.moved.setdefault(d, {})[u] = left
+    out.search = sorted(search)
+    return out

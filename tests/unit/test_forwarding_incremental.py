@@ -163,14 +163,21 @@ def _searched(monkeypatch: pytest.MonkeyPatch) -> list[list[Dpid]]:
     return calls
 
 
-def test_a_lost_uplink_searches_only_the_destination_whose_distances_change(
+def _compiled(
     monkeypatch: pytest.MonkeyPatch,
-) -> None:
+) -> tuple[World, ForwardingCompiler, list[list[Dpid]]]:
+    """A 4 x 6 fabric with a host on every port, compiled; then searches recorded."""
     world = World(leaf_spine(4, 6), random.Random(1))
     world.hosts = {f"02:00:00:00:00:{i:02x}": p for i, p in enumerate(world.ports)}
     compiler = ForwardingCompiler()
     compiler.compile(world.inputs())
-    searched = _searched(monkeypatch)
+    return world, compiler, _searched(monkeypatch)
+
+
+def test_a_lost_uplink_searches_only_the_destination_whose_distances_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world, compiler, searched = _compiled(monkeypatch)
     names = world.fabric.names
     cable = next(c for c in world.cables if names[c.src.dpid] == "leaf1")
     leaf1, spine = cable.src.dpid, cable.dst.dpid
@@ -194,3 +201,28 @@ def test_a_lost_uplink_searches_only_the_destination_whose_distances_change(
     world.facing.add(spine)  # and a switch key changes with no link change
     compiler.compile(world.inputs())
     assert searched[2] == [leaf1]
+
+
+def test_a_lost_spine_searches_no_destination_and_moves_every_leaf_off_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world, compiler, searched = _compiled(monkeypatch)
+    names = world.fabric.names
+    spine = next(d for d, name in names.items() if name == "spine1")
+    cables = {c for c in world.cables if spine in (c.src.dpid, c.dst.dpid)}
+    world.down |= cables  # the spine's every cable at once, as when it dies
+    held = compiler.compile(world.inputs())
+    # Every leaf keeps three spines to every other leaf: no distance changes, so
+    # no destination is searched; the leaves' routes lose the spine's port.
+    assert searched == [[]]
+    fresh = ForwardingCompiler().compile(world.inputs())
+    assert held and all(fresh[d] == needs for d, needs in held.items())
+    assert compiler._routes[spine] == {}
+    leaves = sorted(d for d, name in names.items() if name.startswith("leaf"))
+    to_spine = {c.src.port for c in cables if c.src.dpid != spine} | {
+        c.dst.port for c in cables if c.dst.dpid != spine
+    }
+    for leaf in leaves:
+        routes = compiler._routes[leaf]
+        assert sorted(routes) == [d for d in leaves if d != leaf]
+        assert all(len(r.ports) == 3 and to_spine.isdisjoint(r.ports) for r in routes.values())

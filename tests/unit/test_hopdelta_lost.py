@@ -1,0 +1,40 @@
+"""Next hops moved by links that only go away (``lost_next_hops``), hand-solved."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from controller.routing.hopdelta import lost_next_hops
+
+
+@dataclass
+class R:
+    ports: tuple[int, ...]
+
+
+def test_lost_ports_leave_routes_and_a_route_left_without_any_is_searched() -> None:
+    wide = (1, 2, 3)
+    routes = {
+        10: {20: R(wide), 30: R(wide), 40: R((1,)), 50: R((2, 3))},
+        11: {20: R((7,)), 40: R((5, 6))},
+    }
+    got = lost_next_hops({10: {1}, 11: {6}}, {20, 30, 40, 50}, routes.__getitem__, ())
+    # 10 -> 40 had only port 1: its distance grows, so 40 is searched (no moves kept
+    # for it); 50 never used port 1; 11 -> 20 never used port 6.
+    assert got.search == [40]
+    assert got.moved == {20: {10: (2, 3)}, 30: {10: (2, 3)}}
+    # Routes sharing one ports tuple share the one tuple left.
+    assert got.moved[20][10] is got.moved[30][10]
+
+
+def test_an_isolated_switch_loses_its_routes_without_a_search() -> None:
+    routes = {9: {20: R((1,)), 30: R((1, 2))}, 10: {20: R((4, 5))}}
+    got = lost_next_hops({9: {1, 2}, 10: {5}}, {20, 30}, routes.__getitem__, {9})
+    assert got.search == []
+    assert got.moved == {20: {9: (), 10: (4,)}, 30: {9: ()}}
+
+
+def test_destinations_not_asked_for_are_left_alone() -> None:
+    routes = {10: {20: R((1,)), 30: R((1, 2))}}
+    got = lost_next_hops({10: {1}}, {30}, routes.__getitem__, ())
+    assert got.search == [] and got.moved == {30: {10: (2,)}}
