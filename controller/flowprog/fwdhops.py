@@ -98,8 +98,9 @@ def _lost(
         ports[lid.src.dpid].add(lid.src.port)
     if not ports.keys() <= view.edge.keys():
         return None
-    into = {lid.dst.dpid for lid in links}
-    isolated = {u for u in ports if not view.peers.get(u) and u not in into}
+    bare = [u for u in ports if not view.peers.get(u)]  # no link out: maybe none in
+    into = {lid.dst.dpid for lid in links} if bare else set()
+    isolated = {u for u in bare if u not in into}
     return lost_next_hops(ports, set(dsts), routes_of, isolated)
 
 
