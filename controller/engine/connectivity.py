@@ -47,6 +47,7 @@ __all__ = ["ConnectivityConfig", "Connectivity", "FabricListener", "LldpProbe"]
 
 ARP_REQUEST = 1
 ARP_REPLY = 2
+Takes = Callable[[Dpid, Action], bool]  # does default forwarding do this there?
 
 
 # Layers above (per-flow traffic engineering) hear about fabric changes.
@@ -376,10 +377,10 @@ class Connectivity:
         reasons, self._forwarding_due = self._forwarding_due, []
         return self.refresh_forwarding(now=now, reason="+".join(sorted(set(reasons))))
 
-    def default_takes(self, dst_ip: str) -> Callable[[Dpid, Action], bool] | None:
-        """Where default forwarding already carries packets to ``dst_ip`` (its host
-        routes; see :meth:`Programmer.takes`), or None for a host not known."""
-        host = self.topo.host_by_ip(dst_ip)
+    def default_takes(self, ip: str, *, host: Host | None = None) -> Takes | None:
+        """Where default forwarding already carries packets to ``ip`` (its host routes;
+        see :meth:`Programmer.takes`; ``host``: that host, if looked up), or None."""
+        host = host or self.topo.host_by_ip(ip)
         return None if host is None else self.prog.takes(host_route_key(host.mac))
 
     def refresh_forwarding(self, *, now: float, reason: str) -> Program:

@@ -185,7 +185,7 @@ class FlowPlacer:
         """
         out = EngineOutput()
         self._ruled_at[flow.flow_id] = now
-        program = self._program(flow, policy, reason="flow-setup", now=now)
+        program = self._program(flow, policy, reason="flow-setup", now=now, dst=dst)
         if program and program.switches() == {flow.ingress.dpid}:
             out.urgent.append(program)
             out.packets.append(packet)
@@ -259,7 +259,11 @@ class FlowPlacer:
             return []
         return self._held.pop(flow_id, [])
 
-    def _program(self, flow: TrackedFlow, policy: Policy, *, reason: str, now: float) -> Program:
+    def _program(
+        self, flow: TrackedFlow, policy: Policy, *, reason: str, now: float, dst: Host | None = None
+    ) -> Program:
+        """The flow's rules, as a make-before-break program (``dst``: its destination
+        host when the caller has it, else looked up by address)."""
         topo = self.net.topo
         backups = {}
         if self.failover_groups and len(flow.path.switches) > 1:
@@ -274,7 +278,7 @@ class FlowPlacer:
             idle_timeout=policy.params.idle_timeout_s,
             backup_ports=backups,
             host_facing=topo.host_facing if self.local_repair else None,
-            default_takes=self.net.default_takes(flow.five_tuple.dst_ip),
+            default_takes=self.net.default_takes(flow.five_tuple.dst_ip, host=dst),
         )
         program = self.net.prog.set_owner(
             ("flow", flow.flow_id),

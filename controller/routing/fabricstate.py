@@ -266,13 +266,14 @@ class FabricState(SlotArrays, ViewBase):
         destination table cached until the topology or drains change."""
         if src == dst:
             return ()  # no switch forwards towards itself (a pair inside one leaf)
-        rows = self.rows(src, dst)
+        ends = self.pair_ends(src, dst)
         bip = self.layout.bipartite
-        if rows is not None and bip is not None and not bip.parallel:
+        if ends is not None and bip is not None and not bip.parallel:
+            up, down = ends[0][2], ends[1][3]
             if self.dense_all_usable:
-                return self.row_ports(rows.up)
-            ports = self._src_port[rows.up]
-            clean = self.usable[rows.up] & self.usable[rows.down]
+                return self.row_ports(up)
+            ports = self._src_port[up]
+            clean = self.usable[up] & self.usable[down]
             if clean.any():
                 return tuple(sorted(ports[clean].tolist()))
         if self._hops is None or self._hops[0] != self.version:

@@ -88,14 +88,12 @@ class SlotArrays:
     def rows(self, src: Dpid, dst: Dpid) -> PairRows | None:
         """``src -> dst`` as array rows, or None when the general path must answer
         (not two distinct switches of one side, or more middles than ``max_paths``)."""
-        self._ensure()
-        a, b = self._ends.get(src), self._ends.get(dst)
-        if a is None or b is None or a[0] != b[0] or src == dst:
+        ends = self.pair_ends(src, dst)
+        if ends is None:
             return None
+        a, b = ends
         side, pos = a[0], a[1]
         middles, rank, order, in_order = self._middles[side]
-        if len(middles) > self.max_paths:
-            return None
         return PairRows(
             src,
             dst,
@@ -108,6 +106,19 @@ class SlotArrays:
             bool(in_order[pos]),
             self._layout,  # type: ignore[arg-type]
         )
+
+    def pair_ends(
+        self, src: Dpid, dst: Dpid
+    ) -> tuple[tuple[int, int, slice, slice], tuple[int, int, slice, slice]] | None:
+        """``src``'s and ``dst``'s (side, position, up slots, down slots) when
+        :meth:`rows` answers for the pair, else None (no rows object made)."""
+        self._ensure()
+        a, b = self._ends.get(src), self._ends.get(dst)
+        if a is None or b is None or a[0] != b[0] or src == dst:
+            return None
+        if len(self._middles[a[0]][0]) > self.max_paths:
+            return None
+        return a, b
 
     def _slot(self, lid: LinkId) -> int:
         if self._stale or self._layout is None:

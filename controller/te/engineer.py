@@ -210,10 +210,8 @@ class TrafficEngineer:
         return self._table.remove(flow_id)
 
     def update_rates(self, samples: Mapping[int, float], now: float) -> None:
-        """Fold measured per-flow rates (bits/s, from flow stats) into each flow's EWMA.
-
-        The first sample replaces the demand estimate outright.
-        """
+        """Fold measured per-flow rates (bits/s, from flow stats) into each flow's EWMA;
+        the first sample replaces the demand estimate outright."""
         self._recent.expire(now)
         alpha, table = self._alpha, self._table
         for flow_id, bps in samples.items():
@@ -404,12 +402,13 @@ class TrafficEngineer:
     ) -> Move | None:
         """Choose afresh for a tracked flow: the move, or None if it stays where it is.
         ``blocked`` is ``avoid`` as a slot mask (see PathChooser.blocked_mask)."""
-        # Score as if the flow had left its current path: its own load must not
-        # count against the path it is on.
-        own = {lid: -flow.load_bps for lid in flow.path.links}
+        # Its own load off its path, unless all that path is avoided (a lost spine's
+        # flows: no candidate shares a link with it; the compiled scoring answers).
+        links = flow.path.links
+        own = () if all(lid in avoid for lid in links) else ({k: -flow.load_bps for k in links},)
         try:
             choice = self._chooser.choose(
-                self._request(flow), policy, view, avoid=avoid, deltas=(own,), blocked=blocked
+                self._request(flow), policy, view, avoid=avoid, deltas=own, blocked=blocked
             )
         except FailedPrecondition:
             return None
