@@ -10,6 +10,8 @@ order.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,6 +21,7 @@ from te_workload import shuffled_leaf_spine
 from controller.policy.model import Policy, Strategy
 from controller.routing import fastpath, kernels
 from controller.routing.fabricstate import FabricState
+from controller.routing.slotarrays import PairRows
 
 STRATEGIES = (Strategy.LEAST_UTILIZED, Strategy.WIDEST)
 
@@ -30,6 +33,16 @@ def _state(shuffled: bool, spines: int, leaves: int, seed: int) -> FabricState:
         else leaf_spine(spines, leaves, capacity_bps=10 * GBIT)
     )
     return FabricState.from_view(fab.view())
+
+
+def _pairs(state: FabricState) -> Iterator[PairRows]:
+    """The rows of every pair of switches the fast path answers for."""
+    dpids = sorted({lid.src.dpid for lid in state.layout.index})
+    for src in dpids:
+        for dst in dpids:
+            rows = state.rows(src, dst)
+            if rows is not None:
+                yield rows
 
 
 @settings(max_examples=150, deadline=None)
@@ -61,20 +74,15 @@ def test_the_kernel_answers_as_the_numpy_code(
     )
     blocked = rng.random(state.layout.size) < 0.1 if data.draw(st.booleans()) else None
     demand = data.draw(st.sampled_from([0.0, 1.0 * GBIT, 2.5 * GBIT]))
-    dpids = sorted({lid.src.dpid for lid in links})
     compared = 0
-    for src in dpids:
-        for dst in dpids:
-            rows = state.rows(src, dst)
-            if rows is None:
-                continue
-            for strategy in STRATEGIES:
-                policy = Policy(name="p", priority=1, strategy=strategy)
-                args = (strategy, state, rows, five_tuple(1), demand, policy, 1, recent)
-                compiled = fastpath.choose(*args, (), blocked)
-                numpy_code = fastpath.choose(*args, ({},), blocked)
-                assert compiled == numpy_code, (src, dst, strategy)
-                compared += 1
+    for rows in _pairs(state):
+        for strategy in STRATEGIES:
+            policy = Policy(name="p", priority=1, strategy=strategy)
+            args = (strategy, state, rows, five_tuple(1), demand, policy, 1, recent)
+            compiled = fastpath.choose(*args, (), blocked)
+            numpy_code = fastpath.choose(*args, ({},), blocked)
+            assert compiled == numpy_code, (rows.src, rows.dst, strategy)
+            compared += 1
     assert compared > 0
 
 
@@ -154,23 +162,18 @@ def test_a_delta_on_a_blocked_column_changes_no_answer(spines: int, leaves: int,
     state.set_loads({lid: float(rng.integers(0, 5)) * 2.5 * GBIT for lid in links})
     state.rows(0, 0)
     recent = np.zeros(state.layout.size)
-    dpids = sorted({lid.src.dpid for lid in links})
     compared = 0
-    for src in dpids:
-        for dst in dpids:
-            rows = state.rows(src, dst)
-            if rows is None:
-                continue
-            column = int(rng.integers(0, len(rows.middles)))
-            own = fastpath.slots(rows, column)
-            blocked = np.zeros(state.layout.size, dtype=bool)
-            blocked[list(own)] = True
-            delta = {state.layout.links[s]: -7.5 * GBIT for s in own}
-            for strategy in STRATEGIES:
-                policy = Policy(name="p", priority=1, strategy=strategy)
-                args = (strategy, state, rows, five_tuple(1), GBIT, policy, 1, recent)
-                without = fastpath.choose(*args, (), blocked)
-                assert fastpath.choose(*args, (delta,), blocked) == without
-                assert without is None or without[0] != column
-                compared += 1
+    for rows in _pairs(state):
+        column = int(rng.integers(0, len(rows.middles)))
+        own = fastpath.slots(rows, column)
+        blocked = np.zeros(state.layout.size, dtype=bool)
+        blocked[list(own)] = True
+        delta = {state.layout.links[s]: -7.5 * GBIT for s in own}
+        for strategy in STRATEGIES:
+            policy = Policy(name="p", priority=1, strategy=strategy)
+            args = (strategy, state, rows, five_tuple(1), GBIT, policy, 1, recent)
+            without = fastpath.choose(*args, (), blocked)
+            assert fastpath.choose(*args, (delta,), blocked) == without
+            assert without is None or without[0] != column
+            compared += 1
     assert compared > 0
