@@ -276,13 +276,16 @@ class ForwardingCompiler:
         if had is not None and had.ports == ports and had.distance == distance:
             return
         if ports and dpid != dst:
-            key = (dpid, id(ports), distance)
-            route = made.get(key) if made is not None else None
-            if route is None:
-                route = view.route(dpid, dst, ports, distance)
-                if made is not None and view.alike(dpid, ports):
-                    made[key] = route
-            routes[dst] = route
+            if made is None:
+                routes[dst] = view.route(dpid, dst, ports, distance)
+            else:
+                key = (dpid, id(ports), distance)
+                route = made.get(key)
+                if route is None:
+                    route = view.route(dpid, dst, ports, distance)
+                    if view.alike(dpid, ports):
+                        made[key] = route
+                routes[dst] = route
         elif had is None:
             return
         else:
@@ -313,9 +316,14 @@ class ForwardingCompiler:
         """The cost from ``dpid`` to ``dst`` as last compiled (infinite: no route)."""
         if dpid == dst:
             return 0.0
-        routes = rekeyed[dpid] if dpid in rekeyed else self._routes.get(dpid)
-        route = None if routes is None else routes.get(dst)
+        route = self._before(dpid, rekeyed).get(dst)
         return INF if route is None else route.distance
+
+    def _before(
+        self, dpid: Dpid, rekeyed: Mapping[Dpid, dict[Dpid, Route] | None]
+    ) -> Mapping[Dpid, Route]:
+        """``dpid``'s routes as last compiled, by destination (none: empty)."""
+        return (rekeyed[dpid] if dpid in rekeyed else self._routes.get(dpid)) or {}
 
     def _hop_changes(
         self,
@@ -331,12 +339,14 @@ class ForwardingCompiler:
         or gone."""
         if self._topology is None or gone or any(r is None for r in rekeyed.values()):
             return None
-
-        def routes_of(u: Dpid) -> Mapping[Dpid, Route]:
-            return (rekeyed[u] if u in rekeyed else self._routes.get(u)) or {}
-
-        known = [d for d in dsts if d in self._hosts]
-        return hop_changes(self._topology, topology, view, known, routes_of)
+        return hop_changes(
+            self._topology,
+            topology,
+            view,
+            [d for d in dsts if d in self._hosts],
+            lambda u: self._before(u, rekeyed),
+            lambda u, d: self._distance(u, d, rekeyed),
+        )
 
     def _patch(self, dpid: Dpid, moved: set[Dpid]) -> OwnerNeeds:
         """``dpid``'s needs with the entries towards the hosts of ``moved`` redone,

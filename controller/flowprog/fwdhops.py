@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping
 from controller.fabric.model import Dpid, LinkId, PortNo
 from controller.flowprog.fwdroutes import Route, RouteView
 from controller.routing.hopdelta import (
-    INF,
     HopChanges,
     LinkChange,
     lost_next_hops,
@@ -41,15 +40,16 @@ def hop_changes(
     view: RouteView,
     dsts: list[Dpid],
     routes_of: Callable[[Dpid], Mapping[Dpid, Route]],
+    distance: Callable[[Dpid, Dpid], float],
 ) -> HopChanges | None:
     """The next hops towards ``dsts`` that going from ``before`` to ``after`` moves,
     or None when every destination must be searched again (a link of a switch not
     compiled for, or too many changes to check one by one).
 
     ``view``: the routes' inputs after the change; ``routes_of(u)``: ``u``'s routes
-    before it, by destination."""
+    before it, by destination; ``distance(u, d)``: the cost of ``u``'s route to
+    ``d`` before it (0 for ``d`` itself, infinite without a route)."""
     (old_links, old_drained), (links, drained) = before, after
-    known = view.edge  # every switch compiled for
     lost = old_links - links
     if lost and links <= old_links and all(lid not in links for lid in old_drained ^ drained):
         return _lost(lost, links, view, dsts, routes_of)
@@ -64,6 +64,7 @@ def hop_changes(
         )
         for lid in sorted((old_links ^ links) | flipped)
     ]
+    known = view.edge  # every switch compiled for
     if len(changes) * len(dsts) > MAX_HOP_CHECKS or not all(
         ch.src in known and ch.dst in known for ch in changes
     ):
@@ -75,12 +76,6 @@ def hop_changes(
             (p, n, DRAIN_COST if (dpid, p) in drained_at else 1)
             for p, n in view.peers.get(dpid, {}).items()
         ]
-
-    def distance(u: Dpid, d: Dpid) -> float:
-        if u == d:
-            return 0.0
-        route = routes_of(u).get(d)
-        return INF if route is None else route.distance
 
     return moved_next_hops(changes, dsts, distance, links_of)
 
