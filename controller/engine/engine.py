@@ -409,8 +409,7 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
             # rather than a whole one, confirms or dismisses the hot spot.
             self.polls.expedite(other, now + CONFIRM_FRACTION * self.polls.interval)
             out.wake_in = CONFIRM_FRACTION * self.polls.interval
-        hot = [ev.link for ev in events if ev.congested]
-        if hot and len(self.jobs):
+        if (hot := [ev.link for ev in events if ev.congested]) and len(self.jobs):
             out.merge(self.jobs.on_links(hot, now=now, reason="congestion"))
         out.notices += [congestion_notice(ev, self.net.topo.link_name) for ev in events]
         if not more:
@@ -430,6 +429,7 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
         out, probes = self.net.tick(now=now)
         out.packets += self._probes(probes, now)
         self.metrics.lldp_interval.set(self.net.lldp.interval)
+        self.placer.rounds.gap = self.polls.interval  # a retry waits for the next sample
         out.merge(self.placer.tick(now=now))
         out.merge(self.jobs.tick(now=now))
         self._settle(self._takeover_progress(out, now), now)

@@ -18,6 +18,7 @@ from controller.engine.connectivity import Connectivity
 from controller.engine.monitor import LinkMonitor
 from controller.engine.outputs import EngineOutput, EventKind, Notice, PacketOut
 from controller.engine.provisional import ahead_of
+from controller.engine.rounds import RoundSchedule, releases
 from controller.errors import FailedPrecondition
 from controller.fabric.events import FabricEvent, LinkDown, LinkUp, SwitchDown
 from controller.fabric.model import FiveTuple, Host, LinkId, PortRef
@@ -89,7 +90,7 @@ class FlowPlacer:
         self.default_rebalance_s = default_rebalance_s
         self.failover_groups = failover_groups
         self.local_repair = local_repair
-        self._next_rebalance = 0.0
+        self.rounds = RoundSchedule()
         self._bytes: dict[int, tuple[int, int, float]] = {}  # flow id -> (generation, bytes, t)
         self._held: dict[int, list[PacketOut]] = {}  # packets of flows whose rules are pending
         self._strays: dict[int, int] = {}  # trapped packets of ready flows since the last tick
@@ -359,30 +360,38 @@ class FlowPlacer:
         hot = [e.link for e in events if e.congested]
         if not hot or not len(self.te):
             return EngineOutput()
+        self.rounds.ran(now)
         outcome = self.te.rebalance(self.view(), now, reason="congestion", hot=hot)
-        self._log_outcome("congestion", outcome)
+        return self._round_done("congestion", outcome, now, lagging=not outcome.hot)
+
+    def _round_done(
+        self, what: str, outcome: Outcome, now: float, *, lagging: bool = False
+    ) -> EngineOutput:
+        """Log a round, book a retry (see rounds) for the flows it left held on hot
+        links, or after the next poll when the planner's load ``lagging`` the event
+        showed nothing hot, and apply its moves."""
+        self._log_outcome(what, outcome)
+        when = releases(self.te, outcome.held, now=now)
+        self.rounds.retry(when, lag_from=now if lagging else None)
         return self._apply_moves(outcome.moves, now)
 
     def tick(self, *, now: float) -> EngineOutput:
         self._strays.clear()
         self._prepare_state()
-        if now < self._next_rebalance:
+        due = self.rounds.due(now, self._rebalance_period())
+        if due is None or not len(self.te):
             return EngineOutput()
-        self._next_rebalance = now + self._rebalance_period()
-        if not len(self.te):
-            return EngineOutput()
-        out = EngineOutput()
         # Links telemetry reports congested keep that reason even when found by
         # the periodic round (their congestion event may have come while
         # nothing could move yet); other hot spots are plain rebalancing.
-        congested = list(self.monitor.congested())
-        if congested:
+        out = EngineOutput()
+        if congested := list(self.monitor.congested()):
             outcome = self.te.rebalance(self.view(), now, reason="congestion", hot=congested)
-            self._log_outcome("congestion", outcome)
-            out.merge(self._apply_moves(outcome.moves, now))
+            out.merge(self._round_done("congestion", outcome, now))
+        if due == "retry":
+            return out
         outcome = self.te.rebalance(self.view(), now, reason="rebalance")
-        self._log_outcome("rebalance", outcome)
-        return out.merge(self._apply_moves(outcome.moves, now))
+        return out.merge(self._round_done("rebalance", outcome, now))
 
     def _prepare_state(self) -> None:
         """Once the topology has been still for a tick, build the placement arrays
@@ -395,23 +404,13 @@ class FlowPlacer:
         self._state_version = version
 
     def _log_outcome(self, what: str, outcome: Outcome) -> None:
-        label = self.net.topo.link_name
-        if outcome.moves:
-            log.info(
+        level = logging.INFO if outcome.moves else logging.DEBUG
+        if (outcome.moves or outcome.hot) and log.isEnabledFor(level):
+            hot = ", ".join(self.net.topo.link_name(lid) for lid in outcome.hot)
+            log.log(
+                level,
                 "%s: %d moved, %d stuck, %d held; hot links: %s",
-                what,
-                len(outcome.moves),
-                len(outcome.stuck),
-                len(outcome.held),
-                ", ".join(label(lid) for lid in outcome.hot) or "none",
-            )
-        elif outcome.hot:
-            log.debug(
-                "%s: hot %s, %d stuck, %d held",
-                what,
-                [label(lid) for lid in outcome.hot],
-                len(outcome.stuck),
-                len(outcome.held),
+                *(what, len(outcome.moves), len(outcome.stuck), len(outcome.held), hot or "none"),
             )
 
     def _rebalance_period(self) -> float:
@@ -466,6 +465,7 @@ class FlowPlacer:
 
     def flow_stats(self, dpid: int, samples: Iterable[FlowSample], *, now: float) -> None:
         rates: dict[int, float] = {}
+        fresh: list[int] = []  # flows measured for the first time
         flow_of, seen = self.te.flow, self._bytes
         for cookie, byte_count in samples:
             parts = Cookie.flow_parts(cookie)
@@ -482,8 +482,12 @@ class FlowPlacer:
             dt = now - prev[2]
             if dt > 0:
                 rates[flow_id] = (byte_count - prev[1]) * 8 / dt
+                if not flow.measured:
+                    fresh.append(flow_id)
         if rates:
             self.te.update_rates(rates, now)
+            if fresh and (hot := self.monitor.congested()):  # now known to collide there
+                self.rounds.retry(releases(self.te, fresh, now=now, on=hot))
 
     def ingress_switches(self) -> set[int]:
         return self.te.ingress_switches()

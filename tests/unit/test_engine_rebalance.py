@@ -18,6 +18,7 @@ from enginelab import TRAP_COOKIE, EngineLab
 from synthetic import leaf_spine
 
 from controller.engine.engine import EngineConfig
+from controller.engine.rounds import LAG_POLLS
 from controller.fabric.model import FiveTuple, LinkId
 from controller.flowprog.entries import Cookie, CookieKind
 from controller.telemetry import CapacityConfig, PortCounters
@@ -29,7 +30,11 @@ CORNER_ORDER = [(4, 2), (1, 4), (2, 4), (3, 2), (3, 4), (3, 1)]
 CORNER_ORDER += [(2, 3), (4, 3), (2, 1), (1, 3), (4, 1), (1, 2)]
 
 
-def lab() -> EngineLab:
+def lab(*, rebalance_period_s: float | None = None) -> EngineLab:
+    policy = roce_policy()
+    if rebalance_period_s is not None:
+        params = replace(policy.params, rebalance_period_s=rebalance_period_s)
+        policy = replace(policy, params=params)
     cfg = EngineConfig(
         capacity=CapacityConfig.from_config(LINK_MBPS, {}),
         default_demand_bps=LINK_MBPS * 1e6,
@@ -37,7 +42,7 @@ def lab() -> EngineLab:
         rebalance_period_s=REBALANCE_S,
     )
     fab = leaf_spine(3, 4, capacity_bps=LINK_MBPS * 1e6)
-    return EngineLab(fab, config=cfg, policies=(roce_policy(),), hosts_per_leaf=3).ready()
+    return EngineLab(fab, config=cfg, policies=(policy,), hosts_per_leaf=3).ready()
 
 
 def start(lab_: EngineLab) -> list[FiveTuple]:
@@ -122,3 +127,25 @@ def test_a_cornered_pattern_has_links_to_itself_within_two_rebalance_periods() -
         assert flow is not None
         walk = lab_.send(by_ip[ft.src_ip], by_ip[ft.dst_ip], udp_src=ft.src_port, udp_dst=4791)
         assert walk.paths == {flow.path.switches}
+
+
+def test_a_cornered_pattern_is_repaired_once_its_flows_may_move_not_a_period_later() -> None:
+    # With a 30 s period no periodic round comes during the test: only the retries
+    # the congestion round books (the planner's load catching up after a poll, the
+    # flows' hold-down ending) can repair the corner, and they must do it once the
+    # last flow may move, plus the polls that measure it (see rounds).
+    lab_ = lab(rebalance_period_s=30.0)
+    flows = start(lab_)
+    last_start = lab_.now
+    assert shared_links(lab_, flows) > 0
+    policy = lab_.engine.placer.te.policy_of(1)
+    assert policy is not None and policy.params.rebalance_period_s == 30.0
+    hold, poll = policy.params.min_move_interval_s, 0.5
+    bound = hold + (2 + LAG_POLLS) * poll
+    while shared_links(lab_, flows) and lab_.now - last_start < bound + 1.0:
+        carry(lab_, flows, 0.05)
+    took = lab_.now - last_start
+    assert shared_links(lab_, flows) == 0, f"still cornered {took:.2f} s after the last start"
+    assert took <= bound, f"repaired {took:.2f} s after the last start (bound {bound:.2f} s)"
+    moved = lab_.notices("flow-rerouted")
+    assert moved and all(m.endswith("congestion") for m in moved), moved
