@@ -360,7 +360,6 @@ class FlowPlacer:
         hot = [e.link for e in events if e.congested]
         if not hot or not len(self.te):
             return EngineOutput()
-        self.rounds.ran(now)
         outcome = self.te.rebalance(self.view(), now, reason="congestion", hot=hot)
         return self._round_done("congestion", outcome, now, lagging=not outcome.hot)
 
@@ -465,7 +464,6 @@ class FlowPlacer:
 
     def flow_stats(self, dpid: int, samples: Iterable[FlowSample], *, now: float) -> None:
         rates: dict[int, float] = {}
-        fresh: list[int] = []  # flows measured for the first time
         flow_of, seen = self.te.flow, self._bytes
         for cookie, byte_count in samples:
             parts = Cookie.flow_parts(cookie)
@@ -482,12 +480,8 @@ class FlowPlacer:
             dt = now - prev[2]
             if dt > 0:
                 rates[flow_id] = (byte_count - prev[1]) * 8 / dt
-                if not flow.measured:
-                    fresh.append(flow_id)
         if rates:
             self.te.update_rates(rates, now)
-            if fresh and (hot := self.monitor.congested()):  # now known to collide there
-                self.rounds.retry(releases(self.te, fresh, now=now, on=hot))
 
     def ingress_switches(self) -> set[int]:
         return self.te.ingress_switches()

@@ -14,11 +14,13 @@ congestion round over the links still congested, for when it can act:
 - a congestion event's round saw no hot link: once the next port poll has
   answered (:data:`LAG_POLLS` intervals: polls are jittered by up to 10%);
 - a round left flows held on hot links: when the last of them may move (one
-  round then sees them all, as the joint re-placement needs);
-- flows on a congested link were measured for the first time: now.
+  round then sees them all, as the joint re-placement needs).
 
-Retries keep at least one poll interval (:attr:`RoundSchedule.gap`) after the
-previous round of any kind, and only these causes book them: a round stuck
+Flows are measured by the poll rounds that read the ports (their ingress
+switch's flow counters ride along), so the retry after the next poll also
+finds flows measured that were not yet at the event. Retries keep at least one poll
+interval (:attr:`RoundSchedule.gap`) after the previous scheduled round, and
+only these causes book them: a round stuck
 with nothing that fits books nothing (the periodic round tries again), so a
 lasting hot spot does not cost a round per poll.
 
@@ -29,7 +31,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from controller.fabric.model import LinkId
 from controller.te.engineer import TrafficEngineer
 from controller.te.rebalance import hold_down
 
@@ -38,21 +39,12 @@ __all__ = ["LAG_POLLS", "RoundSchedule", "releases"]
 LAG_POLLS = 1.25
 
 
-def releases(
-    te: TrafficEngineer,
-    flow_ids: Iterable[int],
-    *,
-    now: float,
-    on: frozenset[LinkId] | None = None,
-) -> list[float]:
-    """When each of ``flow_ids`` (those crossing a link of ``on``, if given) may
-    move next: the end of its hold-down, or ``now``."""
+def releases(te: TrafficEngineer, flow_ids: Iterable[int], *, now: float) -> list[float]:
+    """When each of ``flow_ids`` may move next: the end of its hold-down, or ``now``."""
     out = []
     for flow_id in flow_ids:
         flow, policy = te.flow(flow_id), te.policy_of(flow_id)
-        if flow is None or policy is None:
-            continue
-        if on is None or not on.isdisjoint(flow.path.links):
+        if flow is not None and policy is not None:
             out.append(max(now, flow.settled_at + hold_down(flow, policy)))
     return out
 
@@ -63,7 +55,7 @@ class RoundSchedule:
     def __init__(self, *, gap: float = 0.5) -> None:
         self.next_at = 0.0  # the periodic round; the first tick runs one
         self.retry_at: float | None = None
-        self.last_at = float("-inf")  # the last round of any kind
+        self.last_at = float("-inf")  # the last scheduled round
         self.gap = gap  # a retry's least distance from the last round: a poll interval
 
     def due(self, now: float, period: float) -> str | None:
@@ -76,13 +68,9 @@ class RoundSchedule:
             return "retry"
         return None
 
-    def ran(self, now: float) -> None:
-        """An event's round ran (a congestion event, outside the schedule)."""
-        self.last_at = max(self.last_at, now)
-
     def retry(self, when: Iterable[float], *, lag_from: float | None = None) -> float | None:
         """Book a retry when the last of ``when`` has come (and :attr:`gap` after the
-        last round; with ``lag_from``, once the poll after it has answered), unless
+        last scheduled round; with ``lag_from``, once the poll after it has answered), unless
         the periodic round comes first. Returns the booked time."""
         at = max(when, default=None)
         if lag_from is not None:

@@ -150,7 +150,7 @@ def _attempt(lab: Lab, watcher: EventWatcher, flows: list[Flow]) -> dict[str, An
     first = [e["attributes"]["path"].split(" -> ") for e in placed[: len(flows)]]
     last_placed = placed[len(flows) - 1]["time"]
     # Two rebalance periods, plus the two polls that measure the flows' rates
-    # at all (measured 2.2-3.2 s on the reference machine; 3.1-3.8 s before the
+    # at all (measured 2.1-3.2 s on the reference machine; 3.1-3.8 s before the
     # congestion round booked its own retry).
     deadline = last_placed + 2 * REBALANCE_S + 2 * POLL_S
     repaired_at = None

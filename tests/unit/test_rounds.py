@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+from dataclasses import replace
 
-from controller.engine.rounds import LAG_POLLS, RoundSchedule
+import pytest
+from synthetic import five_tuple, leaf_spine
+
+from controller.engine.rounds import LAG_POLLS, RoundSchedule, releases
+from controller.policy.model import FlowMatch, Policy, PolicyParams, Strategy
+from controller.te.engineer import TrafficEngineer
 
 PERIOD = 2.0
 
@@ -34,14 +39,12 @@ def test_a_retry_comes_when_the_last_held_flow_may_move() -> None:
 def test_a_retry_keeps_a_poll_interval_from_the_last_round() -> None:
     s = started(10.0, gap=0.5)
     assert s.retry([10.1]) == 10.5
-    s.ran(10.8)  # a congestion event's round
-    s.retry_at = None
-    assert s.retry([10.9]) == pytest.approx(11.3)
+    assert s.due(10.5, PERIOD) == "retry"
+    assert s.retry([10.6]) == pytest.approx(11.0)  # a poll after the retry itself
 
 
 def test_a_lagging_planner_is_retried_once_the_next_poll_answered() -> None:
     s = started(10.0, gap=0.5)
-    s.ran(10.2)
     assert s.retry([], lag_from=10.2) == pytest.approx(10.2 + LAG_POLLS * 0.5)
     # Held flows released later than that win.
     s.retry_at = None
@@ -69,3 +72,27 @@ def test_the_periodic_round_cancels_a_pending_retry() -> None:
     s.retry([10.9])
     assert s.due(11.0, PERIOD) == "periodic"
     assert s.retry_at is None
+
+
+def test_releases_are_the_ends_of_the_flows_hold_downs() -> None:
+    fab = leaf_spine(2, 3, capacity_bps=100e6)
+    te = TrafficEngineer(visibility_s=0.0)
+    params = PolicyParams(min_move_interval_s=2.0)
+    pol = Policy(name="ai", priority=10, match=(FlowMatch(ip_proto=17),), params=params)
+    pol = replace(pol, strategy=Strategy.LEAST_UTILIZED)
+    ids = []
+    for i, (src, dst, at) in enumerate([("leaf1", "leaf2", 1.0), ("leaf3", "leaf2", 1.5)]):
+        placed = te.place(
+            five_tuple(i),
+            dscp=26,
+            ingress=fab.host_port(src),
+            egress=fab.host_port(dst),
+            policy=pol,
+            view=fab.view(),
+            now=at,
+        )
+        ids.append(placed.flow.flow_id)
+    # Placed at 1.0 and 1.5, held 2 s; a flow whose hold has ended may move now.
+    assert releases(te, ids, now=2.0) == [3.0, 3.5]
+    assert releases(te, ids, now=3.2) == [3.2, 3.5]
+    assert releases(te, [*ids, 999], now=2.0) == [3.0, 3.5]  # an unknown flow: none
