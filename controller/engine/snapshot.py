@@ -22,7 +22,7 @@ from controller.engine.views import (
     SwitchView,
     TopologyView,
 )
-from controller.fabric.model import Dpid, LinkId, Switch, dpid_str
+from controller.fabric.model import Dpid, LinkId, Switch, dpid_str, link_order
 from controller.fabric.topology import Topology, link_name
 from controller.policy.model import Policy
 from controller.te.flowtable import TrackedFlow
@@ -66,9 +66,9 @@ class TopologyViews:
         key = self._key
         if key[0] is not topo or key[1] != topo.version or key[2] is not seen:
             self._key = (topo, topo.version, seen)
-            up = sorted(topo.links)
+            up = sorted(topo.links, key=link_order)
             seen.update(up)
-            self._links = (*up, *sorted(seen.difference(topo.links)))
+            self._links = (*up, *sorted(seen.difference(topo.links), key=link_order))
             self._switches = {}  # their ports' fabric flags follow the links
         labels = topo.labels()
         make = partial(

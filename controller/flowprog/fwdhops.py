@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 
-from controller.fabric.model import Dpid, LinkId, PortNo
+from controller.fabric.model import Dpid, LinkId, PortNo, link_order
 from controller.flowprog.fwdroutes import Route, RouteView
 from controller.routing.hopdelta import (
     HopChanges,
@@ -62,7 +62,7 @@ def hop_changes(
             _link_cost(lid, old_links, old_drained),
             _link_cost(lid, links, drained),
         )
-        for lid in sorted((old_links ^ links) | flipped)
+        for lid in sorted((old_links ^ links) | flipped, key=link_order)
     ]
     known = view.edge  # every switch compiled for
     if len(changes) * len(dsts) > MAX_HOP_CHECKS or not all(

@@ -33,8 +33,8 @@ import numpy as np
 
 from controller.errors import InvalidArgument
 from controller.fabric.events import FabricEvent, LinkDown, LinkUp, SwitchDown, SwitchUp
-from controller.fabric.model import Dpid, Link, LinkId, Path, PortNo, Switch
-from controller.routing.layout import LinkLayout, link_order
+from controller.fabric.model import Dpid, Link, LinkId, Path, PortNo, Switch, link_order
+from controller.routing.layout import LinkLayout
 from controller.routing.nexthops import next_hops_to
 from controller.routing.paths import DEFAULT_MAX_PATHS
 from controller.routing.slotarrays import PairRows, SlotArrays

@@ -27,20 +27,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.fabric.model import Dpid, LinkId
+from controller.fabric.model import Dpid, LinkId, link_order
 
-__all__ = ["Bipartite", "LinkLayout", "build_layout", "link_order"]
+__all__ = ["Bipartite", "LinkLayout", "build_layout"]
 
 # Dense blocks are used while they hold at most this many slots per link:
 # a full leaf-spine mesh has exactly one slot per directed link.
 _MAX_SLOTS_PER_LINK = 4
 _SMALL_BLOCK = 4096  # below this many slots density does not matter
-
-
-def link_order(lid: LinkId) -> tuple[int, int, int, int]:
-    """The sort key of LinkId's own ordering, on plain ints (comparing the
-    dataclasses field by field is far slower in large sorts)."""
-    return (lid.src.dpid, lid.src.port, lid.dst.dpid, lid.dst.port)
 
 
 @dataclass(frozen=True, eq=False)

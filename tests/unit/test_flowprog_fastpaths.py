@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controller.devtools.fakeofcheck import OpenFlowError, check_flow
-from controller.fabric.model import Dpid, FiveTuple
+from controller.fabric.model import Dpid, FiveTuple, LinkId, PortRef, link_order
 from controller.flowprog.entries import (
     Bucket,
     FlowEntry,
@@ -241,3 +241,14 @@ def test_a_link_hash_is_the_generated_one_and_not_pickled() -> None:
     copy = pickle.loads(pickle.dumps(lid))
     assert copy == lid and "_hash" not in copy.__dict__ and hash(copy) == hash(lid)
     assert sorted([lid.reverse(), lid]) == [lid, lid.reverse()]
+
+
+_small = st.integers(min_value=0, max_value=3)
+_links = st.builds(LinkId, st.builds(PortRef, _small, _small), st.builds(PortRef, _small, _small))
+
+
+@given(st.lists(_links, max_size=40))
+def test_link_order_sorts_links_as_their_own_ordering_does(links: list[LinkId]) -> None:
+    # Topology changes sort every link of the fabric by this key instead of by
+    # the dataclass comparison (five times faster at 64 x 512): same order.
+    assert sorted(links, key=link_order) == sorted(links)
