@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
-from synthetic import five_tuple, leaf_spine
+from synthetic import leaf_spine
+from test_rebalance_behaviour import policy, put
 
 from controller.engine.rounds import LAG_POLLS, RoundSchedule, releases
-from controller.policy.model import FlowMatch, Policy, PolicyParams, Strategy
 from controller.te.engineer import TrafficEngineer
 
 PERIOD = 2.0
@@ -77,21 +75,11 @@ def test_the_periodic_round_cancels_a_pending_retry() -> None:
 def test_releases_are_the_ends_of_the_flows_hold_downs() -> None:
     fab = leaf_spine(2, 3, capacity_bps=100e6)
     te = TrafficEngineer(visibility_s=0.0)
-    params = PolicyParams(min_move_interval_s=2.0)
-    pol = Policy(name="ai", priority=10, match=(FlowMatch(ip_proto=17),), params=params)
-    pol = replace(pol, strategy=Strategy.LEAST_UTILIZED)
-    ids = []
-    for i, (src, dst, at) in enumerate([("leaf1", "leaf2", 1.0), ("leaf3", "leaf2", 1.5)]):
-        placed = te.place(
-            five_tuple(i),
-            dscp=26,
-            ingress=fab.host_port(src),
-            egress=fab.host_port(dst),
-            policy=pol,
-            view=fab.view(),
-            now=at,
-        )
-        ids.append(placed.flow.flow_id)
+    pol = policy(hold=2.0)
+    ids = [
+        put(te, fab, 0, "leaf1", "leaf2", "spine1", pol=pol, now=1.0),
+        put(te, fab, 1, "leaf3", "leaf2", "spine2", pol=pol, now=1.5),
+    ]
     # Placed at 1.0 and 1.5, held 2 s; a flow whose hold has ended may move now.
     assert releases(te, ids, now=2.0) == [3.0, 3.5]
     assert releases(te, ids, now=3.2) == [3.2, 3.5]
