@@ -409,7 +409,11 @@ class FlowPlacer:
             log.log(
                 level,
                 "%s: %d moved, %d stuck, %d held; hot links: %s",
-                *(what, len(outcome.moves), len(outcome.stuck), len(outcome.held), hot or "none"),
+                what,
+                len(outcome.moves),
+                len(outcome.stuck),
+                len(outcome.held),
+                hot or "none",
             )
 
     def _rebalance_period(self) -> float:

@@ -18,11 +18,11 @@ congestion round over the links still congested, for when it can act:
 
 Flows are measured by the poll rounds that read the ports (their ingress
 switch's flow counters ride along), so the retry after the next poll also
-finds flows measured that were not yet at the event. Retries keep at least one poll
-interval (:attr:`RoundSchedule.gap`) after the previous scheduled round, and
-only these causes book them: a round stuck
-with nothing that fits books nothing (the periodic round tries again), so a
-lasting hot spot does not cost a round per poll.
+finds flows measured that were not yet at the event. Retries keep at least
+one poll interval (:attr:`RoundSchedule.gap`) after the previous scheduled
+round, and only these causes book them: a round stuck with nothing that fits
+books nothing (the periodic round tries again), so a lasting hot spot does
+not cost a round per poll.
 
 Pure bookkeeping: time only comes in as ``now``.
 """
@@ -70,11 +70,12 @@ class RoundSchedule:
 
     def retry(self, when: Iterable[float], *, lag_from: float | None = None) -> float | None:
         """Book a retry when the last of ``when`` has come (and :attr:`gap` after the
-        last scheduled round; with ``lag_from``, once the poll after it has answered), unless
-        the periodic round comes first. Returns the booked time."""
+        last scheduled round; with ``lag_from``, once the poll after it has
+        answered), unless the periodic round comes first. Returns the booked time."""
         at = max(when, default=None)
         if lag_from is not None:
-            at = max(at or lag_from, lag_from + LAG_POLLS * self.gap)
+            polled = lag_from + LAG_POLLS * self.gap
+            at = polled if at is None else max(at, polled)
         if at is None:
             return None
         at = max(at, self.last_at + self.gap)

@@ -140,7 +140,7 @@ def test_a_cornered_pattern_is_repaired_once_its_flows_may_move_not_a_period_lat
     assert shared_links(lab_, flows) > 0
     policy = lab_.engine.placer.te.policy_of(1)
     assert policy is not None and policy.params.rebalance_period_s == 30.0
-    hold, poll = policy.params.min_move_interval_s, 0.5
+    hold, poll = policy.params.min_move_interval_s, lab_.engine.polls.configured
     bound = hold + (2 + LAG_POLLS) * poll
     while shared_links(lab_, flows) and lab_.now - last_start < bound + 1.0:
         carry(lab_, flows, 0.05)
