@@ -16,10 +16,11 @@ from controller.engine.jobs import JobManager
 from controller.engine.monitor import LinkMonitor
 from controller.engine.outputs import EngineOutput, EventKind, Notice
 from controller.engine.placement import FlowPlacer
-from controller.engine.policies import PolicyManager, traps_for
+from controller.engine.policies import PolicyManager, TopologyNames, traps_for
 from controller.engine.views import ApplyJobResult, ApplyResult, DrainResult, PathExplanation
 from controller.errors import NotFound
 from controller.fabric.model import FiveTuple, LinkId
+from controller.fabric.topology import Topology
 from controller.flowprog.plan import Program
 from controller.jobs.model import Job
 from controller.policy.model import Policy
@@ -37,6 +38,9 @@ class NorthboundCommands:
     jobs: JobManager
     drains: DrainView
 
+    def witnessed(self) -> tuple[Topology, ...]:
+        raise NotImplementedError  # ClusterRoles'
+
     def install_policies(self, *, now: float) -> Program:
         """Make default forwarding follow the current policy book (one recomputation)."""
         book = self.policies.book
@@ -47,7 +51,7 @@ class NorthboundCommands:
     ) -> tuple[ApplyResult, EngineOutput]:
         change = self.policies.plan_apply(
             policy,
-            topo=self.net.topo,
+            names=TopologyNames(self.net.topo, *self.witnessed()),
             dry_run=dry_run,
             expected_version=expected_version,
             affected=self.placer.affected_by,
@@ -80,18 +84,20 @@ class NorthboundCommands:
         )
         return version, out
 
-    def _links_for(self, ref: str) -> list[LinkId]:
+    def _links_for(self, ref: str) -> tuple[list[LinkId], Topology]:
+        """The links ``ref`` names, and the topology that knows their switches' names
+        (during a takeover, possibly the one this node kept as a standby)."""
         parsed = parse_link_ref(ref, field="link")
-        topo = self.net.topo
-        known = set(topo.links) | set(self.monitor.seen_links)
-        found = sorted(lid for lid in known if parsed.matches(lid, topo.label))
-        if not found:
-            raise NotFound("link", ref)
-        return found
+        live = self.net.topo
+        for topo in (live, *self.witnessed()):
+            known = set(topo.links) | (set(self.monitor.seen_links) if topo is live else set())
+            found = sorted(lid for lid in known if parsed.matches(lid, topo.label))
+            if found:
+                return found, topo
+        raise NotFound("link", ref)
 
     def drain(self, ref: str, *, drained: bool, now: float) -> tuple[DrainResult, EngineOutput]:
-        links = self._links_for(ref)
-        topo = self.net.topo
+        links, topo = self._links_for(ref)
         # Durable first: a drain the store refused is not applied.
         self.drains.set_drained([Drain(lid, topo.link_name(lid)) for lid in links], drained=drained)
         out = EngineOutput()

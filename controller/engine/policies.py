@@ -27,17 +27,26 @@ __all__ = ["PolicyManager", "TopologyNames", "traps_for"]
 
 
 class TopologyNames:
-    """Lets policy validation resolve switch names/dpids against the live topology."""
+    """Lets policy validation resolve switch names/dpids against the fabric as known.
 
-    def __init__(self, topo: Topology) -> None:
-        self._topo = topo
+    That is the live topology, and during a takeover also what the node saw as a
+    standby (``witnessed``): until the new leader has read every switch again, its
+    own topology holds only the switches read so far, and a policy naming one of
+    the others must not be refused as naming an unknown switch.
+    """
+
+    def __init__(self, topo: Topology, *witnessed: Topology) -> None:
+        self._topos = (topo, *witnessed)
 
     def has_switch(self, name: str) -> bool:
-        return self._topo.resolve(name) is not None
+        return any(t.resolve(name) is not None for t in self._topos)
 
     def linked(self, a: str, b: str) -> bool:
-        da, db = self._topo.resolve(a), self._topo.resolve(b)
-        return any(lid.src.dpid == da and lid.dst.dpid == db for lid in self._topo.links)
+        for topo in self._topos:
+            da, db = topo.resolve(a), topo.resolve(b)
+            if any(lid.src.dpid == da and lid.dst.dpid == db for lid in topo.links):
+                return True
+        return False
 
 
 def traps_for(book: PolicyBook) -> list[ClassTrap]:
@@ -76,13 +85,13 @@ class PolicyManager:
         self,
         policy: Policy,
         *,
-        topo: Topology,
+        names: TopologyNames,
         dry_run: bool,
         expected_version: int | None,
         affected: Callable[[PolicyBook], int],
     ) -> Change:
         """Check and (unless ``dry_run``) store ``policy``; returns the new book and the result."""
-        validate_policy(policy, fabric=TopologyNames(topo))
+        validate_policy(policy, fabric=names)
         old = self.book.get(policy.name)
         check_conflicts(policy, [p for p in self.book.all() if p.name != policy.name])
         candidate = self.book.with_policy(policy)

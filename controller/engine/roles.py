@@ -23,6 +23,7 @@ from controller.engine.polling import StatsPolls
 from controller.engine.standby import StandbyObserver
 from controller.engine.tablesync import TableSync
 from controller.fabric.lldp_auth import LldpSigner
+from controller.fabric.topology import Topology
 
 __all__ = ["ClusterRoles"]
 
@@ -50,6 +51,8 @@ class ClusterRoles:
     # A takeover's switches still to be read again, and until when they are waited for.
     _takeover_wait: set[int] | None = None
     _takeover_until: float = 0.0
+    # What this node saw of the fabric as a standby, until the takeover's reads end.
+    _witness: Topology | None = None
 
     def _rebuild(self, now: float, *, warm: StandbyObserver | None = None) -> None:
         raise NotImplementedError  # FabricEngine's
@@ -95,7 +98,9 @@ class ClusterRoles:
             warm, self.standby = self.standby, None
             self._rebuild(now, warm=warm)
             self._hold_for_takeover(now)
+            self._witness = warm.topo if warm is not None and self._takeover_wait else None
         elif changed:  # stepped down: observe from scratch (the switches are read again)
+            self._witness = None
             self.standby = self._observer()
             self._rebuild(now)  # shows the stored hosts
         for dpid in sorted(self._connected):
@@ -132,9 +137,15 @@ class ClusterRoles:
             wait.discard(synced)
         wait &= self._connected
         if not wait or now >= self._takeover_until:
-            self._takeover_wait = None
+            self._takeover_wait = self._witness = None
             out.add_program(self.net.release_forwarding(now=now, holder="takeover"))
         return out
+
+    def witnessed(self) -> tuple[Topology, ...]:
+        """The fabric as this node saw it as a standby, while a takeover still reads
+        the switches again (names a command may refer to that the new leader's own
+        topology does not hold yet); nothing otherwise."""
+        return () if self._witness is None else (self._witness,)
 
     def store_changed(self) -> None:
         """Another node wrote to the shared store: a standby follows at its next tick."""

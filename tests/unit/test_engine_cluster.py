@@ -4,9 +4,10 @@ rewrites nothing, a leader that may not program stops, and standbys follow the s
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import pytest
-from apilab import roce_policy
+from apilab import pinned_policy, roce_policy
 from enginelab import BASE_COOKIE, EngineLab
 from synthetic import leaf_spine
 
@@ -17,9 +18,11 @@ from controller.engine.outputs import (
     TablePart,
     TableRead,
 )
+from controller.errors import InvalidArgument
 from controller.fabric import frames
 from controller.fabric.lldp_auth import LldpSigner
 from controller.flowprog.forwarding import PRIO_HOST
+from controller.policy.model import PolicyParams
 from controller.store.policies import PolicyView
 
 CHANGES = ("FlowAdd", "FlowDelete", "GroupAdd", "GroupModify", "GroupDelete", "MeterAdd")
@@ -215,6 +218,48 @@ def test_a_warm_standby_takes_over_with_links_rates_and_trusted_edges_at_once(
     # Remembered links are proven by probes like any other: silence expires them.
     lab.run_for(lab.net.config.link_timeout_s + 1.0)
     assert not lab.net.topo.links
+
+
+def test_a_new_leader_accepts_names_it_saw_as_a_standby_before_reading_the_switches() -> None:
+    """Between the takeover and the end of its table reads, the new leader's own topology
+    holds only the switches read so far; commands naming the others are checked against
+    what it saw as a standby, and that view is dropped once every switch is read."""
+    lab = EngineLab(leaf_spine(2, 2), policies=(roce_policy(),)).ready()
+    leader_signer = lab.engine.signer
+    lab.restart(hosts=list(lab.net.topo.hosts.values()))
+    lab.engine.signer = leader_signer
+    lab.engine.join_cluster(may_program=lambda now: True)
+    for dpid in sorted(lab.fabric.names):
+        lab.connect(dpid)
+    observe(lab, leader_signer, 4.0)
+    reads = lab.engine.set_role("leader", generation=9, now=lab.now)  # not answered yet
+    assert not lab.net.topo.switches
+    pin = replace(pinned_policy(), params=PolicyParams())
+    result, out = lab.engine.apply_policy(pin, dry_run=False, expected_version=0, now=lab.now)
+    assert result.created and lab.engine.policies.get(pin.name).version == result.policy.version
+    cable = lab.cable("leaf1", "spine2")
+    drained, _ = lab.engine.drain("leaf1-spine2", drained=True, now=lab.now)
+    back = lab.cable("spine2", "leaf1")
+    assert drained.links == tuple(
+        f"{a}/{lid.src.port}->{b}/{lid.dst.port}"
+        for a, b, lid in sorted([("leaf1", "spine2", cable), ("spine2", "leaf1", back)])
+    )
+    with pytest.raises(InvalidArgument, match=r"pinned_path\[1\]: unknown switch 'spine9'"):
+        lab.engine.apply_policy(
+            replace(pin, name="other", priority=201, pinned_path=("leaf1", "spine9", "leaf2")),
+            dry_run=False,
+            expected_version=0,
+            now=lab.now,
+        )
+    lab.run(reads)
+    lab.run(out)
+    lab.run_for(1.0)
+    assert lab.engine.witnessed() == ()
+    assert {cable, back} <= lab.net.topo.drained and lab.net.topo.links[cable].drained
+    with pytest.raises(InvalidArgument, match="unknown switch 'leaf9'"):
+        lab.engine.apply_policy(
+            replace(pin, pinned_path=("leaf9",)), dry_run=True, expected_version=None, now=lab.now
+        )
 
 
 def test_a_takeover_keeps_the_routes_of_leaves_that_lost_an_uplink() -> None:
