@@ -18,16 +18,20 @@ from controller.engine.outputs import EngineOutput, EventKind, Notice
 from controller.engine.placement import FlowPlacer
 from controller.engine.policies import PolicyManager, TopologyNames, traps_for
 from controller.engine.views import ApplyJobResult, ApplyResult, DrainResult, PathExplanation
-from controller.errors import NotFound
+from controller.errors import NotFound, Unavailable
 from controller.fabric.model import FiveTuple, LinkId
 from controller.fabric.topology import Topology
 from controller.flowprog.plan import Program
 from controller.jobs.model import Job
 from controller.policy.model import Policy
+from controller.policy.validate import NotInFabric
 from controller.store.drains import Drain, DrainView
 from controller.telemetry import parse_link_ref
 
 __all__ = ["NorthboundCommands"]
+
+# Said of a name not found while discovery still runs: it may be found in a moment.
+_DISCOVERING = " (yet: the fabric is still being discovered; retry in a few seconds)"
 
 
 class NorthboundCommands:
@@ -41,6 +45,9 @@ class NorthboundCommands:
     def witnessed(self) -> tuple[Topology, ...]:
         raise NotImplementedError  # ClusterRoles'
 
+    def _settled(self, now: float) -> bool:
+        raise NotImplementedError  # FabricEngine's
+
     def install_policies(self, *, now: float) -> Program:
         """Make default forwarding follow the current policy book (one recomputation)."""
         book = self.policies.book
@@ -49,13 +56,18 @@ class NorthboundCommands:
     def apply_policy(
         self, policy: Policy, *, dry_run: bool, expected_version: int | None, now: float
     ) -> tuple[ApplyResult, EngineOutput]:
-        change = self.policies.plan_apply(
-            policy,
-            names=TopologyNames(self.net.topo, *self.witnessed()),
-            dry_run=dry_run,
-            expected_version=expected_version,
-            affected=self.placer.affected_by,
-        )
+        try:
+            change = self.policies.plan_apply(
+                policy,
+                names=TopologyNames(self.net.topo, *self.witnessed()),
+                dry_run=dry_run,
+                expected_version=expected_version,
+                affected=self.placer.affected_by,
+            )
+        except NotInFabric as err:
+            if self._settled(now):
+                raise
+            raise Unavailable(f"policy.{err.field}: {err.reason}{_DISCOVERING}") from err
         out = EngineOutput()
         if dry_run:
             return change.result, out
@@ -84,7 +96,7 @@ class NorthboundCommands:
         )
         return version, out
 
-    def _links_for(self, ref: str) -> tuple[list[LinkId], Topology]:
+    def _links_for(self, ref: str, now: float) -> tuple[list[LinkId], Topology]:
         """The links ``ref`` names, and the topology that knows their switches' names
         (during a takeover, possibly the one this node kept as a standby)."""
         parsed = parse_link_ref(ref, field="link")
@@ -94,10 +106,12 @@ class NorthboundCommands:
             found = sorted(lid for lid in known if parsed.matches(lid, topo.label))
             if found:
                 return found, topo
+        if not self._settled(now):
+            raise Unavailable(f"link {ref!r} not found{_DISCOVERING}")
         raise NotFound("link", ref)
 
     def drain(self, ref: str, *, drained: bool, now: float) -> tuple[DrainResult, EngineOutput]:
-        links, topo = self._links_for(ref)
+        links, topo = self._links_for(ref, now)
         # Durable first: a drain the store refused is not applied.
         self.drains.set_drained([Drain(lid, topo.link_name(lid)) for lid in links], drained=drained)
         out = EngineOutput()

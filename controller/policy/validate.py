@@ -42,6 +42,7 @@ __all__ = [
     "MAX_PINNED_HOPS",
     "MAX_NAME_CHARS",
     "MAX_VERSION",
+    "NotInFabric",
     "validate_policy",
     "validate_flow_match",
 ]
@@ -67,8 +68,17 @@ class FabricNames(Protocol):
         ...
 
 
+class NotInFabric(InvalidArgument):
+    """The policy names a switch, or a link between two, that the fabric as known does
+    not hold: final once discovery is done, possibly not yet while it runs."""
+
+
 def _fail(field: str, reason: str) -> NoReturn:
     raise InvalidArgument(field, reason)
+
+
+def _absent(field: str, reason: str) -> NoReturn:
+    raise NotInFabric(field, reason)
 
 
 def _is_int(value: object) -> bool:
@@ -228,14 +238,14 @@ def _check_pinned(p: Policy) -> None:
 def _check_against_fabric(p: Policy, fabric: FabricNames) -> None:
     for name, _ in p.weights:
         if not fabric.has_switch(name):
-            _fail(f"weights.{key_text(name)}", f"unknown switch {excerpt(name)}")
+            _absent(f"weights.{key_text(name)}", f"unknown switch {excerpt(name)}")
     for i, ref in enumerate(p.pinned_path):
         if not fabric.has_switch(ref):
-            _fail(f"pinned_path[{i}]", f"unknown switch {excerpt(ref)}")
+            _absent(f"pinned_path[{i}]", f"unknown switch {excerpt(ref)}")
     for i in range(1, len(p.pinned_path)):
         a, b = p.pinned_path[i - 1], p.pinned_path[i]
         if not fabric.linked(a, b):
-            _fail(f"pinned_path[{i}]", f"no link from {a} (pinned_path[{i - 1}]) to {b}")
+            _absent(f"pinned_path[{i}]", f"no link from {a} (pinned_path[{i - 1}]) to {b}")
 
 
 def validate_policy(p: Policy, *, fabric: FabricNames | None = None) -> None:
