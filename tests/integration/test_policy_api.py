@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import grpc
 import pytest
 
+from controller.api import cli
 from controller.api.client import FabricClient
 from controller.devtools.process import wait_discovered, wait_until
 from controller.policy.model import FlowMatch, Policy, PortRange, Strategy
@@ -119,6 +121,28 @@ def test_policies_survive_restart_with_versions(fabricd_factory, tmp_path):
         assert after == before
         assert client.get_policy(example.name).description == example.description
     again.assert_clean_log()
+
+
+def test_a_policy_naming_switches_not_discovered_yet_is_unavailable(fabricd_factory, capsys):
+    """Before discovery settles a switch name may still appear: UNAVAILABLE (retry), naming
+    the field, and nothing stored; fabricctl says so on one line and exits 3."""
+    fd = fabricd_factory("--lldp-interval", "10")  # settles 35 s after start: no race here
+    with FabricClient(fd.grpc_target, timeout=10) as client:
+        with pytest.raises(grpc.RpcError) as err:
+            client.apply_policy(_pinned("spine2"))
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert err.value.details().startswith(
+            "policy.pinned_path[0]: unknown switch 'leaf1' (yet: the fabric is still being"
+        )
+        assert "pin-test" not in {p.name for p in client.list_policies()}
+    example = Path(__file__).parents[2] / "policies" / "examples" / "pinned-example.yaml"
+    code = cli.main(["--target", fd.grpc_target, "policy", "apply", str(example)])
+    err_lines = capsys.readouterr().err.splitlines()
+    assert code == cli.EXIT_UNREACHABLE
+    assert len(err_lines) == 1 and err_lines[0].startswith(
+        "fabricctl: UNAVAILABLE: policy.pinned_path[0]: unknown switch 'leaf1' (yet:"
+    )
+    fd.assert_clean_log()
 
 
 def test_hundred_concurrent_clients(fabricd_factory):
