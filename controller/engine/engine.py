@@ -258,14 +258,7 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
             return EngineOutput()
         if self.is_synced(done.dpid):  # a re-read of a connected switch
             return self._settle(self.net.resync(done.dpid, reported=done.table, now=now), now)
-        log.info(
-            "switch %s (%016x) connected: %d ports, %d flows, %d groups kept by the switch",
-            done.name or "?",
-            done.dpid,
-            len(done.ports),
-            len(done.table.flows),
-            len(done.table.groups),
-        )
+        self._first_read(done, now)
         out = self.net.switch_connected(
             done.dpid, name=done.name, ports=list(done.ports), reported=done.table, now=now
         )

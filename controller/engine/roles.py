@@ -20,8 +20,9 @@ from controller.engine.connectivity import Connectivity
 from controller.engine.monitor import LinkMonitor
 from controller.engine.outputs import EngineOutput, RoleRequest
 from controller.engine.polling import StatsPolls
+from controller.engine.restarthold import RestartHold
 from controller.engine.standby import StandbyObserver
-from controller.engine.tablesync import TableSync
+from controller.engine.tablesync import SyncedSwitch, TableSync
 from controller.fabric.lldp_auth import LldpSigner
 from controller.fabric.topology import Topology
 
@@ -53,6 +54,8 @@ class ClusterRoles:
     _takeover_until: float = 0.0
     # What this node saw of the fabric as a standby, until the takeover's reads end.
     _witness: Topology | None = None
+    # A cold restart's hold of default forwarding (decided at the first switch read).
+    _restart: RestartHold | None = None
 
     def _rebuild(self, now: float, *, warm: StandbyObserver | None = None) -> None:
         raise NotImplementedError  # FabricEngine's
@@ -97,6 +100,7 @@ class ClusterRoles:
         if changed and role == "leader":
             warm, self.standby = self.standby, None
             self._rebuild(now, warm=warm)
+            self._restart = RestartHold(enabled=False)  # the takeover holds on its own
             self._hold_for_takeover(now)
             self._witness = warm.topo if warm is not None and self._takeover_wait else None
         elif changed:  # stepped down: observe from scratch (the switches are read again)
@@ -125,11 +129,34 @@ class ClusterRoles:
         if self._takeover_wait:
             self.net.hold_forwarding("takeover")
 
+    def _first_read(self, done: SyncedSwitch, now: float) -> None:
+        """A switch's first read finished, before its forwarding is compiled: logged,
+        and a cold restart may start (or prolong) its hold (:mod:`restarthold`)."""
+        table = done.table
+        log.info(
+            "switch %s (%016x) connected: %d ports, %d flows, %d groups kept by the switch",
+            done.name or "?",
+            done.dpid,
+            len(done.ports),
+            len(table.flows),
+            len(table.groups),
+        )
+        if self._restart is None:
+            self._restart = RestartHold(enabled=self.standby is None)
+        net = self.net
+        cap = 4 * net.lldp.stretched(net.config.link_timeout_s)
+        if self._restart.switch_read(table, now=now, interval=net.lldp.interval, cap_s=cap):
+            log.info("switches hold this controller's routes: forwarding held until discovered")
+            net.hold_forwarding("restart")
+
     def _takeover_progress(
         self, out: EngineOutput, now: float, *, synced: int | None = None
     ) -> EngineOutput:
         """``out``, with the held forwarding compiled if the takeover's last switch
-        was just read (``synced``), went away, or the wait is over."""
+        was just read (``synced``), went away, or the wait is over; or if a cold
+        restart's hold is over."""
+        if self._restart is not None and self._restart.due(now):
+            out.add_program(self.net.release_forwarding(now=now, holder="restart"))
         wait = self._takeover_wait
         if wait is None:
             return out
