@@ -262,7 +262,7 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
         out = self.net.switch_connected(
             done.dpid, name=done.name, ports=list(done.ports), reported=done.table, now=now
         )
-        return self._settle(self._takeover_progress(out, now, synced=done.dpid), now)
+        return self._settle(self._release_holds(out, now, synced=done.dpid), now)
 
     def switch_disconnected(self, dpid: int, *, now: float) -> EngineOutput:
         self._connected.discard(dpid)
@@ -425,7 +425,7 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
         self.placer.rounds.gap = self.polls.interval  # a retry waits for the next sample
         out.merge(self.placer.tick(now=now))
         out.merge(self.jobs.tick(now=now))
-        self._settle(self._takeover_progress(out, now), now)
+        self._settle(self._release_holds(out, now), now)
         connected = [d for d in self.net.topo.connected() if self.is_synced(d)]
         interval = self.polls.interval
         polls = self.polls.due(now=now, switches=connected, ingress=self.placer.ingress_switches())

@@ -14,7 +14,7 @@ host routes of ours anywhere) is not held: nothing would forward meanwhile.
 
 from __future__ import annotations
 
-from controller.flowprog.entries import COOKIE_TAG, CookieKind
+from controller.flowprog.entries import Cookie, CookieKind
 from controller.flowprog.tables import SwitchTable
 
 __all__ = ["QUIET_INTERVALS", "RestartHold"]
@@ -23,12 +23,11 @@ __all__ = ["QUIET_INTERVALS", "RestartHold"]
 # to probe its ports, one for the answers, and one of margin for pacing.
 QUIET_INTERVALS = 3.0
 
-_HOST_ROUTE_TOP = (COOKIE_TAG << 8) | CookieKind.HOST_ROUTE
-
 
 def holds_host_routes(table: SwitchTable) -> bool:
     """Whether a switch reported default-forwarding routes this controller wrote."""
-    return any(entry.cookie >> 48 == _HOST_ROUTE_TOP for entry in table.flows.values())
+    cookies = (Cookie.decode(entry.cookie) for entry in table.flows.values())
+    return any(c is not None and c.kind is CookieKind.HOST_ROUTE for c in cookies)
 
 
 class RestartHold:

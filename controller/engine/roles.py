@@ -7,8 +7,11 @@ the shared store and observes the fabric through a
 :class:`~controller.engine.standby.StandbyObserver`, and writes nothing). On
 a takeover the engine is rebuilt as on a restart, except that what the
 standby observed (links, ports' up-since times, link rates) seeds the new
-state. Kept apart from :mod:`controller.engine.engine` to keep each module
-readable; :class:`~controller.engine.engine.FabricEngine` has both.
+state. Beside the takeover's hold of default forwarding (until its switches are
+read again) lives a cold restart's (:mod:`controller.engine.restarthold`): a
+takeover is a restart in-process, and both end in the same place. Kept apart
+from :mod:`controller.engine.engine` to keep each module readable;
+:class:`~controller.engine.engine.FabricEngine` has both.
 """
 
 from __future__ import annotations
@@ -141,15 +144,15 @@ class ClusterRoles:
             len(table.flows),
             len(table.groups),
         )
-        if self._restart is None:
-            self._restart = RestartHold(enabled=self.standby is None)
+        if self._restart is None:  # (a standby reads no tables: it never comes here)
+            self._restart = RestartHold()
         net = self.net
         cap = 4 * net.lldp.stretched(net.config.link_timeout_s)
         if self._restart.switch_read(table, now=now, interval=net.lldp.interval, cap_s=cap):
             log.info("switches hold this controller's routes: forwarding held until discovered")
             net.hold_forwarding("restart")
 
-    def _takeover_progress(
+    def _release_holds(
         self, out: EngineOutput, now: float, *, synced: int | None = None
     ) -> EngineOutput:
         """``out``, with the held forwarding compiled if the takeover's last switch

@@ -11,6 +11,7 @@ Time only moves when a test moves it.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 
 from synthetic import Fabric
@@ -29,6 +30,9 @@ from controller.policy.model import Policy
 from controller.store.documents import DocumentStore
 
 __all__ = ["LabHost", "SentProbe", "EngineLab", "BASE_COOKIE", "TRAP_COOKIE", "arp_frame"]
+
+# What changes a switch's tables (reads, barriers and packet-outs do not).
+CHANGES = ("FlowAdd", "FlowDelete", "GroupAdd", "GroupModify", "GroupDelete", "MeterAdd")
 
 
 class EngineLab(EngineDriver):
@@ -64,6 +68,10 @@ class EngineLab(EngineDriver):
 
     def dpid(self, name: str) -> Dpid:
         return self.fabric.dpid(name)
+
+    def changes_since(self, before: Counter[str]) -> dict[str, int]:
+        """Flow, group and meter changes sent since ``before`` (``fake.mods()`` then)."""
+        return {k: v for k, v in (self.fake.mods() - before).items() if k in CHANGES}
 
     def cable(self, a: str, b: str) -> LinkId:
         return self.fabric.link(a, b)

@@ -23,8 +23,6 @@ from controller.flowprog.entries import (
 from controller.flowprog.forwarding import PRIO_HOST
 from controller.flowprog.plan import FlowDelete, GroupDelete
 
-CHANGES = ("FlowAdd", "FlowDelete", "GroupAdd", "GroupModify", "GroupDelete", "MeterAdd")
-
 
 def ready(spines: int = 2, leaves: int = 4, **config: float) -> EngineLab:
     lab = EngineLab(leaf_spine(spines, leaves), config=EngineConfig(**config))  # type: ignore[arg-type]
@@ -32,11 +30,6 @@ def ready(spines: int = 2, leaves: int = 4, **config: float) -> EngineLab:
     lab.learn_all()
     lab.run_for(lab.net.config.warmup_s)
     return lab
-
-
-def changes_since(lab: EngineLab, before: Counter[str]) -> dict[str, int]:
-    diff = lab.fake.mods() - before
-    return {k: v for k, v in diff.items() if k in CHANGES}
 
 
 def test_refreshing_with_nothing_changed_programs_nothing() -> None:
@@ -47,7 +40,7 @@ def test_refreshing_with_nothing_changed_programs_nothing() -> None:
     assert not lab.net.set_drained([], False, now=lab.now)
     mods = lab.fake.mods()
     lab.run_for(10.0)
-    assert changes_since(lab, mods) == {}
+    assert lab.changes_since(mods) == {}
     assert lab.fake.hashes() == before
 
 
@@ -58,7 +51,7 @@ def test_a_reconnect_with_unchanged_tables_sends_no_flow_mods() -> None:
         out = lab.connect(dpid)
         assert out.programs == [], lab.fabric.names[dpid]
     lab.run_for(lab.net.config.warmup_s)
-    assert changes_since(lab, before_mods) == {}
+    assert lab.changes_since(before_mods) == {}
     assert lab.fake.hashes() == before_hash
 
 
@@ -159,10 +152,10 @@ def test_a_controller_restart_keeps_traffic_flowing_and_ends_where_it_started() 
     # What the switches kept is protected during rediscovery: the half-known
     # topology never rewrites a route (no flow churn). At most an unused group
     # for a transient detour is added and removed again.
-    flow_churn = {k: v for k, v in changes_since(lab, churn_before).items() if k.startswith("Flow")}
+    flow_churn = {k: v for k, v in lab.changes_since(churn_before).items() if k.startswith("Flow")}
     assert flow_churn == {}
     lab.run_for(lab.net.config.warmup_s)
     assert lab.fake.hashes() == before
     assert lab.undelivered() == []
-    flow_churn = {k: v for k, v in changes_since(lab, churn_before).items() if k.startswith("Flow")}
+    flow_churn = {k: v for k, v in lab.changes_since(churn_before).items() if k.startswith("Flow")}
     assert flow_churn == {}

@@ -3,7 +3,6 @@ rewrites nothing, a leader that may not program stops, and standbys follow the s
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import replace
 
 import pytest
@@ -24,12 +23,6 @@ from controller.fabric.lldp_auth import LldpSigner
 from controller.flowprog.forwarding import PRIO_HOST
 from controller.policy.model import PolicyParams
 from controller.store.policies import PolicyView
-
-CHANGES = ("FlowAdd", "FlowDelete", "GroupAdd", "GroupModify", "GroupDelete", "MeterAdd")
-
-
-def changes(before: Counter[str], after: Counter[str]) -> dict[str, int]:
-    return {k: v for k, v in (after - before).items() if k in CHANGES}
 
 
 def standby_lab(*, policies: bool = True) -> EngineLab:
@@ -88,7 +81,7 @@ def test_a_takeover_rewrites_nothing_the_old_leader_installed() -> None:
     lab.advance(1.0)
     lab.run(lab.engine.set_role("leader", generation=9, now=lab.now))
     lab.run_for(lab.net.config.warmup_s + 4.0)
-    churn = changes(before, lab.fake.mods())
+    churn = lab.changes_since(before)
     # No rule is rewritten. (While links are rediscovered one by one, a group for a
     # partial set of next hops may be added and removed again, used by no rule.)
     assert churn.get("FlowAdd", 0) == churn.get("FlowDelete", 0) == 0, churn
@@ -114,7 +107,7 @@ def test_a_leader_whose_lease_may_have_lapsed_writes_nothing() -> None:
     before = lab.fake.mods()
     lab.set_cable("leaf1", "spine1", up=False)  # would reprogram routes
     lab.run_for(2.0)
-    assert changes(before, lab.fake.mods()) == {}
+    assert lab.changes_since(before) == {}
     out = lab.run(lab.engine.set_role("standby", generation=2, now=lab.now))
     assert {(r.dpid, r.master) for r in out.requests if isinstance(r, RoleRequest)} == {
         (d, False) for d in lab.fabric.names
@@ -214,7 +207,7 @@ def test_a_warm_standby_takes_over_with_links_rates_and_trusted_edges_at_once(
     uplink = lab.cable("leaf1", "spine1").src
     assert lab.engine.monitor.rates.latest(uplink) is not None
     assert lab.fake.hashes() == tables
-    assert changes(before, lab.fake.mods()) == {}  # not even a transient group
+    assert lab.changes_since(before) == {}  # not even a transient group
     # Remembered links are proven by probes like any other: silence expires them.
     lab.run_for(lab.net.config.link_timeout_s + 1.0)
     assert not lab.net.topo.links
@@ -287,7 +280,7 @@ def test_a_takeover_keeps_the_routes_of_leaves_that_lost_an_uplink() -> None:
     lab.run(lab.engine.set_role("leader", generation=9, now=lab.now))
     lab.run_for(lab.net.config.warmup_s + 4.0)
     assert {d: host_routes(lab, d) for d in routes} == routes  # none renamed
-    churn = changes(before, lab.fake.mods())
+    churn = lab.changes_since(before)
     assert churn.get("FlowDelete", 0) == 0, churn  # the sets' parents stay in use
     # Each leaf gains its moved buckets (16 over 4 spines: spine1's 4 go elsewhere,
     # for UDP and TCP), the other traffic's entry, and a class trap on the port that
