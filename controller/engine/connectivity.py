@@ -28,7 +28,7 @@ from controller.fabric.events import (
     SwitchUp,
 )
 from controller.fabric.frames import build_arp_reply
-from controller.fabric.model import Dpid, Host, Link, LinkId, Port, PortNo, PortRef, link_order
+from controller.fabric.model import Dpid, Host, Link, LinkId, Port, PortNo, PortRef
 from controller.fabric.topology import Topology
 from controller.flowprog.entries import Action
 from controller.flowprog.forwarding import (
@@ -396,7 +396,7 @@ class Connectivity:
         switches = sorted(self.topo.switches)
         inputs = ForwardingInputs(
             switches=switches,
-            links=sorted(self.topo.links, key=link_order),
+            links=self.topo.sorted_links(),
             hosts=sorted(self.topo.hosts.values(), key=lambda h: h.mac),
             edge_ports=self.topo.edge_ports,
             host_facing=self.topo.host_facing,

@@ -42,6 +42,7 @@ from controller.fabric.model import (
     PortRef,
     Switch,
     graph_of,
+    link_order,
 )
 
 __all__ = ["HOST_SEEN_RESOLUTION_S", "Topology", "link_name"]
@@ -86,6 +87,7 @@ class Topology:
         # links_at per switch, sorted once per change of its links: every port-stats
         # reply reads it (a spine of 64 x 512 has 1,024 links to sort otherwise).
         self._links_at: dict[Dpid, tuple[LinkId, ...]] = {}
+        self._sorted: tuple[int, list[LinkId]] = (-1, [])  # (version, links in order)
 
     # ------------------------------------------------------------------ switches
     def switch_up(
@@ -353,6 +355,14 @@ class Topology:
         if cached is None:
             cached = self._links_at[dpid] = tuple(sorted(self._switch_links.get(dpid, ())))
         return cached
+
+    def sorted_links(self) -> list[LinkId]:
+        """Every up link in :func:`link_order`, sorted once per :attr:`version` (default
+        forwarding reads them all on every change: 65,536 at 64 x 512). Not to modify."""
+        version, links = self._sorted
+        if version != self.version:
+            self._sorted = (self.version, links := sorted(self.links, key=link_order))
+        return links
 
     def fabric_ports(self, dpid: Dpid) -> set[PortNo]:
         ports: set[PortNo] = set()

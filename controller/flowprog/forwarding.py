@@ -247,7 +247,7 @@ class ForwardingCompiler:
                     dst in hosts
                     and dst not in searched
                     and dst not in routes
-                    and dpid not in moved_hops.get(dst, ())  # moved to no route
+                    and dst not in moved_hops.get(dpid, ())  # moved to no route
                 ):
                     routes[dst] = view.route(dpid, dst, route.ports, route.distance)
         for dpid in sorted(dirty):
@@ -299,16 +299,34 @@ class ForwardingCompiler:
         rekeyed: Mapping[Dpid, dict[Dpid, Route] | None],
         dirty: set[Dpid],
     ) -> None:
-        """Routes to each destination of ``moved`` over other next hops at the same
-        distances. A route alike towards every destination is made once per switch,
+        """Each switch's routes to the destinations of ``moved`` over other next hops
+        at the same distances. A route alike towards every destination is made once per switch,
         next hops and distance: a spine lost moves every leaf's route to every other
         leaf (262,144 at 64 x 512) to a handful of port sets, shared as objects by
         :func:`lost_next_hops` (keyed by id: ``moved`` keeps them alive)."""
         made: dict[tuple[Dpid, int, int], Route] = {}
-        for dst, changed in moved.items():
-            for dpid, ports in changed.items():
-                distance = int(self._distance(dpid, dst, rekeyed)) if ports else 0
-                self._put(dpid, dst, ports, distance, view, dirty, made)
+        for dpid, changed in moved.items():
+            routes = self._routes[dpid]
+            before = self._before(dpid, rekeyed)
+            for dst, ports in changed.items():
+                last = before.get(dst)
+                if last is None or not ports or dpid == dst:
+                    distance = int(self._distance(dpid, dst, rekeyed)) if ports else 0
+                    self._put(dpid, dst, ports, distance, view, dirty, made)
+                    continue
+                # The common case inline (262,144 times for a spine lost at 64 x 512):
+                # a route moved to other ports at the distance it had.
+                had = routes.get(dst)
+                if had is not None and had.ports == ports and had.distance == last.distance:
+                    continue
+                key = (dpid, id(ports), last.distance)
+                route = made.get(key)
+                if route is None:
+                    route = view.route(dpid, dst, ports, last.distance)
+                    if view.alike(dpid, ports):
+                        made[key] = route
+                routes[dst] = route
+                dirty.add(dpid)
 
     def _distance(
         self, dpid: Dpid, dst: Dpid, rekeyed: Mapping[Dpid, dict[Dpid, Route] | None]
@@ -390,6 +408,9 @@ class ForwardingCompiler:
         groups: dict[int, GroupEntry] = {}
         sets: dict[tuple[int, bool], NextHopSet] = {}
         routes = self._routes[dpid]
+        last: Route | None = None  # destinations share route objects: decided once each
+        actions: tuple[Action, ...] = ()
+        fell = False
         for dst in dsts:
             if dst == dpid:
                 segments[dst] = self._entries(dpid, dst, (), None)
@@ -397,17 +418,19 @@ class ForwardingCompiler:
             route = routes.get(dst)
             if route is None:
                 continue
-            actions, used = route.actions, route.groups
-            hs = route.spread
-            if (
-                hs is not None
-                and sets.get((hs.set_id, hs.in_place)) is not hs
-                and not _claim(hs, sets, tail, groups)
-            ):
-                actions, used = route.fallback, route.fallback_groups
+            if route is not last:
+                last, actions, used, fell = route, route.actions, route.groups, False
+                hs = route.spread
+                if (
+                    hs is not None
+                    and sets.get((hs.set_id, hs.in_place)) is not hs
+                    and not _claim(hs, sets, tail, groups)
+                ):
+                    actions, used, fell = route.fallback, route.fallback_groups, True
+                for group in used:
+                    groups[group.group_id] = group
+            if fell:
                 fallbacks.add(dst)
-            for group in used:
-                groups[group.group_id] = group
             had = kept.get(dst)
             if had is not None and had[0].actions is actions and dst not in moved:
                 segments[dst] = had  # (a bounce's actions are new with its route)

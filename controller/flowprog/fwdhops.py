@@ -52,7 +52,7 @@ def hop_changes(
     (old_links, old_drained), (links, drained) = before, after
     lost = old_links - links
     if lost and links <= old_links and all(lid not in links for lid in old_drained ^ drained):
-        return _lost(lost, links, view, dsts, routes_of)
+        return _lost(lost, view, dsts, routes_of)
     flipped = {lid for lid in old_drained ^ drained if lid in old_links or lid in links}
     changes = [
         LinkChange(
@@ -82,7 +82,6 @@ def hop_changes(
 
 def _lost(
     lost: frozenset[LinkId],
-    links: frozenset[LinkId],
     view: RouteView,
     dsts: list[Dpid],
     routes_of: Callable[[Dpid], Mapping[Dpid, Route]],
@@ -94,7 +93,7 @@ def _lost(
     if not ports.keys() <= view.edge.keys():
         return None
     bare = [u for u in ports if not view.peers.get(u)]  # no link out: maybe none in
-    into = {lid.dst.dpid for lid in links} if bare else set()
+    into = set(view.peer_of.values()) if bare else set()  # every link's far end
     isolated = {u for u in bare if u not in into}
     return lost_next_hops(ports, set(dsts), routes_of, isolated)
 

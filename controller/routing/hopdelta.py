@@ -50,11 +50,11 @@ class LinkChange:
 @dataclass
 class HopChanges:
     """``search``: destinations to search again whole (their distances may change);
-    ``moved``: for the others, each switch whose next hops change and its new ones
-    (sorted ports), distances unchanged."""
+    ``moved``: for the others, by switch, each destination it forwards to over other
+    next hops now and those (sorted ports), distances unchanged."""
 
     search: list[Dpid]
-    moved: dict[Dpid, dict[Dpid, tuple[PortNo, ...]]]
+    moved: dict[Dpid, dict[Dpid, tuple[PortNo, ...]]]  # switch -> destination -> ports
 
 
 def moved_next_hops(
@@ -87,8 +87,8 @@ def moved_next_hops(
         moved = None if search else _recomputed(d, touched, distance, links_of)
         if moved is None:
             out.search.append(d)
-        elif moved:
-            out.moved[d] = moved
+        for u, ports in (moved or {}).items():
+            out.moved.setdefault(u, {})[d] = ports
     return out
 
 
@@ -132,22 +132,27 @@ def lost_next_hops(
     out = HopChanges([], {})
     search: set[Dpid] = set()
     for u, gone in lost.items():
-        alone = u in isolated
-        kept: dict[int, tuple[PortNo, ...]] = {}  # id(ports) -> those left: routes share
-        for d, route in routes_of(u).items():
-            if d not in dsts or d in search:
-                continue
-            ports = route.ports
-            left = () if alone else kept.get(id(ports))
-            if left is None:
+        routes = routes_of(u)
+        changed: dict[Dpid, tuple[PortNo, ...]]
+        if u in isolated:
+            changed = {d: () for d in routes if d in dsts}
+        else:
+            # Routes share their ports tuples: each distinct one is cut once, and a
+            # tuple that loses nothing is kept as the very object (not moved).
+            left_of: dict[int, tuple[PortNo, ...]] = {}
+            for ports in {id(r.ports): r.ports for r in routes.values()}.values():
                 left = tuple(p for p in ports if p not in gone)
-                kept[id(ports)] = left = ports if len(left) == len(ports) else left
-            if left is ports:
-                continue
-            if not left and not alone:
-                search.add(d)
-                out.moved.pop(d, None)
-                continue
-            out.moved.setdefault(d, {})[u] = left
+                left_of[id(ports)] = ports if len(left) == len(ports) else left
+            changed = {
+                d: left
+                for d, r in routes.items()
+                if (left := left_of[id(r.ports)]) is not r.ports and d in dsts
+            }
+            search.update(d for d, left in changed.items() if not left)
+        if changed:
+            out.moved[u] = changed
+    if search:  # searched whole: no moves kept towards them
+        kept = {u: {d: p for d, p in ch.items() if d not in search} for u, ch in out.moved.items()}
+        out.moved = {u: changed for u, changed in kept.items() if changed}
     out.search = sorted(search)
     return out

@@ -22,19 +22,19 @@ def test_lost_ports_leave_routes_and_a_route_left_without_any_is_searched() -> N
     # 10 -> 40 had only port 1: its distance grows, so 40 is searched (no moves kept
     # for it); 50 never used port 1; 11 -> 20 never used port 6.
     assert got.search == [40]
-    assert got.moved == {20: {10: (2, 3)}, 30: {10: (2, 3)}}
+    assert got.moved == {10: {20: (2, 3), 30: (2, 3)}}
     # Routes sharing one ports tuple share the one tuple left.
-    assert got.moved[20][10] is got.moved[30][10]
+    assert got.moved[10][20] is got.moved[10][30]
 
 
 def test_an_isolated_switch_loses_its_routes_without_a_search() -> None:
     routes = {9: {20: R((1,)), 30: R((1, 2))}, 10: {20: R((4, 5))}}
     got = lost_next_hops({9: {1, 2}, 10: {5}}, {20, 30}, routes.__getitem__, {9})
     assert got.search == []
-    assert got.moved == {20: {9: (), 10: (4,)}, 30: {9: ()}}
+    assert got.moved == {9: {20: (), 30: ()}, 10: {20: (4,)}}
 
 
 def test_destinations_not_asked_for_are_left_alone() -> None:
     routes = {10: {20: R((1,)), 30: R((1, 2))}}
     got = lost_next_hops({10: {1}}, {30}, routes.__getitem__, ())
-    assert got.search == [] and got.moved == {30: {10: (2,)}}
+    assert got.search == [] and got.moved == {10: {30: (2,)}}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from controller.fabric.events import HostLearned, HostMoved
-from controller.fabric.model import Host, Link, LinkId, Port, PortRef
+from controller.fabric.model import Host, Link, LinkId, Port, PortRef, link_order
 from controller.fabric.topology import HOST_SEEN_RESOLUTION_S, Topology
 
 
@@ -78,6 +78,7 @@ def test_random_churn_keeps_every_index_equal_to_a_scan() -> None:
             assert topo.links_at(each) == tuple(
                 sorted(lid for lid in topo.links if each in (lid.src.dpid, lid.dst.dpid))
             )
+        assert topo.sorted_links() == sorted(topo.links, key=link_order)  # kept per version
         for ip in (f"10.0.0.{rng.randrange(30)}", f"10.0.1.{rng.randrange(5)}"):
             assert topo.host_by_ip(ip) == scan_host_by_ip(topo, ip)
     assert busiest >= 5 and topo.hosts  # the churn had links and hosts to look up
