@@ -408,9 +408,9 @@ class Connectivity:
             spread_l4=self.config.spread_l4,
             local_repair=self.config.local_repair,
         )
-        updates: dict[Hashable, OwnerNeeds] = {
-            ("fwd", dpid): need for dpid, need in self._forwarding.compile(inputs).items()
-        }
+        updates: dict[Hashable, OwnerNeeds] = {}
+        for dpid, fwd in self._forwarding.compile(inputs).items():
+            updates[("fwd", dpid)], updates[("fwd-tail", dpid)] = fwd.routes, fwd.tail
         updates.update(self._trap_updates(switches, now))
         return self.prog.set_owners(updates, now=now, reason=reason)
 

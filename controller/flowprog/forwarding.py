@@ -37,7 +37,13 @@ from controller.flowprog.entries import (
     output,
 )
 from controller.flowprog.fwdhops import hop_changes
-from controller.flowprog.fwdroutes import ClassTrap, ForwardingInputs, Route, RouteView
+from controller.flowprog.fwdroutes import (
+    ClassTrap,
+    ForwardingInputs,
+    Route,
+    RouteView,
+    SwitchForwarding,
+)
 from controller.flowprog.repair import (
     delivery_entry,
     return_entries,
@@ -61,6 +67,7 @@ __all__ = [
     "ClassTrap",
     "ForwardingInputs",
     "ForwardingCompiler",
+    "SwitchForwarding",
     "compile_forwarding",
     "compile_traps",
     "host_route_key",
@@ -97,8 +104,11 @@ def _base_entries(metered: bool) -> tuple[FlowEntry, ...]:
 
 
 def compile_forwarding(inp: ForwardingInputs) -> dict[Dpid, OwnerNeeds]:
-    """Per-switch needs of the default forwarding state (every switch)."""
-    return ForwardingCompiler().compile(inp)
+    """Per-switch needs of the default forwarding state (every switch), both parts."""
+    return {dpid: fwd.combined() for dpid, fwd in ForwardingCompiler().compile(inp).items()}
+
+
+_GONE = SwitchForwarding(OwnerNeeds(), OwnerNeeds())
 
 
 def compile_traps(
@@ -137,6 +147,12 @@ def _host_entries(macs: tuple[str, ...], actions: tuple[Action, ...]) -> tuple[F
     recognise by identity (a lost link then costs work where routes changed).
     """
     return tuple(FlowEntry(PRIO_HOST, host_route_key(mac)[2], actions, _HOST) for mac in macs)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _own_entries(hosts: tuple[tuple[str, PortNo], ...]) -> tuple[FlowEntry, ...]:
+    """A switch's entries to its own ``hosts`` (mac, port): kept as routes' are."""
+    return tuple(e for mac, port in hosts for e in _host_entries((mac,), (output(port),)))
 
 
 @functools.lru_cache(maxsize=1 << 14)
@@ -190,14 +206,14 @@ class ForwardingCompiler:
         self._macs: dict[Dpid, tuple[str, ...]] = {}  # destination -> its hosts' MACs
         self._built: dict[Dpid, _Assembly] = {}  # switch -> how its needs were assembled
 
-    def compile(self, inp: ForwardingInputs) -> dict[Dpid, OwnerNeeds]:
+    def compile(self, inp: ForwardingInputs) -> dict[Dpid, SwitchForwarding]:
         """Needs of every switch whose default forwarding changed since the last call
         (all on the first; empty needs for a switch no longer given)."""
         context = (inp.single_path, inp.spread_l4, inp.local_repair, inp.packet_in_pps, inp.traps)
         if context != self._context or inp.neighbour_weight is not None:
             self._reset(context)
         view = RouteView(inp)
-        out: dict[Dpid, OwnerNeeds] = {d: OwnerNeeds() for d in self._keys if d not in view.edge}
+        out: dict[Dpid, SwitchForwarding] = {d: _GONE for d in self._keys if d not in view.edge}
         for gone in out:
             del self._keys[gone], self._routes[gone], self._built[gone]
         dirty = set()
@@ -266,26 +282,15 @@ class ForwardingCompiler:
         distance: int,
         view: RouteView,
         dirty: set[Dpid],
-        made: dict[tuple[Dpid, int, int], Route] | None = None,
     ) -> None:
         """``dpid``'s route to ``dst`` by ``ports`` (none: no route); a switch whose
-        route changes is dirty. ``made``: routes alike towards every destination by
-        (switch, id of ``ports``, distance), while the caller keeps ``ports`` alive."""
+        route changes is dirty."""
         routes = self._routes[dpid]
         had = routes.get(dst)
         if had is not None and had.ports == ports and had.distance == distance:
             return
         if ports and dpid != dst:
-            if made is None:
-                routes[dst] = view.route(dpid, dst, ports, distance)
-            else:
-                key = (dpid, id(ports), distance)
-                route = made.get(key)
-                if route is None:
-                    route = view.route(dpid, dst, ports, distance)
-                    if view.alike(dpid, ports):
-                        made[key] = route
-                routes[dst] = route
+            routes[dst] = view.route(dpid, dst, ports, distance)
         elif had is None:
             return
         else:
@@ -312,7 +317,7 @@ class ForwardingCompiler:
                 last = before.get(dst)
                 if last is None or not ports or dpid == dst:
                     distance = int(self._distance(dpid, dst, rekeyed)) if ports else 0
-                    self._put(dpid, dst, ports, distance, view, dirty, made)
+                    self._put(dpid, dst, ports, distance, view, dirty)
                     continue
                 # The common case inline (262,144 times for a spine lost at 64 x 512):
                 # a route moved to other ports at the distance it had.
@@ -366,9 +371,8 @@ class ForwardingCompiler:
             lambda u, d: self._distance(u, d, rekeyed),
         )
 
-    def _patch(self, dpid: Dpid, moved: set[Dpid]) -> OwnerNeeds:
-        """``dpid``'s needs with the entries towards the hosts of ``moved`` redone,
-        its routes and everything else as assembled before."""
+    def _patch(self, dpid: Dpid, moved: set[Dpid]) -> SwitchForwarding:
+        """``dpid``'s needs, its entries to the hosts of ``moved`` redone (all else kept)."""
         built = self._built[dpid]
         routes = self._routes[dpid]
         for dst in moved & built.segments.keys():
@@ -378,22 +382,21 @@ class ForwardingCompiler:
                 continue
             actions = route.fallback if dst in built.fallbacks else route.actions
             built.segments[dst] = self._entries(dpid, dst, actions, route.bounce_port)
-        flows = chain(built.head, *built.segments.values(), built.tail)
-        return replace(built.needs, flows={dpid: tuple(flows)})
+        part = OwnerNeeds(flows={dpid: tuple(chain(built.head, *built.segments.values()))})
+        built.needs = replace(built.needs, routes=part)
+        return built.needs
 
     def _entries(
         self, dpid: Dpid, dst: Dpid, actions: tuple[Action, ...], bounce: PortNo | None
     ) -> tuple[FlowEntry, ...]:
         """``dpid``'s entries towards the hosts of ``dst`` by ``actions``."""
         if dst == dpid:
-            return tuple(
-                e for mac, port in self._hosts[dst] for e in _host_entries((mac,), (output(port),))
-            )
+            return _own_entries(self._hosts[dst])
         return _route_entries(self._macs[dst], actions, bounce)
 
     def _assemble(
         self, dpid: Dpid, dsts: list[Dpid], view: RouteView, moved: set[Dpid]
-    ) -> OwnerNeeds:
+    ) -> SwitchForwarding:
         """``dpid``'s needs from its routes. A destination's entries are those of the
         last assembly when its hosts did not move and its route acts by the very
         same actions (a set degraded in place names its parent's: a lost spine
@@ -410,10 +413,11 @@ class ForwardingCompiler:
         routes = self._routes[dpid]
         last: Route | None = None  # destinations share route objects: decided once each
         actions: tuple[Action, ...] = ()
-        fell = False
+        fell = renewed = False  # renewed: an entry made again (not all kept)
         for dst in dsts:
             if dst == dpid:
                 segments[dst] = self._entries(dpid, dst, (), None)
+                renewed = renewed or segments[dst] is not kept.get(dst)
                 continue
             route = routes.get(dst)
             if route is None:
@@ -436,6 +440,7 @@ class ForwardingCompiler:
                 segments[dst] = had  # (a bounce's actions are new with its route)
             else:
                 segments[dst] = self._entries(dpid, dst, actions, route.bounce_port)
+                renewed = renewed or segments[dst] is not had
         if inp.local_repair:
             tail.append(_TAGGED_DROP)
             if view.edge[dpid]:
@@ -445,25 +450,32 @@ class ForwardingCompiler:
         tail += compile_traps(inp.edge_ports(dpid), inp.traps, metered=metered)
         head = _base_entries(metered)
         meter = MeterEntry(PACKET_IN_METER, inp.packet_in_pps, inp.packet_in_pps // 2)
-        needs = OwnerNeeds(
-            flows={dpid: tuple(chain(head, *segments.values(), tail))},
-            groups={dpid: tuple(groups.values())} if groups else {},
-            meters={dpid: (meter,)} if metered else {},
+        if before is None or renewed or len(segments) != len(kept) or before.head is not head:
+            routes_part = OwnerNeeds(flows={dpid: tuple(chain(head, *segments.values()))})
+        else:
+            routes_part = before.needs.routes  # the very entries: nothing to compare
+        needs = SwitchForwarding(
+            routes_part,
+            OwnerNeeds(
+                flows={dpid: tuple(tail)},
+                groups={dpid: tuple(groups.values())} if groups else {},
+                meters={dpid: (meter,)} if metered else {},
+            ),
         )
-        self._built[dpid] = _Assembly(head, segments, fallbacks, tuple(tail), needs)
+        self._built[dpid] = _Assembly(head, segments, fallbacks, needs)
         return needs
 
 
 @dataclass
 class _Assembly:
     """How a switch's needs were put together, so that a change of some
-    destinations' hosts redoes only their entries."""
+    destinations' hosts redoes only their entries (and a change of none keeps its
+    routes' needs as they were)."""
 
     head: tuple[FlowEntry, ...]  # fixed entries
     segments: dict[Dpid, tuple[FlowEntry, ...]]  # per destination, in their order
     fallbacks: set[Dpid]  # destinations routed by a SELECT group for a taken set id
-    tail: tuple[FlowEntry, ...]  # spread sets, local repair, class traps
-    needs: OwnerNeeds
+    needs: SwitchForwarding
 
 
 def _claim(

@@ -7,7 +7,8 @@ derived from the switch's full set when a few next hops are missing) or a
 SELECT group (spreading off, a detour through a leaf, or a set whose id is
 taken on the switch). :class:`RouteView` derives them from one compilation's
 inputs; :class:`~controller.flowprog.forwarding.ForwardingCompiler` keeps them
-between compilations and assembles switches' entries from them.
+between compilations and assembles switches' entries from them, each switch's
+as a :class:`SwitchForwarding`.
 """
 
 from __future__ import annotations
@@ -17,12 +18,20 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 from controller.fabric.model import Dpid, Host, LinkId, PortNo
-from controller.flowprog.entries import Action, GroupEntry, Match, group_action, output
+from controller.flowprog.entries import (
+    Action,
+    FlowEntry,
+    GroupEntry,
+    Match,
+    group_action,
+    output,
+)
 from controller.flowprog.groups import select_group
 from controller.flowprog.repair import ALWAYS_LIVE, bounce_group, bounces
 from controller.flowprog.spread import NextHopSet, degraded_set, derived_set, next_hop_set
+from controller.flowprog.tables import OwnerNeeds
 
-__all__ = ["ClassTrap", "ForwardingInputs", "Route", "RouteView"]
+__all__ = ["ClassTrap", "ForwardingInputs", "Route", "RouteView", "SwitchForwarding"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,28 @@ class ForwardingInputs:
     # (port, spine) of a switch's uplinks lost (the port is still there): its spread
     # and local repair keep their place (spread.degraded_set); None: none known
     lost_uplinks: Callable[[Dpid], Sequence[tuple[PortNo, Dpid]]] | None = None
+
+
+@dataclass(frozen=True)
+class SwitchForwarding:
+    """One switch's default forwarding as two owners' needs: ``routes``, its fixed
+    entries and one entry per host (~1,000 on a leaf at 64 x 512), and ``tail``, the
+    rest (spread sets, local repair, class traps) with every group and the meter. A
+    lost spine changes each leaf's sets, not its routes: the large part then comes
+    back as the very object it was, and only the small one is compared entry by
+    entry."""
+
+    routes: OwnerNeeds
+    tail: OwnerNeeds
+
+    def combined(self) -> OwnerNeeds:
+        """Both parts as one owner's needs (entries in the order of the parts)."""
+        parts = (self.routes, self.tail)
+        flows: dict[Dpid, tuple[FlowEntry, ...]] = {}
+        for part in parts:
+            for dpid, entries in part.flows.items():
+                flows[dpid] = flows.get(dpid, ()) + entries
+        return OwnerNeeds(flows=flows, groups=self.tail.groups, meters=self.tail.meters)
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property, lru_cache
+from math import lcm
 
 from controller.fabric.model import Dpid, PortNo
 from controller.flowprog.entries import (
@@ -215,8 +216,11 @@ def _derived(parent: NextHopSet, kept: tuple[PortNo, ...], in_place: bool) -> Ne
     )
     counts = Counter(bucket_ports(child))
     total = sum(child.weights)
-    worst = max(Fraction(counts[p] * total, child.buckets * weight[p]) for p in kept)
-    return child if worst <= MAX_DERIVED_OVERLOAD else None
+    # Each port's load over its share, counts[p] * total / (buckets * weight[p]), is
+    # within MAX_DERIVED_OVERLOAD: compared in integers (no Fraction per port).
+    num, den = MAX_DERIVED_OVERLOAD.numerator, MAX_DERIVED_OVERLOAD.denominator
+    fits = all(counts[p] * total * den <= num * child.buckets * weight[p] for p in kept)
+    return child if fits else None
 
 
 def bucket_count(weights: Sequence[int]) -> int:
@@ -267,22 +271,25 @@ def bucket_ports(hs: NextHopSet) -> tuple[PortNo, ...]:
 
 
 def _moved_buckets(hs: NextHopSet, parent: NextHopSet) -> tuple[PortNo, ...]:
-    weight = dict(zip(hs.ports, hs.weights, strict=True))
     out = list(bucket_ports(parent))
-    counts = Counter(p for p in out if p in weight)
+    index = {p: i for i, p in enumerate(hs.ports)}
+    # A port's load relative to its weight, count / weight, as an integer that orders
+    # alike: count x (lcm of the weights / weight).
+    scale = [lcm(*hs.weights) // w for w in hs.weights]
+    load = [0] * len(hs.ports)
+    for port in out:
+        if (i := index.get(port)) is not None:
+            load[i] += scale[i]
     n = len(hs.ports)
     for bucket, port in enumerate(out):
-        if port in weight:
+        if port in index:
             continue
+        low = min(load)  # the least loaded; ties rotate with the bucket
         pick = min(
-            range(n),
-            key=lambda i: (
-                Fraction(counts[hs.ports[i]], weight[hs.ports[i]]),
-                (i - hs.offset - bucket) % n,
-            ),
+            (i for i in range(n) if load[i] == low), key=lambda i: (i - hs.offset - bucket) % n
         )
         out[bucket] = hs.ports[pick]
-        counts[hs.ports[pick]] += 1
+        load[pick] += scale[pick]
     return tuple(out)
 
 
