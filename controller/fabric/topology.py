@@ -361,7 +361,10 @@ class Topology:
         forwarding reads them all on every change: 65,536 at 64 x 512). Not to modify."""
         version, links = self._sorted
         if version != self.version:
-            self._sorted = (self.version, links := sorted(self.links, key=link_order))
+            up = self.links
+            kept = [lid for lid in links if lid in up]  # links only lost: no new sort
+            links = kept if len(kept) == len(up) else sorted(up, key=link_order)
+            self._sorted = (self.version, links)
         return links
 
     def fabric_ports(self, dpid: Dpid) -> set[PortNo]:
