@@ -275,12 +275,13 @@ def _moved_buckets(hs: NextHopSet, parent: NextHopSet) -> tuple[PortNo, ...]:
     index = {p: i for i, p in enumerate(hs.ports)}
     # A port's load relative to its weight, count / weight, as an integer that orders
     # alike: count x (lcm of the weights / weight).
-    scale = [lcm(*hs.weights) // w for w in hs.weights]
-    load = [0] * len(hs.ports)
+    common = lcm(*hs.weights)
+    scale = [common // w for w in hs.weights]
+    n = len(hs.ports)
+    load = [0] * n
     for port in out:
         if (i := index.get(port)) is not None:
             load[i] += scale[i]
-    n = len(hs.ports)
     for bucket, port in enumerate(out):
         if port in index:
             continue
