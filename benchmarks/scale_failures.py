@@ -10,7 +10,6 @@ order.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from typing import Any
 
 from controller.devtools.enginedriver import (
@@ -71,10 +70,7 @@ def link_failure(lab: EngineDriver) -> dict[str, Any]:
     outs = []
     c0 = time.process_time()
     for end in ends:
-        port = next(p for p in lab.ports[end.dpid] if p.port_no == end.port)
-        outs.append(
-            engine.port_status(end.dpid, replace(port, up=False), deleted=False, now=lab.now)
-        )
+        outs.append(lab.port_changed(end, up=False))
     c1 = time.process_time()
     for out in outs:
         lab.run(out)
@@ -108,7 +104,7 @@ def spine_down(lab: EngineDriver) -> dict[str, Any]:
     spine = max(sorted(spines), key=lambda d: through.get(d, 0))
     lab.fake.switch(spine).connected = False
     c0 = time.process_time()
-    out = engine.switch_disconnected(spine, now=lab.now)
+    out = lab.switch_lost(spine)
     c1 = time.process_time()
     lab.run(out)
     c2 = time.process_time()

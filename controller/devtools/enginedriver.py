@@ -49,7 +49,7 @@ from controller.flowprog.entries import Cookie, CookieKind
 from controller.flowprog.plan import Program
 from controller.observability.metrics import FabricMetrics
 from controller.policy.model import Policy
-from controller.southbound.collector import tend_heap
+from controller.southbound.collector import failure_reaction, tend_heap
 from controller.store.documents import DocumentStore
 from controller.store.hosts import HostView
 from controller.store.memory import MemoryStore
@@ -284,14 +284,26 @@ class EngineDriver:
 
     def disconnect(self, dpid: Dpid) -> EngineOutput:
         self.fake.switch(dpid).connected = False
-        return self.run(self.engine.switch_disconnected(dpid, now=self.now))
+        return self.run(self.switch_lost(dpid))
 
     def set_port(self, ref: PortRef, *, up: bool) -> EngineOutput:
         (self.fake.down.discard if up else self.fake.down.add)(ref)
+        return self.run(self.port_changed(ref, up=up))
+
+    def switch_lost(self, dpid: Dpid) -> EngineOutput:
+        """The engine's reaction to losing ``dpid``'s connection, called as the shim
+        calls it (:func:`failure_reaction`); not yet run."""
+        with failure_reaction(self.tend_heap and self.engine.heap.enabled):
+            return self.engine.switch_disconnected(dpid, now=self.now)
+
+    def port_changed(self, ref: PortRef, *, up: bool) -> EngineOutput:
+        """The engine's reaction to the port-status message of ``ref`` going up or
+        down, called as the shim calls it; not yet run."""
         port = next(p for p in self.ports[ref.dpid] if p.port_no == ref.port)
-        return self.run(
-            self.engine.port_status(ref.dpid, replace(port, up=up), deleted=False, now=self.now)
-        )
+        with failure_reaction(self.tend_heap and self.engine.heap.enabled):
+            return self.engine.port_status(
+                ref.dpid, replace(port, up=up), deleted=False, now=self.now
+            )
 
     def packet_in(self, at: PortRef, data: bytes, *, cookie: int) -> EngineOutput:
         return self.run(

@@ -19,7 +19,7 @@ import logging
 import eventlet.hubs
 
 from controller.southbound import ofmsg
-from controller.southbound.collector import tend_heap
+from controller.southbound.collector import failure_reaction, tend_heap
 from controller.southbound.framework import fw
 
 log = logging.getLogger("fabricd.of")
@@ -201,15 +201,17 @@ class FabricApp(fw.app_base):
         for key, waiter in list(self.barriers.items()):
             if key[0] == dp.id:
                 waiter.set()
-        self.execute(self.engine.switch_disconnected(dp.id, now=self.mono()))
+        with failure_reaction(self.engine.heap.enabled):
+            out = self.engine.switch_disconnected(dp.id, now=self.mono())
+        self.execute(out)
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN)
     def _port_status(self, ev):
         msg = ev.msg
         port, deleted = ofmsg.port_from_desc(msg.desc), ofmsg.is_port_deleted(msg)
-        self.execute(
-            self.engine.port_status(msg.datapath.id, port, deleted=deleted, now=self.mono())
-        )
+        with failure_reaction(self.engine.heap.enabled):
+            out = self.engine.port_status(msg.datapath.id, port, deleted=deleted, now=self.mono())
+        self.execute(out)
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN)
     def _barrier_reply(self, ev):

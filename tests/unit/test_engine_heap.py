@@ -13,7 +13,7 @@ from synthetic import leaf_spine
 from controller.engine.engine import EngineConfig
 from controller.engine.heap import HeapPolicy
 from controller.engine.outputs import FlowStatsRequest, PortStatsRequest, TablePart, TableRead
-from controller.southbound.collector import MIDDLE_THRESHOLD, tend_heap
+from controller.southbound.collector import MIDDLE_THRESHOLD, failure_reaction, tend_heap
 from controller.telemetry import PortCounters
 
 
@@ -105,3 +105,71 @@ def test_the_shim_freezes_with_a_lazier_middle_generation_and_collects_frozen_cy
     tend_heap("collect")
     assert garbage() is None  # unfrozen, collected, the rest frozen again
     assert gc.get_freeze_count() > 0
+
+
+@pytest.fixture
+def collector_on() -> Iterator[None]:
+    """The collector on with nothing frozen; afterwards as it was."""
+    threshold, enabled = gc.get_threshold(), gc.isenabled()
+    gc.unfreeze()
+    gc.enable()
+    yield
+    gc.set_threshold(*threshold)
+    gc.unfreeze()
+    if not enabled:
+        gc.disable()
+
+
+def test_a_failure_reaction_runs_with_the_collector_paused_and_freezes_what_it_left(
+    collector_on: None,
+) -> None:
+    seen = []
+    with failure_reaction(True):
+        seen.append(gc.isenabled())
+        made = [_Cycle() for _ in range(10)]
+    assert seen == [False]
+    assert gc.isenabled()
+    assert gc.get_freeze_count() > len(made)  # what the reaction left is out of sight
+    assert all(gc.is_tracked(c) for c in made)
+
+
+def test_without_the_policy_a_failure_reaction_leaves_the_collector_alone(
+    collector_on: None,
+) -> None:
+    with failure_reaction(False):
+        assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
+    gc.disable()  # off already (someone else's choice): it stays off, nothing frozen
+    with failure_reaction(True):
+        assert not gc.isenabled()
+    assert not gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def test_a_failing_reaction_still_turns_the_collector_back_on(collector_on: None) -> None:
+    with pytest.raises(RuntimeError, match="boom"), failure_reaction(True):
+        raise RuntimeError("boom")
+    assert gc.isenabled()
+
+
+@pytest.mark.parametrize("tend", [True, False])
+def test_the_driver_calls_failure_reactions_as_the_shim_does(
+    collector_on: None, tend: bool
+) -> None:
+    lab = EngineLab(leaf_spine(2, 2))
+    lab.tend_heap = tend
+    for dpid in sorted(lab.name_of):
+        lab.connect(dpid)
+    enabled: list[bool] = []
+    engine = lab.engine
+    for name in ("switch_disconnected", "port_status"):
+        call = getattr(engine, name)
+
+        def spy(*args: object, _call: object = call, **kwargs: object) -> object:
+            enabled.append(gc.isenabled())
+            return _call(*args, **kwargs)  # type: ignore[operator]
+
+        setattr(engine, name, spy)
+    lab.set_port(lab.fabric.link("leaf1", "spine1").src, up=False)
+    lab.disconnect(lab.fabric.dpid("spine2"))
+    assert enabled == [not tend, not tend]
+    assert gc.isenabled()
