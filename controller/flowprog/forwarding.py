@@ -28,15 +28,20 @@ from controller.flowprog.entries import (
     Action,
     Cookie,
     CookieKind,
-    EntryKey,
     FlowEntry,
     GroupEntry,
     Match,
     MeterEntry,
     ToController,
-    output,
 )
 from controller.flowprog.fwdhops import hop_changes
+from controller.flowprog.fwdhosts import (
+    PRIO_HOST,
+    host_route_key,
+    own_entries,
+    returns,
+    route_entries,
+)
 from controller.flowprog.fwdroutes import (
     ClassTrap,
     ForwardingInputs,
@@ -45,8 +50,6 @@ from controller.flowprog.fwdroutes import (
     SwitchForwarding,
 )
 from controller.flowprog.repair import (
-    delivery_entry,
-    return_entries,
     tagged_drop,
 )
 from controller.flowprog.spread import NextHopSet, compile_set
@@ -78,7 +81,6 @@ PRIO_ARP = 59000
 PRIO_FLOW = 40000  # exact per-flow rules of placed flows
 PRIO_JOB = 35000  # pair rules of declared jobs: above every class trap, so no packet-in
 PRIO_TRAP_BASE = 30000  # + rank of the policy (higher policy priority, higher rank)
-PRIO_HOST = 20000
 PRIO_MCAST_DROP = 100
 PRIO_MISS = 0
 
@@ -88,8 +90,8 @@ ETH_ARP = 0x0806
 MCAST_BIT = ("01:00:00:00:00:00", "01:00:00:00:00:00")
 
 _BASE = Cookie(CookieKind.BASE).encode()
-_HOST = Cookie(CookieKind.HOST_ROUTE).encode()
 _TRAP = Cookie(CookieKind.CLASS_TRAP).encode()
+_HOST = Cookie(CookieKind.HOST_ROUTE).encode()
 
 
 @functools.lru_cache(maxsize=2)
@@ -126,61 +128,7 @@ def compile_traps(
     return entries
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def host_route_key(mac: str) -> EntryKey:
-    """Where a switch's default route to the host with ``mac`` sits in its table.
-
-    Kept per MAC: tables store the very key object that lookups bring, so a hit is
-    an identity check instead of comparing matches field by field (this runs on
-    every switch of every new flow's path).
-    """
-    return (0, PRIO_HOST, Match.of(eth_dst=mac))
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _host_entries(macs: tuple[str, ...], actions: tuple[Action, ...]) -> tuple[FlowEntry, ...]:
-    """The routes to the hosts ``macs`` of one switch by ``actions``.
-
-    Kept per (hosts, actions): the switches that reach a destination alike share
-    the entries, and a recomputation of default forwarding gets back the very
-    entries it made before wherever nothing changed, which the desired tables
-    recognise by identity (a lost link then costs work where routes changed).
-    """
-    return tuple(FlowEntry(PRIO_HOST, host_route_key(mac)[2], actions, _HOST) for mac in macs)
-
-
-@functools.lru_cache(maxsize=1 << 14)
-def _own_entries(hosts: tuple[tuple[str, PortNo], ...]) -> tuple[FlowEntry, ...]:
-    """A switch's entries to its own ``hosts`` (mac, port): kept as routes' are."""
-    return tuple(e for mac, port in hosts for e in _host_entries((mac,), (output(port),)))
-
-
-@functools.lru_cache(maxsize=1 << 14)
-def _deliveries(macs: tuple[str, ...], port: PortNo) -> tuple[FlowEntry, ...]:
-    """A spine's repair entries delivering tagged packets to ``macs`` (kept as routes are)."""
-    return tuple(delivery_entry(mac, port, cookie=_HOST) for mac in macs)
-
-
-def _route_entries(
-    macs: tuple[str, ...], actions: tuple[Action, ...], bounce: PortNo | None
-) -> tuple[FlowEntry, ...]:
-    """A switch's entries towards the hosts ``macs`` by ``actions`` (and local repair's
-    deliveries to them when its hop bounces)."""
-    entries = _host_entries(macs, actions)
-    return entries if bounce is None else entries + _deliveries(macs, bounce)
-
-
 _TAGGED_DROP = tagged_drop(cookie=_BASE)
-
-
-@functools.lru_cache(maxsize=4096)
-def _returns(
-    uplinks: tuple[tuple[PortNo, Dpid], ...], drained: frozenset[PortNo]
-) -> tuple[tuple[FlowEntry, ...], tuple[GroupEntry, ...]]:
-    """A leaf's tagged-return entries, kept per uplinks (leaves wired alike share
-    them, and a recomputation gets the same objects back)."""
-    entries, groups = return_entries(dict(uplinks), drained=drained, cookie=_HOST)
-    return tuple(entries), tuple(groups)
 
 
 class ForwardingCompiler:
@@ -230,14 +178,15 @@ class ForwardingCompiler:
         dsts = sorted(hosts)
         topology = (frozenset(inp.links), frozenset(inp.drained))
         fresh = [d for d in dsts if d not in self._hosts]
-        moved_hops: dict[Dpid, dict[Dpid, tuple[PortNo, ...]]] = {}
+        changes = HopChanges([], {})
         if topology != self._topology or dirty:
-            changes = self._hop_changes(view, topology, rekeyed, dsts, gone=bool(out))
-            if changes is None:  # next hops may have moved anywhere
+            found = self._hop_changes(view, topology, rekeyed, dsts, gone=bool(out))
+            if found is None:  # next hops may have moved anywhere
                 fresh = dsts
             else:
-                fresh, moved_hops = sorted({*fresh, *changes.search}), changes.moved
+                fresh, changes = sorted({*fresh, *found.search}), found
             self._topology = topology
+        moved_hops = changes.moved
         for dst in [d for d in self._hosts if d not in hosts]:
             del self._hosts[dst], self._macs[dst]
             for routes in self._routes.values():
@@ -254,15 +203,17 @@ class ForwardingCompiler:
         for dst, hops, dist in next_hops_many(fresh, inp.links, drained=inp.drained):
             for dpid in inp.switches:
                 self._put(dpid, dst, hops.get(dpid), dist.get(dpid, 0), view, dirty)
+        for dpid, cut in changes.cuts.items():
+            self._cut(dpid, cut, changes.targets, view, rekeyed, dirty)
         self._move(moved_hops, view, rekeyed, dirty)
         searched = set(fresh)
         for dpid, had in rekeyed.items():  # its other routes: same hops, new switch key
             routes = self._routes[dpid]
             for dst, route in (had or {}).items():
                 if (
-                    dst in hosts
+                    dst not in routes  # (a lost spine: all moved already)
+                    and dst in hosts
                     and dst not in searched
-                    and dst not in routes
                     and dst not in moved_hops.get(dpid, ())  # moved to no route
                 ):
                     routes[dst] = view.route(dpid, dst, route.ports, route.distance)
@@ -305,10 +256,10 @@ class ForwardingCompiler:
         dirty: set[Dpid],
     ) -> None:
         """Each switch's routes to the destinations of ``moved`` over other next hops
-        at the same distances. A route alike towards every destination is made once per switch,
-        next hops and distance: a spine lost moves every leaf's route to every other
-        leaf (262,144 at 64 x 512) to a handful of port sets, shared as objects by
-        :func:`lost_next_hops` (keyed by id: ``moved`` keeps them alive)."""
+        at the same distances (links changed otherwise than only lost; an isolated
+        switch's routes going). A route alike towards every destination is made once
+        per switch, next hops and distance (keyed by id: ``moved`` keeps the port
+        tuples alive)."""
         made: dict[tuple[Dpid, int, int], Route] = {}
         for dpid, changed in moved.items():
             routes = self._routes[dpid]
@@ -319,8 +270,7 @@ class ForwardingCompiler:
                     distance = int(self._distance(dpid, dst, rekeyed)) if ports else 0
                     self._put(dpid, dst, ports, distance, view, dirty)
                     continue
-                # The common case inline (262,144 times for a spine lost at 64 x 512):
-                # a route moved to other ports at the distance it had.
+                # The common case inline: a route moved to other ports at its distance.
                 had = routes.get(dst)
                 if had is not None and had.ports == ports and had.distance == last.distance:
                     continue
@@ -332,6 +282,52 @@ class ForwardingCompiler:
                         made[key] = route
                 routes[dst] = route
                 dirty.add(dpid)
+
+    def _cut(
+        self,
+        dpid: Dpid,
+        cut: Mapping[int, tuple[PortNo, ...]],
+        targets: frozenset[Dpid],
+        view: RouteView,
+        rekeyed: Mapping[Dpid, dict[Dpid, Route] | None],
+        dirty: set[Dpid],
+    ) -> None:
+        """Move ``dpid``'s routes over the ports tuples ``cut`` (by id) to what is left
+        of them, towards ``targets`` (:attr:`HopChanges.cuts`). A lost spine cuts every
+        leaf's route to every other leaf (262,144 at 64 x 512), but a leaf's routes
+        share a handful of route objects: each is redone once, and the destinations
+        follow it in one pass (a route whose new one depends on its destination, a
+        bounce or a detour, is redone per destination)."""
+        routes = self._routes[dpid]
+        before = self._before(dpid, rekeyed)
+        if not before:
+            return
+        any_dst = next(iter(before))  # a route alike is the same towards every one
+        redone: dict[int, Route | None] = {}  # by id of the route before; None: one by one
+        for last in {id(r): r for r in before.values()}.values():
+            left = cut.get(id(last.ports))
+            if left is not None:
+                alike = view.alike(dpid, left)
+                redone[id(last)] = view.route(dpid, any_dst, left, last.distance) if alike else None
+        if not redone:
+            return
+        get = redone.get
+        if before.keys() <= targets:  # (the common case: one lookup per route fewer)
+            moved = {d: new for d, r in before.items() if (new := get(id(r)))}
+        else:
+            moved = {d: new for d, r in before.items() if (new := get(id(r))) and d in targets}
+        slow = {key for key, new in redone.items() if new is None}
+        one_by_one = (
+            [(d, r) for d, r in before.items() if id(r) in slow and d in targets] if slow else []
+        )
+        if moved:
+            dirty.add(dpid)
+            if routes:
+                routes.update(moved)
+            else:  # rekeyed: its routes are made anew
+                routes = self._routes[dpid] = moved
+        for dst, last in one_by_one:
+            self._put(dpid, dst, cut[id(last.ports)], last.distance, view, dirty)
 
     def _distance(
         self, dpid: Dpid, dst: Dpid, rekeyed: Mapping[Dpid, dict[Dpid, Route] | None]
@@ -391,8 +387,8 @@ class ForwardingCompiler:
     ) -> tuple[FlowEntry, ...]:
         """``dpid``'s entries towards the hosts of ``dst`` by ``actions``."""
         if dst == dpid:
-            return _own_entries(self._hosts[dst])
-        return _route_entries(self._macs[dst], actions, bounce)
+            return own_entries(self._hosts[dst])
+        return route_entries(self._macs[dst], actions, bounce)
 
     def _assemble(
         self, dpid: Dpid, dsts: list[Dpid], view: RouteView, moved: set[Dpid]
@@ -444,9 +440,9 @@ class ForwardingCompiler:
         if inp.local_repair:
             tail.append(_TAGGED_DROP)
             if view.edge[dpid]:
-                entries, returns = _returns(*view.return_key(dpid))
+                entries, back = returns(*view.return_key(dpid))
                 tail += entries
-                groups.update((g.group_id, g) for g in returns)
+                groups.update((g.group_id, g) for g in back)
         tail += compile_traps(inp.edge_ports(dpid), inp.traps, metered=metered)
         head = _base_entries(metered)
         meter = MeterEntry(PACKET_IN_METER, inp.packet_in_pps, inp.packet_in_pps // 2)

@@ -26,7 +26,7 @@ destination.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from controller.fabric.model import Dpid, PortNo
@@ -34,6 +34,11 @@ from controller.fabric.model import Dpid, PortNo
 __all__ = ["LinkChange", "HopChanges", "moved_next_hops", "lost_next_hops"]
 
 INF = float("inf")
+
+
+class _Hops(Protocol):
+    @property
+    def ports(self) -> tuple[PortNo, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -51,10 +56,33 @@ class LinkChange:
 class HopChanges:
     """``search``: destinations to search again whole (their distances may change);
     ``moved``: for the others, by switch, each destination it forwards to over other
-    next hops now and those (sorted ports), distances unchanged."""
+    next hops now and those (sorted ports), distances unchanged.
+
+    ``cuts`` (links only lost, :func:`lost_next_hops`): by switch, what is left of
+    each ports tuple its routes had, keyed by the tuple's ``id``: every route of
+    that switch over it towards one of ``targets`` moves to what is left, at its
+    distance. Routes share their tuples, so a lost spine is a handful of cuts per
+    leaf instead of one move per destination (:meth:`moves_of` spells them out);
+    the keys are valid while the routes they were taken from are alive."""
 
     search: list[Dpid]
     moved: dict[Dpid, dict[Dpid, tuple[PortNo, ...]]]  # switch -> destination -> ports
+    cuts: dict[Dpid, dict[int, tuple[PortNo, ...]]] = field(default_factory=dict)
+    targets: frozenset[Dpid] = frozenset()  # the destinations cuts apply to
+
+    def moves_of(self, u: Dpid, routes: Mapping[Dpid, _Hops]) -> dict[Dpid, tuple[PortNo, ...]]:
+        """``u``'s moves by destination, its cuts applied to ``routes`` (its routes
+        before the change, those the cuts were taken from)."""
+        out = dict(self.moved.get(u, {}))
+        cut = self.cuts.get(u, {})
+        out.update(
+            {
+                d: left
+                for d, r in routes.items()
+                if (left := cut.get(id(r.ports))) is not None and d in self.targets
+            }
+        )
+        return out
 
 
 def moved_next_hops(
@@ -110,11 +138,6 @@ def _recomputed(
     return moved
 
 
-class _Hops(Protocol):
-    @property
-    def ports(self) -> tuple[PortNo, ...]: ...
-
-
 def lost_next_hops(
     lost: Mapping[Dpid, Collection[PortNo]],
     dsts: Collection[Dpid],
@@ -126,33 +149,33 @@ def lost_next_hops(
     ``lost[u]``: ``u``'s ports whose links are gone; ``routes_of(u)``: its routes
     before, by destination (``ports``: every cheapest next hop); ``isolated``:
     switches with no link left in either direction. A route keeping some of its
-    ports keeps its distance (see the module's note); one left with none needs
-    its destination searched, unless its switch is isolated: no switch forwards
-    through it any more, so only its own routes go (moved to no ports)."""
+    ports keeps its distance (see the module's note): its switch's ports tuple is
+    cut (:attr:`HopChanges.cuts`, once per distinct tuple). One left with none
+    needs its destination searched, unless its switch is isolated: no switch
+    forwards through it any more, so only its own routes go (moved to no ports)."""
     out = HopChanges([], {})
     search: set[Dpid] = set()
     for u, gone in lost.items():
         routes = routes_of(u)
-        changed: dict[Dpid, tuple[PortNo, ...]]
         if u in isolated:
-            changed = {d: () for d in routes if d in dsts}
-        else:
-            # Routes share their ports tuples: each distinct one is cut once, and a
-            # tuple that loses nothing is kept as the very object (not moved).
-            left_of: dict[int, tuple[PortNo, ...]] = {}
-            for ports in {id(r.ports): r.ports for r in routes.values()}.values():
-                left = tuple(p for p in ports if p not in gone)
-                left_of[id(ports)] = ports if len(left) == len(ports) else left
-            changed = {
-                d: left
-                for d, r in routes.items()
-                if (left := left_of[id(r.ports)]) is not r.ports and d in dsts
-            }
-            search.update(d for d, left in changed.items() if not left)
-        if changed:
-            out.moved[u] = changed
+            changed: dict[Dpid, tuple[PortNo, ...]] = {d: () for d in routes if d in dsts}
+            if changed:
+                out.moved[u] = changed
+            continue
+        cut: dict[int, tuple[PortNo, ...]] = {}
+        for ports in {id(r.ports): r.ports for r in routes.values()}.values():
+            left = tuple(p for p in ports if p not in gone)
+            if len(left) != len(ports):
+                cut[id(ports)] = left
+        emptied = {key for key, left in cut.items() if not left}
+        if emptied:
+            search.update(d for d, r in routes.items() if id(r.ports) in emptied and d in dsts)
+            cut = {key: kept for key, kept in cut.items() if key not in emptied}
+        if cut:
+            out.cuts[u] = cut
     if search:  # searched whole: no moves kept towards them
         kept = {u: {d: p for d, p in ch.items() if d not in search} for u, ch in out.moved.items()}
         out.moved = {u: changed for u, changed in kept.items() if changed}
     out.search = sorted(search)
+    out.targets = frozenset(d for d in dsts if d not in search)
     return out

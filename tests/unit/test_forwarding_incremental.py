@@ -14,6 +14,7 @@ from synthetic import Fabric, leaf_spine, three_tier
 from controller.fabric.model import Dpid, Host, LinkId, PortRef
 from controller.flowprog import forwarding
 from controller.flowprog.forwarding import ForwardingCompiler, ForwardingInputs, SwitchForwarding
+from controller.flowprog.fwdroutes import RouteView
 
 FABRICS = {
     "2x4": lambda: leaf_spine(2, 4),
@@ -244,3 +245,33 @@ def test_a_lost_spine_hands_back_every_leafs_routes_as_the_very_same_needs() -> 
     # The same as a fresh compilation's, part by part.
     fresh = ForwardingCompiler().compile(world.inputs())
     assert {leaf: after[leaf] for leaf in leaves} == {leaf: fresh[leaf] for leaf in leaves}
+
+
+def test_a_lost_spine_redoes_each_leafs_shared_routes_once_not_per_destination(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A leaf's routes to the other leaves share one route object; the lost spine cuts
+    its ports once and every destination follows (262,144 routes at 64 x 512)."""
+    world = World(leaf_spine(4, 12), random.Random(3))
+    world.hosts = {f"02:00:00:00:00:{i:02x}": p for i, p in enumerate(world.ports)}
+    compiler = ForwardingCompiler()
+    compiler.compile(world.inputs())
+    made: list[tuple[Dpid, Dpid]] = []
+    route = RouteView.route
+
+    def counting(self: RouteView, dpid: Dpid, dst: Dpid, *args: object) -> object:
+        made.append((dpid, dst))
+        return route(self, dpid, dst, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(RouteView, "route", counting)
+    spine = next(d for d, name in world.fabric.names.items() if name == "spine1")
+    world.down |= {c for c in world.cables if spine in (c.src.dpid, c.dst.dpid)}
+    held = compiler.compile(world.inputs())
+    leaves = [d for d, name in world.fabric.names.items() if name in world.fabric.leaves]
+    assert len(made) == len(leaves)  # one route redone per leaf, for 11 destinations each
+    for leaf in leaves:
+        routes = compiler._routes[leaf]
+        assert len(routes) == len(leaves) - 1 and len({id(r) for r in routes.values()}) == 1
+    monkeypatch.undo()
+    fresh = ForwardingCompiler().compile(world.inputs())
+    assert held == {d: fresh[d] for d in held}

@@ -86,10 +86,8 @@ def test_a_lost_spine_rewrites_no_route_and_moves_only_its_buckets(
     segments = {leaf: dict(built[lab.dpid(leaf)].segments) for leaf in leaves}
 
     made: list[object] = []  # entries towards a destination made again (not kept)
-    route_entries = forwarding._route_entries
-    monkeypatch.setattr(
-        forwarding, "_route_entries", lambda *a: made.append(a) or route_entries(*a)
-    )
+    route_entries = forwarding.route_entries
+    monkeypatch.setattr(forwarding, "route_entries", lambda *a: made.append(a) or route_entries(*a))
 
     lab.disconnect(spine1)
 
