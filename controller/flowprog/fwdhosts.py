@@ -23,7 +23,15 @@ from controller.flowprog.entries import (
 )
 from controller.flowprog.repair import delivery_entry, return_entries
 
-__all__ = ["PRIO_HOST", "host_route_key", "own_entries", "returns", "route_entries"]
+__all__ = [
+    "PRIO_HOST",
+    "deliveries",
+    "host_entries",
+    "host_route_key",
+    "own_entries",
+    "returns",
+    "route_entries",
+]
 
 PRIO_HOST = 20000
 _HOST = Cookie(CookieKind.HOST_ROUTE).encode()

@@ -19,8 +19,9 @@ leaf's new forwarding, the moved flows' rules) while traffic waits for it, and
 the young and middle collections it triggered walked them again and again
 (at 64 x 512 with 100,000 flows, ~0.2 s of a lost spine's ~1 s). What it leaves
 is frozen right after, as the next poll round would have done; the engine
-makes no reference cycles there (a full collection after 100,000 setups and
-both failures found none), so nothing waits for the periodic collection.
+makes no reference cycles there (full collections found none after 100,000
+setups at 64 x 512, nor after a host learned, a lost uplink and a lost spine
+at 8 x 32), so nothing waits for the periodic collection.
 """
 
 from __future__ import annotations
