@@ -36,6 +36,7 @@ from controller.flowprog.entries import (
 )
 from controller.flowprog.fwdhops import hop_changes
 from controller.flowprog.fwdhosts import (
+    HOST_COOKIE,
     PRIO_HOST,
     host_route_key,
     own_entries,
@@ -91,7 +92,6 @@ MCAST_BIT = ("01:00:00:00:00:00", "01:00:00:00:00:00")
 
 _BASE = Cookie(CookieKind.BASE).encode()
 _TRAP = Cookie(CookieKind.CLASS_TRAP).encode()
-_HOST = Cookie(CookieKind.HOST_ROUTE).encode()
 
 
 @functools.lru_cache(maxsize=2)
@@ -257,10 +257,8 @@ class ForwardingCompiler:
     ) -> None:
         """Each switch's routes to the destinations of ``moved`` over other next hops
         at the same distances (links changed otherwise than only lost; an isolated
-        switch's routes going). A route alike towards every destination is made once
-        per switch, next hops and distance (keyed by id: ``moved`` keeps the port
-        tuples alive)."""
-        made: dict[tuple[Dpid, int, int], Route] = {}
+        switch's routes going). The view keeps routes alike per next hops and
+        distance, so destinations still share them."""
         for dpid, changed in moved.items():
             routes = self._routes[dpid]
             before = self._before(dpid, rekeyed)
@@ -274,13 +272,7 @@ class ForwardingCompiler:
                 had = routes.get(dst)
                 if had is not None and had.ports == ports and had.distance == last.distance:
                     continue
-                key = (dpid, id(ports), last.distance)
-                route = made.get(key)
-                if route is None:
-                    route = view.route(dpid, dst, ports, last.distance)
-                    if view.alike(dpid, ports):
-                        made[key] = route
-                routes[dst] = route
+                routes[dst] = view.route(dpid, dst, ports, last.distance)
                 dirty.add(dpid)
 
     def _cut(
@@ -325,7 +317,7 @@ class ForwardingCompiler:
             if routes:
                 routes.update(moved)
             else:  # rekeyed: its routes are made anew
-                routes = self._routes[dpid] = moved
+                self._routes[dpid] = moved
         for dst, last in one_by_one:
             self._put(dpid, dst, cut[id(last.ports)], last.distance, view, dirty)
 
@@ -490,7 +482,7 @@ def _claim(
     if have is not None:
         return have == hs
     sets[key] = hs
-    entries, needed = compile_set(hs, cookie=_HOST)
+    entries, needed = compile_set(hs, cookie=HOST_COOKIE)
     spread += entries
     groups.update((g.group_id, g) for g in needed)
     return True

@@ -24,6 +24,7 @@ from controller.flowprog.entries import (
 from controller.flowprog.repair import delivery_entry, return_entries
 
 __all__ = [
+    "HOST_COOKIE",
     "PRIO_HOST",
     "deliveries",
     "host_entries",
@@ -34,7 +35,7 @@ __all__ = [
 ]
 
 PRIO_HOST = 20000
-_HOST = Cookie(CookieKind.HOST_ROUTE).encode()
+HOST_COOKIE = Cookie(CookieKind.HOST_ROUTE).encode()  # host routes, their sets and repair
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -57,7 +58,7 @@ def host_entries(macs: tuple[str, ...], actions: tuple[Action, ...]) -> tuple[Fl
     entries it made before wherever nothing changed, which the desired tables
     recognise by identity (a lost link then costs work where routes changed).
     """
-    return tuple(FlowEntry(PRIO_HOST, host_route_key(mac)[2], actions, _HOST) for mac in macs)
+    return tuple(FlowEntry(PRIO_HOST, host_route_key(mac)[2], actions, HOST_COOKIE) for mac in macs)
 
 
 @functools.lru_cache(maxsize=1 << 14)
@@ -69,7 +70,7 @@ def own_entries(hosts: tuple[tuple[str, PortNo], ...]) -> tuple[FlowEntry, ...]:
 @functools.lru_cache(maxsize=1 << 14)
 def deliveries(macs: tuple[str, ...], port: PortNo) -> tuple[FlowEntry, ...]:
     """A spine's repair entries delivering tagged packets to ``macs`` (kept as routes are)."""
-    return tuple(delivery_entry(mac, port, cookie=_HOST) for mac in macs)
+    return tuple(delivery_entry(mac, port, cookie=HOST_COOKIE) for mac in macs)
 
 
 def route_entries(
@@ -87,5 +88,5 @@ def returns(
 ) -> tuple[tuple[FlowEntry, ...], tuple[GroupEntry, ...]]:
     """A leaf's tagged-return entries, kept per uplinks (leaves wired alike share
     them, and a recomputation gets the same objects back)."""
-    entries, groups = return_entries(dict(uplinks), drained=drained, cookie=_HOST)
+    entries, groups = return_entries(dict(uplinks), drained=drained, cookie=HOST_COOKIE)
     return tuple(entries), tuple(groups)
