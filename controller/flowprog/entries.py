@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import ClassVar
 
 __all__ = [
@@ -299,6 +299,11 @@ class GroupEntry:
     group_id: int
     type: GroupType
     buckets: tuple[Bucket, ...]
+
+    @cached_property
+    def watches_group(self) -> bool:
+        """Whether a bucket's liveness is another group's (that one goes in first)."""
+        return any(b.watch_group is not None for b in self.buckets)
 
 
 @dataclass(frozen=True)

@@ -17,26 +17,31 @@ the controller, so the loops of a leaf-spine cannot carry a storm.
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
-from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Hashable, Mapping
+from dataclasses import replace
 from itertools import chain
+from operator import is_not
 
 from controller.fabric.model import Dpid, LinkId, PortNo
 from controller.flowprog.entries import (
     Action,
-    Cookie,
-    CookieKind,
     FlowEntry,
-    GroupEntry,
-    Match,
     MeterEntry,
-    ToController,
+)
+from controller.flowprog.fwdassembly import Assembly, Claims, Run, replay
+from controller.flowprog.fwdfixed import (
+    PACKET_IN_METER,
+    PRIO_ARP,
+    PRIO_LLDP,
+    PRIO_MCAST_DROP,
+    PRIO_MISS,
+    TAGGED_DROP,
+    base_entries,
+    compile_traps,
 )
 from controller.flowprog.fwdhops import hop_changes
 from controller.flowprog.fwdhosts import (
-    HOST_COOKIE,
     PRIO_HOST,
     host_route_key,
     own_entries,
@@ -50,10 +55,6 @@ from controller.flowprog.fwdroutes import (
     RouteView,
     SwitchForwarding,
 )
-from controller.flowprog.repair import (
-    tagged_drop,
-)
-from controller.flowprog.spread import NextHopSet, compile_set
 from controller.flowprog.tables import OwnerNeeds
 from controller.routing.hopdelta import INF, HopChanges
 from controller.routing.nexthops import next_hops_many
@@ -77,32 +78,9 @@ __all__ = [
     "host_route_key",
 ]
 
-PRIO_LLDP = 60000
-PRIO_ARP = 59000
 PRIO_FLOW = 40000  # exact per-flow rules of placed flows
 PRIO_JOB = 35000  # pair rules of declared jobs: above every class trap, so no packet-in
 PRIO_TRAP_BASE = 30000  # + rank of the policy (higher policy priority, higher rank)
-PRIO_MCAST_DROP = 100
-PRIO_MISS = 0
-
-PACKET_IN_METER = 1
-ETH_LLDP = 0x88CC
-ETH_ARP = 0x0806
-MCAST_BIT = ("01:00:00:00:00:00", "01:00:00:00:00:00")
-
-_BASE = Cookie(CookieKind.BASE).encode()
-_TRAP = Cookie(CookieKind.CLASS_TRAP).encode()
-
-
-@functools.lru_cache(maxsize=2)
-def _base_entries(metered: bool) -> tuple[FlowEntry, ...]:
-    meter = PACKET_IN_METER if metered else None
-    return (
-        FlowEntry(PRIO_LLDP, Match.of(eth_type=ETH_LLDP), (ToController(),), _BASE),
-        FlowEntry(PRIO_ARP, Match.of(eth_type=ETH_ARP), (ToController(),), _BASE, meter_id=meter),
-        FlowEntry(PRIO_MCAST_DROP, Match.of(eth_dst=MCAST_BIT), (), _BASE),
-        FlowEntry(PRIO_MISS, Match(), (ToController(),), _BASE, meter_id=meter),
-    )
 
 
 def compile_forwarding(inp: ForwardingInputs) -> dict[Dpid, OwnerNeeds]:
@@ -111,24 +89,6 @@ def compile_forwarding(inp: ForwardingInputs) -> dict[Dpid, OwnerNeeds]:
 
 
 _GONE = SwitchForwarding(OwnerNeeds(), OwnerNeeds())
-
-
-def compile_traps(
-    edge_ports: Sequence[PortNo], traps: Sequence[ClassTrap], *, metered: bool
-) -> list[FlowEntry]:
-    """One switch's class traps: each trap on each of its edge ports (never fabric ports)."""
-    meter = PACKET_IN_METER if metered else None
-    entries = []
-    for port in edge_ports:
-        for trap in traps:
-            match = Match.of(in_port=port, **trap.match.as_dict())
-            entries.append(
-                FlowEntry(trap.priority, match, (ToController(),), _TRAP, meter_id=meter)
-            )
-    return entries
-
-
-_TAGGED_DROP = tagged_drop(cookie=_BASE)
 
 
 class ForwardingCompiler:
@@ -152,7 +112,7 @@ class ForwardingCompiler:
         self._routes: dict[Dpid, dict[Dpid, Route]] = {}  # switch -> destination -> route
         self._hosts: dict[Dpid, tuple[tuple[str, PortNo], ...]] = {}  # destination -> hosts
         self._macs: dict[Dpid, tuple[str, ...]] = {}  # destination -> its hosts' MACs
-        self._built: dict[Dpid, _Assembly] = {}  # switch -> how its needs were assembled
+        self._built: dict[Dpid, Assembly] = {}  # switch -> how its needs were assembled
 
     def compile(self, inp: ForwardingInputs) -> dict[Dpid, SwitchForwarding]:
         """Needs of every switch whose default forwarding changed since the last call
@@ -187,7 +147,9 @@ class ForwardingCompiler:
                 fresh, changes = sorted({*fresh, *found.search}), found
             self._topology = topology
         moved_hops = changes.moved
+        hosts_gone = False
         for dst in [d for d in self._hosts if d not in hosts]:
+            hosts_gone = True
             del self._hosts[dst], self._macs[dst]
             for routes in self._routes.values():
                 routes.pop(dst, None)
@@ -203,22 +165,32 @@ class ForwardingCompiler:
         for dst, hops, dist in next_hops_many(fresh, inp.links, drained=inp.drained):
             for dpid in inp.switches:
                 self._put(dpid, dst, hops.get(dpid), dist.get(dpid, 0), view, dirty)
+        # Switches whose routes only a cut replaced, each route by one alike (by id).
+        remaps: dict[Dpid, dict[int, Route]] = {}
         for dpid, cut in changes.cuts.items():
-            self._cut(dpid, cut, changes.targets, view, rekeyed, dirty)
+            if (remap := self._cut(dpid, cut, changes.targets, view, rekeyed, dirty)) is not None:
+                remaps[dpid] = remap
         self._move(moved_hops, view, rekeyed, dirty)
         searched = set(fresh)
         for dpid, had in rekeyed.items():  # its other routes: same hops, new switch key
+            if had is None or dpid in remaps:
+                continue  # (a lost spine: every route cut already)
             routes = self._routes[dpid]
-            for dst, route in (had or {}).items():
+            for dst, route in had.items():
                 if (
-                    dst not in routes  # (a lost spine: all moved already)
+                    dst not in routes
                     and dst in hosts
                     and dst not in searched
                     and dst not in moved_hops.get(dpid, ())  # moved to no route
                 ):
                     routes[dst] = view.route(dpid, dst, route.ports, route.distance)
+                    remaps.pop(dpid, None)
+        if fresh or moved or hosts_gone:
+            remaps.clear()  # destinations' hosts or routes changed besides the cuts
+        for dpid in moved_hops:
+            remaps.pop(dpid, None)
         for dpid in sorted(dirty):
-            out[dpid] = self._assemble(dpid, dsts, view, moved)
+            out[dpid] = self._assemble(dpid, dsts, view, moved, remaps.get(dpid))
         if moved:
             for dpid in inp.switches:
                 if dpid not in dirty and not moved.isdisjoint(self._built[dpid].segments):
@@ -283,17 +255,21 @@ class ForwardingCompiler:
         view: RouteView,
         rekeyed: Mapping[Dpid, dict[Dpid, Route] | None],
         dirty: set[Dpid],
-    ) -> None:
+    ) -> dict[int, Route] | None:
         """Move ``dpid``'s routes over the ports tuples ``cut`` (by id) to what is left
         of them, towards ``targets`` (:attr:`HopChanges.cuts`). A lost spine cuts every
         leaf's route to every other leaf (262,144 at 64 x 512), but a leaf's routes
         share a handful of route objects: each is redone once, and the destinations
         follow it in one pass (a route whose new one depends on its destination, a
-        bounce or a detour, is redone per destination)."""
+        bounce or a detour, is redone per destination).
+
+        Returns each route redone by the id of the one it replaced when that is the
+        whole change of the switch's routes (every destination of a redone route
+        followed it; a rekeyed switch had all its routes redone), else None."""
         routes = self._routes[dpid]
         before = self._before(dpid, rekeyed)
         if not before:
-            return
+            return None
         any_dst = next(iter(before))  # a route alike is the same towards every one
         redone: dict[int, Route | None] = {}  # by id of the route before; None: one by one
         for last in {id(r): r for r in before.values()}.values():
@@ -302,9 +278,10 @@ class ForwardingCompiler:
                 alike = view.alike(dpid, left)
                 redone[id(last)] = view.route(dpid, any_dst, left, last.distance) if alike else None
         if not redone:
-            return
+            return None
         get = redone.get
-        if before.keys() <= targets:  # (the common case: one lookup per route fewer)
+        whole = before.keys() <= targets
+        if whole:  # (the common case: one lookup per route fewer)
             moved = {d: new for d, r in before.items() if (new := get(id(r)))}
         else:
             moved = {d: new for d, r in before.items() if (new := get(id(r))) and d in targets}
@@ -320,6 +297,9 @@ class ForwardingCompiler:
                 self._routes[dpid] = moved
         for dst, last in one_by_one:
             self._put(dpid, dst, cut[id(last.ports)], last.distance, view, dirty)
+        if slow or not whole or (dpid in rekeyed and len(moved) != len(before)):
+            return None
+        return {key: new for key, new in redone.items() if new is not None}
 
     def _distance(
         self, dpid: Dpid, dst: Dpid, rekeyed: Mapping[Dpid, dict[Dpid, Route] | None]
@@ -383,62 +363,96 @@ class ForwardingCompiler:
         return route_entries(self._macs[dst], actions, bounce)
 
     def _assemble(
-        self, dpid: Dpid, dsts: list[Dpid], view: RouteView, moved: set[Dpid]
+        self,
+        dpid: Dpid,
+        dsts: list[Dpid],
+        view: RouteView,
+        moved: set[Dpid],
+        remap: Mapping[int, Route] | None = None,
     ) -> SwitchForwarding:
         """``dpid``'s needs from its routes. A destination's entries are those of the
         last assembly when its hosts did not move and its route acts by the very
         same actions (a set degraded in place names its parent's: a lost spine
-        rewrites no route), else made again."""
-        inp = view.inp
+        rewrites no route), else made again. ``remap``: the switch's routes were only
+        replaced (:meth:`_cut`), so its runs are replayed without visiting each
+        destination when their actions stay (:func:`replay`)."""
         before = self._built.get(dpid)
+        if before is not None and remap is not None:
+            return self._replayed(dpid, view, before, remap)
         kept = before.segments if before is not None else {}
-        metered = inp.packet_in_pps > 0
         segments: dict[Dpid, tuple[FlowEntry, ...]] = {}  # kept tuples only: no new objects
         fallbacks: set[Dpid] = set()  # routes whose set's id was taken: on their group
-        tail: list[FlowEntry] = []  # the spread-table entries of the sets claimed, then more
-        groups: dict[int, GroupEntry] = {}
-        sets: dict[tuple[int, bool], NextHopSet] = {}
+        claims = Claims()
+        runs: list[Run] = []
         routes = self._routes[dpid]
-        last: Route | None = None  # destinations share route objects: decided once each
-        actions: tuple[Action, ...] = ()
-        fell = renewed = False  # renewed: an entry made again (not all kept)
+        run: Run | None = None  # destinations share route objects: decided once each
         for dst in dsts:
             if dst == dpid:
                 segments[dst] = self._entries(dpid, dst, (), None)
-                renewed = renewed or segments[dst] is not kept.get(dst)
                 continue
             route = routes.get(dst)
             if route is None:
                 continue
-            if route is not last:
-                last, actions, used, fell = route, route.actions, route.groups, False
-                hs = route.spread
-                if (
-                    hs is not None
-                    and sets.get((hs.set_id, hs.in_place)) is not hs
-                    and not _claim(hs, sets, tail, groups)
-                ):
-                    actions, used, fell = route.fallback, route.fallback_groups, True
-                for group in used:
-                    groups[group.group_id] = group
-            if fell:
+            if run is None or route is not run.route:
+                run = Run(route, *claims.choose(route), [])
+                runs.append(run)
+            run.dsts.append(dst)
+            if run.fell:
                 fallbacks.add(dst)
             had = kept.get(dst)
-            if had is not None and had[0].actions is actions and dst not in moved:
+            if had is not None and had[0].actions is run.actions and dst not in moved:
                 segments[dst] = had  # (a bounce's actions are new with its route)
             else:
-                segments[dst] = self._entries(dpid, dst, actions, route.bounce_port)
-                renewed = renewed or segments[dst] is not had
+                segments[dst] = self._entries(dpid, dst, run.actions, route.bounce_port)
+        return self._finish(dpid, view, before, segments, fallbacks, claims, runs)
+
+    def _replayed(
+        self, dpid: Dpid, view: RouteView, before: Assembly, remap: Mapping[int, Route]
+    ) -> SwitchForwarding:
+        """``dpid``'s needs when its routes were only replaced: its runs replayed,
+        entries made again only for the destinations of runs whose actions changed."""
+        claims, runs, changed = replay(before, remap)
+        segments, fallbacks = before.segments, before.fallbacks
+        if changed:
+            segments, fallbacks = dict(segments), set(fallbacks)
+            for run in changed:
+                bounce = run.route.bounce_port
+                for dst in run.dsts:
+                    segments[dst] = self._entries(dpid, dst, run.actions, bounce)
+                (fallbacks.update if run.fell else fallbacks.difference_update)(run.dsts)
+        return self._finish(dpid, view, before, segments, fallbacks, claims, runs)
+
+    def _finish(
+        self,
+        dpid: Dpid,
+        view: RouteView,
+        before: Assembly | None,
+        segments: dict[Dpid, tuple[FlowEntry, ...]],
+        fallbacks: set[Dpid],
+        claims: Claims,
+        runs: list[Run],
+    ) -> SwitchForwarding:
+        """``dpid``'s needs: its routes' entries (the very tuple of the last assembly
+        when every entry is the one it had) and the tail after its claimed sets."""
+        inp = view.inp
+        metered = inp.packet_in_pps > 0
+        tail, groups = claims.tail, claims.groups
         if inp.local_repair:
-            tail.append(_TAGGED_DROP)
+            tail.append(TAGGED_DROP)
             if view.edge[dpid]:
                 entries, back = returns(*view.return_key(dpid))
                 tail += entries
                 groups.update((g.group_id, g) for g in back)
         tail += compile_traps(inp.edge_ports(dpid), inp.traps, metered=metered)
-        head = _base_entries(metered)
+        head = base_entries(metered)
         meter = MeterEntry(PACKET_IN_METER, inp.packet_in_pps, inp.packet_in_pps // 2)
-        if before is None or renewed or len(segments) != len(kept) or before.head is not head:
+        kept = before.segments if before is not None else {}
+        if (
+            before is None
+            or before.head is not head
+            or len(segments) != len(kept)
+            or (segments is not kept and any(map(is_not, segments.values(), kept.values())))
+        ):
             routes_part = OwnerNeeds(flows={dpid: tuple(chain(head, *segments.values()))})
         else:
             routes_part = before.needs.routes  # the very entries: nothing to compare
@@ -450,39 +464,5 @@ class ForwardingCompiler:
                 meters={dpid: (meter,)} if metered else {},
             ),
         )
-        self._built[dpid] = _Assembly(head, segments, fallbacks, needs)
+        self._built[dpid] = Assembly(head, segments, fallbacks, needs, runs)
         return needs
-
-
-@dataclass
-class _Assembly:
-    """How a switch's needs were put together, so that a change of some
-    destinations' hosts redoes only their entries (and a change of none keeps its
-    routes' needs as they were)."""
-
-    head: tuple[FlowEntry, ...]  # fixed entries
-    segments: dict[Dpid, tuple[FlowEntry, ...]]  # per destination, in their order
-    fallbacks: set[Dpid]  # destinations routed by a SELECT group for a taken set id
-    needs: SwitchForwarding
-
-
-def _claim(
-    hs: NextHopSet,
-    sets: dict[tuple[int, bool], NextHopSet],
-    spread: list[FlowEntry],
-    groups: dict[int, GroupEntry],
-) -> bool:
-    """Give ``hs`` its spread-table entries on a switch (once per set). False if its
-    metadata id is taken by another set there: that route keeps its group. A set
-    degraded in place (named as its parent) is claimed beside its parent."""
-    if hs.parent is not None and not _claim(hs.parent, sets, spread, groups):
-        return False  # the parent's entries serve most of a derived set's buckets
-    key = (hs.set_id, hs.in_place)
-    have = sets.get(key)
-    if have is not None:
-        return have == hs
-    sets[key] = hs
-    entries, needed = compile_set(hs, cookie=HOST_COOKIE)
-    spread += entries
-    groups.update((g.group_id, g) for g in needed)
-    return True

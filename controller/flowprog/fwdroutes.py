@@ -114,6 +114,9 @@ class RouteView:
         self.edge = {d: facing(d) for d in inp.switches}
         self.drained = {(lid.src.dpid, lid.src.port) for lid in inp.drained}
         self._spines: dict[Dpid, tuple[tuple[PortNo, Dpid], ...]] = {}
+        self._cabled_spines: dict[Dpid, tuple[tuple[PortNo, Dpid], ...]] = {}
+        self._cabled: dict[Dpid, tuple[PortNo, ...]] = {}
+        self._leafward: dict[Dpid, dict[PortNo, Dpid]] = {}  # ports towards edge switches
         self._routes: dict[
             tuple[Dpid, tuple[PortNo, ...]],
             tuple[frozenset[Dpid], dict[tuple[int, bool], Route]],
@@ -151,10 +154,7 @@ class RouteView:
         # never adds and removes spread-table entries.
         # Many destinations share one route: kept per (switch, next hops), then per
         # distance and detour (one hash of the ports per call).
-        made = self._routes.get((dpid, ports))
-        if made is None:
-            made = self._routes[(dpid, ports)] = (self.edge_peers(dpid, ports), {})
-        via, routes = made
+        via, routes = self._made(dpid, ports)
         detour = len(via) > 1 or (bool(via) and dst not in via)
         route = routes.get((distance, detour))
         if route is None:
@@ -166,8 +166,16 @@ class RouteView:
         at a distance (neither a bounce nor a detour that depends on where it goes)."""
         if len(ports) == 1 or self.inp.single_path:
             return False
+        return len(self._made(dpid, ports)[0]) != 1
+
+    def _made(
+        self, dpid: Dpid, ports: tuple[PortNo, ...]
+    ) -> tuple[frozenset[Dpid], dict[tuple[int, bool], Route]]:
+        """The edge switches ``ports`` lead to and the routes made over them."""
         made = self._routes.get((dpid, ports))
-        return len(made[0] if made is not None else self.edge_peers(dpid, ports)) != 1
+        if made is None:
+            made = self._routes[(dpid, ports)] = (self.edge_peers(dpid, ports), {})
+        return made
 
     def _spread(self, dpid: Dpid, ports: tuple[PortNo, ...], distance: int, detour: bool) -> Route:
         weights = self._weights(dpid, ports)
@@ -192,28 +200,32 @@ class RouteView:
         towards every destination (uplinks lost or drained: ``ports`` are all the
         usable ones), it is degraded in place: named as that set, so that no route
         changes; less others too (a link lost further on), a set of its own name."""
-        own = next_hop_set(ports, weights=weights, distance=distance, dpid=dpid)
-        if own is None or weights is not None:
-            return own
-        cabled = self.cabled(dpid)
-        if len(cabled) <= len(ports) or not set(ports) < set(cabled):
-            return own
-        parent = next_hop_set(cabled, weights=None, distance=distance, dpid=dpid)
-        if parent is None:
-            return own
-        if ports == self.uplinks(dpid):
-            return degraded_set(parent, ports) or own
-        return derived_set(parent, ports) or own
+        if weights is None:
+            cabled = self.cabled(dpid)
+            if len(cabled) > len(ports) and set(ports) < set(cabled):
+                parent = next_hop_set(cabled, weights=None, distance=distance, dpid=dpid)
+                if parent is not None:
+                    in_place = ports == self.uplinks(dpid)
+                    hs = degraded_set(parent, ports) if in_place else derived_set(parent, ports)
+                    if hs is not None:
+                        return hs
+        return next_hop_set(ports, weights=weights, distance=distance, dpid=dpid)
 
     def cabled(self, dpid: Dpid) -> tuple[PortNo, ...]:
         """``dpid``'s uplinks, up or lost, drained or not (sorted)."""
-        return tuple(port for port, _ in self.cabled_spines(dpid))
+        found = self._cabled.get(dpid)
+        if found is None:
+            found = self._cabled[dpid] = tuple(port for port, _ in self.cabled_spines(dpid))
+        return found
 
     def cabled_spines(self, dpid: Dpid) -> tuple[tuple[PortNo, Dpid], ...]:
         """(port, spine) of ``dpid``'s uplinks, up or lost (by port)."""
-        up = self.spines(dpid)
-        lost = self.inp.lost_uplinks(dpid) if self.inp.lost_uplinks is not None else ()
-        return tuple(sorted({*up, *lost})) if lost else up
+        found = self._cabled_spines.get(dpid)
+        if found is None:
+            up = self.spines(dpid)
+            lost = self.inp.lost_uplinks(dpid) if self.inp.lost_uplinks is not None else ()
+            found = self._cabled_spines[dpid] = tuple(sorted({*up, *lost})) if lost else up
+        return found
 
     def uplinks(self, dpid: Dpid) -> tuple[PortNo, ...]:
         """``dpid``'s undrained ports towards switches that face no hosts (spines)."""
@@ -237,8 +249,14 @@ class RouteView:
     def edge_peers(self, dpid: Dpid, ports: tuple[PortNo, ...]) -> frozenset[Dpid]:
         """The switches with edge ports (leaves) that ``ports`` lead to (:meth:`route`
         keeps them per port set, which many destinations share)."""
-        nexts = (self.peer_of[(dpid, p)] for p in ports)
-        return frozenset(n for n in nexts if self.edge.get(n, True))
+        leafward = self._leafward.get(dpid)
+        if leafward is None:
+            edge = self.edge
+            peers = self.peers.get(dpid, {}).items()
+            leafward = self._leafward[dpid] = {p: n for p, n in peers if edge.get(n, True)}
+        if not leafward:
+            return frozenset()  # (a leaf's uplinks: every one to a spine)
+        return frozenset(leafward[p] for p in ports if p in leafward)
 
     def _weights(self, dpid: Dpid, ports: tuple[PortNo, ...]) -> dict[PortNo, int] | None:
         weigh = self.inp.neighbour_weight

@@ -32,8 +32,8 @@ def select_group(ports: Sequence[int], *, weights: Mapping[int, int] | None = No
     Open vSwitch skips buckets whose watch port is down, so the data plane stops
     hashing onto a dead uplink before the controller re-derives anything.
     """
-    if not weights:
-        return _plain_select(tuple(ports))
+    if not weights or all(w == 1 for w in weights.values()):
+        return _plain_select(tuple(ports))  # (every weight 1: the same group)
     return _select(ports, weights)
 
 

@@ -191,7 +191,7 @@ def _by_table(
 def _watched_last(group: GroupEntry) -> bool:
     """Sort key: groups that watch other groups come after the groups they watch
     (added after them, deleted before them)."""
-    return any(b.watch_group is not None for b in group.buckets)
+    return group.watches_group
 
 
 def _prepare(ch: SwitchChanges, flows: list[FlowEntry]) -> list[Op]:

@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, count
-from operator import is_not, not_
+from operator import attrgetter, is_not, not_
 
 from controller.fabric.model import Dpid
 from controller.flowprog.entries import EntryKey, FlowEntry, GroupEntry, MeterEntry
@@ -217,8 +217,10 @@ class DesiredTables:
             if old and old.get(dpid) is new.get(dpid):
                 continue  # the very same objects: no reference and no content changes
             store: dict[int, GroupEntry | MeterEntry] = getattr(self._tables[dpid], kind)
-            before = {shared_id(o): o for o in old.get(dpid, ())} if old else {}
-            after = {shared_id(o): o for o in new.get(dpid, ())}
+            key = _GROUP_ID if kind == "groups" else _METER_ID
+            had, have_now = old.get(dpid, ()) if old else (), new.get(dpid, ())
+            before = dict(zip(map(key, had), had, strict=True))
+            after = dict(zip(map(key, have_now), have_now, strict=True))
             for oid, obj in after.items():
                 if oid not in before:
                     refs[(dpid, oid)] += 1
@@ -288,6 +290,9 @@ def _changed_middles(
     tail = next(compress(count(), map(is_not, reversed(after), reversed(before))), n)
     tail = min(tail, n - head)
     return after[head : len(after) - tail], before[head : len(before) - tail]
+
+
+_GROUP_ID, _METER_ID = attrgetter("group_id"), attrgetter("meter_id")
 
 
 def shared_id(obj: GroupEntry | MeterEntry) -> int:

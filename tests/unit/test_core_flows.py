@@ -6,7 +6,9 @@ from enginelab import EngineLab
 from synthetic import leaf_spine
 
 from controller.engine.monitor import LinkMonitor
+from controller.engine.outputs import EventKind
 from controller.engine.placement import FlowPlacer
+from controller.fabric.events import LinkDown
 from controller.fabric.model import FiveTuple, PortRef
 from controller.flowprog.entries import Cookie, CookieKind, Match
 from controller.flowprog.forwarding import PRIO_HOST
@@ -236,3 +238,40 @@ def test_a_new_flow_is_one_flow_mod_its_failover_chain_is_the_spread_sets() -> N
     ((_, second, _),) = walk.paths
     (via,) = [lid.dst.dpid for lid in lab.net.topo.links if lid.src == PortRef(ingress, backup)]
     assert second == via != flow.path.switches[1]
+
+
+def test_a_failure_moves_its_flows_in_one_program_new_paths_built_before_any_flip() -> None:
+    """The flows a lost link moves are programmed together: every new path's entries
+    and groups on every switch, then every ingress flip, then the cleanup (a lost
+    spine moves ~1,700 flows at 64 x 512: three phases, not three per flow)."""
+    lab, flows = ready(spines=3)
+    src, dst = lab.hosts[0], lab.hosts[2]  # leaf1 -> leaf2
+    _forget_spine_routes(lab, dst.mac)  # so that every path has rules on its spine
+    for sport in range(40000, 40012):
+        ft = FiveTuple(src.ip, dst.ip, 17, sport, 4791)
+        out = flows.packet_in(at=src.port, ft=ft, dscp=0, src_mac=src.mac, data=b"", now=lab.now)
+        for program in [*out.urgent, *out.programs]:
+            lab.fake.apply(program)
+    link = lab.cable("leaf1", "spine1")
+    on_link = {f.flow_id for f in flows.te.flows_on(link)}
+    assert len(on_link) >= 2  # least-utilized spreads them over the three spines
+    events = [LinkDown(lab.now, lid, "port-down") for lid in (link, link.reverse())]
+    out = flows.on_fabric_events(events, lab.now)
+
+    (program,) = out.programs
+    assert program.reason == "reroute-failure"
+    moved = {int(n.subject) for n in out.notices if n.kind is EventKind.FLOW_REROUTED}
+    assert moved == on_link
+    build, flip, *_ = program.phases
+    flips = [op.entry for ops in flip.ops.values() for op in ops if isinstance(op, FlowAdd)]
+    assert {(Cookie.flow_parts(e.cookie) or (0, 0))[0] for e in flips} == moved
+    assert all(e.ingress for e in flips)
+    built = [op.entry for ops in build.ops.values() for op in ops if isinstance(op, FlowAdd)]
+    assert {(Cookie.flow_parts(e.cookie) or (0, 0))[0] for e in built} == moved  # spines'
+    assert not any(e.ingress for e in built)
+    lab.fake.apply(program)
+    for sport in range(40000, 40012):
+        flow = flows.te.flow_by_five_tuple(FiveTuple(src.ip, dst.ip, 17, sport, 4791))
+        assert flow is not None and link not in flow.path.links
+        walk = lab.send(src, dst, udp_src=sport)
+        assert walk.only_to(dst.port) and walk.paths == {flow.path.switches}

@@ -1,0 +1,109 @@
+"""A switch whose routes a lost spine only replaced is reassembled run by run: its
+sets claimed again in order, no destination visited when the actions stay, and
+only the destinations of a renamed set made again; always what a fresh
+compilation makes."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from synthetic import leaf_spine
+from test_forwarding_incremental import World
+
+from controller.fabric.model import Dpid, LinkId
+from controller.flowprog import forwarding
+from controller.flowprog.forwarding import ForwardingCompiler
+
+
+def _world(spines: int = 4, leaves: int = 12) -> tuple[World, ForwardingCompiler]:
+    world = World(leaf_spine(spines, leaves), random.Random(3))
+    world.hosts = {f"02:00:00:00:00:{i:02x}": p for i, p in enumerate(world.ports)}
+    compiler = ForwardingCompiler()
+    compiler.compile(world.inputs())
+    return world, compiler
+
+
+def _cables_of(world: World, name: str) -> set[LinkId]:
+    dpid = next(d for d, n in world.fabric.names.items() if n == name)
+    return {c for c in world.cables if dpid in (c.src.dpid, c.dst.dpid)}
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch) -> tuple[list[tuple[Dpid, Dpid]], list[bool]]:
+    """Entries made towards (switch, destination), and each replay's whether it ran."""
+    made: list[tuple[Dpid, Dpid]] = []
+    entries = ForwardingCompiler._entries
+
+    def making(self: ForwardingCompiler, dpid: Dpid, dst: Dpid, *args: object) -> object:
+        made.append((dpid, dst))
+        return entries(self, dpid, dst, *args)  # type: ignore[arg-type]
+
+    replays: list[bool] = []
+    replay = forwarding.replay
+
+    def replaying(*args: object) -> object:
+        replays.append(True)
+        return replay(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ForwardingCompiler, "_entries", making)
+    monkeypatch.setattr(forwarding, "replay", replaying)
+    return made, replays
+
+
+def _leaves(world: World) -> list[Dpid]:
+    return sorted(d for d, n in world.fabric.names.items() if n in world.fabric.leaves)
+
+
+def test_a_lost_spine_replays_every_leaf_and_makes_no_entry_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world, compiler = _world()
+    made, replays = _spy(monkeypatch)
+    world.down |= _cables_of(world, "spine1")
+    held = compiler.compile(world.inputs())
+    leaves = _leaves(world)
+    assert len(replays) == len(leaves)  # each leaf replayed, none assembled whole
+    assert made == []  # (whole, a leaf makes its own hosts' entries at least)
+    monkeypatch.undo()
+    fresh = ForwardingCompiler().compile(world.inputs())
+    assert set(leaves) <= held.keys() and held == {d: fresh[d] for d in held}
+
+
+def test_after_a_lost_uplink_a_lost_spine_makes_entries_only_towards_that_leaf(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """leaf1 lost its cable to spine2 first: every leaf reaches leaf1 by a set derived
+    without spine2. Losing spine1 renames that set (it lacks both now), so each leaf
+    makes its entries towards leaf1 again, and keeps all others (leaf1's own set,
+    degraded in place by 2 of 8 spines, keeps its name)."""
+    world, compiler = _world(spines=8, leaves=6)
+    leaves = _leaves(world)
+    leaf1 = next(d for d, n in world.fabric.names.items() if n == "leaf1")
+    world.down |= _cables_of(world, "spine2") & _cables_of(world, "leaf1")
+    compiler.compile(world.inputs())
+    made, replays = _spy(monkeypatch)
+    world.down |= _cables_of(world, "spine1")
+    held = compiler.compile(world.inputs())
+    assert len(replays) == len(leaves)
+    assert sorted(made) == sorted((leaf, leaf1) for leaf in leaves if leaf != leaf1)
+    monkeypatch.undo()
+    fresh = ForwardingCompiler().compile(world.inputs())
+    assert held == {d: fresh[d] for d in held}
+
+
+def test_a_host_learned_with_the_lost_spine_assembles_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A destination's hosts changing in the same compilation is not a replacement of
+    routes only: no replay (its entries must change everywhere)."""
+    world, compiler = _world()
+    mac = next(iter(world.hosts))
+    port = world.hosts.pop(mac)
+    made, replays = _spy(monkeypatch)
+    world.down |= _cables_of(world, "spine1")
+    held = compiler.compile(world.inputs())
+    assert replays == [] and made
+    monkeypatch.undo()
+    fresh = ForwardingCompiler().compile(world.inputs())
+    assert held == {d: fresh[d] for d in held}
+    world.hosts[mac] = port
