@@ -368,11 +368,10 @@ class Topology:
         return links
 
     def fabric_ports(self, dpid: Dpid) -> set[PortNo]:
-        ports: set[PortNo] = set()
-        for lid in self._switch_links.get(dpid, ()):
-            for end in (lid.src, lid.dst):
-                if end.dpid == dpid:
-                    ports.add(end.port)
+        """``dpid``'s ports at an end of an up link."""
+        links = self._switch_links.get(dpid, ())
+        ports = {lid.src.port for lid in links if lid.src.dpid == dpid}
+        ports.update([lid.dst.port for lid in links if lid.dst.dpid == dpid])
         return ports
 
     def edge_ports(self, dpid: Dpid) -> list[PortNo]:

@@ -18,7 +18,7 @@ the controller, so the loops of a leaf-spine cannot carry a storm.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import replace
 from itertools import chain
 from operator import is_not
@@ -272,7 +272,7 @@ class ForwardingCompiler:
             return None
         any_dst = next(iter(before))  # a route alike is the same towards every one
         redone: dict[int, Route | None] = {}  # by id of the route before; None: one by one
-        for last in {id(r): r for r in before.values()}.values():
+        for last in {id(r): r for r in self._distinct(dpid)}.values():
             left = cut.get(id(last.ports))
             if left is not None:
                 alike = view.alike(dpid, left)
@@ -300,6 +300,13 @@ class ForwardingCompiler:
         if slow or not whole or (dpid in rekeyed and len(moved) != len(before)):
             return None
         return {key: new for key, new in redone.items() if new is not None}
+
+    def _distinct(self, dpid: Dpid) -> Iterable[Route]:
+        """``dpid``'s routes as last compiled, each object once or more: those of its
+        last assembly's runs (every route it had then; routes change only with an
+        assembly), a handful on a leaf instead of one per destination."""
+        built = self._built.get(dpid)
+        return [run.route for run in built.runs] if built is not None else ()
 
     def _distance(
         self, dpid: Dpid, dst: Dpid, rekeyed: Mapping[Dpid, dict[Dpid, Route] | None]
@@ -337,6 +344,7 @@ class ForwardingCompiler:
             [d for d in dsts if d in self._hosts],
             lambda u: self._before(u, rekeyed),
             lambda u, d: self._distance(u, d, rekeyed),
+            self._distinct,
         )
 
     def _patch(self, dpid: Dpid, moved: set[Dpid]) -> SwitchForwarding:

@@ -13,7 +13,7 @@ against each destination while that stays cheaper than searching everything.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from controller.fabric.model import Dpid, LinkId, PortNo, link_order
 from controller.flowprog.fwdroutes import Route, RouteView
@@ -41,6 +41,7 @@ def hop_changes(
     dsts: list[Dpid],
     routes_of: Callable[[Dpid], Mapping[Dpid, Route]],
     distance: Callable[[Dpid, Dpid], float],
+    distinct: Callable[[Dpid], Iterable[Route]] | None = None,
 ) -> HopChanges | None:
     """The next hops towards ``dsts`` that going from ``before`` to ``after`` moves,
     or None when every destination must be searched again (a link of a switch not
@@ -48,11 +49,12 @@ def hop_changes(
 
     ``view``: the routes' inputs after the change; ``routes_of(u)``: ``u``'s routes
     before it, by destination; ``distance(u, d)``: the cost of ``u``'s route to
-    ``d`` before it (0 for ``d`` itself, infinite without a route)."""
+    ``d`` before it (0 for ``d`` itself, infinite without a route); ``distinct(u)``:
+    each of ``u``'s route objects once, if known without a pass over its routes."""
     (old_links, old_drained), (links, drained) = before, after
     lost = old_links - links
     if lost and links <= old_links and all(lid not in links for lid in old_drained ^ drained):
-        return _lost(lost, view, dsts, routes_of)
+        return _lost(lost, view, dsts, routes_of, distinct)
     flipped = {lid for lid in old_drained ^ drained if lid in old_links or lid in links}
     changes = [
         LinkChange(
@@ -85,6 +87,7 @@ def _lost(
     view: RouteView,
     dsts: list[Dpid],
     routes_of: Callable[[Dpid], Mapping[Dpid, Route]],
+    distinct: Callable[[Dpid], Iterable[Route]] | None,
 ) -> HopChanges | None:
     """Links only went away: :func:`lost_next_hops` over the switches they left."""
     ports: dict[Dpid, set[PortNo]] = defaultdict(set)
@@ -93,9 +96,9 @@ def _lost(
     if not ports.keys() <= view.edge.keys():
         return None
     bare = [u for u in ports if not view.peers.get(u)]  # no link out: maybe none in
-    into = set(view.peer_of.values()) if bare else set()  # every link's far end
+    into = {n for out in view.peers.values() for n in out.values()} if bare else set()
     isolated = {u for u in bare if u not in into}
-    return lost_next_hops(ports, set(dsts), routes_of, isolated)
+    return lost_next_hops(ports, set(dsts), routes_of, isolated, distinct)
 
 
 def _link_cost(lid: LinkId, links: frozenset[LinkId], drained: frozenset[LinkId]) -> int | None:

@@ -106,10 +106,10 @@ class RouteView:
 
     def __init__(self, inp: ForwardingInputs) -> None:
         self.inp = inp
-        self.peer_of = {(lid.src.dpid, lid.src.port): lid.dst.dpid for lid in inp.links}
-        self.peers: dict[Dpid, dict[PortNo, Dpid]] = defaultdict(dict)
-        for (src, port), peer in self.peer_of.items():
-            self.peers[src][port] = peer
+        self.peers: dict[Dpid, dict[PortNo, Dpid]] = defaultdict(dict)  # switch -> port -> peer
+        peers = self.peers
+        for lid in inp.links:
+            peers[lid.src.dpid][lid.src.port] = lid.dst.dpid
         facing = inp.host_facing or (lambda d: bool(inp.edge_ports(d)))
         self.edge = {d: facing(d) for d in inp.switches}
         self.drained = {(lid.src.dpid, lid.src.port) for lid in inp.drained}
@@ -140,7 +140,7 @@ class RouteView:
             port = ports[0]
             if inp.local_repair and bounces(
                 faces_hosts=self.edge[dpid],
-                next_switch=self.peer_of[(dpid, port)],
+                next_switch=self.peers[dpid][port],
                 destination=dst,
             ):
                 bounce = bounce_group(port)  # watches ALWAYS_LIVE: that goes in first
@@ -262,7 +262,7 @@ class RouteView:
         weigh = self.inp.neighbour_weight
         if weigh is None:
             return None
-        weights = {p: round(weigh(self.peer_of[(dpid, p)]) * 10) for p in ports}
+        weights = {p: round(weigh(self.peers[dpid][p]) * 10) for p in ports}
         return weights if any(w > 0 for w in weights.values()) else None
 
     def return_key(self, dpid: Dpid) -> tuple[tuple[tuple[PortNo, Dpid], ...], frozenset[PortNo]]:

@@ -143,12 +143,15 @@ def lost_next_hops(
     dsts: Collection[Dpid],
     routes_of: Callable[[Dpid], Mapping[Dpid, _Hops]],
     isolated: Collection[Dpid],
+    distinct: Callable[[Dpid], Iterable[_Hops]] | None = None,
 ) -> HopChanges:
     """The next hops that links going away (and none coming or changing cost) move.
 
     ``lost[u]``: ``u``'s ports whose links are gone; ``routes_of(u)``: its routes
     before, by destination (``ports``: every cheapest next hop); ``isolated``:
-    switches with no link left in either direction. A route keeping some of its
+    switches with no link left in either direction; ``distinct(u)``: each of ``u``'s
+    route objects once (a leaf's 511 routes share a few), if known without a pass
+    over its routes. A route keeping some of its
     ports keeps its distance (see the module's note): its switch's ports tuple is
     cut (:attr:`HopChanges.cuts`, once per distinct tuple). One left with none
     needs its destination searched, unless its switch is isolated: no switch
@@ -163,7 +166,8 @@ def lost_next_hops(
                 out.moved[u] = changed
             continue
         cut: dict[int, tuple[PortNo, ...]] = {}
-        for ports in {id(r.ports): r.ports for r in routes.values()}.values():
+        each = routes.values() if distinct is None else distinct(u)
+        for ports in {id(r.ports): r.ports for r in each}.values():
             left = tuple(p for p in ports if p not in gone)
             if len(left) != len(ports):
                 cut[id(ports)] = left
