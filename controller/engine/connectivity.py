@@ -15,17 +15,14 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 
 from controller.engine.discovery import ConnectivityConfig, LldpPacing, LldpProbe
-from controller.engine.outputs import EngineOutput, EventKind, Notice, PacketOut
+from controller.engine.fabricnotices import fabric_notice
+from controller.engine.outputs import EngineOutput, PacketOut
 from controller.fabric.events import (
     FabricEvent,
-    HostLearned,
-    HostMoved,
     LinkDown,
     LinkUp,
     LldpIgnored,
     PortChanged,
-    SwitchDown,
-    SwitchUp,
 )
 from controller.fabric.frames import build_arp_reply
 from controller.fabric.model import Dpid, Host, Link, LinkId, Port, PortNo, PortRef
@@ -38,6 +35,7 @@ from controller.flowprog.forwarding import (
     compile_traps,
     host_route_key,
 )
+from controller.flowprog.fwdroutes import SetKey
 from controller.flowprog.plan import Phase, Program
 from controller.flowprog.programmer import Programmer
 from controller.flowprog.tables import OwnerNeeds, SwitchTable
@@ -73,6 +71,7 @@ class Connectivity:
         )
         self.counters: dict[str, int] = {}
         self._forwarding = ForwardingCompiler()  # redoes only what a change touches
+        self._set_keys: dict[Dpid, frozenset[SetKey]] = {}  # each switch's spread sets' owners
         self._holds: set[str] = set()  # who holds default forwarding back (see hold_forwarding)
         self._forwarding_due: list[str] = []  # reasons of recomputations held back
         # What a standby observed before it led (see remember()).
@@ -411,6 +410,11 @@ class Connectivity:
         updates: dict[Hashable, OwnerNeeds] = {}
         for dpid, fwd in self._forwarding.compile(inputs).items():
             updates[("fwd", dpid)], updates[("fwd-tail", dpid)] = fwd.routes, fwd.tail
+            for key in self._set_keys.get(dpid, frozenset()) - fwd.sets.keys():
+                updates[("fwd-set", dpid, key)] = OwnerNeeds()  # a set no longer claimed
+            for key, needs in fwd.sets.items():
+                updates[("fwd-set", dpid, key)] = needs
+            self._set_keys[dpid] = frozenset(fwd.sets)
         updates.update(self._trap_updates(switches, now))
         return self.prog.set_owners(updates, now=now, reason=reason)
 
@@ -455,42 +459,18 @@ class Connectivity:
 
     # ------------------------------------------------------------------ events
     def _react(self, events: list[FabricEvent], now: float) -> EngineOutput:
-        out = EngineOutput(notices=[n for e in events if (n := self._notice(e)) is not None])
+        topo = self.topo
+        out = EngineOutput(notices=[n for e in events if (n := fabric_notice(e, topo)) is not None])
+        for event in events:
+            if isinstance(event, LldpIgnored):
+                self._count("lldp-ignored")
         if events:
             for listener in self.listeners:
                 out.merge(listener(events, now))
         return out
 
-    def _notice(self, event: FabricEvent) -> Notice | None:
-        topo = self.topo
-        match event:
-            case SwitchUp(dpid=dpid):
-                return Notice(EventKind.SWITCH_UP, topo.label(dpid), attributes=_dpid_attr(dpid))
-            case SwitchDown(dpid=dpid):
-                return Notice(EventKind.SWITCH_DOWN, topo.label(dpid), attributes=_dpid_attr(dpid))
-            case LinkUp(link=lid):
-                return Notice(EventKind.LINK_UP, topo.link_name(lid))
-            case LinkDown(link=lid, reason=reason):
-                return Notice(EventKind.LINK_DOWN, topo.link_name(lid), reason=reason)
-            case HostLearned(mac=mac, ipv4=ip, attach=at):
-                return Notice(EventKind.HOST_LEARNED, mac, attributes=_host_attrs(ip, at, topo))
-            case HostMoved(mac=mac, ipv4=ip, attach=at):
-                return Notice(EventKind.HOST_MOVED, mac, attributes=_host_attrs(ip, at, topo))
-            case LldpIgnored():
-                self._count("lldp-ignored")
-                return None
-        return None
-
     def _count(self, what: str) -> None:
         self.counters[what] = self.counters.get(what, 0) + 1
-
-
-def _dpid_attr(dpid: Dpid) -> tuple[tuple[str, str], ...]:
-    return (("dpid", f"{dpid:016x}"),)
-
-
-def _host_attrs(ip: str | None, at: PortRef, topo: Topology) -> tuple[tuple[str, str], ...]:
-    return (("ipv4", ip or ""), ("switch", topo.label(at.dpid)), ("port", str(at.port)))
 
 
 def _is_special_mac(mac: str) -> bool:

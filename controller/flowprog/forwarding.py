@@ -390,7 +390,7 @@ class ForwardingCompiler:
         kept = before.segments if before is not None else {}
         segments: dict[Dpid, tuple[FlowEntry, ...]] = {}  # kept tuples only: no new objects
         fallbacks: set[Dpid] = set()  # routes whose set's id was taken: on their group
-        claims = Claims()
+        claims = Claims(dpid)
         runs: list[Run] = []
         routes = self._routes[dpid]
         run: Run | None = None  # destinations share route objects: decided once each
@@ -419,7 +419,7 @@ class ForwardingCompiler:
     ) -> SwitchForwarding:
         """``dpid``'s needs when its routes were only replaced: its runs replayed,
         entries made again only for the destinations of runs whose actions changed."""
-        claims, runs, changed = replay(before, remap)
+        claims, runs, changed = replay(dpid, before, remap)
         segments, fallbacks = before.segments, before.fallbacks
         if changed:
             segments, fallbacks = dict(segments), set(fallbacks)
@@ -440,11 +440,13 @@ class ForwardingCompiler:
         claims: Claims,
         runs: list[Run],
     ) -> SwitchForwarding:
-        """``dpid``'s needs: its routes' entries (the very tuple of the last assembly
-        when every entry is the one it had) and the tail after its claimed sets."""
+        """``dpid``'s needs: its routes' entries and its tail, each the very object of
+        the last assembly when unchanged (then the programmer compares nothing), and
+        its claimed sets."""
         inp = view.inp
         metered = inp.packet_in_pps > 0
-        tail, groups = claims.tail, claims.groups
+        tail: list[FlowEntry] = []
+        groups = claims.groups
         if inp.local_repair:
             tail.append(TAGGED_DROP)
             if view.edge[dpid]:
@@ -464,13 +466,13 @@ class ForwardingCompiler:
             routes_part = OwnerNeeds(flows={dpid: tuple(chain(head, *segments.values()))})
         else:
             routes_part = before.needs.routes  # the very entries: nothing to compare
-        needs = SwitchForwarding(
-            routes_part,
-            OwnerNeeds(
-                flows={dpid: tuple(tail)},
-                groups={dpid: tuple(groups.values())} if groups else {},
-                meters={dpid: (meter,)} if metered else {},
-            ),
+        tail_part = OwnerNeeds(
+            flows={dpid: tuple(tail)},
+            groups={dpid: tuple(groups.values())} if groups else {},
+            meters={dpid: (meter,)} if metered else {},
         )
+        if before is not None and before.needs.tail == tail_part:
+            tail_part = before.needs.tail  # (mostly the very entries: compared in C)
+        needs = SwitchForwarding(routes_part, tail_part, claims.needs)
         self._built[dpid] = Assembly(head, segments, fallbacks, needs, runs)
         return needs

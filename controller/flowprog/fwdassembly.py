@@ -17,14 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from controller.fabric.model import Dpid
 from controller.flowprog.entries import Action, FlowEntry, GroupEntry
 from controller.flowprog.fwdhosts import HOST_COOKIE
-from controller.flowprog.fwdroutes import Route, SwitchForwarding
+from controller.flowprog.fwdroutes import Route, SetKey, SwitchForwarding
 from controller.flowprog.spread import NextHopSet, compile_set
+from controller.flowprog.tables import OwnerNeeds
 
-__all__ = ["Assembly", "Claims", "Run", "replay"]
+__all__ = ["Assembly", "Claims", "Run", "replay", "set_needs"]
 
 
 @dataclass(slots=True)
@@ -53,12 +55,14 @@ class Assembly:
 
 
 class Claims:
-    """The spread sets one switch's routes claim, in the order claimed, with their
-    spread-table entries (``tail``) and every group the routes use."""
+    """The spread sets one switch's routes claim, in the order claimed, each with its
+    needs (spread-table entries and groups, the very object every time the set is
+    claimed on the switch), and the groups the routes use themselves."""
 
-    def __init__(self) -> None:
-        self.sets: dict[tuple[int, bool], NextHopSet] = {}
-        self.tail: list[FlowEntry] = []
+    def __init__(self, dpid: Dpid) -> None:
+        self.dpid = dpid
+        self.sets: dict[SetKey, NextHopSet] = {}
+        self.needs: dict[SetKey, OwnerNeeds] = {}
         self.groups: dict[int, GroupEntry] = {}
 
     def choose(self, route: Route) -> tuple[tuple[Action, ...], bool]:
@@ -87,19 +91,26 @@ class Claims:
         if have is not None:
             return have == hs
         self.sets[key] = hs
-        entries, needed = compile_set(hs, cookie=HOST_COOKIE)
-        self.tail += entries
-        self.groups.update((g.group_id, g) for g in needed)
+        self.needs[key] = set_needs(self.dpid, hs)
         return True
 
 
-def replay(before: Assembly, remap: Mapping[int, Route]) -> tuple[Claims, list[Run], list[Run]]:
+@lru_cache(maxsize=1 << 13)
+def set_needs(dpid: Dpid, hs: NextHopSet) -> OwnerNeeds:
+    """``hs``'s entries and groups on ``dpid`` (one object per switch and set)."""
+    entries, groups = compile_set(hs, cookie=HOST_COOKIE)
+    return OwnerNeeds(flows={dpid: entries}, groups={dpid: groups})
+
+
+def replay(
+    dpid: Dpid, before: Assembly, remap: Mapping[int, Route]
+) -> tuple[Claims, list[Run], list[Run]]:
     """``before``'s runs with each route replaced by ``remap`` (by the ``id`` of the
     route replaced; others kept), claimed in their order: what assembling every
     destination again would claim. Also the runs whose destinations' entries must
     be made again (their actions are not the very ones they had: a set renamed, a
     bounce moved); every other destination keeps its entries."""
-    claims = Claims()
+    claims = Claims(dpid)
     runs: list[Run] = []
     changed: list[Run] = []
     for run in before.runs:

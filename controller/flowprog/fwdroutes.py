@@ -14,8 +14,8 @@ as a :class:`SwitchForwarding`.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from controller.fabric.model import Dpid, Host, LinkId, PortNo
 from controller.flowprog.entries import (
@@ -31,7 +31,7 @@ from controller.flowprog.repair import ALWAYS_LIVE, bounce_group, bounces
 from controller.flowprog.spread import NextHopSet, degraded_set, derived_set, next_hop_set
 from controller.flowprog.tables import OwnerNeeds
 
-__all__ = ["ClassTrap", "ForwardingInputs", "Route", "RouteView", "SwitchForwarding"]
+__all__ = ["ClassTrap", "ForwardingInputs", "Route", "RouteView", "SetKey", "SwitchForwarding"]
 
 
 @dataclass(frozen=True)
@@ -63,26 +63,38 @@ class ForwardingInputs:
     lost_uplinks: Callable[[Dpid], Sequence[tuple[PortNo, Dpid]]] | None = None
 
 
+SetKey = tuple[int, bool]  # a spread set on a switch: its metadata id, degraded in place
+
+
 @dataclass(frozen=True)
 class SwitchForwarding:
-    """One switch's default forwarding as two owners' needs: ``routes``, its fixed
-    entries and one entry per host (~1,000 on a leaf at 64 x 512), and ``tail``, the
-    rest (spread sets, local repair, class traps) with every group and the meter. A
-    lost spine changes each leaf's sets, not its routes: the large part then comes
-    back as the very object it was, and only the small one is compared entry by
-    entry."""
+    """One switch's default forwarding as owners' needs: ``routes``, its fixed entries
+    and one entry per host (~1,000 on a leaf at 64 x 512); ``sets``, each spread set
+    it claims (~500 entries and ~65 groups for a leaf's full set at 64 spines); and
+    ``tail``, the rest (local repair, class traps, the routes' own groups, the
+    meter). A lost spine changes each leaf's sets, not its routes: the large parts
+    then come back as the very objects they were, and only what changed is compared
+    entry by entry."""
 
     routes: OwnerNeeds
     tail: OwnerNeeds
+    sets: Mapping[SetKey, OwnerNeeds] = field(default_factory=dict)
 
     def combined(self) -> OwnerNeeds:
-        """Both parts as one owner's needs (entries in the order of the parts)."""
-        parts = (self.routes, self.tail)
+        """Every part as one owner's needs (entries and groups in the order of the
+        parts: routes, sets, tail)."""
+        parts = (self.routes, *self.sets.values(), self.tail)
         flows: dict[Dpid, tuple[FlowEntry, ...]] = {}
+        groups: dict[Dpid, tuple[GroupEntry, ...]] = {}
         for part in parts:
             for dpid, entries in part.flows.items():
                 flows[dpid] = flows.get(dpid, ()) + entries
-        return OwnerNeeds(flows=flows, groups=self.tail.groups, meters=self.tail.meters)
+            for dpid, shared in part.groups.items():
+                have = {g.group_id for g in groups.get(dpid, ())}
+                groups[dpid] = groups.get(dpid, ()) + tuple(
+                    g for g in shared if g.group_id not in have
+                )
+        return OwnerNeeds(flows=flows, groups=groups, meters=self.tail.meters)
 
 
 @dataclass(frozen=True)

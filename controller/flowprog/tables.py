@@ -113,6 +113,8 @@ class DesiredTables:
     def set_owner(self, owner: Hashable, needs: OwnerNeeds) -> TableChanges:
         """Replace what ``owner`` needs and return the resulting changes."""
         old = self._owners.get(owner, _NOTHING)
+        if old is needs:
+            return {}  # the very needs it has (a switch's spread set, unchanged)
         flows = _flow_delta(old, needs)
         self._check_conflicts(owner, needs, flows)
         changes: TableChanges = defaultdict(SwitchChanges)

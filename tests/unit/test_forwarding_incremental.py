@@ -230,7 +230,8 @@ def test_a_lost_spine_searches_no_destination_and_moves_every_leaf_off_it(
 
 def test_a_lost_spine_hands_back_every_leafs_routes_as_the_very_same_needs() -> None:
     """Each leaf's sets degrade in place: its routes part is the object it was (the
-    programmer compares none of its ~1,000 entries at 64 x 512), its tail changes."""
+    programmer compares none of its ~1,000 entries at 64 x 512), and so is its full
+    set's (~500 entries), beside which the degraded set comes."""
     world = World(leaf_spine(8, 4), random.Random(2))  # (of 4 spines, 3 take 4/3 of
     compiler = ForwardingCompiler()  # their share: over what a degraded set may)
     before = compiler.compile(world.inputs())
@@ -241,7 +242,9 @@ def test_a_lost_spine_hands_back_every_leafs_routes_as_the_very_same_needs() -> 
     assert leaves and set(leaves) <= after.keys()
     for leaf in leaves:
         assert after[leaf].routes is before[leaf].routes
-        assert after[leaf].tail != before[leaf].tail
+        assert after[leaf].sets != before[leaf].sets  # a set degraded beside its parent
+        (parent,) = set(after[leaf].sets.keys()) & set(before[leaf].sets.keys())
+        assert after[leaf].sets[parent] is before[leaf].sets[parent]
     # The same as a fresh compilation's, part by part.
     fresh = ForwardingCompiler().compile(world.inputs())
     assert {leaf: after[leaf] for leaf in leaves} == {leaf: fresh[leaf] for leaf in leaves}
