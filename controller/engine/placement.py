@@ -37,7 +37,7 @@ from controller.te.flowtable import TrackedFlow
 from controller.te.results import Outcome, routing_identity
 from controller.telemetry import CongestionEvent
 
-__all__ = ["FlowPlacer", "FlowSample", "TokenBucket"]  # (TokenBucket: from budget)
+__all__ = ["FlowPlacer", "FlowSample"]
 
 log = logging.getLogger("fabricd.flows")
 

@@ -184,7 +184,6 @@ class ForwardingCompiler:
                     and dst not in moved_hops.get(dpid, ())  # moved to no route
                 ):
                     routes[dst] = view.route(dpid, dst, route.ports, route.distance)
-                    remaps.pop(dpid, None)
         if fresh or moved or hosts_gone:
             remaps.clear()  # destinations' hosts or routes changed besides the cuts
         for dpid in moved_hops:
