@@ -26,7 +26,7 @@ from controller.fabric.model import Dpid, FiveTuple, Host, LinkId, PortRef
 from controller.flowprog.entries import Action, Cookie, CookieKind, Output
 from controller.flowprog.flowrules import FlowRules, compile_flow
 from controller.flowprog.forwarding import host_route_key
-from controller.flowprog.plan import Barrier, FlowAdd, Program
+from controller.flowprog.plan import Barrier, FlowAdd, Program, egress_order
 from controller.flowprog.tables import OwnerNeeds
 from controller.policy.book import PolicyBook
 from controller.policy.model import Policy
@@ -282,17 +282,16 @@ class FlowPlacer:
         all of them, one barrier, the flips, one barrier, the cleanup), and a notice
         per flow."""
         out = EngineOutput()
-        batches: dict[str, tuple[dict[Hashable, OwnerNeeds], dict[Dpid, int]]] = {}
+        batches: dict[str, tuple[dict[Hashable, OwnerNeeds], list[tuple[Dpid, ...]]]] = {}
         for move in moves:
             flow = self.te.flow(move.flow_id)
             policy = self.te.policy_of(move.flow_id)
             if flow is None or policy is None:
                 continue
             rules = self._rules(flow, policy)
-            needs, egress_rank = batches.setdefault(move.reason, ({}, {}))
+            needs, orders = batches.setdefault(move.reason, ({}, []))
             needs[("flow", flow.flow_id)] = rules.needs
-            for rank, dpid in enumerate(rules.egress_first):  # downstream first, as one flow's
-                egress_rank[dpid] = min(egress_rank.get(dpid, rank), rank)
+            orders.append(rules.egress_first)
             topo = self.net.topo
             out.notices.append(
                 Notice(
@@ -306,10 +305,9 @@ class FlowPlacer:
                     ),
                 )
             )
-        for why, (needs, egress_rank) in batches.items():
-            order = sorted(egress_rank, key=lambda d: (egress_rank[d], d))
+        for why, (needs, orders) in batches.items():
             program = self.net.prog.set_owners(
-                needs, now=now, reason=f"reroute-{why}", egress_first=order
+                needs, now=now, reason=f"reroute-{why}", egress_first=egress_order(orders)
             )
             program.created_at = now
             out.add_program(program)

@@ -350,12 +350,13 @@ class ForwardingCompiler:
         """``dpid``'s needs, its entries to the hosts of ``moved`` redone (all else kept)."""
         built = self._built[dpid]
         routes = self._routes[dpid]
+        fell = {d for run in built.runs if run.fell for d in run.dsts}  # on their group
         for dst in moved & built.segments.keys():
             route = routes.get(dst)
             if route is None:  # the switch itself: its own hosts
                 built.segments[dst] = self._entries(dpid, dst, (), None)
                 continue
-            actions = route.fallback if dst in built.fallbacks else route.actions
+            actions = route.fallback if dst in fell else route.actions
             built.segments[dst] = self._entries(dpid, dst, actions, route.bounce_port)
         part = OwnerNeeds(flows={dpid: tuple(chain(built.head, *built.segments.values()))})
         built.needs = replace(built.needs, routes=part)
@@ -388,7 +389,6 @@ class ForwardingCompiler:
             return self._replayed(dpid, view, before, remap)
         kept = before.segments if before is not None else {}
         segments: dict[Dpid, tuple[FlowEntry, ...]] = {}  # kept tuples only: no new objects
-        fallbacks: set[Dpid] = set()  # routes whose set's id was taken: on their group
         claims = Claims(dpid)
         runs: list[Run] = []
         routes = self._routes[dpid]
@@ -404,14 +404,12 @@ class ForwardingCompiler:
                 run = Run(route, *claims.choose(route), [])
                 runs.append(run)
             run.dsts.append(dst)
-            if run.fell:
-                fallbacks.add(dst)
             had = kept.get(dst)
             if had is not None and had[0].actions is run.actions and dst not in moved:
                 segments[dst] = had  # (a bounce's actions are new with its route)
             else:
                 segments[dst] = self._entries(dpid, dst, run.actions, route.bounce_port)
-        return self._finish(dpid, view, before, segments, fallbacks, claims, runs)
+        return self._finish(dpid, view, before, segments, claims, runs)
 
     def _replayed(
         self, dpid: Dpid, view: RouteView, before: Assembly, remap: Mapping[int, Route]
@@ -419,15 +417,14 @@ class ForwardingCompiler:
         """``dpid``'s needs when its routes were only replaced: its runs replayed,
         entries made again only for the destinations of runs whose actions changed."""
         claims, runs, changed = replay(dpid, before, remap)
-        segments, fallbacks = before.segments, before.fallbacks
+        segments = before.segments
         if changed:
-            segments, fallbacks = dict(segments), set(fallbacks)
+            segments = dict(segments)
             for run in changed:
                 bounce = run.route.bounce_port
                 for dst in run.dsts:
                     segments[dst] = self._entries(dpid, dst, run.actions, bounce)
-                (fallbacks.update if run.fell else fallbacks.difference_update)(run.dsts)
-        return self._finish(dpid, view, before, segments, fallbacks, claims, runs)
+        return self._finish(dpid, view, before, segments, claims, runs)
 
     def _finish(
         self,
@@ -435,7 +432,6 @@ class ForwardingCompiler:
         view: RouteView,
         before: Assembly | None,
         segments: dict[Dpid, tuple[FlowEntry, ...]],
-        fallbacks: set[Dpid],
         claims: Claims,
         runs: list[Run],
     ) -> SwitchForwarding:
@@ -473,5 +469,5 @@ class ForwardingCompiler:
         if before is not None and before.needs.tail == tail_part:
             tail_part = before.needs.tail  # (mostly the very entries: compared in C)
         needs = SwitchForwarding(routes_part, tail_part, claims.needs)
-        self._built[dpid] = Assembly(head, segments, fallbacks, needs, runs)
+        self._built[dpid] = Assembly(head, segments, needs, runs)
         return needs

@@ -49,9 +49,8 @@ class Assembly:
 
     head: tuple[FlowEntry, ...]  # fixed entries
     segments: dict[Dpid, tuple[FlowEntry, ...]]  # per destination, in their order
-    fallbacks: set[Dpid]  # destinations routed by a SELECT group for a taken set id
     needs: SwitchForwarding
-    runs: list[Run]  # every destination with a route, in order
+    runs: list[Run]  # every destination with a route, in order (on a fallback: run.fell)
 
 
 class Claims:

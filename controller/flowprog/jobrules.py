@@ -34,6 +34,7 @@ from controller.flowprog.entries import (
 )
 from controller.flowprog.flowrules import compile_path
 from controller.flowprog.forwarding import PRIO_JOB
+from controller.flowprog.plan import egress_order
 from controller.flowprog.tables import OwnerNeeds
 from controller.policy.model import FlowMatch
 
@@ -89,7 +90,7 @@ def compile_job(
     """
     flows: dict[Dpid, list[FlowEntry]] = defaultdict(list)
     groups: dict[Dpid, dict[int, GroupEntry]] = defaultdict(dict)
-    egress_rank: dict[Dpid, int] = {}
+    orders: list[tuple[Dpid, ...]] = []
     for route in routes:
         rules = compile_path(
             pair_matches(transport, route.src_ip, route.dst_ip),
@@ -107,9 +108,7 @@ def compile_job(
             flows[dpid] += entries
         for dpid, shared in rules.needs.groups.items():
             groups[dpid].update((g.group_id, g) for g in shared)
-        # Switches nearer an egress first: the build phase goes downstream first.
-        for rank, dpid in enumerate(rules.egress_first):
-            egress_rank[dpid] = min(egress_rank.get(dpid, rank), rank)
-    order = tuple(sorted(egress_rank, key=lambda d: (egress_rank[d], d)))
+        orders.append(rules.egress_first)
+    order = egress_order(orders)  # switches nearer an egress first: downstream first
     needs = OwnerNeeds.build(flows=flows, groups={d: g.values() for d, g in groups.items()})
     return needs, order

@@ -12,7 +12,7 @@ phase only when all barrier replies are in.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from controller.fabric.model import Dpid
@@ -32,6 +32,7 @@ __all__ = [
     "Op",
     "Phase",
     "Program",
+    "egress_order",
     "plan_changes",
     "reconcile",
 ]
@@ -209,6 +210,17 @@ def _cleanup(ch: SwitchChanges) -> list[Op]:
     ops += [GroupDelete(g) for g in sorted(ch.group_deletes, key=_watched_last, reverse=True)]
     ops += [MeterDelete(m) for m in ch.meter_deletes]
     return ops
+
+
+def egress_order(orders: Iterable[Sequence[Dpid]]) -> tuple[Dpid, ...]:
+    """One ``egress_first`` order for several paths built together (a job's pairs, a
+    round's moved flows): each switch ranked by its nearest place to an egress
+    among them, so the build phase still goes downstream first."""
+    rank: dict[Dpid, int] = {}
+    for order in orders:
+        for i, dpid in enumerate(order):
+            rank[dpid] = min(rank.get(dpid, i), i)
+    return tuple(sorted(rank, key=lambda d: (rank[d], d)))
 
 
 def plan_changes(

@@ -12,8 +12,9 @@ from synthetic import leaf_spine
 from test_forwarding_incremental import World
 
 from controller.fabric.model import Dpid, LinkId
-from controller.flowprog import forwarding
+from controller.flowprog import forwarding, fwdassembly, spread
 from controller.flowprog.forwarding import ForwardingCompiler
+from controller.flowprog.spread import NextHopSet
 
 
 def _world(spines: int = 4, leaves: int = 12) -> tuple[World, ForwardingCompiler]:
@@ -107,3 +108,56 @@ def test_a_host_learned_with_the_lost_spine_assembles_whole(
     fresh = ForwardingCompiler().compile(world.inputs())
     assert held == {d: fresh[d] for d in held}
     world.hosts[mac] = port
+
+
+@pytest.fixture
+def one_set_id(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Every parent set named alike: on a switch the second set claimed finds its id
+    taken and its routes fall back to their SELECT group. The sets and their compiled
+    entries are cached per value: emptied before and after."""
+    caches = (
+        spread._interned_set,
+        spread._derived,
+        spread.bucket_ports,
+        spread._compiled_set,
+        spread._compiled_derived,
+        fwdassembly.set_needs,
+    )
+    for cache in caches:
+        cache.cache_clear()
+    named = NextHopSet.set_id
+
+    def set_id(self: NextHopSet) -> int:
+        return spread._METADATA_TAG | 1 if self.parent is None else named.func(self)
+
+    monkeypatch.setattr(NextHopSet, "set_id", property(set_id))
+    yield
+    monkeypatch.undo()
+    for cache in caches:
+        cache.cache_clear()
+
+
+def test_routes_on_a_taken_set_id_keep_their_group_through_hosts_moved_and_cut(
+    one_set_id: None,
+) -> None:
+    """leaf1 lost its cables to spine2 and spine3: the others reach leaf1 over a set
+    of their own (2 of 4 spines: too few to derive) whose id their full set holds,
+    so those routes use its SELECT group; hosts swapped between leaf1 and leaf2
+    (entries patched) and then a lost spine keep that, as a fresh compilation has it."""
+    world, compiler = _world()
+    world.down |= (_cables_of(world, "spine2") | _cables_of(world, "spine3")) & _cables_of(
+        world, "leaf1"
+    )
+    held = dict(compiler.compile(world.inputs()))
+    names = world.fabric.names
+    leaf1, leaf2 = (next(d for d, n in names.items() if n == name) for name in ("leaf1", "leaf2"))
+    fell = {d for d, built in compiler._built.items() for r in built.runs if r.fell}
+    assert fell and leaf1 not in fell
+    a = next(m for m, p in world.hosts.items() if p.dpid == leaf1)
+    b = next(m for m, p in world.hosts.items() if p.dpid == leaf2)
+    world.hosts[a], world.hosts[b] = world.hosts[b], world.hosts[a]
+    for step in ("hosts", "spine"):
+        if step == "spine":
+            world.down |= _cables_of(world, "spine1")
+        held.update(compiler.compile(world.inputs()))
+        assert held == ForwardingCompiler().compile(world.inputs()), step
