@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import replace
-from itertools import chain
+from itertools import chain, repeat
 from operator import is_not
 
 from controller.fabric.model import Dpid, LinkId, PortNo
@@ -113,6 +113,7 @@ class ForwardingCompiler:
         self._hosts: dict[Dpid, tuple[tuple[str, PortNo], ...]] = {}  # destination -> hosts
         self._macs: dict[Dpid, tuple[str, ...]] = {}  # destination -> its hosts' MACs
         self._built: dict[Dpid, Assembly] = {}  # switch -> how its needs were assembled
+        self._view: RouteView | None = None  # the last compilation's
 
     def compile(self, inp: ForwardingInputs) -> dict[Dpid, SwitchForwarding]:
         """Needs of every switch whose default forwarding changed since the last call
@@ -120,7 +121,8 @@ class ForwardingCompiler:
         context = (inp.single_path, inp.spread_l4, inp.local_repair, inp.packet_in_pps, inp.traps)
         if context != self._context or inp.neighbour_weight is not None:
             self._reset(context)
-        view = RouteView(inp)
+        topology = (frozenset(inp.links), frozenset(inp.drained))
+        view = self._view_of(inp, topology)
         out: dict[Dpid, SwitchForwarding] = {d: _GONE for d in self._keys if d not in view.edge}
         for gone in out:
             del self._keys[gone], self._routes[gone], self._built[gone]
@@ -136,7 +138,6 @@ class ForwardingCompiler:
         for host in inp.hosts:
             hosts[host.attach.dpid].append((host.mac, host.attach.port))
         dsts = sorted(hosts)
-        topology = (frozenset(inp.links), frozenset(inp.drained))
         fresh = [d for d in dsts if d not in self._hosts]
         changes = HopChanges([], {})
         if topology != self._topology or dirty:
@@ -195,6 +196,19 @@ class ForwardingCompiler:
                 if dpid not in dirty and not moved.isdisjoint(self._built[dpid].segments):
                     out[dpid] = self._patch(dpid, moved)
         return out
+
+    def _view_of(
+        self, inp: ForwardingInputs, topology: tuple[frozenset[LinkId], frozenset[LinkId]]
+    ) -> RouteView:
+        """The routes' inputs, built on the last compilation's when links only went
+        away (or none changed): its switches' peers are kept but where links left."""
+        last, before = self._view, self._topology
+        if last is not None and before is not None and topology[0] <= before[0]:
+            view = RouteView(inp, last, before[0] - topology[0])
+        else:
+            view = RouteView(inp)
+        self._view = view
+        return view
 
     def _put(
         self,
@@ -280,8 +294,11 @@ class ForwardingCompiler:
             return None
         get = redone.get
         whole = before.keys() <= targets
-        if whole:  # (the common case: one lookup per route fewer)
-            moved = {d: new for d, r in before.items() if (new := get(id(r)))}
+        moved: dict[Dpid, Route] = {}
+        if whole:  # (the common case) by the last runs, which hold every destination
+            for run in self._built[dpid].runs:  # of ``before``: 511 a leaf, filled in C
+                if (new := get(id(run.route))) is not None:
+                    moved.update(zip(run.dsts, repeat(new)))
         else:
             moved = {d: new for d, r in before.items() if (new := get(id(r))) and d in targets}
         slow = {key for key, new in redone.items() if new is None}

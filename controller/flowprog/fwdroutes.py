@@ -14,8 +14,9 @@ as a :class:`SwitchForwarding`.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from controller.fabric.model import Dpid, Host, LinkId, PortNo
 from controller.flowprog.entries import (
@@ -61,6 +62,14 @@ class ForwardingInputs:
     # (port, spine) of a switch's uplinks lost (the port is still there): its spread
     # and local repair keep their place (spread.degraded_set); None: none known
     lost_uplinks: Callable[[Dpid], Sequence[tuple[PortNo, Dpid]]] | None = None
+
+
+_NONE: frozenset[PortNo] = frozenset()
+_V = TypeVar("_V")
+
+
+def _kept(cache: Mapping[Dpid, _V], switches: set[Dpid]) -> dict[Dpid, _V]:
+    return {d: v for d, v in cache.items() if d in switches}
 
 
 SetKey = tuple[int, bool]  # a spread set on a switch: its metadata id, degraded in place
@@ -116,19 +125,45 @@ class RouteView:
     """What routes are derived from, for one compilation: links by switch, which
     switches face hosts, drained ports."""
 
-    def __init__(self, inp: ForwardingInputs) -> None:
+    def __init__(
+        self, inp: ForwardingInputs, last: RouteView | None = None, lost: Iterable[LinkId] = ()
+    ) -> None:
+        """``last``: the view of the links ``inp.links`` are, less ``lost`` (links only
+        went away): its peers are kept but for the switches those links leave (a
+        lost spine: 1,024 of 65,536 links at 64 x 512)."""
         self.inp = inp
-        self.peers: dict[Dpid, dict[PortNo, Dpid]] = defaultdict(dict)  # switch -> port -> peer
+        # switch -> port -> peer
+        self.peers: dict[Dpid, dict[PortNo, Dpid]] = defaultdict(dict)
         peers = self.peers
-        for lid in inp.links:
-            peers[lid.src.dpid][lid.src.port] = lid.dst.dpid
+        if last is None:
+            for lid in inp.links:
+                peers[lid.src.dpid][lid.src.port] = lid.dst.dpid
+        else:
+            peers.update(last.peers)  # shared: each switch's map is copied before a change
+            left: dict[Dpid, dict[PortNo, Dpid]] = {}
+            for lid in lost:
+                src = lid.src.dpid
+                if (out := left.get(src)) is None:
+                    out = left[src] = dict(peers.get(src, {}))
+                out.pop(lid.src.port, None)
+            peers.update(left)
         facing = inp.host_facing or (lambda d: bool(inp.edge_ports(d)))
         self.edge = {d: facing(d) for d in inp.switches}
         self.drained = {(lid.src.dpid, lid.src.port) for lid in inp.drained}
+        # Per switch, from its peers and their roles only: kept from ``last`` for the
+        # switches whose peers it shares when no switch's role changed (a spine's
+        # 512 peers are not walked again when a leaf loses a link).
+        self._peer_keys: dict[Dpid, tuple[tuple[PortNo, Dpid, bool], ...]] = {}
         self._spines: dict[Dpid, tuple[tuple[PortNo, Dpid], ...]] = {}
+        self._leafward: dict[Dpid, dict[PortNo, Dpid]] = {}  # ports towards edge switches
+        if last is not None and last.edge == self.edge:
+            same = {d for d, out in last.peers.items() if peers.get(d) is out}
+            self._peer_keys = _kept(last._peer_keys, same)
+            self._spines = _kept(last._spines, same)
+            self._leafward = _kept(last._leafward, same)
         self._cabled_spines: dict[Dpid, tuple[tuple[PortNo, Dpid], ...]] = {}
         self._cabled: dict[Dpid, tuple[PortNo, ...]] = {}
-        self._leafward: dict[Dpid, dict[PortNo, Dpid]] = {}  # ports towards edge switches
+        self._uplinks: dict[Dpid, tuple[PortNo, ...]] = {}
         self._routes: dict[
             tuple[Dpid, tuple[PortNo, ...]],
             tuple[frozenset[Dpid], dict[tuple[int, bool], Route]],
@@ -137,10 +172,15 @@ class RouteView:
     def switch_key(self, dpid: Dpid) -> Hashable:
         """Everything about ``dpid`` its routes and fixed entries depend on besides
         their next hops: while it stays the same, so do they."""
-        peers = self.peers.get(dpid, {})
+        peer_key = self._peer_keys.get(dpid)
+        if peer_key is None:
+            peers = self.peers.get(dpid, {})
+            peer_key = self._peer_keys[dpid] = tuple(
+                sorted((p, n, self.edge.get(n, True)) for p, n in peers.items())
+            )
         return (
             self.edge[dpid],
-            tuple(sorted((p, n, self.edge.get(n, True)) for p, n in peers.items())),
+            peer_key,
             self.drained_ports(dpid),
             tuple(self.inp.edge_ports(dpid)) if self.inp.traps else (),
             self.cabled(dpid),
@@ -241,8 +281,13 @@ class RouteView:
 
     def uplinks(self, dpid: Dpid) -> tuple[PortNo, ...]:
         """``dpid``'s undrained ports towards switches that face no hosts (spines)."""
-        drained = self.drained_ports(dpid)
-        return tuple(port for port, _ in self.spines(dpid) if port not in drained)
+        found = self._uplinks.get(dpid)
+        if found is None:
+            drained = self.drained_ports(dpid)
+            found = self._uplinks[dpid] = tuple(
+                port for port, _ in self.spines(dpid) if port not in drained
+            )
+        return found
 
     def spines(self, dpid: Dpid) -> tuple[tuple[PortNo, Dpid], ...]:
         """``dpid``'s ports towards switches that face no hosts, with those switches."""
@@ -256,6 +301,8 @@ class RouteView:
 
     def drained_ports(self, dpid: Dpid) -> frozenset[PortNo]:
         """``dpid``'s ports whose links are drained."""
+        if not self.drained:
+            return _NONE
         return frozenset(p for p in self.peers.get(dpid, {}) if (dpid, p) in self.drained)
 
     def edge_peers(self, dpid: Dpid, ports: tuple[PortNo, ...]) -> frozenset[Dpid]:

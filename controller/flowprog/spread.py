@@ -158,10 +158,21 @@ def next_hop_set(
     missing from it weighs 1; weight 0 takes no traffic); ``distance`` is the
     switch's cost to the destination and picks the source-port bits.
     """
-    weigh = weights or {}
-    kept = tuple((p, int(weigh.get(p, 1))) for p in sorted(ports) if weigh.get(p, 1) > 0)
+    if not weights:
+        return _plain_set(tuple(ports), distance, dpid)
+    kept = tuple((p, int(weights.get(p, 1))) for p in sorted(ports) if weights.get(p, 1) > 0)
     if len(kept) < 2:
         return None
+    return _interned_set(kept, distance, dpid % len(kept))
+
+
+@lru_cache(maxsize=1 << 13)
+def _plain_set(ports: tuple[PortNo, ...], distance: int, dpid: Dpid) -> NextHopSet | None:
+    """:func:`next_hop_set` of ports all weighing 1, kept per switch (a leaf's set
+    over its uplinks is asked for by every recompilation of its routes)."""
+    if len(ports) < 2:
+        return None
+    kept = tuple((p, 1) for p in sorted(ports))
     return _interned_set(kept, distance, dpid % len(kept))
 
 
