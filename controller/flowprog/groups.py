@@ -22,8 +22,16 @@ _RANGE = {GroupType.SELECT: 0x10000000, GroupType.FAST_FAILOVER: 0x20000000}
 
 
 def group_id_for(gtype: GroupType, buckets: Sequence[Bucket]) -> int:
-    canon = repr((gtype.value, tuple(buckets))).encode()
+    """CRC of the text ``repr((gtype.value, tuple(buckets)))``, each bucket's text
+    made once (a lost spine's failover chains have 63 buckets each, all new)."""
+    texts = ", ".join(map(_bucket_text, buckets))
+    canon = f"({gtype.value!r}, ({texts}{',' if len(buckets) == 1 else ''}))".encode()
     return _RANGE.get(gtype, 0x30000000) | (zlib.crc32(canon) & 0x0FFFFFFF)
+
+
+@lru_cache(maxsize=1 << 14)
+def _bucket_text(bucket: Bucket) -> str:
+    return repr(bucket)
 
 
 def select_group(ports: Sequence[int], *, weights: Mapping[int, int] | None = None) -> GroupEntry:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import replace
 
 import pytest
 
 from controller.devtools.fakeoftable import FakeFabric
 from controller.flowprog.entries import (
+    Bucket,
     FlowEntry,
     GroupAction,
     GroupType,
@@ -48,6 +50,22 @@ def test_group_ids_follow_contents() -> None:
         ((Output(3),), 3),
     ]
     assert group_id_for(GroupType.SELECT, grp.buckets) == grp.group_id
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 63])
+def test_group_ids_are_the_crc_of_the_contents_text(count: int) -> None:
+    # Switches keep their groups across controller restarts and upgrades: the id of a
+    # content is fixed by this text, however it is computed.
+    for gtype in GroupType:
+        buckets = tuple(
+            Bucket(
+                actions=(Output(p),), weight=p % 3, watch_port=p, watch_group=7 if p % 2 else None
+            )
+            for p in range(1, count + 1)
+        )
+        text = repr((gtype.value, buckets)).encode()
+        want = {GroupType.SELECT: 1, GroupType.FAST_FAILOVER: 2}.get(gtype, 3) << 28
+        assert group_id_for(gtype, buckets) == want | (zlib.crc32(text) & 0x0FFFFFFF)
 
 
 def test_select_group_weights_drop_zero_buckets_and_reject_all_zero() -> None:

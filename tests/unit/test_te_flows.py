@@ -66,6 +66,22 @@ def test_move_bumps_generation_with_16_bit_wrap_and_reindexes() -> None:
         table.move(99, path("leaf1", "leaf2"), reason="policy", now=6.0)
 
 
+def test_move_and_a_measured_rate_keep_every_other_field() -> None:
+    table = FlowTable()
+    flow = tracked(table, 1, path("leaf1", "leaf2", 0))
+    # Every field set to a value of its own, so a field dropped or shifted shows.
+    flow = dataclasses.replace(
+        flow, rate_bps=7.0, measured=True, fell_back=True, generation=4, moves=2, dscp=46
+    )
+    table.replace(flow)
+    new_path = path("leaf1", "leaf2", 1)
+    moved = table.move(flow.flow_id, new_path, reason="drain", now=9.0)
+    assert moved == dataclasses.replace(
+        flow, path=new_path, generation=5, last_move_at=9.0, moves=3, last_move_reason="drain"
+    )
+    assert moved.with_rate(3.0) == dataclasses.replace(moved, rate_bps=3.0, measured=True)
+
+
 def test_ids_increase_skip_used_ids_wrap_and_never_reach_zero() -> None:
     table = FlowTable(first_id=MAX_FLOW_ID - 1)
     first = tracked(table, 1, path("leaf1", "leaf2"))
