@@ -128,9 +128,9 @@ class RouteView:
     def __init__(
         self, inp: ForwardingInputs, last: RouteView | None = None, lost: Iterable[LinkId] = ()
     ) -> None:
-        """``last``: the view of the links ``inp.links`` are, less ``lost`` (links only
-        went away): its peers are kept but for the switches those links leave (a
-        lost spine: 1,024 of 65,536 links at 64 x 512)."""
+        """``last``: the last compilation's view, whose links were ``inp.links`` and
+        ``lost`` (since then links only went away): its peers are kept but for the
+        switches those links leave (a lost spine: 1,024 of 65,536 links at 64 x 512)."""
         self.inp = inp
         # switch -> port -> peer
         self.peers: dict[Dpid, dict[PortNo, Dpid]] = defaultdict(dict)
