@@ -161,19 +161,18 @@ def next_hop_set(
     if not weights:
         return _plain_set(tuple(ports), distance, dpid)
     kept = tuple((p, int(weights.get(p, 1))) for p in sorted(ports) if weights.get(p, 1) > 0)
-    if len(kept) < 2:
-        return None
-    return _interned_set(kept, distance, dpid % len(kept))
+    return _set_of(kept, distance, dpid)
 
 
 @lru_cache(maxsize=1 << 13)
 def _plain_set(ports: tuple[PortNo, ...], distance: int, dpid: Dpid) -> NextHopSet | None:
     """:func:`next_hop_set` of ports all weighing 1, kept per switch (a leaf's set
     over its uplinks is asked for by every recompilation of its routes)."""
-    if len(ports) < 2:
-        return None
-    kept = tuple((p, 1) for p in sorted(ports))
-    return _interned_set(kept, distance, dpid % len(kept))
+    return _set_of(tuple((p, 1) for p in sorted(ports)), distance, dpid)
+
+
+def _set_of(kept: tuple[tuple[PortNo, int], ...], distance: int, dpid: Dpid) -> NextHopSet | None:
+    return None if len(kept) < 2 else _interned_set(kept, distance, dpid % len(kept))
 
 
 @lru_cache(maxsize=1024)
