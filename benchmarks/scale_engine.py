@@ -51,7 +51,7 @@ from controller.devtools.enginedriver import (
     LabHost,
     udp_frame,
 )
-from controller.engine.engine import EngineConfig, FabricEngine
+from controller.engine.engine import EngineConfig
 from controller.engine.outputs import EngineOutput
 from controller.fabric.model import FiveTuple, PortRef
 from controller.jobs.model import Job
@@ -273,36 +273,16 @@ def _setups(lab: EngineDriver, publisher: Publisher, flows: list[_Flow]) -> dict
     the process CPU clock is a system call (~0.5 us here) and four of them per
     flow would add ~2 us to a ~100 us setup.
     """
-    engine: FabricEngine = lab.engine
-    fake = lab.fake
     absorb = publisher.absorb
     t0 = lab.now
     engine_s = switch_s = tick_s = cpu_s = 0.0
-    clock = time.perf_counter
     traffic = _Traffic(lab)
     for start in range(0, len(flows), TICK_EVERY):
         cpu0 = time.process_time()
         for i, flow in enumerate(flows[start : start + TICK_EVERY], start):
-            now = t0 + i * ARRIVAL_S
-            at = flow.src.port
-            c0 = clock()
-            out = engine.packet_in(
-                at.dpid, in_port=at.port, cookie=TRAP_COOKIE, data=flow.frame, now=now
-            )
-            absorb(out)
-            c1 = clock()
-            confirm = 0.0
-            for dpid, ops in out.immediate:
-                fake.apply_ops(dpid, ops)
-            # An urgent program is on one switch: phase by phase is its joined order.
-            for program in (*out.urgent, *out.programs):
-                fake.apply(program)
-                c2 = clock()
-                absorb(engine.program_confirmed(program, sent_at=now, now=now))
-                confirm += clock() - c2
-            c3 = clock()
-            engine_s += (c1 - c0) + confirm
-            switch_s += (c3 - c1) - confirm
+            in_engine, in_switches = first_packet(lab, absorb, flow, now=t0 + i * ARRIVAL_S)
+            engine_s += in_engine
+            switch_s += in_switches
         cpu_s += time.process_time() - cpu0
         lab.now = t0 + min(len(flows), start + TICK_EVERY) * ARRIVAL_S
         traffic.start(flows[start : start + TICK_EVERY])
@@ -322,7 +302,9 @@ def engine_setups(
     heap_policy: bool,
     hosts_per_leaf: int = ENGINE_HOSTS_PER_LEAF,
 ) -> dict[str, Any]:
-    """Bring the fabric up, then set up ``n_flows`` new flows through the engine.
+    """Bring the fabric up, then set up ``n_flows`` new flows through the engine:
+    all but the last fifth (at most :data:`COUNTED_SETUPS`) timed, those traced for
+    their lines (:func:`lines_per_setup`); the failures run with all of them placed.
 
     ``heap_policy``: the engine's garbage-collector policy is on (the hub freezes
     the collector's view once per poll round); off, the collector runs at its
@@ -346,7 +328,7 @@ def engine_setups(
         placed = len(lab.engine.placer.te)
         _check(lab, sample, placed=True)
         views = publish_views(publisher, lab)
-        lines = lines_per_setup(lab, flows[len(timed) :])
+        lines = lines_per_setup(lab, publisher.absorb, flows[len(timed) :])
         # The failures are measured with the collector as the hub keeps it (what is
         # alive frozen once per poll round): outside the policy, a reaction's first
         # full collection walks every flow and table (1.1 s of a 2.4 s lost spine
@@ -391,21 +373,45 @@ def engine_setups(
     }
 
 
-def first_packet(lab: EngineDriver, flow: _Flow) -> None:
-    """``flow``'s first packet meets its ingress switch's trap; the lab's clock
-    moves on to the next arrival."""
-    lab.packet_in(flow.src.port, flow.frame, cookie=TRAP_COOKIE)
-    lab.advance(ARRIVAL_S)
+def first_packet(
+    lab: EngineDriver, absorb: Callable[[EngineOutput], None], flow: _Flow, *, now: float
+) -> tuple[float, float]:
+    """``flow``'s first packet as the shim and the switches handle it: the engine's
+    packet-in (its output to ``absorb``, the publisher's), the rules applied to the
+    fake switches, each program confirmed. Returns the performance-counter seconds
+    of the engine's calls and of the fake switches."""
+    engine, fake, clock = lab.engine, lab.fake, time.perf_counter
+    at = flow.src.port
+    c0 = clock()
+    out = engine.packet_in(at.dpid, in_port=at.port, cookie=TRAP_COOKIE, data=flow.frame, now=now)
+    absorb(out)
+    c1 = clock()
+    confirm = 0.0
+    for dpid, ops in out.immediate:
+        fake.apply_ops(dpid, ops)
+    # An urgent program is on one switch: phase by phase is its joined order.
+    for program in (*out.urgent, *out.programs):
+        fake.apply(program)
+        c2 = clock()
+        absorb(engine.program_confirmed(program, sent_at=now, now=now))
+        confirm += clock() - c2
+    c3 = clock()
+    return (c1 - c0) + confirm, (c3 - c1) - confirm
 
 
-def lines_per_setup(lab: EngineDriver, flows: list[_Flow]) -> float:
+def lines_per_setup(
+    lab: EngineDriver, absorb: Callable[[EngineOutput], None], flows: list[_Flow]
+) -> float:
     """Python lines the controller runs per new flow (:mod:`benchmarks.worklines`),
-    over ``flows`` set up after the timed ones (traced, so never timed): the work
-    of a setup, which the time per flow mixes with the caches' hit rate."""
+    over ``flows`` set up after the timed ones the same way (traced, so never
+    timed): the work of a setup, which the time per flow mixes with the caches'
+    hit rate."""
     lines: Lines = Counter()
+    t0 = lab.now
     with counting_lines(lines):
-        for flow in flows:
-            first_packet(lab, flow)
+        for i, flow in enumerate(flows):
+            first_packet(lab, absorb, flow, now=t0 + i * ARRIVAL_S)
+    lab.now = t0 + len(flows) * ARRIVAL_S
     te = lab.engine.placer.te
     if any(te.flow_by_five_tuple(f.five_tuple) is None for f in flows):
         raise RuntimeError("a counted flow was not placed")

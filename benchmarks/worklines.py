@@ -6,7 +6,9 @@ not. The lines the controller's own modules run (``sys.settrace`` line events;
 the fake switches and the benchmark's own code left out) are the same on every
 machine: equal counts per flow on a small and a large fabric show work that
 does not depend on the fabric's size. What runs in C (dictionary lookups, the
-compiled kernel choosing among the spines' columns) is not counted.
+compiled kernel choosing among the spines' columns) is not counted, nor are
+the methods ``dataclasses`` generates (``__init__``, ``__eq__``: made by
+``exec``, they belong to no file of the controller).
 """
 
 from __future__ import annotations
