@@ -17,12 +17,21 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 from typing import Any
+
+import controller
 
 __all__ = ["Lines", "counting_lines"]
 
 Lines = Counter[tuple[str, str]]  # (module under controller/, function) -> lines run
+
+# The controller package's own files, wherever the project lies (a path that
+# merely contains "controller" elsewhere, or a library's "controller" package,
+# must not count).
+_PACKAGE = str(Path(controller.__file__).parent) + "/"  # as code objects name it
+_FAKES = _PACKAGE + "devtools/"
 
 
 @contextmanager
@@ -35,10 +44,10 @@ def counting_lines(lines: Lines) -> Iterator[None]:
     def tracer(frame: FrameType, event: str, _arg: Any) -> Callable[..., Any] | None:
         code = frame.f_code
         name = code.co_filename
-        if "/controller/" not in name or "/devtools/" in name:
+        if not name.startswith(_PACKAGE) or name.startswith(_FAKES):
             return None  # not traced inside (calls made from there are traced again)
         if event == "line":
-            lines[(name.rsplit("/controller/", 1)[-1], code.co_name)] += 1
+            lines[(name[len(_PACKAGE) :], code.co_name)] += 1
         return tracer
 
     before = sys.gettrace()
