@@ -400,13 +400,16 @@ def first_packet(
 
 
 def lines_per_setup(
-    lab: EngineDriver, absorb: Callable[[EngineOutput], None], flows: list[_Flow]
+    lab: EngineDriver,
+    absorb: Callable[[EngineOutput], None],
+    flows: list[_Flow],
+    lines: Lines | None = None,
 ) -> float:
     """Python lines the controller runs per new flow (:mod:`benchmarks.worklines`),
     over ``flows`` set up after the timed ones the same way (traced, so never
     timed): the work of a setup, which the time per flow mixes with the caches'
-    hit rate."""
-    lines: Lines = Counter()
+    hit rate. ``lines``, if given, gets the count by function."""
+    lines = Counter() if lines is None else lines
     t0 = lab.now
     with counting_lines(lines):
         for i, flow in enumerate(flows):

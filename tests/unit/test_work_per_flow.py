@@ -62,12 +62,10 @@ def lines_per_flow(spines: int, leaves: int) -> tuple[float, Counter[tuple[str, 
         bench.first_packet(lab, absorb, flow, now=lab.now + i * bench.ARRIVAL_S)
     lab.advance(WARM * bench.ARRIVAL_S)
     lines: Counter[tuple[str, str]] = Counter()
-    with counting_lines(lines):
-        for i, flow in enumerate(flows[WARM:]):
-            bench.first_packet(lab, absorb, flow, now=lab.now + i * bench.ARRIVAL_S)
+    per_flow = bench.lines_per_setup(lab, absorb, flows[WARM:], lines)
     te = lab.engine.placer.te
     assert all(te.flow_by_five_tuple(f.five_tuple) is not None for f in flows)
-    return sum(lines.values()) / COUNTED, lines
+    return per_flow, lines
 
 
 def test_a_new_flow_costs_the_same_lines_on_a_fabric_16_times_larger() -> None:
