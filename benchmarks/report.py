@@ -83,17 +83,23 @@ def machine_info() -> dict[str, Any]:
 
 SPEED_LOOP = 2_000_000
 SPEED_NUMPY_CALLS = 50_000
+SPEED_DICT_KEYS = 1 << 20  # ~80 MB of dict and int objects: far beyond the caches
 
 
 def speed_probe() -> dict[str, float]:
     """How fast this machine runs the interpreter today, to compare runs across days.
 
     A cloud VM of the same type ran the same pure-Python loop 2.5x slower on one day
-    than on another; a rate measured on it says little without this. Two numbers,
-    each the best of three: nanoseconds per iteration of a plain integer-add loop,
-    and nanoseconds per in-place numpy operation on a 64-element row (what a
-    placement decision is made of). CPU time of this process.
+    than on another; a rate measured on it says little without this. Three numbers,
+    each the best of three, CPU time of this process: nanoseconds per iteration of a
+    plain integer-add loop; per in-place numpy operation on a 64-element row (what a
+    placement decision is made of); and per lookup of a random key in a dict of a
+    million ints (~80 MB, far beyond the caches): the memory-bound part, which the
+    controller's large tables are made of. It moves on its own: within one minute
+    it read 590-980 ns while the add loop read 28 ns each time.
     """
+    import random
+
     import numpy as np  # the reports of the Mininet benchmarks do not need it
 
     def loop() -> float:
@@ -109,9 +115,20 @@ def speed_probe() -> dict[str, float]:
             np.add(row, 1.0, out=out)
         return (time.process_time() - c0) / SPEED_NUMPY_CALLS * 1e9
 
+    table = {i: i for i in range(SPEED_DICT_KEYS)}
+    order = list(range(SPEED_DICT_KEYS))
+    random.Random(7).shuffle(order)  # fixed: the same walk on every run
+
+    def dict_lookups() -> float:
+        c0 = time.process_time()
+        for key in order:
+            table[key]
+        return (time.process_time() - c0) / SPEED_DICT_KEYS * 1e9
+
     return {
         "python_add_loop_ns": round(min(loop() for _ in range(3)), 2),
         "numpy_row_op_ns": round(min(numpy_ops() for _ in range(3)), 1),
+        "dict_miss_ns": round(min(dict_lookups() for _ in range(3)), 1),
     }
 
 

@@ -286,7 +286,9 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "Speed of the machine during the run (best of three, before / after): "
         f"{_speeds(report['speed'], 'python_add_loop_ns')} ns per pure-Python add, "
-        f"{_speeds(report['speed'], 'numpy_row_op_ns')} ns per numpy operation on a 64-row.",
+        f"{_speeds(report['speed'], 'numpy_row_op_ns')} ns per numpy operation on a 64-row, "
+        f"{_speeds(report['speed'], 'dict_miss_ns')} ns per random lookup in a dict of a "
+        "million ints (memory-bound, like the engine's tables; it moves by the minute).",
         "",
         "Placement rate in flows/s: CPU time inside `place` only, one fabric state kept up "
         "to date, counters catching up once per simulated second; us/flow = least-utilized, "

@@ -69,9 +69,11 @@ def test_one_size_writes_the_headline_numbers(tmp_path: Path) -> None:
     assert head["rebalance_round_s"] >= 0 and head["peak_mib"] > 0
     assert head["machine"]["cpu_count"] >= 1 and head["date"]
     for probe in (head["speed"]["before"], head["speed"]["after"]):  # runs compared by it
-        assert set(probe) == {"python_add_loop_ns", "numpy_row_op_ns"}
+        assert set(probe) == {"python_add_loop_ns", "numpy_row_op_ns", "dict_miss_ns"}
         assert 0 < probe["python_add_loop_ns"] < probe["numpy_row_op_ns"]
-    assert "ns per pure-Python add" in (tmp_path / "scale_core.md").read_text()
+        assert probe["dict_miss_ns"] > probe["python_add_loop_ns"]  # a miss costs more
+    text = (tmp_path / "scale_core.md").read_text()
+    assert "ns per pure-Python add" in text and "ns per random lookup" in text
     assert head["size"] == "4x8/300"
     views = head["publish_views"]  # every link direction and every placed flow, readable
     assert views["links"] == 2 * 4 * 8 and views["flows"] == head_flows(tmp_path)
