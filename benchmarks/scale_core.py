@@ -227,6 +227,9 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
         "placements_per_s": {s: p["flows_per_s"] for s, p in r["placement"].items()},
         "least_utilized_per_s_with_hub_freeze": r["least_utilized_hub_freeze"]["flows_per_s"],
         "engine_setups_per_s": r["engine_setups_per_s"],
+        "engine_setups_per_s_windows": (
+            r["engine"]["heap_policy"]["setups_per_s_windows"] if "engine" in r else None
+        ),
         "engine_setups_per_s_without_collector_policy": (
             r["engine"]["no_heap_policy"]["setups_per_s"]
             if "engine" in r and r["engine"]["no_heap_policy"]
@@ -344,7 +347,8 @@ def _engine_markdown(report: dict[str, Any]) -> list[str]:
         "frames), placement, rule compilation, the programmer's diff and phases, programs "
         "applied to fake OpenFlow tables and confirmed, every output's notices onto the "
         "event stream; setups/s from the CPU time of the "
-        "setups (read once per simulated second), split between engine and fake switches "
+        "setups (read once per simulated second; in brackets the slowest and the fastest "
+        "of those seconds with the policy on), split between engine and fake switches "
         "by the performance counter per call. Lines/flow: Python lines the controller's "
         "modules run per setup, traced over the last fifth of the flows (at most 200), set "
         "up after the timed ones (the work itself, which the time per flow mixes with the "
@@ -372,7 +376,7 @@ def _engine_markdown(report: dict[str, Any]) -> list[str]:
         without = f"{off['setups_per_s']:,.0f}" if off else "-"
         lines.append(
             f"| {r['spines']} x {r['leaves']} ({on['hosts_per_leaf']} hosts/leaf) "
-            f"| {on['flows']:,} | {on['setups_per_s']:,.0f} / {without} "
+            f"| {on['flows']:,} | {on['setups_per_s']:,.0f} / {without}{_spread(on)} "
             f"| {on['engine_us_per_flow']} + {on['fake_switch_us_per_flow']} "
             f"| {on['lines_per_setup']} "
             f"| {on['tick_s_per_simulated_second']} ({on['poll']['interval_s']}) "
@@ -382,6 +386,13 @@ def _engine_markdown(report: dict[str, Any]) -> list[str]:
             f"| {_spine_down(on['spine_down'])} |"
         )
     return lines
+
+
+def _spread(run: dict[str, Any]) -> str:
+    windows = run.get("setups_per_s_windows")
+    if not windows:
+        return ""
+    return f" ({windows['slowest']:,.0f}-{windows['fastest']:,.0f})"
 
 
 def _spine_down(lost: dict[str, Any] | None) -> str:

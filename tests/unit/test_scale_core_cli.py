@@ -64,6 +64,11 @@ def test_one_size_writes_the_headline_numbers(tmp_path: Path) -> None:
     assert all(rate > 0 for rate in head["placements_per_s"].values())
     assert head["engine_setups_per_s"] > 0 and head["job_place_s"] > 0
     assert head["engine_setups_per_s_without_collector_policy"] > 0
+    windows = head["engine_setups_per_s_windows"]  # the run's spread, per simulated second
+    assert windows["windows"] >= 1 and windows["flows_each"] > 0
+    # The run's rate is every flow over all the time: between its slowest and fastest second.
+    assert windows["slowest"] - 0.1 <= head["engine_setups_per_s"] <= windows["fastest"] + 0.1
+    assert windows["slowest"] <= windows["median"] <= windows["fastest"]
     assert head["job_ring_hosts"] == 8 * 8  # 8 hosts per leaf on 8 leaves
     assert head["spine_failure_flows"] > 0 and head["spine_failure_s"] > 0
     assert head["rebalance_round_s"] >= 0 and head["peak_mib"] > 0
