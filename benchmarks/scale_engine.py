@@ -33,28 +33,24 @@ import gc
 import random
 import statistics
 import time
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from prometheus_client import generate_latest
 
+from benchmarks.flowsetup import ARRIVAL_S, NewFlow, first_packet, lines_per_setup, workload
 from benchmarks.scale_failures import host_learned, link_failure, spine_down
 from benchmarks.scale_measure import CollectorSettings
-from benchmarks.worklines import Lines, counting_lines
 from controller.app.clock import Clock
 from controller.app.publisher import Publisher
 from controller.concurrency.eventbus import EventBus
 from controller.devtools.enginedriver import (
-    TRAP_COOKIE,
     EngineDriver,
-    LabHost,
-    udp_frame,
 )
 from controller.engine.engine import EngineConfig
 from controller.engine.outputs import EngineOutput
-from controller.fabric.model import FiveTuple, PortRef
+from controller.fabric.model import PortRef
 from controller.jobs.model import Job
 from controller.policy.model import FlowMatch, Policy, PortRange, Strategy
 from controller.telemetry import CapacityConfig, PortCounters
@@ -64,7 +60,6 @@ __all__ = ["ENGINE_HOSTS_PER_LEAF", "bring_up", "engine_setups", "job_place"]
 ENGINE_HOSTS_PER_LEAF = 2  # hosts per leaf for the setup measurement
 LINK_BPS = 100e9
 FLOW_BPS = 1e9  # assumed demand of a new flow: no link gets hot, ticks move nothing
-ARRIVAL_S = 1e-3  # flows arrive 1 ms apart; the hub ticks once per simulated second
 TICK_EVERY = 1000
 # Discovery probes every 30 s, not every second: at 64 x 512 one probe round is
 # 65,536 LLDP packet-ins, which would bury the setups under discovery work.
@@ -181,32 +176,7 @@ def bring_up(lab: EngineDriver) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class _Flow:
-    src: LabHost
-    dst: LabHost
-    five_tuple: FiveTuple
-    frame: bytes
-
-
-def _workload(lab: EngineDriver, n: int, rng: random.Random) -> list[_Flow]:
-    """``n`` RoCEv2 flows between random hosts on different leaves (distinct 5-tuples)."""
-    hosts = lab.hosts
-    seen: set[FiveTuple] = set()
-    flows: list[_Flow] = []
-    while len(flows) < n:
-        src, dst = rng.sample(hosts, 2)
-        if src.port.dpid == dst.port.dpid:
-            continue
-        ft = FiveTuple(src.ip, dst.ip, 17, rng.randrange(49152, 65536), 4791)
-        if ft in seen:
-            continue
-        seen.add(ft)
-        flows.append(_Flow(src, dst, ft, udp_frame(ft, src_mac=src.mac, dst_mac=dst.mac)))
-    return flows
-
-
-def _check(lab: EngineDriver, flows: list[_Flow], *, placed: bool) -> None:
+def _check(lab: EngineDriver, flows: list[NewFlow], *, placed: bool) -> None:
     """A sample of flows, walked through the fake tables: trapped to the controller
     before setup; after it, delivered to the destination only, on the placed path."""
     for flow in flows:
@@ -239,7 +209,7 @@ class _Traffic:
         self._bytes_per_s: dict[PortRef, list[float]] = {}  # port -> [tx, rx]
         self._since = lab.now
 
-    def start(self, flows: list[_Flow]) -> None:
+    def start(self, flows: list[NewFlow]) -> None:
         """The placed ones of ``flows`` send from now on."""
         te = self._lab.engine.placer.te
         rate = self._bytes_per_s
@@ -260,7 +230,7 @@ class _Traffic:
             )
 
 
-def _setups(lab: EngineDriver, publisher: Publisher, flows: list[_Flow]) -> dict[str, Any]:
+def _setups(lab: EngineDriver, publisher: Publisher, flows: list[NewFlow]) -> dict[str, Any]:
     """Every flow's first packet through the engine; the hub's tick after each
     simulated second, timed apart. The switches' port counters show the traffic
     of the flows placed (:class:`_Traffic`), also outside the timed region. As in
@@ -326,7 +296,7 @@ def engine_setups(
     with CollectorSettings():  # the policy's settings end with the run
         lab = driver_for(fab, hosts_per_leaf=hosts_per_leaf, seed=seed, heap_policy=heap_policy)
         bring = bring_up(lab)
-        flows = _workload(lab, n_flows, random.Random(seed))
+        flows = workload(lab, n_flows, random.Random(seed))
         # The last few are set up after the timed ones, traced for their lines.
         timed = flows[: len(flows) - min(COUNTED_SETUPS, len(flows) // 5)]
         sample = timed[:: max(1, len(timed) // 20)]
@@ -398,54 +368,6 @@ def _windows(rates: list[float]) -> dict[str, float] | None:
         "median": round(statistics.median(rates), 1),
         "fastest": round(max(rates), 1),
     }
-
-
-def first_packet(
-    lab: EngineDriver, absorb: Callable[[EngineOutput], None], flow: _Flow, *, now: float
-) -> tuple[float, float]:
-    """``flow``'s first packet as the shim and the switches handle it: the engine's
-    packet-in (its output to ``absorb``, the publisher's), the rules applied to the
-    fake switches, each program confirmed. Returns the performance-counter seconds
-    of the engine's calls and of the fake switches."""
-    engine, fake, clock = lab.engine, lab.fake, time.perf_counter
-    at = flow.src.port
-    c0 = clock()
-    out = engine.packet_in(at.dpid, in_port=at.port, cookie=TRAP_COOKIE, data=flow.frame, now=now)
-    absorb(out)
-    c1 = clock()
-    confirm = 0.0
-    for dpid, ops in out.immediate:
-        fake.apply_ops(dpid, ops)
-    # An urgent program is on one switch: phase by phase is its joined order.
-    for program in (*out.urgent, *out.programs):
-        fake.apply(program)
-        c2 = clock()
-        absorb(engine.program_confirmed(program, sent_at=now, now=now))
-        confirm += clock() - c2
-    c3 = clock()
-    return (c1 - c0) + confirm, (c3 - c1) - confirm
-
-
-def lines_per_setup(
-    lab: EngineDriver,
-    absorb: Callable[[EngineOutput], None],
-    flows: list[_Flow],
-    lines: Lines | None = None,
-) -> float:
-    """Python lines the controller runs per new flow (:mod:`benchmarks.worklines`),
-    over ``flows`` set up after the timed ones the same way (traced, so never
-    timed): the work of a setup, which the time per flow mixes with the caches'
-    hit rate. ``lines``, if given, gets the count by function."""
-    lines = Counter() if lines is None else lines
-    t0 = lab.now
-    with counting_lines(lines):
-        for i, flow in enumerate(flows):
-            first_packet(lab, absorb, flow, now=t0 + i * ARRIVAL_S)
-    lab.now = t0 + len(flows) * ARRIVAL_S
-    te = lab.engine.placer.te
-    if any(te.flow_by_five_tuple(f.five_tuple) is None for f in flows):
-        raise RuntimeError("a counted flow was not placed")
-    return round(sum(lines.values()) / max(1, len(flows)), 1)
 
 
 def publish_views(publisher: Publisher, lab: EngineDriver, *, rounds: int = 3) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import random
 from collections import Counter
 
 from benchmarks import scale_engine as bench
+from benchmarks.flowsetup import ARRIVAL_S, workload
 from benchmarks.scale_measure import LINK_BPS, synthetic
 from controller.app.clock import Clock
 from controller.app.publisher import Publisher
@@ -18,7 +19,7 @@ def test_port_counters_carry_every_placed_flow_and_the_engine_measures_them() ->
     fab = synthetic.leaf_spine(4, 8, capacity_bps=LINK_BPS)
     lab = bench.driver_for(fab, hosts_per_leaf=2, seed=3, heap_policy=False)
     bench.bring_up(lab)
-    flows = bench._workload(lab, 2500, random.Random(3))  # three simulated seconds
+    flows = workload(lab, 2500, random.Random(3))  # three simulated seconds
     publisher = Publisher(lab.engine, bus=EventBus(), metrics=lab.metrics, clock=Clock())
     lab.on_output = publisher.absorb
     start = lab.now
@@ -26,13 +27,13 @@ def test_port_counters_carry_every_placed_flow_and_the_engine_measures_them() ->
     te = lab.engine.placer.te
     # Bytes each port sent: every flow at FLOW_BPS over each link of its path, from
     # the start of the simulated second it was placed in to the last flow's arrival.
-    ends = start + len(flows) * bench.ARRIVAL_S
+    ends = start + len(flows) * ARRIVAL_S
     sent: Counter[PortRef] = Counter()
     received: Counter[PortRef] = Counter()
     for i, flow in enumerate(flows):
         placed = te.flow_by_five_tuple(flow.five_tuple)
         assert placed is not None
-        begins = start + i // bench.TICK_EVERY * bench.TICK_EVERY * bench.ARRIVAL_S
+        begins = start + i // bench.TICK_EVERY * bench.TICK_EVERY * ARRIVAL_S
         for lid in placed.path.links:
             sent[lid.src] += round(bench.FLOW_BPS / 8 * (ends - begins))
             received[lid.dst] += round(bench.FLOW_BPS / 8 * (ends - begins))

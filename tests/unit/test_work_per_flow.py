@@ -30,13 +30,10 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from benchmarks import scale_engine as bench
 from benchmarks import scale_measure
+from benchmarks.flowsetup import lines_per_setup, spread_lab
 from benchmarks.scale_measure import LINK_BPS, synthetic
 from benchmarks.worklines import counting_lines
-from controller.app.clock import Clock
-from controller.app.publisher import Publisher
-from controller.concurrency.eventbus import EventBus
 from controller.fabric.events import LinkDown
 from controller.policy.model import Strategy
 
@@ -48,23 +45,11 @@ OURS = 200  # flows from the leaf whose uplink is lost
 
 def lines_per_flow(spines: int, leaves: int) -> tuple[float, Counter[tuple[str, str]]]:
     """Lines the controller runs per new flow (and by function) on a fabric this size."""
-    fab = synthetic.leaf_spine(spines, leaves, capacity_bps=LINK_BPS)
-    lab = bench.driver_for(fab, hosts_per_leaf=2, seed=5, heap_policy=False)
-    bench.bring_up(lab)
-    absorb = Publisher(lab.engine, bus=EventBus(), metrics=lab.metrics, clock=Clock()).absorb
-    everywhere = sorted({h.port.dpid for h in lab.hosts})
-    step = len(everywhere) // LEAVES_USED
-    used = set(everywhere[::step][:LEAVES_USED])  # spread over the fabric
-    all_hosts, lab.hosts = lab.hosts, [h for h in lab.hosts if h.port.dpid in used]
-    flows = bench._workload(lab, WARM + COUNTED, random.Random(5))
-    lab.hosts = all_hosts
-    for i, flow in enumerate(flows[:WARM]):
-        bench.first_packet(lab, absorb, flow, now=lab.now + i * bench.ARRIVAL_S)
-    lab.advance(WARM * bench.ARRIVAL_S)
+    spread = spread_lab(spines, leaves, warm=WARM, counted=COUNTED, leaves_used=LEAVES_USED)
     lines: Counter[tuple[str, str]] = Counter()
-    per_flow = bench.lines_per_setup(lab, absorb, flows[WARM:], lines)
-    te = lab.engine.placer.te
-    assert all(te.flow_by_five_tuple(f.five_tuple) is not None for f in flows)
+    per_flow = lines_per_setup(spread.lab, spread.absorb, spread.flows, lines)
+    te = spread.lab.engine.placer.te
+    assert all(te.flow_by_five_tuple(f.five_tuple) is not None for f in spread.flows)
     return per_flow, lines
 
 
