@@ -8,7 +8,8 @@ machine: equal counts per flow on a small and a large fabric show work that
 does not depend on the fabric's size. What runs in C (dictionary lookups, the
 compiled kernel choosing among the spines' columns) is not counted, nor are
 the methods ``dataclasses`` generates (``__init__``, ``__eq__``: made by
-``exec``, they belong to no file of the controller).
+``exec``, they belong to no file of the controller); :mod:`benchmarks.instructions`
+counts all of it, as machine instructions under valgrind.
 """
 
 from __future__ import annotations
