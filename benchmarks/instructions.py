@@ -7,8 +7,8 @@ The controller's lines per setup (:mod:`benchmarks.worklines`) leave out what
 runs in C: dictionary lookups, allocation, hashing, numpy and the compiled
 kernel that scores the spines' columns. Instructions count all of it, and
 valgrind counts them the same on every run, whatever else the machine does
-(the time per flow here moves by a quarter within minutes, and by two between
-days). For each fabric size, the same program runs twice under
+(the time per flow here moves by a quarter within minutes, and by a factor of
+two between days). For each fabric size, the same program runs twice under
 ``valgrind --tool=cachegrind --cache-sim=no``: the fabric brought up and the
 same flows made (:func:`benchmarks.flowsetup.spread_lab`, the workload of the
 per-flow work tests: hosts of four leaves spread over the fabric, 200 flows
@@ -16,10 +16,12 @@ warm), then none or ``--counted`` of the flows set up through
 :func:`~benchmarks.flowsetup.first_packet`. The difference over ``--counted``
 is the instructions per setup, the fake switches' included (they are a small
 part: the lines test leaves them out). The hash seed is fixed so that both
-runs make the same tables, and the engine's CPU clock (which paces its polls)
-is a constant one, so that both do the same work before the counted setups.
-Two runs of the same program still differ by a few million of ~5,000 million
-instructions; 2,000 setups (~1,000 million) make that a fraction of a per cent.
+runs make the same tables, the engine's CPU clock (which paces its polls) is a
+constant one and what startup made is frozen out of the collector's walks, so
+that both do the same work around the counted setups; numpy's BLAS runs on one
+thread, and one run ahead fills numba's cache for valgrind's CPU. Two runs of
+the same program then differ by a few thousand of ~5,000 million instructions;
+2,000 setups are ~1,000 million.
 
 Valgrind runs a program some 50 times slower: 4 x 16 and 16 x 64 take a few
 minutes each; 64 x 512 (its bring-up alone) would take the better part of an
@@ -173,7 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.warm < 1 or args.counted < 1:
         p.error("--warm and --counted must be at least 1")
     if args.child is not None:
-        spines, leaves = parse_size(args.child)
+        try:
+            spines, leaves = parse_size(args.child)
+        except argparse.ArgumentTypeError as e:
+            p.error(str(e))
         _child(spines, leaves, warm=args.warm, counted=args.counted, setups=args.setups)
         return 0
     if shutil.which("valgrind") is None:

@@ -50,6 +50,7 @@ def test_sizes_are_spines_by_leaves() -> None:
         (("--sizes", "4x3"), "at least 2 spines and 4 leaves"),
         (("--counted", "0"), "--warm and --counted must be at least 1"),
         (("--warm", "lots"), "invalid int value"),
+        (("--child", "2x2"), "at least 2 spines and 4 leaves"),
     ],
 )
 def test_bad_options_end_the_run_with_one_line(args: tuple[str, ...], says: str) -> None:
