@@ -31,6 +31,8 @@ __all__ = [
     "workload",
     "first_packet",
     "lines_per_setup",
+    "set_up",
+    "check_placed",
     "spread_lab",
 ]
 
@@ -99,15 +101,27 @@ def lines_per_setup(
     timed): the work of a setup, which the time per flow mixes with the caches'
     hit rate. ``lines``, if given, gets the count by function."""
     lines = Counter() if lines is None else lines
-    t0 = lab.now
     with counting_lines(lines):
-        for i, flow in enumerate(flows):
-            first_packet(lab, absorb, flow, now=t0 + i * ARRIVAL_S)
+        set_up(lab, absorb, flows)
+    check_placed(lab, flows)
+    return round(sum(lines.values()) / max(1, len(flows)), 1)
+
+
+def set_up(lab: EngineDriver, absorb: Callable[[EngineOutput], None], flows: list[NewFlow]) -> None:
+    """``flows``' first packets, :data:`ARRIVAL_S` apart from the lab's clock, which
+    then stands after the last, with no tick in between (the benchmark's timed loop
+    ticks once per simulated second, so it has its own)."""
+    t0 = lab.now
+    for i, flow in enumerate(flows):
+        first_packet(lab, absorb, flow, now=t0 + i * ARRIVAL_S)
     lab.now = t0 + len(flows) * ARRIVAL_S
+
+
+def check_placed(lab: EngineDriver, flows: list[NewFlow]) -> None:
+    """Every one of ``flows`` is tracked by the traffic engineer, or RuntimeError."""
     te = lab.engine.placer.te
     if any(te.flow_by_five_tuple(f.five_tuple) is None for f in flows):
         raise RuntimeError("a counted flow was not placed")
-    return round(sum(lines.values()) / max(1, len(flows)), 1)
 
 
 @dataclass
@@ -150,7 +164,5 @@ def spread_lab(
     all_hosts, lab.hosts = lab.hosts, [h for h in lab.hosts if h.port.dpid in used]
     flows = workload(lab, warm + counted, random.Random(seed))
     lab.hosts = all_hosts
-    for i, flow in enumerate(flows[:warm]):
-        first_packet(lab, absorb, flow, now=lab.now + i * ARRIVAL_S)
-    lab.advance(warm * ARRIVAL_S)
+    set_up(lab, absorb, flows[:warm])
     return SpreadLab(lab, absorb, flows[warm:])

@@ -40,17 +40,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
+
+from benchmarks.oneline import OneLineParser
 
 __all__ = ["main", "instructions_of", "parse_size"]
 
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 MIN_LEAVES = 4  # the workload's hosts are on four leaves spread over the fabric
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -75,7 +72,7 @@ def instructions_of(valgrind_stderr: str) -> int:
 
 
 def _child(spines: int, leaves: int, *, warm: int, counted: int, setups: int) -> None:
-    from benchmarks.flowsetup import ARRIVAL_S, first_packet, spread_lab
+    from benchmarks.flowsetup import check_placed, set_up, spread_lab
 
     # Polls and probes are paced by the CPU time they take, which valgrind stretches
     # by a different amount on every run: a constant clock makes both runs alike.
@@ -86,11 +83,9 @@ def _child(spines: int, leaves: int, *, warm: int, counted: int, setups: int) ->
     # and not the other (~100 M instructions over the whole heap at 16 x 64).
     gc.collect()
     gc.freeze()
-    for i, flow in enumerate(spread.flows[:setups]):
-        first_packet(lab, spread.absorb, flow, now=lab.now + i * ARRIVAL_S)
-    te = lab.engine.placer.te
-    if any(te.flow_by_five_tuple(f.five_tuple) is None for f in spread.flows[:setups]):
-        raise SystemExit("a counted flow was not placed")
+    counted_flows = spread.flows[:setups]
+    set_up(lab, spread.absorb, counted_flows)
+    check_placed(lab, counted_flows)
 
 
 def _counted_run(spines: int, leaves: int, *, warm: int, counted: int, setups: int) -> int:
@@ -160,7 +155,7 @@ def measure(sizes: list[tuple[int, int]], *, warm: int, counted: int) -> dict[st
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = _OneLineParser(prog="python -m benchmarks.instructions", description=__doc__)
+    p = OneLineParser(prog="python -m benchmarks.instructions", description=__doc__)
     p.add_argument("--sizes", default="4x16,16x64", help="fabrics, SPINESxLEAVES, comma-separated")
     p.add_argument("--warm", type=int, default=200, help="flows set up before counting")
     p.add_argument("--counted", type=int, default=2000, help="flows counted")

@@ -28,8 +28,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+from benchmarks.oneline import OneLineParser
 from controller.api import convert
 from controller.api.client import FabricClient
 from controller.devtools.process import Fabricd, start_fabricd, wait_discovered, wait_until
@@ -59,13 +60,6 @@ __all__ = [
 
 Log = Callable[[str], None]
 SPAWN_S = 0.05  # generous time to start one process in a host's shell
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad option as exactly one line on stderr (exit 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def check_out_dir(parser: argparse.ArgumentParser, out: Path) -> None:

@@ -46,13 +46,14 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path as FsPath
-from typing import Any, NoReturn
+from typing import Any
 
 import networkx as nx
 import numpy as np
 
 from benchmarks import scale_engine as e
 from benchmarks import scale_measure as m
+from benchmarks.oneline import OneLineParser
 from benchmarks.report import cpu_model, speed_probe
 from controller.policy.model import Strategy
 
@@ -404,15 +405,8 @@ def _spine_down(lost: dict[str, Any] | None) -> str:
     )
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """Bad options end the run at once with one line, not a usage screen."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = _OneLineParser(prog="python -m benchmarks.scale_core", description=__doc__)
+    parser = OneLineParser(prog="python -m benchmarks.scale_core", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds")
     parser.add_argument("--out", default="out/bench", help="output directory")
     parser.add_argument("--seed", type=int, default=1, help="workload and hashing seed")

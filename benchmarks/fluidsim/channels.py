@@ -30,7 +30,6 @@ load. The bound is the simulator's (every flow sprayed over every spine).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
 import random
@@ -40,7 +39,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path as FsPath
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 
@@ -49,6 +48,7 @@ from benchmarks.fluidsim.fabric import SimFabric, build_fabric
 from benchmarks.fluidsim.simulate import RunResult, simulate
 from benchmarks.fluidsim.strategies import JointPlacer, Placer, PooledBound, SimFlow
 from benchmarks.fluidsim.workload import FlowSpec, Job, Scenario, build_scenario
+from benchmarks.oneline import OneLineParser
 from benchmarks.scale_core import machine_info
 from benchmarks.scale_measure import synthetic
 from controller.errors import FailedPrecondition
@@ -355,12 +355,7 @@ def markdown(rows: list[dict[str, Any]], head: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _channels(p: _OneLineParser, text: str) -> list[int]:
+def _channels(p: OneLineParser, text: str) -> list[int]:
     try:
         ks = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
@@ -371,7 +366,7 @@ def _channels(p: _OneLineParser, text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = _OneLineParser(prog="python -m benchmarks.fluidsim.channels")
+    p = OneLineParser(prog="python -m benchmarks.fluidsim.channels")
     p.add_argument("--quick", action="store_true", help="the small fabric's cases only")
     p.add_argument("--channels", default="1,2,4,8", help="flows per pair, e.g. 1,2,4,8")
     p.add_argument("--seed", type=int, default=1)

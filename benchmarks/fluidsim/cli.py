@@ -15,13 +15,14 @@ import json
 import platform
 import sys
 from pathlib import Path as FsPath
-from typing import Any, NoReturn
+from typing import Any
 
 from benchmarks.fluidsim.fabric import MAX_HOSTS, SimFabric, build_fabric
 from benchmarks.fluidsim.simulate import RunResult, simulate
 from benchmarks.fluidsim.strategies import STRATEGY_NAMES, joint_available, placer_for
 from benchmarks.fluidsim.validate import compare
 from benchmarks.fluidsim.workload import Scenario, build_scenario
+from benchmarks.oneline import OneLineParser
 from benchmarks.scale_measure import synthetic
 from controller.errors import FailedPrecondition
 
@@ -30,13 +31,8 @@ __all__ = ["main", "run_all", "summary", "markdown_cells"]
 MAX_ALL_TO_ALL_HOSTS = 256  # an all-to-all has N (N - 1) flows, each finishing on its own
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _parser() -> _OneLineParser:
-    p = _OneLineParser(prog="python -m benchmarks.fluidsim", description=__doc__)
+def _parser() -> OneLineParser:
+    p = OneLineParser(prog="python -m benchmarks.fluidsim", description=__doc__)
     p.add_argument("--spines", type=int, default=8)
     p.add_argument("--leaves", type=int, default=16)
     p.add_argument("--hosts-per-leaf", type=int, default=8)
@@ -64,7 +60,7 @@ def _parser() -> _OneLineParser:
     return p
 
 
-def _check(p: _OneLineParser, a: argparse.Namespace) -> list[str]:
+def _check(p: OneLineParser, a: argparse.Namespace) -> list[str]:
     ranges = {
         "spines": (1, 256),
         "leaves": (2, 2048),
