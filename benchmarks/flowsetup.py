@@ -126,11 +126,13 @@ def check_placed(lab: EngineDriver, flows: list[NewFlow]) -> None:
 
 @dataclass
 class SpreadLab:
-    """An engine brought up on a fabric, its publisher's absorb, and flows to set up."""
+    """An engine brought up on a fabric, its publisher's absorb, the flows already set
+    up (``warmed``) and flows to set up."""
 
     lab: EngineDriver
     absorb: Callable[[EngineOutput], None]
     flows: list[NewFlow]
+    warmed: list[NewFlow]
 
 
 def spread_lab(
@@ -165,4 +167,4 @@ def spread_lab(
     flows = workload(lab, warm + counted, random.Random(seed))
     lab.hosts = all_hosts
     set_up(lab, absorb, flows[:warm])
-    return SpreadLab(lab, absorb, flows[warm:])
+    return SpreadLab(lab, absorb, flows[warm:], flows[:warm])

@@ -49,7 +49,8 @@ def lines_per_flow(spines: int, leaves: int) -> tuple[float, Counter[tuple[str, 
     lines: Counter[tuple[str, str]] = Counter()
     per_flow = lines_per_setup(spread.lab, spread.absorb, spread.flows, lines)
     te = spread.lab.engine.placer.te
-    assert all(te.flow_by_five_tuple(f.five_tuple) is not None for f in spread.flows)
+    flows = spread.warmed + spread.flows  # the warm-up's flows were placed too
+    assert all(te.flow_by_five_tuple(f.five_tuple) is not None for f in flows)
     return per_flow, lines
 
 
