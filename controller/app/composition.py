@@ -33,6 +33,7 @@ from controller.store.hosts import HostView
 from controller.store.policies import PolicyView
 from controller.store.secrets import shared_secret
 from controller.store.statedir import StateDir, open_state_dir
+from controller.store.uplinks import UplinkView
 from controller.telemetry import CapacityConfig
 
 __all__ = ["HubContext", "Assembly", "assemble", "engine_config", "seed_policies"]
@@ -133,7 +134,12 @@ def assemble(config: FabricdConfig, *, metrics: FabricMetrics | None = None) -> 
             engine_config(config), store=store, metrics=metrics, now=clock.mono(), **lldp
         )
         publisher = Publisher(
-            engine, bus=EventBus(), metrics=metrics, clock=clock, hosts=HostView(store)
+            engine,
+            bus=EventBus(),
+            metrics=metrics,
+            clock=clock,
+            hosts=HostView(store),
+            uplinks=UplinkView(store),
         )
         mailbox = Mailbox()
     except BaseException:

@@ -5,16 +5,17 @@ shim sent (its notices go to the event bus and to counters) and
 :meth:`Publisher.publish` once per batch of work (a tick, a mailbox round):
 if anything changed, the views are rebuilt from the engine's state and
 swapped in with one reference assignment, and the gauges follow. Readers in
-other threads only ever see complete views. It also saves learned hosts when
-they changed. It decides nothing about the network.
+other threads only ever see complete views. It also saves learned hosts and
+leaves' lost uplinks when they changed. It decides nothing about the network.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from controller.app.clock import Clock
 from controller.concurrency.eventbus import EventBus
@@ -23,14 +24,18 @@ from controller.engine.outputs import EngineOutput, EventKind
 from controller.engine.snapshot import TopologyViews, flow_views
 from controller.engine.views import FlowView, JobView, TopologyView
 from controller.errors import FabricError
+from controller.fabric.model import Dpid, PortNo
 from controller.observability.metrics import FabricMetrics
 from controller.policy.model import Policy
+from controller.store.documents import StoreClosed
 from controller.store.hosts import HostView
+from controller.store.uplinks import UplinkView
 from controller.te.flowtable import TrackedFlow
 from controller.telemetry import PortCounters
 
 __all__ = ["Publisher", "Views"]
 
+_T = TypeVar("_T")
 log = logging.getLogger("fabricd.publisher")
 
 
@@ -51,12 +56,15 @@ class Publisher:
         metrics: FabricMetrics,
         clock: Clock,
         hosts: HostView | None = None,
+        uplinks: UplinkView | None = None,
     ) -> None:
         self.engine = engine
         self.bus = bus
         self.metrics = metrics
         self.clock = clock
         self.hosts = hosts
+        self.uplinks = uplinks
+        self._saved_uplinks: dict[Dpid, tuple[tuple[PortNo, Dpid], ...]] | None = None
         self.views = Views()
         self.ready = False
         self.publications = 0  # how many times views were rebuilt (for tests and logs)
@@ -119,6 +127,7 @@ class Publisher:
         self.publications += 1
         self._sync_metrics(flows)
         self._save_hosts()
+        self._save_uplinks()
         return True
 
     def _sync_metrics(self, flows: Iterable[TrackedFlow]) -> None:
@@ -140,10 +149,17 @@ class Publisher:
         if not net.hosts_changed or self.hosts is None:
             return
         net.hosts_changed = False
-        try:
-            self.hosts.sync(list(net.topo.hosts.values()))
-        except FabricError as exc:  # the store is down: hosts are learned again anyway
-            log.error("cannot save learned hosts: %s", exc)
+        # The store down: hosts are learned again anyway.
+        _saved("learned hosts", self.hosts.sync, list(net.topo.hosts.values()))
+
+    def _save_uplinks(self) -> None:
+        # A standby's view is the store's as of its last reload: saved, it could undo
+        # what the leader wrote since. The leader saves.
+        if self.uplinks is None or self.engine.cluster_role == "standby":
+            return
+        lost = self.engine.net.lost_uplinks_to_keep()
+        if lost != self._saved_uplinks and _saved("lost uplinks", self.uplinks.save, lost):
+            self._saved_uplinks = lost  # else tried again at the next publication
 
     def _port_counters(self) -> Iterable[tuple[str, int, PortCounters]]:
         topo = self.engine.net.topo
@@ -151,3 +167,17 @@ class Publisher:
             (topo.label(ref.dpid), ref.port, counters)
             for ref, counters in self.engine.monitor.rates.counters_snapshot()
         ]
+
+
+def _saved(what: str, save: Callable[[_T], object], items: _T) -> bool:
+    """``save(items)``; a store that fails is logged (closed: the daemon is stopping,
+    and what changed as its switches went is not worth an error)."""
+    try:
+        save(items)
+    except StoreClosed:
+        log.info("%s not saved: the store is closed", what)
+        return False
+    except FabricError as exc:
+        log.error("cannot save %s: %s", what, exc)
+        return False
+    return True

@@ -84,25 +84,33 @@ class Connectivity:
     def remember(
         self,
         *,
-        links: Iterable[Link],
-        port_since: Mapping[PortRef, float],
+        links: Iterable[Link] = (),
+        port_since: Mapping[PortRef, float] | None = None,
         lost_uplinks: Mapping[Dpid, Sequence[tuple[PortNo, Dpid]]],
     ) -> None:
         """Links (with their last sighting), ports' up-since times and lost uplinks a
-        standby observed before it became the leader. Each is adopted as its
+        standby observed before it became the leader (a lone restart: the lost
+        uplinks stored, :mod:`controller.store.uplinks`). Each is adopted as its
         switches connect, so discovery and edge trust go on where the observation
         left off instead of starting from nothing (and a leaf that lost an uplink
         keeps its routes); a link not seen within the link timeout is not
         adopted, and an adopted one expires like any other."""
         self._remembered_lost = dict(lost_uplinks)
         self._remembered_links = {link.link_id: link.last_seen for link in links}
-        self._remembered_since = dict(port_since)
+        self._remembered_since = dict(port_since or {})
         self._remembered_ends = set()
         self._remembered_at = {}
         for lid in self._remembered_links:  # indexed: each switch's connect is O(its links)
             for ref in (lid.src, lid.dst):
                 self._remembered_ends.add(ref)
                 self._remembered_at.setdefault(ref.dpid, set()).add(lid)
+
+    def lost_uplinks_to_keep(self) -> dict[Dpid, tuple[tuple[PortNo, Dpid], ...]]:
+        """Lost uplinks a restarted controller needs (:mod:`controller.store.uplinks`):
+        the topology's, and those remembered for switches not connected since."""
+        kept = {d: tuple(ups) for d, ups in self._remembered_lost.items() if ups}
+        kept.update(self.topo.all_lost_uplinks())
+        return kept
 
     # ------------------------------------------------------------------ switches
     def switch_connected(
@@ -157,6 +165,10 @@ class Connectivity:
         return events
 
     def switch_disconnected(self, dpid: Dpid, *, now: float) -> EngineOutput:
+        # A leaf that comes back (its flows kept) finds its lost uplinks as it left
+        # them, and its routes keep their names (see restore_lost_uplinks).
+        if lost := self.topo.lost_uplinks(dpid):
+            self._remembered_lost[dpid] = lost
         events = self.topo.switch_down(dpid, now=now)
         self.prog.switch_lost(dpid)
         for ref in [r for r in self._port_since if r.dpid == dpid]:

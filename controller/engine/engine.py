@@ -56,6 +56,7 @@ from controller.store.drains import DrainView
 from controller.store.hosts import HostView
 from controller.store.jobs import JobStore, PlanStore
 from controller.store.policies import PolicyView
+from controller.store.uplinks import UplinkView
 from controller.te.engineer import TrafficEngineer
 from controller.telemetry import PortCounters
 
@@ -112,11 +113,15 @@ class FabricEngine(ClusterRoles, NorthboundCommands):
         for lid in self.drains.links():  # operators' drains outlive a restart
             self.net.topo.set_drained(lid, True)
         self.monitor = self._new_monitor()
+        # Lost uplinks name the leaves' spread sets: stored ones, unless a standby
+        # saw the switch itself.
+        lost = UplinkView(store).lost()
         if warm is not None:
-            self.net.remember(
-                links=warm.links(), port_since=warm.port_since, lost_uplinks=warm.lost_uplinks()
-            )
+            lost.update(warm.lost_uplinks())
+            self.net.remember(links=warm.links(), port_since=warm.port_since, lost_uplinks=lost)
             self.monitor.rates = warm.monitor.rates  # rates now, not after two polls
+        elif lost:
+            self.net.remember(lost_uplinks=lost)
         self.policies = PolicyManager(PolicyView(store))
         self.placer = FlowPlacer(
             self.net,

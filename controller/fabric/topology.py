@@ -113,9 +113,9 @@ class Topology:
         roles = self._roles(doomed)  # as they were: a switch that went reads as a spine
         self.switches[dpid] = replace(sw, connected=False)
         self._forget_ports(dpid)
-        self._lost_uplinks.pop(dpid, None)
         events: list[FabricEvent] = [SwitchDown(time=now, dpid=dpid, name=sw.name)]
         events += self._drop_links(doomed, "switch-down", now, roles=roles)
+        self._lost_uplinks.pop(dpid, None)  # its own links just dropped included
         self._graph = None
         self.version += 1
         return events
@@ -231,6 +231,10 @@ class Topology:
         """``dpid``'s ports whose link to a switch facing no hosts was lost (the port
         still exists and has no link since), with that switch; sorted."""
         return tuple(sorted(self._lost_uplinks.get(dpid, {}).items()))
+
+    def all_lost_uplinks(self) -> dict[Dpid, tuple[tuple[PortNo, Dpid], ...]]:
+        """:meth:`lost_uplinks` of every switch that has some."""
+        return {d: tuple(sorted(ups.items())) for d, ups in self._lost_uplinks.items() if ups}
 
     def restore_lost_uplinks(self, dpid: Dpid, lost: Iterable[tuple[PortNo, Dpid]]) -> None:
         """Uplinks of ``dpid`` another controller saw lost: kept for ports it has

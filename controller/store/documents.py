@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 #: The kinds of document fabricd keeps. A store refuses any other kind, so a
 #: typo cannot create a shadow collection nobody reads.
-KINDS = ("policy", "job", "jobplan", "drain", "host", "node", "secret")
+KINDS = ("policy", "job", "jobplan", "drain", "host", "uplink", "node", "secret")
 
 #: A document's content: a JSON object (str keys, JSON values).
 Body = Mapping[str, Any]

@@ -57,19 +57,6 @@ class HostView(TypedView[Host]):
     def __init__(self, store: DocumentStore) -> None:
         super().__init__(store, HOST_CODEC)
 
-    def sync(self, hosts: list[Host]) -> int:
-        """Make the stored hosts equal ``hosts`` in one write; returns how many
-        documents changed (0: nothing written)."""
-        stored = {doc.name: doc.body for doc in self.store.list("host")}
-        wanted = {h.mac: _host_body(h) for h in hosts}
-        puts = [
-            ("host", mac, body) for mac, body in sorted(wanted.items()) if stored.get(mac) != body
-        ]
-        deletes = [("host", mac) for mac in sorted(stored) if mac not in wanted]
-        if puts or deletes:
-            self.store.batch(puts=puts, deletes=deletes)
-        return len(puts) + len(deletes)
-
 
 # --------------------------------------------------------------------------- schema 1 file
 

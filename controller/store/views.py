@@ -97,6 +97,22 @@ class TypedView(Generic[T]):
     def delete(self, name: str, *, expected_version: int | None = None) -> int:
         return self.store.delete(self.codec.kind, name, expected_version=expected_version)
 
+    def sync(self, items: Sequence[T]) -> int:
+        """Make the stored objects of this kind exactly ``items``, in one write of what
+        differs (puts and deletes together, checked first); returns how many documents
+        changed (0: nothing written)."""
+        kind = self.codec.kind
+        stored = {doc.name: doc.body for doc in self.store.list(kind)}
+        wanted: dict[str, dict[str, Any]] = {}
+        for item in items:
+            self.codec.check(item)
+            wanted[self.codec.name_of(item)] = self.codec.to_body(item)
+        puts = [(kind, n, body) for n, body in sorted(wanted.items()) if stored.get(n) != body]
+        deletes = [(kind, n) for n in sorted(stored) if n not in wanted]
+        if puts or deletes:
+            self.store.batch(puts=puts, deletes=deletes)
+        return len(puts) + len(deletes)
+
     def seed_if_empty(self, items: Sequence[T]) -> bool:
         """Store ``items`` if the store has never been written (all checked first)."""
         names: set[str] = set()

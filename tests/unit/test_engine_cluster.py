@@ -10,6 +10,9 @@ from apilab import pinned_policy, roce_policy
 from enginelab import BASE_COOKIE, EngineLab
 from synthetic import leaf_spine
 
+from controller.app.clock import Clock
+from controller.app.publisher import Publisher
+from controller.concurrency.eventbus import EventBus
 from controller.engine.outputs import (
     PortStatsRequest,
     RoleRequest,
@@ -23,6 +26,7 @@ from controller.fabric.lldp_auth import LldpSigner
 from controller.flowprog.forwarding import PRIO_HOST
 from controller.policy.model import PolicyParams
 from controller.store.policies import PolicyView
+from controller.store.uplinks import UplinkView
 
 
 def standby_lab(*, policies: bool = True) -> EngineLab:
@@ -294,6 +298,42 @@ def test_a_takeover_keeps_the_routes_of_leaves_that_lost_an_uplink() -> None:
         if s is not d and not lab.send(s, d, ip_proto=6, tcp_src=p, tcp_dst=80).only_to(d.port)
     ]
     assert lost == []
+
+
+def test_a_standby_saves_no_lost_uplink_and_a_new_leader_saves_what_it_knows() -> None:
+    """A standby's store is as of its last reload: saving its view could undo what the
+    leader wrote since. Leader, it saves the uplinks its standby view saw lost, with
+    the stored ones of switches it has not seen."""
+    lab = EngineLab(leaf_spine(4, 2), policies=(roce_policy(),)).ready()
+    leader_signer = lab.engine.signer
+    lab.restart(hosts=list(lab.net.topo.hosts.values()))
+    lab.engine.signer = leader_signer
+    lab.engine.join_cluster(may_program=lambda now: True)
+    stored = UplinkView(lab.store)
+    publisher = Publisher(
+        lab.engine, bus=EventBus(), metrics=lab.metrics, clock=Clock(), uplinks=stored
+    )
+    lab.on_output = publisher.absorb
+    for dpid in sorted(lab.fabric.names):
+        lab.connect(dpid)
+    observe(lab, leader_signer, 4.0)
+    spine1 = lab.dpid("spine1")
+    lab.disconnect(spine1)
+    # The leader's, of a switch this node never saw: read by this node, then more.
+    stored.save({0xABC: ((3, 0xDEF),)})
+    lab.run(lab.engine.follow_store(now=lab.now))
+    elsewhere = {0xABC: ((3, 0xDEF),), 0xABD: ((3, 0xDEF),)}
+    stored.save(elsewhere)
+    publisher.publish()
+    assert stored.lost() == elsewhere
+    lab.run(lab.engine.set_role("leader", generation=9, now=lab.now))
+    lab.run_for(lab.net.config.warmup_s + 4.0)
+    publisher.publish()
+    seen = {
+        lab.dpid(leaf): ((lab.cable(leaf, "spine1").src.port, spine1),)
+        for leaf in lab.fabric.leaves
+    }
+    assert stored.lost() == {**elsewhere, **seen}
 
 
 def host_routes(lab: EngineLab, dpid: int) -> dict[object, object]:
