@@ -247,7 +247,12 @@ class EngineDriver:
         match req:
             case TableRead(part=TablePart.PORTS):
                 local = Port(OFPP_LOCAL, name=self.name_of[req.dpid], hw_addr=port_mac(req.dpid, 0))
-                ports = [*self.ports[req.dpid], local]
+                down = self.fake.down  # reported down, as a switch reports a cut cable
+                ports = [
+                    replace(p, up=PortRef(req.dpid, p.port_no) not in down)
+                    for p in self.ports[req.dpid]
+                ]
+                ports.append(local)
                 return self.run(engine.port_desc(req.dpid, ports, more=False, now=now))
             case TableRead(part=TablePart.FLOWS):
                 stats = [FlowStat(e, 0) for e in sw.reported().flows.values()]

@@ -149,6 +149,41 @@ def test_a_lone_restart_after_a_lost_spine_rewrites_nothing(spines: int) -> None
     assert len(lab.net.topo.links) == len(lab.fake.links)
 
 
+@pytest.mark.parametrize(
+    "cuts", [[("leaf1", "spine1")], [("leaf1", "spine1"), ("leaf2", "spine2")]]
+)
+def test_a_lone_restart_after_cut_cables_rewrites_nothing(cuts: list[tuple[str, str]]) -> None:
+    """A leaf's own cut uplink degrades its set in place (stored, restored); the other
+    leaves' sets towards it are named by their ports, and the spine's cut port is
+    reported down again (not an edge port that would make the spine a leaf)."""
+    lab = EngineLab(leaf_spine(4, 4)).ready()
+    stored = UplinkView(lab.store)
+    publisher = Publisher(
+        lab.engine, bus=EventBus(), metrics=lab.metrics, clock=Clock(), uplinks=stored
+    )
+    lab.on_output = publisher.absorb
+    for leaf, spine in cuts:
+        lab.set_cable(leaf, spine, up=False)
+    lab.run_for(2.0)
+    publisher.publish()
+    assert stored.lost() == {
+        lab.dpid(leaf): ((lab.cable(leaf, spine).src.port, lab.dpid(spine)),)
+        for leaf, spine in cuts
+    }
+    tables = lab.fake.hashes()
+    lab.restart(hosts=list(lab.net.topo.hosts.values()))
+    before = lab.fake.mods()
+    for dpid in sorted(lab.fabric.names):
+        lab.connect(dpid)
+    lab.run_for(QUIET_INTERVALS * lab.net.config.lldp_interval_s + lab.net.config.warmup_s)
+    for leaf, spine in cuts:
+        cut = lab.cable(leaf, spine).dst
+        assert not lab.net.topo.switches[cut.dpid].ports[cut.port].up
+    assert lab.changes_since(before) == {}
+    assert lab.fake.hashes() == tables
+    assert lab.undelivered() == []
+
+
 class _FailingStore(MemoryStore):
     """A store whose writes fail with ``failure`` while it is set."""
 
