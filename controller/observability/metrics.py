@@ -175,6 +175,12 @@ class FabricMetrics:
         self.hosts_learned = Gauge(
             "fabric_hosts_learned", "Hosts the controller has learned.", registry=reg
         )
+        self.uplinks_lost = Gauge(
+            "fabric_uplinks_lost",
+            "Leaf uplinks cabled but without a link (a spine or cable lost): their "
+            "leaves' spread sets run degraded until the link is back or the port deleted.",
+            registry=reg,
+        )
         # Link gauges are read from the published topology view at scrape time: at
         # 64 x 512 setting 65,536 x 6 gauge children took the hub ~1 s per publish.
         self._links = _LinkCollector()

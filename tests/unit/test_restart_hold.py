@@ -124,6 +124,7 @@ def test_a_lone_restart_after_a_lost_spine_rewrites_nothing(spines: int) -> None
     publisher.publish()
     lost = {lab.dpid(leaf): ((spines, lab.dpid(spine)),) for leaf in lab.fabric.leaves}
     assert stored.lost() == lost  # leaf i's uplink p goes to spine p
+    assert lab.metrics.registry.get_sample_value("fabric_uplinks_lost") == len(lab.fabric.leaves)
     tables = lab.fake.hashes()
     lab.restart(hosts=list(lab.net.topo.hosts.values()))
     publisher = Publisher(
@@ -146,6 +147,7 @@ def test_a_lone_restart_after_a_lost_spine_rewrites_nothing(spines: int) -> None
     lab.run_for(QUIET_INTERVALS * lab.net.config.lldp_interval_s)
     publisher.publish()
     assert stored.lost() == {}
+    assert lab.metrics.registry.get_sample_value("fabric_uplinks_lost") == 0
     assert len(lab.net.topo.links) == len(lab.fake.links)
 
 
