@@ -15,6 +15,7 @@ from controller.store.documents import Change, DocumentStore, StoreError, StoreU
 from controller.store.etcd import ETCD_SCHEMA_VERSION, EtcdStore
 from controller.store.etcdclient import EtcdClient, WatchEvent, b64
 from controller.store.policies import PolicyView
+from controller.store.uplinks import UplinkView
 
 
 class TestEtcdStore(DocumentStoreContract):
@@ -146,3 +147,22 @@ def test_a_dead_first_endpoint_is_skipped(etcd_server: EtcdMember, cluster_name:
         assert client.endpoints[1] == etcd_server.url
     finally:
         store.close()
+
+
+def test_lost_uplinks_of_a_large_fabric_round_trip_between_nodes(
+    etcd_server: EtcdMember, cluster_name: str
+) -> None:
+    """A spine lost at 64 x 512 leaves one lost uplink per leaf: more documents than one
+    etcd transaction takes (128 operations), names with a '/' in them."""
+    a = EtcdStore(EtcdClient([etcd_server.url]), cluster=cluster_name)
+    b = EtcdStore(EtcdClient([etcd_server.url]), cluster=cluster_name)
+    lost = {0x20000 + leaf: ((7, 0x10007),) for leaf in range(1, 301)}
+    try:
+        assert UplinkView(a).save(lost) == 300
+        assert UplinkView(b).lost() == lost
+        back = {d: ups for d, ups in lost.items() if d % 2}  # half the leaves' cables back
+        assert UplinkView(b).save(back) == 150
+        assert UplinkView(a).lost() == back
+    finally:
+        a.close()
+        b.close()
