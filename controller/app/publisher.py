@@ -143,7 +143,7 @@ class Publisher:
         topo, _ = self.engine.visible()
         m.switches_connected.set(len(topo.connected()))
         m.hosts_learned.set(len(self.engine.net.topo.hosts))
-        m.uplinks_lost.set(sum(map(len, self.engine.net.topo.all_lost_uplinks().values())))
+        m.uplinks_lost.set(self.engine.net.topo.lost_uplink_count())
 
     def _save_hosts(self) -> None:
         net = self.engine.net

@@ -236,6 +236,10 @@ class Topology:
         """:meth:`lost_uplinks` of every switch that has some."""
         return {d: tuple(sorted(ups.items())) for d, ups in self._lost_uplinks.items() if ups}
 
+    def lost_uplink_count(self) -> int:
+        """How many uplinks :meth:`all_lost_uplinks` would list (nothing built)."""
+        return sum(map(len, self._lost_uplinks.values()))
+
     def restore_lost_uplinks(self, dpid: Dpid, lost: Iterable[tuple[PortNo, Dpid]]) -> None:
         """Uplinks of ``dpid`` another controller saw lost: kept for ports it has
         that carry no link (a takeover keeps the leaf's routes as they were)."""

@@ -37,6 +37,21 @@ def _table(kind: CookieKind | None) -> SwitchTable:
 ROUTES, TRAPS, EMPTY = _table(CookieKind.HOST_ROUTE), _table(CookieKind.BASE), _table(None)
 
 
+def _publishing(lab: EngineLab, uplinks: UplinkView) -> Publisher:
+    """A publisher of ``lab``'s engine saving lost uplinks to ``uplinks``, absorbing every
+    output as the hub's does."""
+    publisher = Publisher(
+        lab.engine, bus=EventBus(), metrics=lab.metrics, clock=Clock(), uplinks=uplinks
+    )
+    lab.on_output = publisher.absorb
+    return publisher
+
+
+def _settle(lab: EngineLab) -> None:
+    """Past a restart's hold (three probe intervals) and the warm-up."""
+    lab.run_for(QUIET_INTERVALS * lab.net.config.lldp_interval_s + lab.net.config.warmup_s)
+
+
 def test_host_routes_of_this_controller_are_what_marks_a_restart() -> None:
     assert holds_host_routes(ROUTES)
     assert not holds_host_routes(TRAPS) and not holds_host_routes(EMPTY)
@@ -99,7 +114,7 @@ def test_a_lone_restart_rewrites_nothing_the_switches_hold(spines: int) -> None:
     for dpid in sorted(lab.fabric.names):
         lab.connect(dpid)
         assert lab.undelivered() == []  # the switches forward by what they hold
-    lab.run_for(QUIET_INTERVALS * lab.net.config.lldp_interval_s + lab.net.config.warmup_s)
+    _settle(lab)
     assert lab.changes_since(before) == {}
     assert lab.fake.hashes() == tables
     assert lab.undelivered() == []
@@ -113,10 +128,7 @@ def test_a_lone_restart_after_a_lost_spine_rewrites_nothing(spines: int) -> None
     680 flow and 44 group mods on 4 x 4, every route renamed)."""
     lab = EngineLab(leaf_spine(spines, 4)).ready()
     stored = UplinkView(lab.store)
-    publisher = Publisher(
-        lab.engine, bus=EventBus(), metrics=lab.metrics, clock=Clock(), uplinks=stored
-    )
-    lab.on_output = publisher.absorb
+    publisher = _publishing(lab, stored)
     spine = f"spine{spines}"
     for leaf in lab.fabric.leaves:
         lab.set_cable(leaf, spine, up=False)
@@ -127,17 +139,14 @@ def test_a_lone_restart_after_a_lost_spine_rewrites_nothing(spines: int) -> None
     assert lab.metrics.registry.get_sample_value("fabric_uplinks_lost") == len(lab.fabric.leaves)
     tables = lab.fake.hashes()
     lab.restart(hosts=list(lab.net.topo.hosts.values()))
-    publisher = Publisher(
-        lab.engine, bus=EventBus(), metrics=lab.metrics, clock=Clock(), uplinks=stored
-    )
-    lab.on_output = publisher.absorb
+    publisher = _publishing(lab, stored)
     before = lab.fake.mods()
     # The lost spine first: it holds no route, the leaves' tables tell the restart.
     for dpid in sorted(lab.fabric.names, key=lambda d: d != lab.dpid(spine)):
         lab.connect(dpid)
         publisher.publish()
         assert stored.lost() == lost  # what is not adopted yet is kept
-    lab.run_for(QUIET_INTERVALS * lab.net.config.lldp_interval_s + lab.net.config.warmup_s)
+    _settle(lab)
     assert lab.changes_since(before) == {}
     assert lab.fake.hashes() == tables
     assert lab.undelivered() == []
@@ -160,10 +169,7 @@ def test_a_lone_restart_after_cut_cables_rewrites_nothing(cuts: list[tuple[str, 
     reported down again (not an edge port that would make the spine a leaf)."""
     lab = EngineLab(leaf_spine(4, 4)).ready()
     stored = UplinkView(lab.store)
-    publisher = Publisher(
-        lab.engine, bus=EventBus(), metrics=lab.metrics, clock=Clock(), uplinks=stored
-    )
-    lab.on_output = publisher.absorb
+    publisher = _publishing(lab, stored)
     for leaf, spine in cuts:
         lab.set_cable(leaf, spine, up=False)
     lab.run_for(2.0)
@@ -177,7 +183,7 @@ def test_a_lone_restart_after_cut_cables_rewrites_nothing(cuts: list[tuple[str, 
     before = lab.fake.mods()
     for dpid in sorted(lab.fabric.names):
         lab.connect(dpid)
-    lab.run_for(QUIET_INTERVALS * lab.net.config.lldp_interval_s + lab.net.config.warmup_s)
+    _settle(lab)
     for leaf, spine in cuts:
         cut = lab.cable(leaf, spine).dst
         assert not lab.net.topo.switches[cut.dpid].ports[cut.port].up
@@ -202,10 +208,7 @@ def test_lost_uplinks_not_saved_are_saved_at_the_next_publication(
 ) -> None:
     store = _FailingStore()
     lab = EngineLab(leaf_spine(4, 2), store=store).ready()
-    publisher = Publisher(
-        lab.engine, bus=EventBus(), metrics=lab.metrics, clock=Clock(), uplinks=UplinkView(store)
-    )
-    lab.on_output = publisher.absorb
+    publisher = _publishing(lab, UplinkView(store))
     store.failure = StoreError("etcd: unavailable")
     lab.set_cable("leaf1", "spine4", up=False)
     with caplog.at_level(logging.INFO, logger="fabricd.publisher"):
@@ -241,7 +244,7 @@ def test_a_leaf_back_after_a_lost_spine_gets_its_tables_as_they_were() -> None:
     assert lab.net.lost_uplinks_to_keep() == lost  # the leaf's own kept while away
     lab.run_for(1.0)
     lab.connect(leaf1)
-    lab.run_for(QUIET_INTERVALS * lab.net.config.lldp_interval_s + lab.net.config.warmup_s)
+    _settle(lab)
     assert lab.net.topo.all_lost_uplinks() == lost
     assert lab.fake.hashes() == tables
     assert lab.undelivered() == []
