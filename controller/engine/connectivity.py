@@ -254,11 +254,15 @@ class Connectivity:
 
     # ------------------------------------------------------------------- hosts
     def trusted_edge(self, ref: PortRef, now: float) -> bool:
+        """Whether hosts may be learned, ARP relayed and new flows trapped at ``ref``:
+        up without a link for the grace period, and not a port that carried one
+        since it came up (a leaf's port to a lost spine)."""
         since = self._port_since.get(ref)
         return (
             since is not None
             and now - since >= self.lldp.stretched(self.config.edge_grace_s)
             and not self.topo.is_fabric_port(ref)
+            and not self.topo.was_fabric(ref)
         )
 
     def learn_host(self, *, mac: str, ipv4: str | None, at: PortRef, now: float) -> EngineOutput:

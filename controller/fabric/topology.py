@@ -236,17 +236,30 @@ class Topology:
         """:meth:`lost_uplinks` of every switch that has some."""
         return {d: tuple(sorted(ups.items())) for d, ups in self._lost_uplinks.items() if ups}
 
+    def was_fabric(self, ref: PortRef) -> bool:
+        """Whether ``ref`` carried a link since it came up (also a lost uplink
+        restored from before a restart): not a port a host is behind, though it is
+        up without a link (a spine lost with its links up, a link timed out). A
+        port that goes down and up again is a new port."""
+        return ref in self._ex_fabric
+
     def lost_uplink_count(self) -> int:
         """How many uplinks :meth:`all_lost_uplinks` would list (nothing built)."""
         return sum(map(len, self._lost_uplinks.values()))
 
     def restore_lost_uplinks(self, dpid: Dpid, lost: Iterable[tuple[PortNo, Dpid]]) -> None:
         """Uplinks of ``dpid`` another controller saw lost: kept for ports it has
-        that carry no link (a takeover keeps the leaf's routes as they were)."""
+        that carry no link (a takeover keeps the leaf's routes as they were). An
+        up one carried a link since it came up, as far as anyone knows: no host's
+        port (:meth:`was_fabric`) until it goes down."""
         sw = self.switches.get(dpid)
         for port, spine in lost:
-            if sw is not None and port in sw.ports and PortRef(dpid, port) not in self._port_links:
+            ref = PortRef(dpid, port)
+            if sw is not None and port in sw.ports and ref not in self._port_links:
                 self._lost_uplinks.setdefault(dpid, {})[port] = spine
+                if sw.ports[port].up:
+                    self._ex_fabric.add(ref)
+                    self._forget_ports(dpid)
 
     def _roles(self, links: Iterable[LinkId]) -> dict[Dpid, bool]:
         """Whether each far end of ``links`` faces hosts, now."""

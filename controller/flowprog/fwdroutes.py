@@ -251,14 +251,19 @@ class RouteView:
         uplinks when ``ports`` are those less a few, else its own. Less the same ports
         towards every destination (uplinks lost or drained: ``ports`` are all the
         usable ones), it is degraded in place: named as that set, so that no route
-        changes; less others too (a link lost further on), a set of its own name."""
+        changes; less others too (a link lost further on), a set of its own name,
+        which the ports lacking towards every destination do not change."""
         if weights is None:
             cabled = self.cabled(dpid)
             if len(cabled) > len(ports) and set(ports) < set(cabled):
                 parent = next_hop_set(cabled, weights=None, distance=distance, dpid=dpid)
                 if parent is not None:
-                    in_place = ports == self.uplinks(dpid)
-                    hs = degraded_set(parent, ports) if in_place else derived_set(parent, ports)
+                    usable = self.uplinks(dpid)
+                    if ports == usable:
+                        hs = degraded_set(parent, ports)
+                    else:
+                        lacking = set(cabled).difference(usable)
+                        hs = derived_set(parent, ports, lacking=tuple(lacking))
                     if hs is not None:
                         return hs
         return next_hop_set(ports, weights=weights, distance=distance, dpid=dpid)

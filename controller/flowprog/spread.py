@@ -46,7 +46,10 @@ uplinks is derived *in place*: under the parent's own id, its moved buckets
 matching that id exactly. No route changes (they all write the parent's id,
 and the ports are lost for all of them), so a lost spine costs each leaf its
 moved buckets and an entry for other traffic (9 at 64 spines), not a rename
-of its ~1,000 routes and a second set of 513 entries.
+of its ~1,000 routes and a second set of 513 entries. A derived set is named
+as if the ports missing towards every destination were there: after a cut
+cable, a lost spine changes the derived sets' moved buckets and chains, not
+their names (their routes stay, nothing of theirs is deleted).
 
 This module decides entries for one switch's sets; it does not choose next
 hops (that is :mod:`controller.routing.nexthops`) and knows nothing of hosts.
@@ -121,6 +124,9 @@ class NextHopSet:
     offset: int
     parent: NextHopSet | None = None  # a derived set: the parent serves its other buckets
     in_place: bool = False  # a derived set named as its parent (see degraded_set)
+    # A derived set's name: its ports and those its switch lacks towards every
+    # destination (see derived_set); empty: its ports.
+    named: tuple[PortNo, ...] = ()
 
     @cached_property
     def set_id(self) -> int:
@@ -128,7 +134,7 @@ class NextHopSet:
         if self.parent is not None and self.in_place:
             return self.parent.set_id
         if self.parent is not None:
-            variant = zlib.crc32(repr(self.ports).encode()) & 0xFFFFFF or 1
+            variant = zlib.crc32(repr(self.named or self.ports).encode()) & 0xFFFFFF or 1
             return self.parent.set_id | variant << 32
         canon = repr((self.ports, self.weights, self.buckets, self.shift, self.offset)).encode()
         return _METADATA_TAG | zlib.crc32(canon)
@@ -137,12 +143,30 @@ class NextHopSet:
     def _route(self) -> tuple[Action, ...]:
         if self.parent is not None and self.in_place:
             return self.parent._route  # the very tuple: its routes' entries stay as they are
-        return (WriteMetadata(self.set_id), GotoTable(SPREAD_TABLE))
+        return _route_to(self.set_id)
+
+    @property
+    def ring(self) -> tuple[PortNo, ...]:
+        """The ports its buckets' failover chains go round: its own, and for a
+        set missing ports towards every destination (see derived_set) those too,
+        as its parent's chains hold them (a chain passes a port by while it is
+        down). A lost spine then leaves the chains as they were: a degraded set's
+        are its parent's, a derived set's those it had."""
+        if self.parent is not None and self.in_place:
+            return self.parent.ports
+        return self.named or self.ports
 
     def route_actions(self) -> tuple[Action, ...]:
         """What a table-0 route towards a destination of this set does (one tuple
         per set: routes of many hosts, and of every recomputation, share it)."""
         return self._route
+
+
+@lru_cache(maxsize=1 << 12)
+def _route_to(set_id: int) -> tuple[Action, ...]:
+    """One tuple per set id: a set named as before (a derived set whose switch lost a
+    spine besides, see derived_set) leaves its routes' entries as they are."""
+    return (WriteMetadata(set_id), GotoTable(SPREAD_TABLE))
 
 
 def next_hop_set(
@@ -191,11 +215,24 @@ def _interned_set(kept: tuple[tuple[PortNo, int], ...], distance: int, offset: i
     )
 
 
-def derived_set(parent: NextHopSet, ports: Sequence[PortNo]) -> NextHopSet | None:
+def derived_set(
+    parent: NextHopSet, ports: Sequence[PortNo], *, lacking: Sequence[PortNo] = ()
+) -> NextHopSet | None:
     """``parent`` less the ports not in ``ports``, as a derived set (see the module
     notes), or None: not a strict subset, more than a quarter of the parent's ports
-    gone, or a port loaded over :data:`MAX_DERIVED_OVERLOAD` times its share."""
-    return _derived(parent, tuple(sorted(ports)), False)
+    gone, or a port loaded over :data:`MAX_DERIVED_OVERLOAD` times its share.
+
+    ``lacking``: ports of ``parent`` its switch lacks towards every destination
+    (uplinks lost or drained, the parent then degraded in place). The set is named
+    as if they were there: a spine lost after a cable further on was cut leaves
+    the set of the destinations behind the cut its name, so their routes stay and
+    only its moved buckets change, instead of a set renamed (its entries and
+    groups added, the old ones deleted) and its routes rewritten. The name still
+    follows from the fabric's state alone (a restart finds it again), and on one
+    switch two such sets differ in their ports beside ``lacking``."""
+    kept = tuple(sorted(ports))
+    named = tuple(sorted({*kept, *lacking})) if lacking else ()
+    return _derived(parent, kept, False, named)
 
 
 def degraded_set(parent: NextHopSet, ports: Sequence[PortNo]) -> NextHopSet | None:
@@ -205,11 +242,13 @@ def degraded_set(parent: NextHopSet, ports: Sequence[PortNo]) -> NextHopSet | No
     moved buckets (matching that id exactly, above the parent's entries) are the
     whole change, and every route of the parent takes them, which is right because
     the ports they leave are lost for all of them."""
-    return _derived(parent, tuple(sorted(ports)), True)
+    return _derived(parent, tuple(sorted(ports)), True, ())
 
 
 @lru_cache(maxsize=1024)
-def _derived(parent: NextHopSet, kept: tuple[PortNo, ...], in_place: bool) -> NextHopSet | None:
+def _derived(
+    parent: NextHopSet, kept: tuple[PortNo, ...], in_place: bool, named: tuple[PortNo, ...]
+) -> NextHopSet | None:
     have = set(kept)
     lost = len(parent.ports) - len(kept)
     if len(kept) < 2 or not have < set(parent.ports) or lost > max(1, len(parent.ports) // 4):
@@ -223,6 +262,7 @@ def _derived(parent: NextHopSet, kept: tuple[PortNo, ...], in_place: bool) -> Ne
         offset=parent.offset,
         parent=parent,
         in_place=in_place,
+        named=named,
     )
     counts = Counter(bucket_ports(child))
     total = sum(child.weights)
@@ -263,9 +303,13 @@ def _overload(weights: Sequence[int], buckets: int) -> Fraction:
 def bucket_ports(hs: NextHopSet) -> tuple[PortNo, ...]:
     """The port of each bucket, interleaved (smooth weighted round robin on the counts).
     A derived set keeps its parent's, except that each bucket of a port it lacks goes
-    to its least loaded port (relative to weight; ties rotate with the bucket)."""
+    to its least loaded port (relative to weight; ties rotate with the bucket).
+    A derived set named with ports lacking everywhere moves from the buckets of
+    the set of its name (what it had before they were lost): a bucket moved
+    then stays where it went."""
     if hs.parent is not None:
-        return _moved_buckets(hs, hs.parent)
+        base = _derived(hs.parent, hs.named, False, ()) if hs.named else None
+        return _moved_buckets(hs, bucket_ports(base or hs.parent))
     buckets = hs.buckets
     counts = _counts(hs.weights, buckets, hs.offset)
     n = len(counts)
@@ -280,8 +324,8 @@ def bucket_ports(hs: NextHopSet) -> tuple[PortNo, ...]:
     return tuple(out)
 
 
-def _moved_buckets(hs: NextHopSet, parent: NextHopSet) -> tuple[PortNo, ...]:
-    out = list(bucket_ports(parent))
+def _moved_buckets(hs: NextHopSet, base: tuple[PortNo, ...]) -> tuple[PortNo, ...]:
+    out = list(base)
     index = {p: i for i, p in enumerate(hs.ports)}
     # A port's load relative to its weight, count / weight, as an integer that orders
     # alike: count x (lcm of the weights / weight).
@@ -354,10 +398,10 @@ def _set_entries(
     """Entries for ``buckets`` (bucket -> port) through failover chains that start at
     their port and go round the set, and the set's SELECT group for other traffic;
     ``priorities``: of the buckets' entries and of the other-traffic entry."""
-    ports = list(hs.ports)
+    ring = hs.ring
     used = set(buckets.values())
-    chains = {p: failover_chain(ports[i:] + ports[:i]) for i, p in enumerate(ports) if p in used}
-    fallback = select_group(ports, weights=dict(zip(hs.ports, hs.weights, strict=True)))
+    chains = {p: failover_chain(ring[i:] + ring[:i]) for i, p in enumerate(ring) if p in used}
+    fallback = select_group(hs.ports, weights=dict(zip(hs.ports, hs.weights, strict=True)))
     mask = (hs.buckets - 1) << hs.shift
     entries = [
         FlowEntry(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enginelab import EngineLab, arp_frame
+from enginelab import EngineLab, LabHost, arp_frame
 from synthetic import leaf_spine
 
 from controller.engine.connectivity import ARP_REPLY
@@ -71,6 +71,36 @@ def test_hosts_are_never_learned_on_fabric_ports() -> None:
         )
     assert lab.net.topo.hosts == {}
     assert lab.fake.hashes() == before  # nothing was programmed for them either
+
+
+def test_a_port_that_faced_a_lost_spine_is_no_edge_port_until_it_flaps() -> None:
+    """spine1's connection is lost with its links up: leaf1's port to it is up
+    without a link, but it is a lost uplink, not a host's port: no host is learned
+    there, no ARP relayed to it. Down and up again, it is a new port (a host may have
+    been plugged in) and trusted after its grace."""
+    lab = started()
+    for host in lab.hosts:
+        lab.garp(host)
+    uplink = lab.cable("leaf1", "spine1").src
+    lab.disconnect(lab.dpid("spine1"))
+    assert [p for p, _ in lab.net.topo.lost_uplinks(uplink.dpid)] == [uplink.port]
+    lab.advance(lab.net.config.edge_grace_s + 0.1)
+    stray = LabHost("stray", "02:00:00:00:77:09", "10.7.7.9", uplink)
+    lab.garp(stray)
+    assert stray.mac not in lab.net.topo.hosts
+    assert uplink.port not in lab.net._trap_ports(uplink.dpid, lab.now)
+    out = lab.arp(lab.hosts[0], target_ip="10.7.7.99")  # unknown: relayed to edge ports
+    relayed = {
+        PortRef(p.dpid, p.out_port)
+        for p in out.packets
+        if isinstance(p, PacketOut) and p.out_port is not None
+    }
+    assert relayed == {h.port for h in lab.hosts[1:]}  # not the uplink
+    lab.set_port(uplink, up=False)
+    lab.set_port(uplink, up=True)
+    lab.advance(lab.net.config.edge_grace_s + 0.1)
+    lab.garp(stray)
+    assert lab.net.topo.hosts[stray.mac].attach == uplink
 
 
 def test_a_port_that_just_came_up_is_not_trusted_yet() -> None:

@@ -287,9 +287,11 @@ def test_a_takeover_keeps_the_routes_of_leaves_that_lost_an_uplink() -> None:
     churn = lab.changes_since(before)
     assert churn.get("FlowDelete", 0) == 0, churn  # the sets' parents stay in use
     # Each leaf gains its moved buckets (16 over 4 spines: spine1's 4 go elsewhere,
-    # for UDP and TCP), the other traffic's entry, and a class trap on the port that
-    # faced spine1 (up without a link: an edge port after its grace); applied twice.
-    assert churn["FlowAdd"] == 2 * 4 * (2 * 4 + 1 + 1), churn
+    # for UDP and TCP) and the other traffic's entry, applied twice; no class trap on
+    # the port that faced spine1 (up without a link, but a lost uplink, not an edge
+    # port), and no failover chain (its parent's serve the moved buckets).
+    assert churn["FlowAdd"] == 2 * 4 * (2 * 4 + 1), churn
+    assert churn["GroupAdd"] == 4, churn  # each leaf's SELECT group for other traffic
     lost = [
         (s.name, d.name, p)
         for s in lab.hosts

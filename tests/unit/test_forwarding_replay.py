@@ -70,23 +70,34 @@ def test_a_lost_spine_replays_every_leaf_and_makes_no_entry_again(
     assert set(leaves) <= held.keys() and held == {d: fresh[d] for d in held}
 
 
-def test_after_a_lost_uplink_a_lost_spine_makes_entries_only_towards_that_leaf(
+def test_after_a_lost_uplink_a_lost_spine_makes_no_entry_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """leaf1 lost its cable to spine2 first: every leaf reaches leaf1 by a set derived
-    without spine2. Losing spine1 renames that set (it lacks both now), so each leaf
-    makes its entries towards leaf1 again, and keeps all others (leaf1's own set,
-    degraded in place by 2 of 8 spines, keeps its name)."""
+    without spine2. Losing spine1 takes it from that set too, which keeps its name
+    (spine1 is lacking towards every destination, so it does not name the set): no
+    leaf makes its entries towards leaf1 again, and each leaf's sets are claimed
+    under the names they had (leaf1's own set, degraded in place by 2 of 8 spines,
+    keeps its name too)."""
     world, compiler = _world(spines=8, leaves=6)
     leaves = _leaves(world)
     leaf1 = next(d for d, n in world.fabric.names.items() if n == "leaf1")
     world.down |= _cables_of(world, "spine2") & _cables_of(world, "leaf1")
-    compiler.compile(world.inputs())
+    before = compiler.compile(world.inputs())
     made, replays = _spy(monkeypatch)
     world.down |= _cables_of(world, "spine1")
     held = compiler.compile(world.inputs())
     assert len(replays) == len(leaves)
-    assert sorted(made) == sorted((leaf, leaf1) for leaf in leaves if leaf != leaf1)
+    assert made == []
+    for leaf in leaves:
+        added = held[leaf].sets.keys() - before[leaf].sets.keys()
+        assert before[leaf].sets.keys() <= held[leaf].sets.keys()
+        assert all(in_place for _, in_place in added)  # its parent degraded (leaf1's was)
+        assert bool(added) == (leaf != leaf1)
+        assert held[leaf].routes is before[leaf].routes  # not one route entry compared
+    others = [leaf for leaf in leaves if leaf != leaf1]
+    derived = {leaf: [k for k in held[leaf].sets if k[0] >> 32 & 0xFFFFFF] for leaf in others}
+    assert all(len(keys) == 1 for keys in derived.values())  # towards leaf1, renamed before
     monkeypatch.undo()
     fresh = ForwardingCompiler().compile(world.inputs())
     assert held == {d: fresh[d] for d in held}

@@ -192,6 +192,31 @@ def test_a_lone_restart_after_cut_cables_rewrites_nothing(cuts: list[tuple[str, 
     assert lab.undelivered() == []
 
 
+def test_a_lone_restart_after_a_cut_cable_and_a_lost_spine_rewrites_nothing() -> None:
+    """The sets towards the leaf behind the cut are named without the lost spine
+    (lacking towards every destination): the restarted controller, given the stored
+    lost uplinks, names them the same."""
+    lab = EngineLab(leaf_spine(8, 4)).ready()
+    stored = UplinkView(lab.store)
+    publisher = _publishing(lab, stored)
+    lab.set_cable("leaf1", "spine1", up=False)
+    for leaf in lab.fabric.leaves:
+        lab.set_cable(leaf, "spine8", up=False)
+    lab.run_for(2.0)
+    publisher.publish()
+    tables = lab.fake.hashes()
+    lab.restart(hosts=list(lab.net.topo.hosts.values()))
+    publisher = _publishing(lab, stored)
+    before = lab.fake.mods()
+    for dpid in sorted(lab.fabric.names):
+        lab.connect(dpid)
+        publisher.publish()
+    _settle(lab)
+    assert lab.changes_since(before) == {}
+    assert lab.fake.hashes() == tables
+    assert lab.undelivered() == []
+
+
 class _FailingStore(MemoryStore):
     """A store whose writes fail with ``failure`` while it is set."""
 

@@ -9,6 +9,8 @@ spine went: about a million operations for one spine.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 from enginelab import EngineLab, LabHost
 from synthetic import leaf_spine
@@ -69,6 +71,15 @@ def pairs(lab: EngineLab) -> list[tuple[LabHost, LabHost]]:
     return [(a, b) for a in hosts for b in hosts if a.port.dpid != b.port.dpid][::7]
 
 
+def spine_back(lab: EngineLab, spine: int) -> None:
+    """``spine`` connects again and its cables are discovered."""
+    lab.connect(spine)
+    for cable in lab.fake.links:
+        if spine in (cable.src.dpid, cable.dst.dpid):
+            lab.lldp(cable)
+    lab.tick()
+
+
 def test_a_lost_spine_rewrites_no_route_and_moves_only_its_buckets(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -120,11 +131,7 @@ def test_a_lost_spine_rewrites_no_route_and_moves_only_its_buckets(
                 assert path == was  # a flow that did not use the lost spine keeps its path
     assert lab.undelivered() == []
 
-    lab.connect(spine1)
-    for cable in lab.fake.links:
-        if spine1 in (cable.src.dpid, cable.dst.dpid):
-            lab.lldp(cable)
-    lab.tick()
+    spine_back(lab, spine1)
     for leaf in leaves:
         assert spread_entries(lab, leaf) == entries[leaf]  # the moved buckets are gone
         assert host_routes(lab, leaf) == routes[leaf]
@@ -171,3 +178,50 @@ def test_the_topology_remembers_lost_uplinks_while_their_ports_exist() -> None:
     topo.switch_down(leaf, now=6)
     assert topo.lost_uplinks(leaf) == ()  # forgotten with the switch
     assert topo.lost_uplinks(spine) == ()  # and the spine's port faced a leaf, no uplink
+
+
+def test_after_a_cut_cable_a_lost_spine_rewrites_no_route_and_deletes_no_entry() -> None:
+    """leaf1's cable to spine2 is cut: every other leaf reaches leaf1 by a set derived
+    without spine2. spine1 is then lost: that set keeps its name (spine1 is lacking
+    towards every destination), so no route changes and nothing is deleted; its
+    moved buckets and the degraded parent's are the whole change. Renamed, the set
+    cost each other leaf its 2 routes towards leaf1, a new set (its chains, its
+    moved buckets and other traffic) and the old set's entries and groups deleted."""
+    lab = EngineLab(leaf_spine(8, 5)).ready()
+    leaves = [f"leaf{i}" for i in range(1, 6)]
+    lab.set_cable("leaf1", "spine2", up=False)
+    lab.tick()
+    routes = {leaf: host_routes(lab, leaf) for leaf in leaves}
+    mods = lab.fake.mods()
+    spine1, spine2 = lab.dpid("spine1"), lab.dpid("spine2")
+
+    per_leaf = {leaf: Counter(lab.fake.switches[lab.dpid(leaf)].mods) for leaf in leaves}
+    lab.disconnect(spine1)
+
+    done = lab.fake.mods() - mods
+    assert done.get("FlowDelete", 0) == 0 and done.get("FlowModify", 0) == 0
+    for leaf in leaves:
+        assert host_routes(lab, leaf) == routes[leaf]  # no route rewritten
+    for leaf in leaves[1:]:
+        # 32 buckets over 8 spines: spine1's 4 move, for UDP and TCP, in the set towards
+        # leaf1 (its buckets moved off spine2 stay where they went) and in the set
+        # degraded in place, each with its other traffic's entry; applied twice. No
+        # class trap on the port to spine1 (a lost uplink), no failover chain for
+        # the degraded set (its parent's), no group deleted but the renamed SELECT.
+        done_here = Counter(lab.fake.switches[lab.dpid(leaf)].mods) - per_leaf[leaf]
+        assert done_here["FlowAdd"] == 2 * 2 * (2 * 4 + 1), (leaf, done_here)
+        assert done_here["GroupDelete"] == 1, (leaf, done_here)
+    for a, b in pairs(lab):
+        for p in range(0, 65536, 997):
+            res = lab.send(a, b, udp_src=p)
+            assert res.only_to(b.port), res.terminals
+            ((path,),) = [res.paths]
+            assert spine1 not in path
+            if b.port.dpid == lab.dpid("leaf1") or a.port.dpid == lab.dpid("leaf1"):
+                assert spine2 not in path
+    assert lab.undelivered() == []
+
+    spine_back(lab, spine1)
+    for leaf in leaves:
+        assert host_routes(lab, leaf) == routes[leaf]
+    assert lab.undelivered() == []

@@ -14,11 +14,13 @@ import pytest
 from enginelab import EngineLab, LabHost
 from synthetic import leaf_spine
 
+from controller.flowprog.entries import GroupType
 from controller.flowprog.spread import (
     MAX_DERIVED_OVERLOAD,
     SPREAD_TABLE,
     bucket_ports,
     compile_set,
+    degraded_set,
     derived_set,
     next_hop_set,
 )
@@ -98,3 +100,44 @@ def test_a_lost_uplink_costs_other_leaves_a_few_entries_and_keeps_their_flows() 
     lab.tick()
     assert spread_entries(lab, "leaf3") == entries_before  # the derived set is gone
     assert {p: lab.send(src, dst, udp_src=p).paths for p in ports} == path_before
+
+
+def test_ports_lacking_everywhere_do_not_name_a_derived_set() -> None:
+    """A derived set is named by its ports and those its switch lacks towards every
+    destination: losing such a port besides (a spine, after a cable further on was
+    cut) keeps the name, the content follows the ports it has."""
+    parent = full_set(8)
+    cut = derived_set(parent, [p for p in parent.ports if p != 3])
+    both = derived_set(parent, [p for p in parent.ports if p not in (3, 5)], lacking=[5])
+    assert cut is not None and both is not None
+    assert both.set_id == cut.set_id and both.ports == (1, 2, 4, 6, 7, 8)
+    assert 5 not in bucket_ports(both) and 3 not in bucket_ports(both)
+    assert both.route_actions() is cut.route_actions()  # routes keep their entries
+    unnamed = derived_set(parent, both.ports)  # the same ports, none lacking everywhere
+    assert unnamed is not None and unnamed.set_id != cut.set_id
+    other = derived_set(parent, [p for p in parent.ports if p not in (4, 5)], lacking=[5])
+    assert other is not None and other.set_id not in (cut.set_id, parent.set_id)
+    # A bucket moved off port 3 stays where it went unless that was port 5; the
+    # chains go round the same ports as before (5 is passed by while down): every
+    # entry of the cut set's stays but those to port 5 and the other traffic's.
+    was, now = bucket_ports(cut), bucket_ports(both)
+    assert all(now[b] == port for b, port in enumerate(was) if port != 5)
+    cut_entries, cut_groups = compile_set(cut, cookie=1)
+    both_entries, both_groups = compile_set(both, cookie=1)
+    to_five = sum(1 for b, port in enumerate(was) if port == 5 and bucket_ports(parent)[b] == 3)
+    assert len(set(cut_entries) - set(both_entries)) == 2 * to_five + 1
+    ff = [g for g in both_groups if g.type is GroupType.FAST_FAILOVER]
+    assert ff and all(len(g.buckets) == 7 for g in ff)  # round 1-8 less the cut port 3
+    first = {g.buckets[0].watch_port: g for g in cut_groups if g.type is GroupType.FAST_FAILOVER}
+    assert all(first.get(g.buckets[0].watch_port, g) == g for g in ff)  # the same chains
+    assert any(g.buckets[0].watch_port in first for g in ff)
+
+
+def test_a_degraded_set_fails_over_by_its_parents_chains() -> None:
+    parent = full_set(8)
+    degraded = degraded_set(parent, [p for p in parent.ports if p != 5])
+    assert degraded is not None
+    _, groups = compile_set(degraded, cookie=1)
+    _, parent_groups = compile_set(parent, cookie=1)
+    chains = {g for g in groups if g.type is GroupType.FAST_FAILOVER}
+    assert chains and chains <= set(parent_groups)  # no new chain for a lost spine
