@@ -160,3 +160,39 @@ def test_a_cut_spine_to_leaf_link_is_repaired_in_the_switches(
         )
     lost_with = measured["true"][0]
     assert lost_with <= 20 * RATE_PPS // 1000, f"{lost_with} packets (> 20 ms) lost with repair"
+
+
+def test_a_spine_without_its_controller_leaves_no_trap_on_the_leaves_ports_to_it(
+    fabricd_factory, fabric_factory
+):
+    """spine4 loses its controller connection; its ports stay up (fail-secure: it keeps
+    forwarding by its tables). The leaves' ports to it carry no link any more, but they
+    are lost uplinks, not edge ports: no class trap goes there (one would send the
+    first packets of AI flows arriving from spine4 to the controller as new flows from
+    a host), and every host still reaches every other. Reconnected, spine4 is used
+    again."""
+    fd, fab = _ready(fabricd_factory, fabric_factory, 4, 2, 1)
+    spine4 = fab.net.get("spine4")
+    target = spine4.vsctl("get-controller spine4").strip()
+    uplink, host_port = fab.uplink_port(1, 4), fab.port_between("leaf1", "l1h1")
+    assert _trapped_ports(fab, "leaf1") == {host_port}  # the policy's trap, at the host
+    spine4.vsctl("del-controller spine4")
+    wait_until(lambda: fd.value("fabric_switches_connected") == 5, timeout=20, what="spine4 gone")
+    time.sleep(3.0)  # past the edge ports' grace (2 probe intervals), forwarding settled
+    assert _trapped_ports(fab, "leaf1") == {host_port}, f"a trap on uplink {uplink}"
+    assert fab.ping_mesh() == []
+    spine4.vsctl(f"set-controller spine4 {target}")
+    wait_discovered(fd, switches=6, links=16, timeout=30)
+    assert fab.ping_mesh() == []
+    fd.assert_clean_log()
+
+
+def _trapped_ports(fab, switch: str) -> set[int]:
+    """The in_ports of ``switch``'s entries that send packets to the controller from a
+    port (the class traps)."""
+    out = fab.net.get(switch).cmd(f"ovs-ofctl --no-names -O OpenFlow13 dump-flows {switch}")
+    ports = set()
+    for line in out.splitlines():
+        if "CONTROLLER" in line and "in_port=" in line:
+            ports.add(int(line.split("in_port=")[1].split(",")[0].split(" ")[0]))
+    return ports
