@@ -262,7 +262,10 @@ class FlowPlacer:
         backups = {}
         if self.failover_groups and len(flow.path.switches) > 1:
             ingress = flow.ingress.dpid
-            backups = {ingress: self.state.next_hops(ingress, flow.egress.dpid)}
+            hops = self.state.next_hops(ingress, flow.egress.dpid)
+            if lacking := self.net.topo.uplinks_lacking(ingress):  # the spread set's chain
+                hops = tuple(sorted(lacking.union(hops)))
+            backups = {ingress: hops}
         return compile_flow(
             flow.five_tuple,
             flow_id=flow.flow_id,

@@ -56,6 +56,9 @@ __all__ = ["HOST_SEEN_RESOLUTION_S", "Topology", "link_name"]
 HOST_SEEN_RESOLUTION_S = 30.0
 
 
+_NO_PORTS: frozenset[PortNo] = frozenset()
+
+
 class Topology:
     """What the controller knows about the fabric right now."""
 
@@ -235,6 +238,20 @@ class Topology:
     def all_lost_uplinks(self) -> dict[Dpid, tuple[tuple[PortNo, Dpid], ...]]:
         """:meth:`lost_uplinks` of every switch that has some."""
         return {d: tuple(sorted(ups.items())) for d, ups in self._lost_uplinks.items() if ups}
+
+    def uplinks_lacking(self, dpid: Dpid) -> frozenset[PortNo]:
+        """``dpid``'s uplinks it uses towards no destination: lost (the port without
+        its link) or drained. A leaf's spread sets' failover chains go round them too
+        (a chain passes a down port by), and so does a new flow's: its chain is then
+        the set's own group, on the switch already."""
+        lost = self._lost_uplinks.get(dpid)
+        if not lost and not self.drained:
+            return _NO_PORTS
+        ports = set(lost or ())
+        for lid in self.drained:
+            if lid.src.dpid == dpid and not self.host_facing(lid.dst.dpid):
+                ports.add(lid.src.port)
+        return frozenset(ports)
 
     def was_fabric(self, ref: PortRef) -> bool:
         """Whether ``ref`` carried a link since it came up (also a lost uplink

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enginelab import EngineLab
+from enginelab import EngineLab, LabHost
 from synthetic import leaf_spine
 
 from controller.engine.monitor import LinkMonitor
@@ -10,12 +10,13 @@ from controller.engine.outputs import EventKind
 from controller.engine.placement import FlowPlacer
 from controller.fabric.events import LinkDown
 from controller.fabric.model import FiveTuple, PortRef
-from controller.flowprog.entries import Cookie, CookieKind, Match
+from controller.flowprog.entries import Cookie, CookieKind, GroupEntry, Match
 from controller.flowprog.forwarding import PRIO_HOST
 from controller.flowprog.plan import Barrier, FlowAdd
 from controller.policy.book import PolicyBook
 from controller.policy.model import FlowMatch, Policy, PortRange, Strategy
 from controller.te.engineer import TrafficEngineer
+from controller.te.flowtable import TrackedFlow
 from controller.telemetry import CapacityConfig
 
 AI = Policy(
@@ -211,6 +212,44 @@ def test_a_new_flow_is_one_flow_mod_its_failover_chain_is_the_spread_sets() -> N
     lab, flows = ready(spines=4, leaves=3)
     src, dst = lab.hosts[0], lab.hosts[2]
     ingress = src.port.dpid
+    uplinks, flow, group, sport = _one_flow_mod_each(lab, flows, src, dst)
+    assert len(uplinks) == 4  # least-utilized spread them over every spine
+    # The last flow's uplink dies (before the controller hears of it): the switch
+    # sends the flow on through the next port of its chain.
+    lab.fake.down.add(flow.path.links[0].src)
+    backup = group.buckets[1].watch_port
+    walk = lab.send(src, dst, udp_src=sport)
+    assert walk.only_to(dst.port)
+    ((_, second, _),) = walk.paths
+    (via,) = [lid.dst.dpid for lid in lab.net.topo.links if lid.src == PortRef(ingress, backup)]
+    assert second == via != flow.path.switches[1]
+
+
+def test_after_a_lost_spine_a_new_flow_is_still_one_flow_mod() -> None:
+    """spine4's connection is lost: each leaf's spread set is degraded in place and its
+    buckets fail over by its parent's chains, which go round spine4's port too (passed
+    by while down). A new flow's chain goes round the same ports, so it is that very
+    group again: one flow-mod, on the three spines left."""
+    lab = EngineLab(leaf_spine(4, 3))
+    lab.start()
+    lab.learn_all()
+    lab.run_for(lab.net.config.warmup_s)
+    lost = lab.cable("leaf1", "spine4").src.port
+    lab.disconnect(lab.dpid("spine4"))
+    book = PolicyBook([AI])
+    monitor = LinkMonitor(capacity=CapacityConfig.from_config(20.0, {}))
+    flows = FlowPlacer(lab.net, monitor, book=lambda: book, engineer=TrafficEngineer())
+    uplinks, *_ = _one_flow_mod_each(lab, flows, lab.hosts[0], lab.hosts[2])
+    assert len(uplinks) == 3 and lost not in uplinks
+
+
+def _one_flow_mod_each(
+    lab: EngineLab, flows: FlowPlacer, src: LabHost, dst: LabHost
+) -> tuple[set[int], TrackedFlow, GroupEntry, int]:
+    """40 new flows ``src`` -> ``dst``, each set up by one flow-mod whose failover
+    chain (4 ports, its primary first) the ingress holds already; each delivered on
+    its path. Returns their primary uplinks, and the last flow, its group, its port."""
+    ingress = src.port.dpid
     installed = lab.fake.switches[ingress].groups
     uplinks = set()
     for sport in range(40000, 40040):
@@ -228,16 +267,7 @@ def test_a_new_flow_is_one_flow_mod_its_failover_chain_is_the_spread_sets() -> N
         uplinks.add(primary)
         lab.fake.apply(program)
         assert lab.send(src, dst, udp_src=sport).paths == {flow.path.switches}
-    assert len(uplinks) == 4  # least-utilized spread them over every spine
-    # The last flow's uplink dies (before the controller hears of it): the switch
-    # sends the flow on through the next port of its chain.
-    lab.fake.down.add(flow.path.links[0].src)
-    backup = group.buckets[1].watch_port
-    walk = lab.send(src, dst, udp_src=sport)
-    assert walk.only_to(dst.port)
-    ((_, second, _),) = walk.paths
-    (via,) = [lid.dst.dpid for lid in lab.net.topo.links if lid.src == PortRef(ingress, backup)]
-    assert second == via != flow.path.switches[1]
+    return uplinks, flow, group, sport
 
 
 def test_a_failure_moves_its_flows_in_one_program_new_paths_built_before_any_flip() -> None:

@@ -15,7 +15,7 @@ import pytest
 from enginelab import EngineLab, LabHost
 from synthetic import leaf_spine
 
-from controller.fabric.model import Port, PortRef
+from controller.fabric.model import LinkId, Port, PortRef
 from controller.fabric.topology import Topology
 from controller.flowprog import forwarding
 from controller.flowprog.entries import FlowEntry
@@ -160,10 +160,20 @@ def test_the_topology_remembers_lost_uplinks_while_their_ports_exist() -> None:
     for a, b in ((PortRef(leaf, 1), PortRef(spine, 1)), (PortRef(other, 1), PortRef(spine, 2))):
         topo.lldp_seen(tx=a, rx=b, now=0)
         topo.lldp_seen(tx=b, rx=a, now=0)
-    assert topo.lost_uplinks(leaf) == ()
+    assert topo.lost_uplinks(leaf) == () and topo.uplinks_lacking(leaf) == frozenset()
+    up, down = (
+        LinkId(PortRef(leaf, 1), PortRef(spine, 1)),
+        LinkId(PortRef(spine, 2), PortRef(other, 1)),
+    )
+    topo.set_drained(up, True)
+    topo.set_drained(down, True)  # a spine's link down to a leaf is no uplink
+    assert topo.uplinks_lacking(leaf) == {1} and topo.uplinks_lacking(spine) == frozenset()
+    topo.set_drained(up, False)
+    topo.set_drained(down, False)
 
     topo.switch_down(spine, now=1)  # its links go: the leaves' ports to it were uplinks
     assert topo.lost_uplinks(leaf) == ((1, spine),) and topo.lost_uplinks(other) == ((1, spine),)
+    assert topo.uplinks_lacking(leaf) == {1}
     assert topo.lost_uplinks(spine) == ()  # its ports faced leaves, not uplinks
 
     topo.switch_up(spine, name="spine", ports=ports(1, 2), now=2)
