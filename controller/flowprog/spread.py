@@ -396,7 +396,8 @@ def _set_entries(
     cookie: int,
 ) -> tuple[tuple[FlowEntry, ...], tuple[GroupEntry, ...]]:
     """Entries for ``buckets`` (bucket -> port) through failover chains that start at
-    their port and go round the set, and the set's SELECT group for other traffic;
+    their port and go round the set's :attr:`~NextHopSet.ring`, and the set's SELECT
+    group (over its own ports) for other traffic;
     ``priorities``: of the buckets' entries and of the other-traffic entry."""
     ring = hs.ring
     used = set(buckets.values())
