@@ -28,14 +28,24 @@ AI = Policy(
 
 
 def ready(spines: int = 2, leaves: int = 2) -> tuple[EngineLab, FlowPlacer]:
+    lab = started(spines, leaves)
+    return lab, placer(lab)
+
+
+def started(spines: int, leaves: int) -> EngineLab:
+    """A fabric up, its hosts learned, the warm-up over."""
     lab = EngineLab(leaf_spine(spines, leaves))
     lab.start()
     lab.learn_all()
     lab.run_for(lab.net.config.warmup_s)
+    return lab
+
+
+def placer(lab: EngineLab) -> FlowPlacer:
+    """A flow placer for the AI policy on the lab's fabric as it is now."""
     monitor = LinkMonitor(capacity=CapacityConfig.from_config(20.0, {}))
     book = PolicyBook([AI])
-    flows = FlowPlacer(lab.net, monitor, book=lambda: book, engineer=TrafficEngineer())
-    return lab, flows
+    return FlowPlacer(lab.net, monitor, book=lambda: book, engineer=TrafficEngineer())
 
 
 def _forget_spine_routes(lab: EngineLab, dst_mac: str) -> None:
@@ -230,16 +240,10 @@ def test_after_a_lost_spine_a_new_flow_is_still_one_flow_mod() -> None:
     buckets fail over by its parent's chains, which go round spine4's port too (passed
     by while down). A new flow's chain goes round the same ports, so it is that very
     group again: one flow-mod, on the three spines left."""
-    lab = EngineLab(leaf_spine(4, 3))
-    lab.start()
-    lab.learn_all()
-    lab.run_for(lab.net.config.warmup_s)
+    lab = started(4, 3)
     lost = lab.cable("leaf1", "spine4").src.port
     lab.disconnect(lab.dpid("spine4"))
-    book = PolicyBook([AI])
-    monitor = LinkMonitor(capacity=CapacityConfig.from_config(20.0, {}))
-    flows = FlowPlacer(lab.net, monitor, book=lambda: book, engineer=TrafficEngineer())
-    uplinks, *_ = _one_flow_mod_each(lab, flows, lab.hosts[0], lab.hosts[2])
+    uplinks, *_ = _one_flow_mod_each(lab, placer(lab), lab.hosts[0], lab.hosts[2])
     assert len(uplinks) == 3 and lost not in uplinks
 
 
