@@ -110,9 +110,7 @@ def check_flow(
     groups: Mapping[int, GroupEntry],
     meters: Mapping[int, MeterEntry],
 ) -> None:
-    tagged = _VALID_MATCHES.get(entry.match)
-    if tagged is None:
-        tagged = _check_match(dpid, entry.match)
+    tagged = _check_match(dpid, entry.match)
     if entry.meter_id is not None and entry.meter_id not in meters:
         raise OpenFlowError(dpid, "BAD_METER", f"flow {entry.match} uses {entry.meter_id}")
     try:
@@ -136,15 +134,24 @@ class _FlowLabel:
         return f"flow {self.match}"
 
 
-# Matches that passed the checks (a match's validity depends on nothing else), with
-# whether they guarantee a VLAN tag: one flow's match meets every switch on its path.
-_VALID_MATCHES: dict[Match, bool] = {}
-_VALID_MATCHES_MAX = 4096
+# Shapes of unmasked matches that passed the checks, with whether they guarantee a
+# VLAN tag. Without masks a match's validity depends on its field names, the values
+# of the fields others depend on (``eth_type``, ``ip_proto``) and ``vlan_vid`` alone:
+# every new flow's 5-tuple match has one of a few shapes.
+_SHAPE_FIELDS = (*sorted({need for need, _ in PREREQ.values()}), "vlan_vid")
+_VALID_SHAPES: dict[tuple[object, ...], bool] = {}
+_VALID_SHAPES_MAX = 4096
 
 
 def _check_match(dpid: Dpid, match: Match) -> bool:
     """Fields, prerequisites and masks of ``match``; whether it admits tagged packets only."""
     fields = match.as_dict()
+    shape: tuple[object, ...] | None = None
+    if tuple not in map(type, fields.values()):  # no masked value (all checked in C)
+        shape = (tuple(fields), *map(fields.get, _SHAPE_FIELDS))
+        known = _VALID_SHAPES.get(shape)
+        if known is not None:
+            return known
     for name, value in fields.items():
         if name not in FIELDS:
             raise OpenFlowError(dpid, "BAD_FIELD", f"{name} in {match}")
@@ -156,9 +163,10 @@ def _check_match(dpid: Dpid, match: Match) -> bool:
         if isinstance(value, tuple) and number(value[0]) & ~number(value[1]):
             raise OpenFlowError(dpid, "BAD_WILDCARDS", f"{name}={value}")
     tagged = _tag_guaranteed(fields.get("vlan_vid"))
-    if len(_VALID_MATCHES) >= _VALID_MATCHES_MAX:
-        _VALID_MATCHES.clear()
-    _VALID_MATCHES[match] = tagged
+    if shape is not None:
+        if len(_VALID_SHAPES) >= _VALID_SHAPES_MAX:
+            _VALID_SHAPES.clear()
+        _VALID_SHAPES[shape] = tagged
     return tagged
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from typing import ClassVar
+from typing import ClassVar, final
 
 __all__ = [
     "MatchValue",
@@ -129,6 +129,7 @@ class SetField:
     value: int
 
 
+@final  # the instructions are told from actions by type (split_instructions)
 @dataclass(frozen=True, order=True)
 class WriteMetadata:
     """Instruction: set the pipeline metadata register (carried to later tables)."""
@@ -137,6 +138,7 @@ class WriteMetadata:
     mask: int = 0xFFFFFFFFFFFFFFFF
 
 
+@final
 @dataclass(frozen=True, order=True)
 class GotoTable:
     """Instruction: continue the lookup in a later table."""
@@ -147,6 +149,7 @@ class GotoTable:
 Action = (
     Output | ToController | GroupAction | PushVlan | PopVlan | SetField | WriteMetadata | GotoTable
 )
+_INSTRUCTIONS = frozenset({WriteMetadata, GotoTable})  # final classes: type() tells them
 
 IN_PORT = 0xFFFFFFF8  # OFPP_IN_PORT: Output(IN_PORT) sends a packet back where it came in
 OFPVID_PRESENT = 0x1000  # the "a tag is present" bit of every vlan_vid value
@@ -162,6 +165,8 @@ def split_instructions(
     goto-table), so the two instructions may only end the list, in that order.
     Raises ValueError otherwise, or if a group bucket's list holds one.
     """
+    if _INSTRUCTIONS.isdisjoint(map(type, actions)):  # the usual list: actions only
+        return tuple(actions), None, None
     apply = list(actions)
     goto: GotoTable | None = None
     meta: WriteMetadata | None = None
@@ -171,7 +176,7 @@ def split_instructions(
     if apply and isinstance(last := apply[-1], WriteMetadata):
         meta = last
         apply.pop()
-    if any(isinstance(a, WriteMetadata | GotoTable) for a in apply):
+    if not _INSTRUCTIONS.isdisjoint(map(type, apply)):
         raise ValueError(f"instructions must end the action list: {actions}")
     return tuple(apply), meta, goto
 

@@ -21,12 +21,16 @@ from controller.fabric.model import Dpid, FiveTuple, LinkId, PortRef, link_order
 from controller.flowprog.entries import (
     Bucket,
     FlowEntry,
+    GotoTable,
     GroupAction,
     GroupEntry,
     GroupType,
     Match,
     MeterEntry,
     Output,
+    PushVlan,
+    WriteMetadata,
+    split_instructions,
 )
 from controller.flowprog.groups import failover_chain, failover_group, group_id_for
 from controller.flowprog.plan import (
@@ -230,6 +234,39 @@ def test_a_remembered_valid_match_does_not_excuse_the_rest_of_an_entry() -> None
         check_flow(1, FlowEntry(1, match, (Output(1),), 1, meter_id=3), groups={}, meters={})
     with pytest.raises(OpenFlowError, match="BAD_PREREQ"):
         check_flow(1, FlowEntry(1, Match.of(udp_src=9), (Output(1),), 1), groups={}, meters={})
+
+
+def test_a_remembered_match_shape_does_not_excuse_other_values_or_masks() -> None:
+    def check(**fields: object) -> None:
+        check_flow(1, FlowEntry(1, Match.of(**fields), (Output(1),), 1), groups={}, meters={})
+
+    check(eth_type=0x0800, ip_proto=17, udp_src=9, udp_dst=4791)
+    check(eth_type=0x0800, ip_proto=17, udp_src=10, udp_dst=4792)  # same shape: remembered
+    with pytest.raises(OpenFlowError, match="BAD_PREREQ"):  # same names, TCP: not the shape
+        check(eth_type=0x0800, ip_proto=6, udp_src=9, udp_dst=4791)
+    with pytest.raises(OpenFlowError, match="BAD_PREREQ"):
+        check(eth_type=0x0806, ip_proto=17, udp_src=9, udp_dst=4791)
+    with pytest.raises(OpenFlowError, match="BAD_WILDCARDS"):  # masked: checked every time
+        check(eth_type=0x0800, ip_proto=17, udp_src=(0x0F, 0x01), udp_dst=4791)
+    with pytest.raises(OpenFlowError, match="BAD_MASK"):
+        check(eth_type=(0x0800, 0xFFFF), ip_proto=17, udp_src=9, udp_dst=4791)
+    # A tag is a property of the vlan_vid value, not of the names.
+    tagged = (PushVlan(0x8100),)
+    with pytest.raises(AssertionError, match="single VLAN tag"):
+        check_flow(1, FlowEntry(1, Match.of(vlan_vid=0x1005), tagged, 1), groups={}, meters={})
+    check_flow(1, FlowEntry(1, Match.of(vlan_vid=0x0000), tagged, 1), groups={}, meters={})
+    with pytest.raises(AssertionError, match="single VLAN tag"):
+        check_flow(1, FlowEntry(1, Match.of(vlan_vid=0x1006), tagged, 1), groups={}, meters={})
+
+
+def test_instructions_are_split_off_the_end_and_nowhere_else() -> None:
+    plain = (Output(1), GroupAction(2))
+    assert split_instructions(plain) == (plain, None, None)
+    assert split_instructions(list(plain)) == (plain, None, None)
+    meta, goto = WriteMetadata(7), GotoTable(3)
+    assert split_instructions((*plain, meta, goto)) == (plain, meta, goto)
+    with pytest.raises(ValueError, match="must end the action list"):
+        split_instructions((goto, Output(1)))
 
 
 def test_a_link_hash_is_the_generated_one_and_not_pickled() -> None:
