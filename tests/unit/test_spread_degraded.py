@@ -190,6 +190,33 @@ def test_the_topology_remembers_lost_uplinks_while_their_ports_exist() -> None:
     assert topo.lost_uplinks(spine) == ()  # and the spine's port faced a leaf, no uplink
 
 
+def test_a_restored_lost_uplink_is_trusted_as_fabric_only_while_it_stayed_up() -> None:
+    """After a restart the store lists a leaf's lost uplinks. One whose port is up
+    carried a link since it came up: no host's port. One whose port is down now
+    went down since: whatever is plugged in when it comes up may be a host."""
+    topo = Topology()
+    leaf, spine = 1, 2
+    topo.switch_up(
+        leaf,
+        name="leaf",
+        ports=[
+            Port(1, "p1", "02:00:00:00:00:01", up=True),
+            Port(2, "p2", "02:00:00:00:00:02", up=False),
+            Port(9, "p9", "02:00:00:00:00:09", up=True),
+        ],
+        now=0,
+    )
+    topo.restore_lost_uplinks(leaf, [(1, spine), (2, spine), (7, spine)])
+    assert topo.lost_uplinks(leaf) == ((1, spine), (2, spine))  # port 7 does not exist
+    assert topo.was_fabric(PortRef(leaf, 1)) and not topo.was_fabric(PortRef(leaf, 2))
+    assert not topo.was_fabric(PortRef(leaf, 9))  # never an uplink
+    topo.port_update(leaf, Port(2, "p2", "02:00:00:00:00:02", up=True), now=1)
+    assert not topo.was_fabric(PortRef(leaf, 2))  # came up: a new port
+    topo.port_update(leaf, Port(1, "p1", "02:00:00:00:00:01", up=False), now=2)
+    topo.port_update(leaf, Port(1, "p1", "02:00:00:00:00:01", up=True), now=3)
+    assert not topo.was_fabric(PortRef(leaf, 1))  # flapped: a new port too
+
+
 def test_after_a_cut_cable_a_lost_spine_rewrites_no_route_and_deletes_no_entry() -> None:
     """leaf1's cable to spine2 is cut: every other leaf reaches leaf1 by a set derived
     without spine2. spine1 is then lost: that set keeps its name (spine1 is lacking
