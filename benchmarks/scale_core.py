@@ -211,7 +211,7 @@ def machine_info() -> dict[str, Any]:
         "networkx": nx.__version__,
         "numpy": np.__version__,
         # The heap's allocator counts at 64 x 512 (a ~1 GiB heap: TLB misses), so
-        # a number says which one it ran on (README, "The heap's pages").
+        # a number says which one it ran on (benchmarks/HISTORY.md, "The heap's pages").
         "allocator": {
             "PYTHONMALLOC": os.environ.get("PYTHONMALLOC", ""),
             "GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES", ""),
@@ -500,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "machine": machine_info(),
         # The VM's speed varies from day to day: compare rates of runs whose
-        # probes agree (README, "Comparing runs").
+        # probes agree (benchmarks/HISTORY.md, "A slow machine, a probe that sees it").
         "speed": {"before": speed_before, "after": speed_probe()},
         "total_seconds": round(time.perf_counter() - started, 1),
         "results": results,
