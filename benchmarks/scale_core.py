@@ -192,7 +192,10 @@ def engine_measurements(
         )
     ring = min(e.JOB_RING_HOSTS, (8 if both else 2) * size.leaves)
     job = e.job_place(fab, seed=seed, ring_hosts=ring)
-    log(f"  {size.label} job ring of {job['ring_hosts']} hosts: {job['apply_s']} s")
+    log(
+        f"  {size.label} job ring of {job['ring_hosts']} hosts: {job['apply_s']} s "
+        f"({job['gc_s']} s of it in the garbage collector)"
+    )
     return {
         "engine": {"heap_policy": runs[True], "no_heap_policy": runs.get(False)},
         "engine_setups_per_s": runs[True]["setups_per_s"],
@@ -367,7 +370,7 @@ def _engine_markdown(report: dict[str, Any]) -> list[str]:
         "| lines/flow "
         "| hub tick s per simulated s (poll interval s) | views published s "
         "| bring-up: forwarding compile s "
-        "/ apply s / links s | job: ring hosts / s "
+        "/ apply s / links s | job: ring hosts / s (of it gc) "
         "| spine lost: flows / operations / engine s + fake switches s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -383,7 +386,7 @@ def _engine_markdown(report: dict[str, Any]) -> list[str]:
             f"| {on['tick_s_per_simulated_second']} ({on['poll']['interval_s']}) "
             f"| {on['views']['publish_s']} "
             f"| {cpu['forwarding_compile_s']} / {cpu['forwarding_apply_s']} / {cpu['lldp_s']} "
-            f"| {r['job']['ring_hosts']:,} / {r['job']['apply_s']} "
+            f"| {r['job']['ring_hosts']:,} / {r['job']['apply_s']} (gc {r['job']['gc_s']}) "
             f"| {_spine_down(on['spine_down'])} |"
         )
     return lines

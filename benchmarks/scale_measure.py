@@ -141,7 +141,7 @@ class Placed:
     load: dict[LinkId, float]
 
 
-class _CollectorClock:
+class CollectorClock:
     """CPU seconds spent in garbage collections while it is installed."""
 
     def __init__(self) -> None:
@@ -154,7 +154,7 @@ class _CollectorClock:
         else:
             self.seconds += time.process_time() - self._began
 
-    def __enter__(self) -> _CollectorClock:
+    def __enter__(self) -> CollectorClock:
         gc.callbacks.append(self)
         return self
 
@@ -196,7 +196,7 @@ def place_all(
     cpu = wall = collecting = 0.0
     gc.collect()
     gc.freeze()  # the fabric and the workload are the benchmark's, not the core's
-    with CollectorSettings(), _CollectorClock() as clock:
+    with CollectorSettings(), CollectorClock() as clock:
         for start in range(0, len(flows), POLL_EVERY):
             batch = flows[start : start + POLL_EVERY]
             c0, w0, g0 = time.process_time(), time.perf_counter(), clock.seconds

@@ -40,3 +40,4 @@ def test_quick_benchmark_writes_json_and_markdown(tmp_path: Path) -> None:
         assert on["placed"] == on["timed_flows"] == r["flows"] - min(200, r["flows"] // 5)
         assert on["lines_per_setup"] > 100
         assert r["job"]["ring_hosts"] >= 2 and r["job_place_s"] > 0
+        assert 0 <= r["job"]["gc_s"] <= r["job"]["apply_s"] + 0.01  # part of the job's time
