@@ -134,24 +134,26 @@ class _FlowLabel:
         return f"flow {self.match}"
 
 
-# Shapes of unmasked matches that passed the checks, with whether they guarantee a
-# VLAN tag. Without masks a match's validity depends on its field names, the values
-# of the fields others depend on (``eth_type``, ``ip_proto``) and ``vlan_vid`` alone:
-# every new flow's 5-tuple match has one of a few shapes.
+# Matches that passed the checks, with whether they guarantee a VLAN tag. An
+# unmasked match is remembered by its shape: its validity depends on its field
+# names, the values of the fields others depend on (``eth_type``, ``ip_proto``)
+# and ``vlan_vid`` alone, so every new flow's 5-tuple match has one of a few
+# shapes. A masked one is remembered as itself (the spread tables' entries meet
+# every leaf).
 _SHAPE_FIELDS = (*sorted({need for need, _ in PREREQ.values()}), "vlan_vid")
-_VALID_SHAPES: dict[tuple[object, ...], bool] = {}
-_VALID_SHAPES_MAX = 4096
+_VALID: dict[object, bool] = {}
+_VALID_MAX = 4096
 
 
 def _check_match(dpid: Dpid, match: Match) -> bool:
     """Fields, prerequisites and masks of ``match``; whether it admits tagged packets only."""
     fields = match.as_dict()
-    shape: tuple[object, ...] | None = None
+    key: object = match
     if tuple not in map(type, fields.values()):  # no masked value (all checked in C)
-        shape = (tuple(fields), *map(fields.get, _SHAPE_FIELDS))
-        known = _VALID_SHAPES.get(shape)
-        if known is not None:
-            return known
+        key = (tuple(fields), *map(fields.get, _SHAPE_FIELDS))
+    known = _VALID.get(key)
+    if known is not None:
+        return known
     for name, value in fields.items():
         if name not in FIELDS:
             raise OpenFlowError(dpid, "BAD_FIELD", f"{name} in {match}")
@@ -163,10 +165,9 @@ def _check_match(dpid: Dpid, match: Match) -> bool:
         if isinstance(value, tuple) and number(value[0]) & ~number(value[1]):
             raise OpenFlowError(dpid, "BAD_WILDCARDS", f"{name}={value}")
     tagged = _tag_guaranteed(fields.get("vlan_vid"))
-    if shape is not None:
-        if len(_VALID_SHAPES) >= _VALID_SHAPES_MAX:
-            _VALID_SHAPES.clear()
-        _VALID_SHAPES[shape] = tagged
+    if len(_VALID) >= _VALID_MAX:
+        _VALID.clear()
+    _VALID[key] = tagged
     return tagged
 
 
