@@ -55,7 +55,7 @@ from controller.jobs.model import Job
 from controller.policy.model import FlowMatch, Policy, PortRange, Strategy
 from controller.telemetry import CapacityConfig, PortCounters
 
-__all__ = ["ENGINE_HOSTS_PER_LEAF", "bring_up", "engine_setups", "job_place"]
+__all__ = ["ENGINE_HOSTS_PER_LEAF", "bring_up", "engine_setups", "job_place", "run_setups"]
 
 ENGINE_HOSTS_PER_LEAF = 2  # hosts per leaf for the setup measurement
 LINK_BPS = 100e9
@@ -230,7 +230,13 @@ class _Traffic:
             )
 
 
-def _setups(lab: EngineDriver, publisher: Publisher, flows: list[NewFlow]) -> dict[str, Any]:
+def run_setups(
+    lab: EngineDriver,
+    publisher: Publisher,
+    flows: list[NewFlow],
+    *,
+    first: Callable[..., tuple[float, float]] = first_packet,
+) -> dict[str, Any]:
     """Every flow's first packet through the engine; the hub's tick after each
     simulated second, timed apart. The switches' port counters show the traffic
     of the flows placed (:class:`_Traffic`), also outside the timed region. As in
@@ -243,6 +249,9 @@ def _setups(lab: EngineDriver, publisher: Publisher, flows: list[NewFlow]) -> di
     applying the programs is timed per call with the performance counter: reading
     the process CPU clock is a system call (~0.5 us here) and four of them per
     flow would add ~2 us to a ~100 us setup.
+
+    ``first``: handles one flow's first packet as :func:`first_packet` does (which
+    it is unless a caller wraps it, as :mod:`benchmarks.setup_steps` does).
     """
     absorb = publisher.absorb
     t0 = lab.now
@@ -252,7 +261,7 @@ def _setups(lab: EngineDriver, publisher: Publisher, flows: list[NewFlow]) -> di
     for start in range(0, len(flows), TICK_EVERY):
         cpu0 = time.process_time()
         for i, flow in enumerate(flows[start : start + TICK_EVERY], start):
-            in_engine, in_switches = first_packet(lab, absorb, flow, now=t0 + i * ARRIVAL_S)
+            in_engine, in_switches = first(lab, absorb, flow, now=t0 + i * ARRIVAL_S)
             engine_s += in_engine
             switch_s += in_switches
         window_s = time.process_time() - cpu0
@@ -305,7 +314,7 @@ def engine_setups(
         gc.freeze()  # the workload, the switches' tables and startup: not the setups' garbage
         publisher = Publisher(lab.engine, bus=EventBus(), metrics=lab.metrics, clock=Clock())
         lab.on_output = publisher.absorb  # the ticks' outputs, as the hub's execute does
-        timing = _setups(lab, publisher, timed)
+        timing = run_setups(lab, publisher, timed)
         placed = len(lab.engine.placer.te)
         _check(lab, sample, placed=True)
         views = publish_views(publisher, lab)

@@ -28,10 +28,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from benchmarks.flowsetup import ARRIVAL_S, first_packet, workload
+from benchmarks.flowsetup import first_packet, workload
 from benchmarks.oneline import OneLineParser
 from benchmarks.report import speed_probe, utc_now
-from benchmarks.scale_engine import ENGINE_HOSTS_PER_LEAF, TICK_EVERY, bring_up, driver_for
+from benchmarks.scale_engine import ENGINE_HOSTS_PER_LEAF, bring_up, driver_for, run_setups
 from benchmarks.scale_measure import LINK_BPS, CollectorSettings, synthetic
 from controller.app.clock import Clock
 from controller.app.publisher import Publisher
@@ -138,20 +138,13 @@ def measure(spines: int, leaves: int, flows: int, *, seed: int = 1) -> dict[str,
         gc.freeze()  # the workload, the switches' tables and startup, as the scale benchmark
         publisher = Publisher(lab.engine, bus=EventBus(), metrics=lab.metrics, clock=Clock())
         lab.on_output = publisher.absorb
-        engine_s = switch_s = 0.0
-        t0 = lab.now
+
+        def counted(*args: Any, **kwargs: Any) -> tuple[float, float]:
+            with steps.counting():  # the hub's ticks between simulated seconds are not
+                return first_packet(*args, **kwargs)
+
         with steps.patched():
-            for start in range(0, len(work), TICK_EVERY):
-                for i, flow in enumerate(work[start : start + TICK_EVERY], start):
-                    with steps.counting():
-                        in_engine, in_switches = first_packet(
-                            lab, publisher.absorb, flow, now=t0 + i * ARRIVAL_S
-                        )
-                    engine_s += in_engine
-                    switch_s += in_switches
-                lab.now = t0 + min(len(work), start + TICK_EVERY) * ARRIVAL_S
-                lab.tick()  # not counted: the hub's work between simulated seconds
-                publisher.publish()
+            timing = run_setups(lab, publisher, work, first=counted)
         placed = len(lab.engine.placer.te)
     n = len(work)
     return {
@@ -159,8 +152,8 @@ def measure(spines: int, leaves: int, flows: int, *, seed: int = 1) -> dict[str,
         "leaves": leaves,
         "flows": n,
         "placed": placed,
-        "engine_us_per_flow": round(engine_s / n * 1e6, 2),
-        "fake_switch_us_per_flow": round(switch_s / n * 1e6, 2),
+        "engine_us_per_flow": round(timing["engine_s"] / n * 1e6, 2),
+        "fake_switch_us_per_flow": round(timing["switch_s"] / n * 1e6, 2),
         "steps": [
             {
                 "step": label,

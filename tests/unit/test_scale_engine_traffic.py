@@ -23,7 +23,7 @@ def test_port_counters_carry_every_placed_flow_and_the_engine_measures_them() ->
     publisher = Publisher(lab.engine, bus=EventBus(), metrics=lab.metrics, clock=Clock())
     lab.on_output = publisher.absorb
     start = lab.now
-    bench._setups(lab, publisher, flows)
+    bench.run_setups(lab, publisher, flows)
     te = lab.engine.placer.te
     # Bytes each port sent: every flow at FLOW_BPS over each link of its path, from
     # the start of the simulated second it was placed in to the last flow's arrival.
